@@ -1,0 +1,1 @@
+//! Examples of using the Vilokanam crates; see `sign_chunk.rs`.

@@ -1,0 +1,3 @@
+//! Ingest: turning a creator's MPEG-TS into keyframe-aligned chunks.
+pub mod publish;
+pub mod ts;

@@ -1,0 +1,89 @@
+//! Prometheus metrics of the swarm event loop.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters for every branch of the event loop and every verdict.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// Event-loop wake-ups by branch (`command`, `swarm`, `tick`).
+    pub loop_branch: Family<Labels, Counter>,
+    /// Gossip messages by kind and verdict.
+    pub gossip: Family<Labels, Counter>,
+    /// Verified chunks that became available.
+    pub chunks_ready: Counter,
+    /// Chunks given up on.
+    pub chunks_missing: Counter,
+    /// Payload bytes received in verified chunk responses.
+    pub payload_bytes_in: Counter,
+    /// Chunk requests answered, by result (`found`, `not_found`).
+    pub served: Family<Labels, Counter>,
+    /// Payload requests that failed or timed out.
+    pub fetch_failures: Counter,
+    /// Application penalties, by reason.
+    pub penalties: Family<Labels, Counter>,
+    /// Connected peers.
+    pub peers: Gauge,
+}
+
+impl Metrics {
+    /// Registers the metrics under the `vilokanam_swarm` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Metrics::default();
+        let r = registry.sub_registry_with_prefix("vilokanam_swarm");
+        r.register(
+            "loop_branch",
+            "Event-loop wake-ups by branch",
+            m.loop_branch.clone(),
+        );
+        r.register(
+            "gossip_messages",
+            "Gossip messages by kind and verdict",
+            m.gossip.clone(),
+        );
+        r.register(
+            "chunks_ready",
+            "Verified chunks available",
+            m.chunks_ready.clone(),
+        );
+        r.register(
+            "chunks_missing",
+            "Chunks given up on",
+            m.chunks_missing.clone(),
+        );
+        r.register(
+            "payload_bytes_in",
+            "Verified payload bytes received",
+            m.payload_bytes_in.clone(),
+        );
+        r.register(
+            "requests_served",
+            "Chunk requests answered",
+            m.served.clone(),
+        );
+        r.register(
+            "fetch_failures",
+            "Failed payload requests",
+            m.fetch_failures.clone(),
+        );
+        r.register(
+            "penalties",
+            "Application penalties by reason",
+            m.penalties.clone(),
+        );
+        r.register("peers", "Connected peers", m.peers.clone());
+        m
+    }
+
+    pub(crate) fn inc(
+        family: &Family<Labels, Counter>,
+        key: &'static str,
+        value: impl Into<String>,
+    ) {
+        family.get_or_create(&vec![(key, value.into())]).inc();
+    }
+}
