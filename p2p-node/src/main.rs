@@ -1,15 +1,4 @@
-//! `vilokanam`: a peer-to-peer live-streaming node.
-//!
-//! One long-running `vilokanam daemon` per participant; every other
-//! subcommand is a client of the daemon's local HTTP API (like Kubo).
-#![deny(missing_docs)]
-
-mod api;
-mod client;
-mod config;
-mod daemon;
-mod hls;
-mod ingest;
+//! `vilokanam`: the command-line entry point (see the library docs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::ApiClient;
-use crate::config::NodeConfig;
+use vilokanam::client::ApiClient;
+use vilokanam::config::NodeConfig;
+use vilokanam::{daemon, ingest};
 
 #[derive(Parser)]
 #[command(

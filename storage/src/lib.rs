@@ -221,7 +221,7 @@ impl Store {
                 Err(e) => tracing::warn!(peer = %key, error = %e, "skipping corrupt peer record"),
             }
         }
-        out.sort_by(|a, b| b.1.last_seen_ms.cmp(&a.1.last_seen_ms));
+        out.sort_by_key(|p| std::cmp::Reverse(p.1.last_seen_ms));
         out.truncate(limit);
         Ok(out)
     }

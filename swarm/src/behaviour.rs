@@ -152,7 +152,10 @@ impl Behaviour {
         let peer_id = key.public().to_peer_id();
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         if !cfg.discovery {
+            // No walks and an empty routing table: nothing makes Kademlia
+            // dial on its own, so the topology is exactly the explicit dials.
             kad_config.set_periodic_bootstrap_interval(None);
+            kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
         }
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);

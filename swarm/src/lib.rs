@@ -27,6 +27,8 @@ pub mod proto;
 pub mod wire;
 
 pub use libp2p;
-pub use network::{new, Client, Command, Config, Event, EventLoop, PeerInfo, SwarmError};
+pub use network::{
+    build_swarm, new, Client, Command, Config, Event, EventLoop, PeerInfo, SwarmError,
+};
 pub use proto::{Chunk, RelayConfig};
 pub use wire::{Announcement, ChunkCid, ChunkHeader, SignedAnnouncement, SignedHeader, StreamId};

@@ -228,14 +228,15 @@ impl Client {
     }
 }
 
-/// Builds the swarm. Spawn [`EventLoop::run`]; use the [`Client`]; read
-/// the events. `registry` receives libp2p and swarm metrics.
-pub fn new(
+/// Builds a raw swarm with the node's transports (TCP and QUIC, noise,
+/// yamux) and [`Behaviour`], listening and dialing as `config` says and
+/// subscribed to the announce topic. [`new`] wraps it in an [`EventLoop`];
+/// tests use it directly to drive misbehaving peers.
+pub fn build_swarm(
     keypair: identity::Keypair,
-    config: Config,
+    config: &Config,
     registry: &mut Registry,
-) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), SwarmError> {
-    let peer_id = keypair.public().to_peer_id();
+) -> Result<Swarm<Behaviour>, SwarmError> {
     let mut bcfg = config.behaviour.clone();
     bcfg.discovery = config.discovery;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -271,13 +272,25 @@ pub fn new(
             reason: e.to_string(),
         })?;
     for addr in &config.bootstrap {
-        if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+        if let (true, Some(Protocol::P2p(peer))) = (config.discovery, addr.iter().last()) {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
         }
         if let Err(e) = swarm.dial(addr.clone()) {
             warn!(%addr, error = %e, "bootstrap dial failed");
         }
     }
+    Ok(swarm)
+}
+
+/// Builds the swarm. Spawn [`EventLoop::run`]; use the [`Client`]; read
+/// the events. `registry` receives libp2p and swarm metrics.
+pub fn new(
+    keypair: identity::Keypair,
+    config: Config,
+    registry: &mut Registry,
+) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), SwarmError> {
+    let peer_id = keypair.public().to_peer_id();
+    let swarm = build_swarm(keypair, &config, registry)?;
     let metrics = Metrics::new(registry);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(1024);
@@ -364,7 +377,7 @@ impl EventLoop {
         let _ = self.events.send(ev).await;
     }
 
-    fn join_topic(&mut self, stream: &StreamId) -> Result<Vec<Output>, SwarmError> {
+    fn join_topic(&mut self, stream: &StreamId, start: Option<u64>) -> Result<Vec<Output>, SwarmError> {
         if self.core.is_joined(stream) {
             return Ok(vec![]);
         }
@@ -383,7 +396,7 @@ impl EventLoop {
             .collect();
         self.topics.insert(hash, stream.clone());
         let now = Instant::now();
-        let mut out = self.core.join(now, stream.clone());
+        let mut out = self.core.join_from(now, stream.clone(), start);
         for p in topic_peers {
             out.extend(self.core.peer_joined(now, stream, p));
         }
@@ -408,7 +421,7 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Join(stream, reply) => match self.join_topic(&stream) {
+            Command::Join(stream, reply) => match self.join_topic(&stream, None) {
                 Ok(out) => {
                     let _ = reply.send(Ok(()));
                     self.apply(out).await;
@@ -434,7 +447,7 @@ impl EventLoop {
                     return;
                 }
                 let stream = chunk.stream().clone();
-                let mut out = match self.join_topic(&stream) {
+                let mut out = match self.join_topic(&stream, None) {
                     Ok(out) => out,
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -616,7 +629,9 @@ impl EventLoop {
                             );
                         let stream = a.announcement.stream.clone();
                         if self.config.relay_all && !a.announcement.ended {
-                            match self.join_topic(&stream) {
+                            // A stream with no chunk yet is followed from 0.
+                            let start = a.announcement.last_seq.is_none().then_some(0);
+                            match self.join_topic(&stream, start) {
                                 Ok(out) => self.apply(out).await,
                                 Err(e) => warn!(stream = %stream, error = %e, "relay join failed"),
                             }
@@ -742,11 +757,11 @@ impl EventLoop {
                     self.apply(out).await;
                 }
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
-                if self.topics.contains_key(&topic) {
-                    let out = self.core.peer_left(Instant::now(), &peer_id);
-                    self.apply(out).await;
-                }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic })
+                if self.topics.contains_key(&topic) =>
+            {
+                let out = self.core.peer_left(Instant::now(), &peer_id);
+                self.apply(out).await;
             }
             BehaviourEvent::Chunks(request_response::Event::Message { peer, message, .. }) => {
                 match message {
@@ -805,15 +820,18 @@ impl EventLoop {
             }) => {
                 debug!(%peer, %error, "inbound chunk request failed");
             }
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) {
-                    for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                    }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {
+                    if !self.config.discovery {
+                        continue;
+                    }
                     self.swarm
                         .behaviour_mut()
                         .kad

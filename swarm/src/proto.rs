@@ -240,7 +240,18 @@ impl RelayCore {
 
     /// Starts following `stream`; asks known topic peers for the latest chunk.
     pub fn join(&mut self, now: Instant, stream: StreamId) -> Vec<Output> {
-        self.streams.entry(stream.clone()).or_default();
+        self.join_from(now, stream, None)
+    }
+
+    /// Starts following `stream` from sequence `start` (a stream announced
+    /// before its first chunk is followed from 0, so a subscription that
+    /// races the first chunk cannot skip it); `None` starts at the latest
+    /// chunk peers hold.
+    pub fn join_from(&mut self, now: Instant, stream: StreamId, start: Option<u64>) -> Vec<Output> {
+        let st = self.streams.entry(stream.clone()).or_default();
+        if st.start.is_none() && st.chunks.is_empty() {
+            st.start = start;
+        }
         self.request_latest(now, &stream)
     }
 
@@ -707,5 +718,305 @@ impl RelayCore {
             out.extend(self.drive(now, &stream, s));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ChunkHeader, Sig};
+    use ed25519_dalek::SigningKey;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[5; 32])
+    }
+
+    fn stream() -> StreamId {
+        StreamId::new(key().verifying_key().to_bytes(), "s").unwrap()
+    }
+
+    fn chunk(seq: u64) -> Chunk {
+        let payload = Bytes::from(format!("payload {seq}"));
+        let header = ChunkHeader {
+            stream: stream(),
+            seq,
+            duration_us: 1_000_000,
+            cid: ChunkCid::of(&payload),
+            size: payload.len() as u32,
+            published_at_ms: 0,
+            discontinuity: false,
+        }
+        .sign(&key())
+        .unwrap();
+        Chunk { header, payload }
+    }
+
+    fn msg(n: u8) -> MessageId {
+        MessageId::new(&[n])
+    }
+
+    fn found(c: &Chunk) -> Result<ChunkResponse, String> {
+        Ok(ChunkResponse::Found {
+            header: c.header.clone(),
+            payload: c.payload.clone(),
+        })
+    }
+
+    fn joined(now: Instant, peers: &[PeerId]) -> RelayCore {
+        let mut core = RelayCore::new(RelayConfig::default());
+        core.join(now, stream());
+        // Mark a start so that no Latest request is made in these tests.
+        core.streams.get_mut(&stream()).unwrap().start = Some(0);
+        for p in peers {
+            core.peer_joined(now, &stream(), *p);
+        }
+        core
+    }
+
+    fn fetches(out: &[Output]) -> Vec<(PeerId, ChunkRequest)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Fetch { peer, request, .. } => Some((*peer, request.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn verdicts(out: &[Output]) -> Vec<Verdict> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Validation { verdict, .. } => Some(verdict.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_is_accepted_only_after_payload_matches() {
+        let now = Instant::now();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut core = joined(now, &[b]);
+        let c = chunk(0);
+        let out = core.on_gossip_header(now, msg(1), a, &stream(), c.header.clone());
+        assert!(verdicts(&out).is_empty(), "no verdict before the payload");
+        assert_eq!(
+            fetches(&out),
+            vec![(a, ChunkRequest::ByCid(c.header.header.cid))],
+            "ask the sender first"
+        );
+        let out = core.on_fetch_result(now, (stream(), 0), a, found(&c));
+        assert_eq!(verdicts(&out), vec![Verdict::Accept]);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Ready(r) if r.seq() == 0)));
+        assert!(matches!(
+            core.serve(&ChunkRequest::ByCid(c.header.header.cid)),
+            ChunkResponse::Found { .. }
+        ));
+    }
+
+    #[test]
+    fn forged_header_is_rejected_without_fetching() {
+        let now = Instant::now();
+        let mut core = joined(now, &[]);
+        let mut h = chunk(0).header;
+        h.signature = Sig([1; 64]);
+        let out = core.on_gossip_header(now, msg(1), PeerId::random(), &stream(), h);
+        assert!(fetches(&out).is_empty());
+        assert!(matches!(
+            verdicts(&out)[..],
+            [Verdict::Reject(Rejection::Invalid(WireError::BadSignature))]
+        ));
+    }
+
+    #[test]
+    fn header_on_wrong_topic_is_rejected() {
+        let now = Instant::now();
+        let mut core = joined(now, &[]);
+        let other = StreamId::new([1; 32], "other").unwrap();
+        core.join(now, other.clone());
+        let out = core.on_gossip_header(now, msg(1), PeerId::random(), &other, chunk(0).header);
+        assert!(matches!(
+            verdicts(&out)[..],
+            [Verdict::Reject(Rejection::WrongTopic { .. })]
+        ));
+    }
+
+    #[test]
+    fn bad_payload_penalises_the_server_and_falls_back() {
+        let now = Instant::now();
+        let (rogue, honest) = (PeerId::random(), PeerId::random());
+        let mut core = joined(now, &[honest]);
+        let c = chunk(3);
+        core.on_gossip_header(now, msg(1), rogue, &stream(), c.header.clone());
+        let garbage = Ok(ChunkResponse::Found {
+            header: c.header.clone(),
+            payload: Bytes::from_static(b"garbage"),
+        });
+        let out = core.on_fetch_result(now, (stream(), 3), rogue, garbage);
+        assert!(out.iter().any(|o| matches!(o, Output::Penalize { peer, reason: Misbehaviour::BadPayload(_) } if *peer == rogue)));
+        assert!(
+            verdicts(&out).is_empty(),
+            "the header itself is genuine: no verdict yet"
+        );
+        assert_eq!(
+            fetches(&out),
+            vec![(honest, ChunkRequest::ByCid(c.header.header.cid))]
+        );
+        let out = core.on_fetch_result(now, (stream(), 3), honest, found(&c));
+        assert_eq!(verdicts(&out), vec![Verdict::Accept]);
+        assert_eq!(core.get(&stream(), 3).unwrap().payload, c.payload);
+    }
+
+    #[test]
+    fn unavailable_payload_is_retried_then_given_up() {
+        let t0 = Instant::now();
+        let a = PeerId::random();
+        let mut core = joined(t0, &[]);
+        let c = chunk(1);
+        core.on_gossip_header(t0, msg(1), a, &stream(), c.header.clone());
+        let out = core.on_fetch_result(t0, (stream(), 1), a, Ok(ChunkResponse::NotFound));
+        assert!(fetches(&out).is_empty(), "wait before asking again");
+        let t1 = t0 + core.config().retry_backoff;
+        assert_eq!(
+            fetches(&core.tick(t1)).len(),
+            1,
+            "second round after the backoff"
+        );
+        core.on_fetch_result(t1, (stream(), 1), a, Err("timeout".into()));
+        let late = t0 + core.config().give_up_after;
+        let out = core.tick(late);
+        assert_eq!(
+            verdicts(&out),
+            vec![Verdict::Ignore(IgnoreReason::PayloadUnavailable)]
+        );
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Missing { seq: 1, .. })));
+        let out = core.on_gossip_header(late, msg(2), a, &stream(), c.header);
+        assert_eq!(
+            verdicts(&out),
+            vec![Verdict::Ignore(IgnoreReason::PayloadUnavailable)]
+        );
+    }
+
+    #[test]
+    fn request_timeout_moves_to_the_next_peer() {
+        let t0 = Instant::now();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut core = joined(t0, &[b]);
+        core.on_gossip_header(t0, msg(1), a, &stream(), chunk(0).header);
+        let out = core.tick(t0 + core.config().fetch_timeout);
+        assert_eq!(fetches(&out).first().map(|f| f.0), Some(b));
+    }
+
+    #[test]
+    fn stale_and_far_ahead_headers_are_ignored() {
+        let now = Instant::now();
+        let a = PeerId::random();
+        let mut core = joined(now, &[]);
+        core.publish_local(now, chunk(100));
+        let out = core.on_gossip_header(now, msg(1), a, &stream(), chunk(10).header);
+        assert_eq!(verdicts(&out), vec![Verdict::Ignore(IgnoreReason::Stale)]);
+        let out = core.on_gossip_header(now, msg(2), a, &stream(), chunk(1000).header);
+        assert_eq!(
+            verdicts(&out),
+            vec![Verdict::Ignore(IgnoreReason::TooFarAhead)]
+        );
+    }
+
+    #[test]
+    fn not_joined_stream_is_ignored() {
+        let now = Instant::now();
+        let mut core = RelayCore::new(RelayConfig::default());
+        let out = core.on_gossip_header(now, msg(1), PeerId::random(), &stream(), chunk(0).header);
+        assert_eq!(
+            verdicts(&out),
+            vec![Verdict::Ignore(IgnoreReason::NotJoined)]
+        );
+    }
+
+    #[test]
+    fn gap_behind_a_new_chunk_is_filled_by_sequence() {
+        let now = Instant::now();
+        let a = PeerId::random();
+        let mut core = joined(now, &[a]);
+        core.streams.get_mut(&stream()).unwrap().start = Some(3);
+        core.on_gossip_header(now, msg(1), a, &stream(), chunk(5).header);
+        let out = core.on_fetch_result(now, (stream(), 5), a, found(&chunk(5)));
+        let asked: Vec<ChunkRequest> = fetches(&out).into_iter().map(|f| f.1).collect();
+        assert!(asked.contains(&ChunkRequest::BySeq {
+            stream: stream(),
+            seq: 3
+        }));
+        assert!(asked.contains(&ChunkRequest::BySeq {
+            stream: stream(),
+            seq: 4
+        }));
+        let out = core.on_fetch_result(now, (stream(), 4), a, found(&chunk(4)));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Ready(r) if r.seq() == 4)));
+    }
+
+    #[test]
+    fn joining_viewer_asks_for_the_latest_chunk() {
+        let now = Instant::now();
+        let a = PeerId::random();
+        let mut core = RelayCore::new(RelayConfig::default());
+        assert!(core.join(now, stream()).is_empty(), "no peers yet");
+        let out = core.peer_joined(now, &stream(), a);
+        assert_eq!(fetches(&out), vec![(a, ChunkRequest::Latest(stream()))]);
+        let out = core.on_fetch_result(now, (stream(), LATEST), a, found(&chunk(42)));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Ready(r) if r.seq() == 42)));
+        // It starts there: no gap fill for earlier chunks.
+        assert!(fetches(&out).is_empty());
+    }
+
+    #[test]
+    fn window_is_bounded_and_evicted_chunks_are_not_served() {
+        let now = Instant::now();
+        let mut core = RelayCore::new(RelayConfig::default().with_window(3));
+        for s in 0..5 {
+            core.publish_local(now, chunk(s));
+        }
+        assert!(matches!(
+            core.serve(&ChunkRequest::BySeq {
+                stream: stream(),
+                seq: 1
+            }),
+            ChunkResponse::NotFound
+        ));
+        assert!(matches!(
+            core.serve(&ChunkRequest::ByCid(chunk(0).header.header.cid)),
+            ChunkResponse::NotFound
+        ));
+        match core.serve(&ChunkRequest::Latest(stream())) {
+            ChunkResponse::Found { header, .. } => assert_eq!(header.header.seq, 4),
+            ChunkResponse::NotFound => panic!("latest missing"),
+        }
+    }
+
+    #[test]
+    fn equivocating_creator_is_rejected() {
+        let now = Instant::now();
+        let mut core = joined(now, &[]);
+        core.publish_local(now, chunk(0));
+        let mut other = chunk(0);
+        other.payload = Bytes::from_static(b"different");
+        let h = ChunkHeader {
+            cid: ChunkCid::of(&other.payload),
+            size: other.payload.len() as u32,
+            ..other.header.header.clone()
+        }
+        .sign(&key())
+        .unwrap();
+        let out = core.on_gossip_header(now, msg(9), PeerId::random(), &stream(), h);
+        assert!(matches!(
+            verdicts(&out)[..],
+            [Verdict::Reject(Rejection::Equivocation { seq: 0, .. })]
+        ));
     }
 }

@@ -509,6 +509,8 @@ pub enum ChunkRequest {
 }
 
 /// A response on `/vilokanam/chunk/1`.
+// Moved once per request; boxing the header would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChunkResponse {
     /// The chunk: its signed header and payload.

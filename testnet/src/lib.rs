@@ -231,7 +231,7 @@ impl Testnet {
             wait_until(
                 &format!("node {} connected", node.index),
                 Duration::from_secs(20),
-                || async { Ok(api.peers().await?.len() >= 1) },
+                || async { Ok(!api.peers().await?.is_empty()) },
             )
             .await?;
         }

@@ -1,0 +1,8 @@
+//! Every wire decoder (gossip messages, chunk requests and responses, stream
+//! ids, CIDs) on arbitrary bytes: must never panic or over-allocate.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    vilokanam_swarm::wire::fuzz_decode_all(data);
+});
