@@ -260,6 +260,19 @@ mod tests {
         for seq in 2..(3 + MAX_HELD as u64) {
             p.on_ready(seq, S, false);
         }
-        assert!(p.listed().contains(&2), "hole at 1 skipped after MAX_HELD");
+        let last = 2 + MAX_HELD as u64;
+        assert_eq!(
+            p.listed().last(),
+            Some(&last),
+            "hole at 1 skipped after MAX_HELD"
+        );
+        let mut q = Playlist::new(64);
+        q.on_ready(0, S, false);
+        for seq in 2..=last {
+            q.on_ready(seq, S, false);
+        }
+        assert!(q
+            .render(|s| format!("{s}.ts"))
+            .contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n2.ts"));
     }
 }

@@ -143,6 +143,8 @@ pub struct PeerInfo {
     pub score: Option<f64>,
     /// Application-level score from payload checks.
     pub app_score: f64,
+    /// Gossipsub topics the peer is subscribed to.
+    pub topics: Vec<String>,
 }
 
 /// Requests to the event loop.
@@ -150,8 +152,12 @@ pub struct PeerInfo {
 pub enum Command {
     /// Dial an address.
     Dial(Multiaddr, oneshot::Sender<Result<(), SwarmError>>),
-    /// Follow a stream.
-    Join(StreamId, oneshot::Sender<Result<(), SwarmError>>),
+    /// Follow a stream, from a sequence number or (`None`) the latest chunk.
+    Join(
+        StreamId,
+        Option<u64>,
+        oneshot::Sender<Result<(), SwarmError>>,
+    ),
     /// Stop following a stream.
     Leave(StreamId, oneshot::Sender<()>),
     /// Publish a locally created chunk.
@@ -197,9 +203,15 @@ impl Client {
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), SwarmError> {
         self.call(|tx| Command::Dial(addr, tx)).await?
     }
-    /// Follows `stream`: subscribes and catches up from peers.
+    /// Follows `stream`: subscribes and catches up from the latest chunk
+    /// peers hold.
     pub async fn join(&self, stream: StreamId) -> Result<(), SwarmError> {
-        self.call(|tx| Command::Join(stream, tx)).await?
+        self.join_from(stream, None).await
+    }
+    /// Follows `stream` from chunk `start` (e.g. 0 for a stream announced
+    /// but not begun), or from the latest chunk when `None`.
+    pub async fn join_from(&self, stream: StreamId, start: Option<u64>) -> Result<(), SwarmError> {
+        self.call(|tx| Command::Join(stream, start, tx)).await?
     }
     /// Stops following `stream`.
     pub async fn leave(&self, stream: StreamId) -> Result<(), SwarmError> {
@@ -377,7 +389,11 @@ impl EventLoop {
         let _ = self.events.send(ev).await;
     }
 
-    fn join_topic(&mut self, stream: &StreamId, start: Option<u64>) -> Result<Vec<Output>, SwarmError> {
+    fn join_topic(
+        &mut self,
+        stream: &StreamId,
+        start: Option<u64>,
+    ) -> Result<Vec<Output>, SwarmError> {
         if self.core.is_joined(stream) {
             return Ok(vec![]);
         }
@@ -421,7 +437,7 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Join(stream, reply) => match self.join_topic(&stream, None) {
+            Command::Join(stream, start, reply) => match self.join_topic(&stream, start) {
                 Ok(out) => {
                     let _ = reply.send(Ok(()));
                     self.apply(out).await;
@@ -485,6 +501,10 @@ impl EventLoop {
             }
             Command::Peers(reply) => {
                 let g = &self.swarm.behaviour().gossipsub;
+                let topics: HashMap<PeerId, Vec<String>> = g
+                    .all_peers()
+                    .map(|(p, ts)| (*p, ts.iter().map(|t| t.to_string()).collect()))
+                    .collect();
                 let peers = self
                     .swarm
                     .connected_peers()
@@ -492,6 +512,7 @@ impl EventLoop {
                         peer_id: p.to_string(),
                         score: g.peer_score(p),
                         app_score: self.app_scores.get(p).copied().unwrap_or(0.0),
+                        topics: topics.get(p).cloned().unwrap_or_default(),
                     })
                     .collect();
                 let _ = reply.send(peers);

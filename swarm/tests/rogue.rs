@@ -56,7 +56,11 @@ impl Events {
     async fn wait(&self, what: &str, cond: impl Fn(&[Event]) -> bool) -> Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
+            // Register interest before checking, so an event that lands in
+            // between still wakes us.
             let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if cond(&self.snapshot()) {
                 return Ok(());
             }
@@ -201,6 +205,10 @@ fn chunk(key: &SigningKey, stream: &StreamId, seq: u64) -> Chunk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("vilokanam_swarm=debug")
+        .with_test_writer()
+        .try_init();
     let creator_key = SigningKey::from_bytes(&[42; 32]);
     let stream = StreamId::new(creator_key.verifying_key().to_bytes(), "live")?;
 
@@ -212,24 +220,47 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
     h.client.dial(c.addr.clone()).await?;
     v.client.dial(h.addr.clone()).await?;
     v2.client.dial(v.addr.clone()).await?;
+    // Everyone follows the stream from its first chunk (they joined before
+    // it began, as a viewer who saw the announcement does).
     for n in [&c, &h, &v, &v2] {
-        n.client.join(stream.clone()).await?;
+        n.client.join_from(stream.clone(), Some(0)).await?;
     }
     let (rogue_peer, rogue_tx, served) =
         rogue(stream.clone(), vec![c.addr.clone(), v.addr.clone()]).await?;
 
-    // Chunk 0 crossing to V2 proves the topic mesh is up.
+    // Wait until every node sees its neighbours subscribed to the topic.
+    let topic = stream.topic();
+    let expect: [(&Honest, Vec<PeerId>); 4] = [
+        (&c, vec![h.client.peer_id(), rogue_peer]),
+        (&h, vec![c.client.peer_id(), v.client.peer_id()]),
+        (
+            &v,
+            vec![h.client.peer_id(), v2.client.peer_id(), rogue_peer],
+        ),
+        (&v2, vec![v.client.peer_id()]),
+    ];
+    for (node, want) in &expect {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let peers = node.client.peers().await?;
+            let on_topic = |p: &PeerId| {
+                peers
+                    .iter()
+                    .any(|i| i.peer_id == p.to_string() && i.topics.contains(&topic))
+            };
+            if want.iter().all(on_topic) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("topic subscriptions did not propagate: {peers:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Real chunks; the rogue relays each header at once and then serves
+    // a corrupt payload for it.
     let mut published = HashMap::new();
-    let c0 = chunk(&creator_key, &stream, 0);
-    published.insert(0u64, c0.payload.clone());
-    c.client.publish(c0).await?;
-    v2.events
-        .wait("chunk 0 at V2", |_| v2.events.ready().contains_key(&0))
-        .await
-        .ok();
-    // The rogue's subscription may not have reached everyone before chunk
-    // 0; publish more real chunks, each of which it will try to corrupt.
-    for seq in 1..8u64 {
+    for seq in 0..8u64 {
         let ch = chunk(&creator_key, &stream, seq);
         published.insert(seq, ch.payload.clone());
         c.client.publish(ch).await?;
@@ -291,12 +322,25 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
     }
     for (name, node) in [("H", &h), ("V", &v), ("V2", &v2)] {
         let want: Vec<u64> = published.keys().copied().collect();
-        node.events
+        let waited = node
+            .events
             .wait(&format!("every chunk at {name}"), |_| {
                 let got = node.events.ready();
                 want.iter().all(|s| got.contains_key(s))
             })
-            .await?;
+            .await;
+        if let Err(e) = waited {
+            let got = node.events.ready();
+            let missing: Vec<u64> = want
+                .iter()
+                .copied()
+                .filter(|s| !got.contains_key(s))
+                .collect();
+            bail!(
+                "{e}: missing {missing:?}; events: {:?}",
+                node.events.rejections()
+            );
+        }
         let got = node.events.ready();
         for (seq, payload) in &published {
             assert!(
