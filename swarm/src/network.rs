@@ -660,20 +660,8 @@ impl EventLoop {
                         self.emit(Event::Announcement(a)).await;
                     }
                     Err(e) => {
-                        warn!(peer = %propagation_source, reason = %e, "rejected announcement");
-                        self.swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .report_message_validation_result(
-                                &message_id,
-                                &propagation_source,
-                                MessageAcceptance::Reject,
-                            );
-                        self.emit(Event::Rejected {
-                            peer: propagation_source,
-                            reason: e.to_string(),
-                        })
-                        .await;
+                        self.reject(&message_id, propagation_source, e.to_string())
+                            .await
                     }
                 }
             }
@@ -682,7 +670,6 @@ impl EventLoop {
                     Err(e) => e.to_string(),
                     Ok(_) => "message kind does not belong on this topic".to_string(),
                 };
-                warn!(peer = %propagation_source, %reason, "rejected gossip message");
                 self.metrics
                     .gossip
                     .get_or_create(&vec![
@@ -690,21 +677,23 @@ impl EventLoop {
                         ("verdict", "reject".to_string()),
                     ])
                     .inc();
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Reject,
-                    );
-                self.emit(Event::Rejected {
-                    peer: propagation_source,
-                    reason,
-                })
-                .await;
+                self.reject(&message_id, propagation_source, reason).await;
             }
         }
+    }
+
+    /// Rejects a gossip message (P4 penalty for its sender) and reports why.
+    async fn reject(&mut self, msg_id: &gossipsub::MessageId, source: PeerId, reason: String) {
+        warn!(peer = %source, %reason, "rejected gossip message");
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(msg_id, &source, MessageAcceptance::Reject);
+        self.emit(Event::Rejected {
+            peer: source,
+            reason,
+        })
+        .await;
     }
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
