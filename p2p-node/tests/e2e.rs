@@ -189,6 +189,15 @@ async fn line_of_four_plays_byte_identical_stream() -> Result<()> {
         listed >= 5 * 30,
         "ffprobe decoded {listed} frames from the live playlist"
     );
+    // The path stayed 3 hops long throughout: no shortcut was dialled.
+    assert!(
+        viewer
+            .peers()
+            .await?
+            .iter()
+            .all(|p| p["peer_id"] != creator_peer.as_str()),
+        "viewer connected to the creator directly"
+    );
     t.shutdown().await
 }
 
