@@ -1,5 +1,27 @@
-//! Vouchers, payment channels and the settlement client.
+//! Off-chain side of Vilokanam's per-second payments.
 //!
-//! Not built yet (issue #3): this crate will hold the off-chain per-second
-//! vouchers signed with the node's ed25519 key, payment-channel accounting,
-//! and a typed subxt client for the `tick-stream` pallet.
+//! A viewer's node pays per second watched through a unidirectional
+//! payment channel of the `tick-stream` pallet (`runtime/pallets/tick-stream`).
+//! Every second it signs a [`Voucher`] for the *cumulative* amount owed;
+//! the payee keeps only the best one and submits it on chain with
+//! `claim` when it likes. This crate holds:
+//!
+//! - [`voucher`]: the signed message, byte-identical to the pallet's
+//!   (a shared test vector pins it on both sides), signing, and single and
+//!   batch verification;
+//! - [`channel`]: IO-less accounting for both ends: [`channel::Payer`]
+//!   turns seconds watched into vouchers capped by the deposit, and
+//!   [`channel::Payee`] checks incoming vouchers with the same rules the
+//!   pallet applies, so a payee never accepts a voucher the chain would
+//!   refuse.
+//!
+//! Not built yet (issue #3): the subxt settlement client, the smoldot light
+//! client (`light-client/`) and the CLI.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod channel;
+pub mod voucher;
+
+pub use channel::{Payee, Payer};
+pub use voucher::{Voucher, VoucherError};

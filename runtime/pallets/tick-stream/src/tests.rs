@@ -388,3 +388,14 @@ proptest! {
         })?;
     }
 }
+
+/// The node's `vilokanam-chain` crate signs exactly these bytes (it has
+/// the same test vector): tag, genesis hash, channel (u64 LE), amount
+/// (u128 LE, SCALE).
+#[test]
+fn voucher_message_matches_the_node_encoding() {
+    let msg = voucher_message::<Test>(&H256::repeat_byte(1), 7, &1000);
+    let expected = "7469636b2d73747265616d2f7631000001010101010101010101010101010101010101010101010101010101010101010700000000000000e8030000000000000000000000000000";
+    let hex: String = msg.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, expected);
+}
