@@ -387,3 +387,40 @@ async fn bad_media_input_is_refused_with_a_reason() -> Result<()> {
     api.id().await?;
     t.shutdown().await
 }
+
+/// The same stream over QUIC only: three daemons that neither listen nor
+/// dial on TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_only_nodes_stream_end_to_end() -> Result<()> {
+    let mut t = Testnet::new(BIN, None)?;
+    for i in 0..3usize {
+        t.spawn(NodeOptions {
+            relay: true,
+            quic_only: true,
+            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            ..Default::default()
+        })
+        .await?;
+    }
+    t.wait_connected().await?;
+    for i in 0..3 {
+        let node = t.node(i)?;
+        ensure!(node.tcp_addr().is_none(), "node {i} listens on TCP");
+        ensure!(node.quic_addr().is_some(), "node {i} has no QUIC address");
+    }
+    let viewer = t.api(2)?;
+    let stream = stream_of(&t.api(0)?, "quic").await?;
+    viewer.watch(&stream).await?;
+    let clip = t.root().join("clip.ts");
+    make_test_clip(&clip, 4, 400, "320x180")?;
+    publish_clip(&mut t, 0, "quic", &clip).await?;
+    wait_ended(&viewer, &stream).await?;
+    let published = t.api(0)?.chunks(&stream).await?;
+    let received = viewer.chunks(&stream).await?;
+    ensure!(!published.is_empty());
+    assert_eq!(seqs(&received), seqs(&published));
+    for (p, r) in published.iter().zip(&received) {
+        assert_eq!(p.cid, r.cid, "chunk {}", p.seq);
+    }
+    t.shutdown().await
+}

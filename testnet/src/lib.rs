@@ -49,6 +49,14 @@ impl Node {
             .map(String::as_str)
             .find(|a| a.contains("/tcp/"))
     }
+
+    /// The QUIC listen address, if the node listens on QUIC.
+    pub fn quic_addr(&self) -> Option<&str> {
+        self.addrs
+            .iter()
+            .map(String::as_str)
+            .find(|a| a.contains("/quic-v1"))
+    }
 }
 
 /// How to start one daemon.
@@ -62,6 +70,8 @@ pub struct NodeOptions {
     pub bootstrap: Vec<usize>,
     /// Also listen on QUIC.
     pub quic: bool,
+    /// Listen and dial on QUIC only (no TCP).
+    pub quic_only: bool,
     /// Extra daemon flags.
     pub extra: Vec<String>,
 }
@@ -149,9 +159,12 @@ impl Testnet {
         cmd.arg("daemon")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--api", "127.0.0.1:0"])
             .args(["--announce-secs", "2"]);
-        if opts.quic {
+        if !opts.quic_only {
+            cmd.args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        }
+        if opts.quic || opts.quic_only {
             cmd.args(["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"]);
         }
         if opts.relay {
@@ -161,10 +174,14 @@ impl Testnet {
             cmd.arg("--no-discovery");
         }
         for b in &opts.bootstrap {
-            let addr = self
-                .node(*b)?
-                .tcp_addr()
-                .ok_or_else(|| anyhow!("node {b} has no TCP address"))?
+            let target = self.node(*b)?;
+            let addr = if opts.quic_only {
+                target.quic_addr()
+            } else {
+                target.tcp_addr()
+            };
+            let addr = addr
+                .ok_or_else(|| anyhow!("node {b} has no address for this transport"))?
                 .to_owned();
             cmd.args(["--bootstrap", &addr]);
         }
