@@ -227,6 +227,7 @@ async fn start(
         );
         let v = node.view(&mut st, &stream);
         v.joined = true;
+        v.playlist.on_restart();
     }
     node.client.join(stream.clone()).await.map_err(internal)?;
     node.announce(&name).await.map_err(internal)?;
@@ -297,6 +298,16 @@ async fn segment(
     .sign(&node.key)
     .map_err(|e| refuse(bad(format!("segment refused: {e}"))))?;
     let cid = header.header.cid;
+    // Persist the next sequence number first: a crash after publishing must
+    // never make the restarted stream sign a second chunk for `seq`.
+    let record = vilokanam_storage::StreamRecord {
+        announcement: vec![],
+        next_seq: seq + 1,
+        updated_ms: now_ms(),
+    };
+    node.store
+        .put_stream(&header.header.stream.to_string(), &record)
+        .map_err(internal)?;
     node.client
         .publish(Chunk {
             header,
@@ -309,14 +320,6 @@ async fn segment(
         if let Some(p) = st.publishing.get_mut(&name) {
             p.next_seq = seq + 1;
             p.discontinuity = false;
-            let id = p.announcement.stream.to_string();
-            let rec = vilokanam_storage::StreamRecord {
-                announcement: vec![],
-                next_seq: seq + 1,
-                updated_ms: now_ms(),
-            };
-            drop(st);
-            node.store.put_stream(&id, &rec).map_err(internal)?;
         }
     }
     node.metrics.segments_published.inc();

@@ -192,6 +192,11 @@ impl Node {
                 if newer {
                     if a.announcement.ended {
                         v.playlist.on_end(a.announcement.last_seq);
+                    } else if v.announcement.as_ref().is_some_and(|old| {
+                        old.announcement.ended
+                            || old.announcement.started_at_ms < a.announcement.started_at_ms
+                    }) {
+                        v.playlist.on_restart();
                     }
                     v.announcement = Some(a);
                     v.heard_at = Some(Instant::now());

@@ -94,6 +94,14 @@ impl Playlist {
         self.drain();
     }
 
+    /// The creator started the stream again after ending it: the playlist
+    /// is live again and the next chunk follows a discontinuity.
+    pub fn on_restart(&mut self) {
+        if self.end.take().is_some() {
+            self.pending_discontinuity = !self.entries.is_empty();
+        }
+    }
+
     /// Whether the playlist is complete (`EXT-X-ENDLIST`).
     pub fn ended(&self) -> bool {
         match (self.end, self.next) {
@@ -134,10 +142,11 @@ impl Playlist {
         while self.entries.len() > self.window {
             if let Some(old) = self.entries.pop_front() {
                 self.media_sequence += 1;
-                if self.entries.front().is_some_and(|e| e.discontinuity) {
+                // RFC 8216 §4.3.3.3: count the discontinuity tags removed
+                // from the playlist.
+                if old.discontinuity {
                     self.discontinuity_sequence += 1;
                 }
-                let _ = old;
             }
         }
     }
@@ -221,6 +230,41 @@ mod tests {
         let r = render(&p);
         assert!(r.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{r}");
         assert!(r.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{r}");
+    }
+
+    #[test]
+    fn discontinuity_sequence_counts_only_removed_tags() {
+        let mut p = Playlist::new(3);
+        p.on_ready(0, S, false);
+        p.on_ready(1, S, false);
+        p.on_ready(2, S, true);
+        p.on_ready(3, S, false);
+        // Window [1, 2*, 3]: the tag before 2 is still listed.
+        let r = render(&p);
+        assert!(r.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{r}");
+        p.on_ready(4, S, false);
+        // Window [2*, 3, 4]: still listed (as the first entry).
+        assert!(render(&p).contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"));
+        p.on_ready(5, S, false);
+        // Window [3, 4, 5]: removed now.
+        assert!(render(&p).contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
+    }
+
+    #[test]
+    fn restart_after_end_resumes_with_a_discontinuity() {
+        let mut p = Playlist::new(6);
+        p.on_ready(0, S, false);
+        p.on_end(Some(0));
+        assert!(p.ended());
+        p.on_restart();
+        assert!(!p.ended());
+        p.on_ready(1, S, false);
+        let r = render(&p);
+        assert!(
+            r.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n1.ts"),
+            "{r}"
+        );
+        assert!(!r.contains("ENDLIST"));
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, String
         .validate_messages()
         .max_transmit_size(GOSSIP_TRANSMIT_LIMIT)
         .heartbeat_interval(Duration::from_millis(700))
+        // Messages wait in the cache while their payload is fetched (up to
+        // `give_up_after` + one `fetch_timeout` = 17 s); a verdict for a
+        // message that already left the cache would be lost and the header
+        // never forwarded. 30 heartbeats × 0.7 s = 21 s.
+        .history_length(30)
         .message_id_fn(|m: &gossipsub::Message| {
             gossipsub::MessageId::from(&Sha256::digest(&m.data)[..20])
         })

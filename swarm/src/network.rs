@@ -555,10 +555,16 @@ impl EventLoop {
                         .gossip
                         .get_or_create(&vec![("kind", "chunk".to_string()), ("verdict", label)])
                         .inc();
-                    self.swarm
+                    let cached = self
+                        .swarm
                         .behaviour_mut()
                         .gossipsub
                         .report_message_validation_result(&msg_id, &source, acceptance);
+                    if !cached {
+                        // The message left gossipsub's cache before the
+                        // verdict: it will not be forwarded from here.
+                        Metrics::inc(&self.metrics.gossip, "verdict", "lost_from_cache");
+                    }
                 }
                 Output::Fetch { peer, request, key } => {
                     let id = self
@@ -767,11 +773,13 @@ impl EventLoop {
                     self.apply(out).await;
                 }
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic })
-                if self.topics.contains_key(&topic) =>
-            {
-                let out = self.core.peer_left(Instant::now(), &peer_id);
-                self.apply(out).await;
+            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
+                if let Some(stream) = self.topics.get(&topic).cloned() {
+                    let out = self
+                        .core
+                        .peer_left_stream(Instant::now(), &stream, &peer_id);
+                    self.apply(out).await;
+                }
             }
             BehaviourEvent::Chunks(request_response::Event::Message { peer, message, .. }) => {
                 match message {

@@ -22,6 +22,8 @@ use bytes::Bytes;
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
+use tracing::warn;
+
 use crate::wire::{ChunkCid, ChunkRequest, ChunkResponse, SignedHeader, StreamId, WireError};
 
 /// Tunables of the relay core.
@@ -101,16 +103,6 @@ pub enum Rejection {
         /// Stream of the topic.
         topic: String,
     },
-    /// The creator signed two different payloads for one sequence number.
-    #[error("creator equivocated at seq {seq}: CID {new} but {known} already known")]
-    Equivocation {
-        /// Sequence number.
-        seq: u64,
-        /// CID already held.
-        known: ChunkCid,
-        /// CID in the new header.
-        new: ChunkCid,
-    },
 }
 
 /// Why a message was dropped without penalty.
@@ -118,8 +110,9 @@ pub enum Rejection {
 pub enum IgnoreReason {
     /// Older than the sequence window.
     Stale,
-    /// Too far ahead of the newest known chunk.
-    TooFarAhead,
+    /// The creator signed two different payloads for one sequence number;
+    /// the first one seen is kept. Not a fault of the forwarding peer.
+    Equivocation,
     /// We are not following this stream.
     NotJoined,
     /// No peer could serve the payload in time.
@@ -283,13 +276,28 @@ impl RelayCore {
         self.request_latest(now, stream)
     }
 
-    /// A peer left the stream's topic or disconnected.
+    /// A peer disconnected: it leaves every stream.
     pub fn peer_left(&mut self, now: Instant, peer: &PeerId) -> Vec<Output> {
-        let mut out = vec![];
         let keys: Vec<StreamId> = self.streams.keys().cloned().collect();
+        let mut out = vec![];
         for stream in keys {
+            out.extend(self.peer_left_stream(now, &stream, peer));
+        }
+        out
+    }
+
+    /// A peer left one stream's topic.
+    pub fn peer_left_stream(
+        &mut self,
+        now: Instant,
+        stream: &StreamId,
+        peer: &PeerId,
+    ) -> Vec<Output> {
+        let mut out = vec![];
+        {
+            let stream = stream.clone();
             let Some(st) = self.streams.get_mut(&stream) else {
-                continue;
+                return out;
             };
             st.peers.remove(peer);
             let mut failed = vec![];
@@ -339,23 +347,38 @@ impl RelayCore {
             return verdict(Verdict::Ignore(IgnoreReason::NotJoined));
         };
         if let Some(known) = st.chunks.get(&h.seq) {
-            let known = known.header.header.cid;
-            return if known == h.cid {
+            return if known.header.header.cid == h.cid {
                 verdict(Verdict::Accept)
             } else {
-                verdict(Verdict::Reject(Rejection::Equivocation {
-                    seq: h.seq,
-                    known,
-                    new: h.cid,
-                }))
+                warn!(stream = %h.stream, seq = h.seq, "creator equivocated: keeping the first chunk");
+                verdict(Verdict::Ignore(IgnoreReason::Equivocation))
             };
         }
+        let mut out = vec![];
         if let Some(hi) = st.highest {
             if h.seq.saturating_add(cfg.max_behind) < hi || st.start.is_some_and(|s| h.seq < s) {
                 return verdict(Verdict::Ignore(IgnoreReason::Stale));
             }
             if h.seq > hi.saturating_add(cfg.max_ahead) {
-                return verdict(Verdict::Ignore(IgnoreReason::TooFarAhead));
+                // The creator signed it, so the stream really is there: this
+                // node fell behind (partition, sleep) or was anchored on an
+                // old chunk. Re-anchor at the live edge instead of ignoring
+                // the stream forever.
+                warn!(stream = %h.stream, seq = h.seq, behind = hi, "re-anchoring at the live edge");
+                for (_, p) in std::mem::take(&mut st.pending) {
+                    out.extend(
+                        p.msgs
+                            .into_iter()
+                            .map(|(msg_id, source)| Output::Validation {
+                                msg_id,
+                                source,
+                                verdict: Verdict::Ignore(IgnoreReason::Stale),
+                            }),
+                    );
+                }
+                st.given_up.clear();
+                st.start = Some(h.seq);
+                st.highest = Some(h.seq);
             }
         }
         if st.given_up.contains(&h.seq) {
@@ -374,9 +397,8 @@ impl RelayCore {
         });
         if let Some(known) = &pending.header {
             if known.header.cid != signed.header.cid {
-                let known = known.header.cid;
-                let new = signed.header.cid;
-                return verdict(Verdict::Reject(Rejection::Equivocation { seq, known, new }));
+                out.extend(verdict(Verdict::Ignore(IgnoreReason::Equivocation)));
+                return out;
             }
         }
         pending.header = Some(signed);
@@ -390,7 +412,8 @@ impl RelayCore {
         if st.start.is_none() {
             st.start = Some(seq);
         }
-        self.drive(now, &topic_stream.clone(), seq)
+        out.extend(self.drive(now, &topic_stream.clone(), seq));
+        out
     }
 
     /// A local chunk (this node is the creator). Returns `Ready`.
@@ -918,11 +941,15 @@ mod tests {
         core.publish_local(now, chunk(100));
         let out = core.on_gossip_header(now, msg(1), a, &stream(), chunk(10).header);
         assert_eq!(verdicts(&out), vec![Verdict::Ignore(IgnoreReason::Stale)]);
+        // Far ahead: the node fell behind; it re-anchors and fetches it.
         let out = core.on_gossip_header(now, msg(2), a, &stream(), chunk(1000).header);
-        assert_eq!(
-            verdicts(&out),
-            vec![Verdict::Ignore(IgnoreReason::TooFarAhead)]
-        );
+        assert!(verdicts(&out).is_empty());
+        assert_eq!(fetches(&out).len(), 1);
+        let out = core.on_fetch_result(now, (stream(), 1000), a, found(&chunk(1000)));
+        assert_eq!(verdicts(&out), vec![Verdict::Accept]);
+        assert!(fetches(&out).is_empty(), "no gap fill below the new anchor");
+        let out = core.on_gossip_header(now, msg(3), a, &stream(), chunk(99).header);
+        assert_eq!(verdicts(&out), vec![Verdict::Ignore(IgnoreReason::Stale)]);
     }
 
     #[test]
@@ -1014,9 +1041,11 @@ mod tests {
         .sign(&key())
         .unwrap();
         let out = core.on_gossip_header(now, msg(9), PeerId::random(), &stream(), h);
-        assert!(matches!(
-            verdicts(&out)[..],
-            [Verdict::Reject(Rejection::Equivocation { seq: 0, .. })]
-        ));
+        assert_eq!(
+            verdicts(&out),
+            vec![Verdict::Ignore(IgnoreReason::Equivocation)],
+            "not the forwarding relay's fault"
+        );
+        assert_eq!(core.get(&stream(), 0).unwrap().payload, chunk(0).payload);
     }
 }
