@@ -300,13 +300,11 @@ async fn segment(
     let cid = header.header.cid;
     // Persist the next sequence number first: a crash after publishing must
     // never make the restarted stream sign a second chunk for `seq`.
-    let record = vilokanam_storage::StreamRecord {
-        announcement: vec![],
-        next_seq: seq + 1,
-        updated_ms: now_ms(),
-    };
     node.store
-        .put_stream(&header.header.stream.to_string(), &record)
+        .update_stream(&header.header.stream.to_string(), |r| {
+            r.next_seq = seq + 1;
+            r.updated_ms = now_ms();
+        })
         .map_err(internal)?;
     node.client
         .publish(Chunk {

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
-use vilokanam_storage::{Store, StreamRecord};
+use vilokanam_storage::Store;
 use vilokanam_swarm::libp2p::{identity, Multiaddr, PeerId};
 use vilokanam_swarm::wire::GossipMessage;
 use vilokanam_swarm::{Announcement, Chunk, Client, Event, SignedAnnouncement, StreamId};
@@ -169,17 +169,12 @@ impl Node {
             }
             Event::Announcement(a) => {
                 let id = a.announcement.stream.clone();
-                let rec = StreamRecord {
-                    announcement: GossipMessage::Announce(a.clone()).encode(),
-                    next_seq: self
-                        .store
-                        .stream(&id.to_string())
-                        .ok()
-                        .flatten()
-                        .map_or(0, |r| r.next_seq),
-                    updated_ms: now_ms(),
-                };
-                if let Err(e) = self.store.put_stream(&id.to_string(), &rec) {
+                let encoded = GossipMessage::Announce(a.clone()).encode();
+                let updated = self.store.update_stream(&id.to_string(), |r| {
+                    r.announcement = encoded;
+                    r.updated_ms = now_ms();
+                });
+                if let Err(e) = updated {
                     warn!(error = %e, "cannot index stream");
                 }
                 let Ok(mut st) = self.state.lock() else {

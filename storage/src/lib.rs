@@ -136,7 +136,7 @@ pub struct KnownPeer {
 }
 
 /// A stream in the index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamRecord {
     /// The latest signed announcement, as encoded on the wire.
     pub announcement: Vec<u8>,
@@ -234,6 +234,18 @@ impl Store {
     /// Stores the index record of a stream.
     pub fn put_stream(&self, id: &str, rec: &StreamRecord) -> Result<(), StorageError> {
         Self::put(&self.streams, id, rec)
+    }
+
+    /// Changes one stream's record in place (creating it if absent), so
+    /// writers of different fields never overwrite each other.
+    pub fn update_stream(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut StreamRecord),
+    ) -> Result<(), StorageError> {
+        let mut rec = self.stream(id)?.unwrap_or_default();
+        f(&mut rec);
+        self.put_stream(id, &rec)
     }
 
     /// All stream records.
@@ -344,6 +356,13 @@ mod tests {
             vec!["/ip4/127.0.0.1/tcp/3", "/ip4/127.0.0.1/tcp/1"]
         );
         assert_eq!(s.stream("abc-live").unwrap().unwrap().next_seq, 42);
+        s.update_stream("abc-live", |r| r.updated_ms = 9).unwrap();
+        let r = s.stream("abc-live").unwrap().unwrap();
+        assert_eq!(
+            (r.next_seq, r.announcement, r.updated_ms),
+            (42, vec![1, 2, 3], 9),
+            "other fields kept"
+        );
         assert_eq!(s.streams().unwrap().len(), 1);
     }
 

@@ -195,6 +195,20 @@ struct Pending {
     first_seen: Instant,
 }
 
+impl Pending {
+    fn new(header: Option<SignedHeader>, candidates: Vec<PeerId>, now: Instant) -> Self {
+        Pending {
+            header,
+            msgs: vec![],
+            candidates,
+            tried: HashSet::new(),
+            in_flight: None,
+            retry_at: None,
+            first_seen: now,
+        }
+    }
+}
+
 #[derive(Default)]
 struct StreamState {
     chunks: BTreeMap<u64, Arc<Chunk>>,
@@ -386,15 +400,10 @@ impl RelayCore {
         }
         let seq = h.seq;
         let candidates = st.peers.iter().copied().filter(|p| *p != source).collect();
-        let pending = st.pending.entry(seq).or_insert_with(|| Pending {
-            header: None,
-            msgs: vec![],
-            candidates,
-            tried: HashSet::new(),
-            in_flight: None,
-            retry_at: None,
-            first_seen: now,
-        });
+        let pending = st
+            .pending
+            .entry(seq)
+            .or_insert_with(|| Pending::new(None, candidates, now));
         if let Some(known) = &pending.header {
             if known.header.cid != signed.header.cid {
                 out.extend(verdict(Verdict::Ignore(IgnoreReason::Equivocation)));
@@ -724,18 +733,7 @@ impl RelayCore {
             .collect();
         for &s in &missing {
             let candidates = st.peers.iter().copied().collect();
-            st.pending.insert(
-                s,
-                Pending {
-                    header: None,
-                    msgs: vec![],
-                    candidates,
-                    tried: HashSet::new(),
-                    in_flight: None,
-                    retry_at: None,
-                    first_seen: now,
-                },
-            );
+            st.pending.insert(s, Pending::new(None, candidates, now));
         }
         for s in missing {
             out.extend(self.drive(now, &stream, s));
