@@ -15,13 +15,22 @@
 //!   pallet applies, so a payee never accepts a voucher the chain would
 //!   refuse.
 //!
-//! Not built yet (issue #3): the subxt settlement client, the smoldot light
-//! client (`light-client/`) and the CLI.
+//! - [`client`]: the typed settlement client (subxt) over a websocket RPC
+//!   endpoint or the embedded smoldot light client (`light-client/`);
+//! - [`account`]: the node's sr25519 chain account from a secret URI;
+//! - [`runtime`]: types generated from the runtime's metadata.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod account;
 pub mod channel;
+pub mod client;
+pub mod runtime;
 pub mod voucher;
 
 pub use channel::{Payee, Payer};
+pub use client::{
+    AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,
+    Closed, Endpoint, Receipt, Settlement, SettlementError, TickEvent,
+};
 pub use voucher::{Voucher, VoucherError};

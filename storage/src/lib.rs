@@ -29,6 +29,9 @@ use sha2::{Digest, Sha256};
 
 /// Name of the identity key file inside the data directory.
 pub const IDENTITY_FILE: &str = "identity.key";
+/// Name of the chain account file (an sr25519 secret URI: seed phrase or
+/// dev URI such as `//Alice`) inside the data directory.
+pub const ACCOUNT_FILE: &str = "account.key";
 
 /// Errors of the node's persistent storage.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +53,17 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// The identity file is readable by others.
-    #[error("identity key {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
+    /// A secret file (identity or account key) is readable by others.
+    #[error("secret file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
     InsecurePermissions {
         /// The path.
         path: PathBuf,
         /// Its mode.
         mode: u32,
     },
+    /// The account file exists and overwriting was not asked for.
+    #[error("an account is already stored in {0}; pass --force to replace it")]
+    AccountExists(PathBuf),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sled::Error),
@@ -88,42 +94,93 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 pub fn load_or_create_identity(dir: &Path) -> Result<SigningKey, StorageError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(IDENTITY_FILE);
-    match fs::read_to_string(&path) {
+    if let Some(text) = read_secret(&path)? {
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| {
+            StorageError::CorruptIdentity {
+                path: path.clone(),
+                reason: format!("expected 64 hex characters: {e}"),
+            }
+        })?;
+        return Ok(SigningKey::from_bytes(&secret));
+    }
+    let secret: [u8; 32] = rand::random();
+    write_secret(&path, &hex::encode(secret), false)?;
+    tracing::info!(path = %path.display(), "created new node identity");
+    Ok(SigningKey::from_bytes(&secret))
+}
+
+/// The chain account's secret URI stored in `dir/account.key`, if any.
+/// Refuses a file others can read.
+pub fn load_account(dir: &Path) -> Result<Option<String>, StorageError> {
+    Ok(read_secret(&dir.join(ACCOUNT_FILE))?.map(|s| s.trim().to_owned()))
+}
+
+/// Stores the chain account's secret URI in `dir/account.key` (mode 0600).
+/// Replaces an existing one only with `overwrite`.
+pub fn store_account(
+    dir: &Path,
+    secret_uri: &str,
+    overwrite: bool,
+) -> Result<PathBuf, StorageError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(ACCOUNT_FILE);
+    if !overwrite && path.exists() {
+        return Err(StorageError::AccountExists(path));
+    }
+    write_secret(&path, secret_uri, overwrite)?;
+    Ok(path)
+}
+
+/// Reads a secret file; `None` if it does not exist.
+fn read_secret(path: &Path) -> Result<Option<String>, StorageError> {
+    match fs::read_to_string(path) {
         Ok(text) => {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = fs::metadata(&path).map_err(io(&path))?.permissions().mode() & 0o777;
+                let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
-                    return Err(StorageError::InsecurePermissions { path, mode });
+                    return Err(StorageError::InsecurePermissions {
+                        path: path.to_owned(),
+                        mode,
+                    });
                 }
             }
-            let mut secret = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| {
-                StorageError::CorruptIdentity {
-                    path: path.clone(),
-                    reason: format!("expected 64 hex characters: {e}"),
-                }
-            })?;
-            Ok(SigningKey::from_bytes(&secret))
+            Ok(Some(text))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret: [u8; 32] = rand::random();
-            let mut opts = fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&path).map_err(io(&path))?;
-            writeln!(f, "{}", hex::encode(secret)).map_err(io(&path))?;
-            f.sync_all().map_err(io(&path))?;
-            tracing::info!(path = %path.display(), "created new node identity");
-            Ok(SigningKey::from_bytes(&secret))
-        }
-        Err(e) => Err(io(&path)(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
     }
+}
+
+/// Writes a secret file with mode 0600, durably. Without `replace` it
+/// fails if the file exists; with it, the old file is swapped atomically.
+fn write_secret(path: &Path, text: &str, replace: bool) -> Result<(), StorageError> {
+    let target = if replace {
+        path.with_extension("key.tmp")
+    } else {
+        path.to_owned()
+    };
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true);
+    if replace {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&target).map_err(io(&target))?;
+    writeln!(f, "{text}").map_err(io(&target))?;
+    f.sync_all().map_err(io(&target))?;
+    if replace {
+        fs::rename(&target, path).map_err(io(path))?;
+    }
+    Ok(())
 }
 
 /// A peer this node has been connected to.

@@ -5,6 +5,11 @@
 //! `--bootstrap`, and gives typed access to every node's HTTP API. Tests,
 //! benchmarks and `vilokanam testnet` all use it. Every process it starts
 //! is stopped by its PID when the testnet is shut down or dropped.
+//!
+//! [`chain::DevChain`] runs the settlement chain (our runtime's wasm under
+//! chopsticks) on loopback for tests and `scripts/dev-chain.sh`.
+
+pub mod chain;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

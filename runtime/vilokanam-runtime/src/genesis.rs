@@ -53,3 +53,40 @@ pub fn preset_names() -> Vec<PresetId> {
         PresetId::from(LOCAL_TESTNET_RUNTIME_PRESET),
     ]
 }
+
+/// Genesis storage of a preset, built natively. This is what a chain-spec
+/// builder gets from the wasm's `GenesisBuilder` API: the preset's patch
+/// merged onto the default config, then each pallet's genesis build.
+#[cfg(feature = "std")]
+pub fn build_storage(
+    id: &PresetId,
+) -> Result<polkadot_sdk::polkadot_sdk_frame::deps::sp_core::storage::Storage, String> {
+    use polkadot_sdk::polkadot_sdk_frame::deps::sp_runtime::BuildStorage;
+    let patch = get_preset(id).ok_or_else(|| {
+        alloc::format!(
+            "unknown preset {:?}",
+            core::str::from_utf8(id.as_ref()).unwrap_or("?")
+        )
+    })?;
+    let patch: serde_json::Value =
+        serde_json::from_slice(&patch).map_err(|e| alloc::format!("preset json: {e}"))?;
+    let mut config = serde_json::to_value(RuntimeGenesisConfig::default())
+        .map_err(|e| alloc::format!("default config json: {e}"))?;
+    json_merge(&mut config, patch);
+    let config: RuntimeGenesisConfig =
+        serde_json::from_value(config).map_err(|e| alloc::format!("genesis config: {e}"))?;
+    config.build_storage()
+}
+
+/// Merges a JSON patch into a value, as the node's chain-spec builder does.
+#[cfg(feature = "std")]
+fn json_merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}

@@ -2,31 +2,13 @@
 //! works through the real runtime configuration (holds in pallet-balances).
 
 use crate::*;
-use frame::deps::sp_runtime::BuildStorage;
 use polkadot_sdk::sp_io::TestExternalities;
 
 fn dev_ext() -> TestExternalities {
-    let json = genesis::get_preset(&DEV_RUNTIME_PRESET.into()).expect("dev preset");
-    let mut config = RuntimeGenesisConfig::default();
-    let patch: serde_json::Value = serde_json::from_slice(&json).expect("json");
-    let mut base = serde_json::to_value(&config).expect("default config");
-    json_merge(&mut base, patch);
-    config = serde_json::from_value(base).expect("config");
-    let storage = config.build_storage().expect("genesis builds");
+    let storage = genesis::build_storage(&DEV_RUNTIME_PRESET.into()).expect("genesis builds");
     let mut ext = TestExternalities::new(storage);
     ext.execute_with(|| System::set_block_number(1));
     ext
-}
-
-fn json_merge(a: &mut serde_json::Value, b: serde_json::Value) {
-    match (a, b) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }
 
 #[test]

@@ -1,0 +1,791 @@
+//! Typed settlement client for the tick-stream pallet, built on subxt.
+//!
+//! One [`Settlement`] talks to the chain either through a websocket RPC
+//! endpoint or through the embedded smoldot light client
+//! ([`Endpoint::LightClient`]); every call below works the same over both.
+//! Calls and storage use types generated from our runtime's metadata
+//! ([`crate::runtime::api`]), so a runtime that changed under us fails
+//! loudly ([`SettlementError::IncompatibleRuntime`]) instead of encoding
+//! garbage.
+//!
+//! Transient failures (the connection dropped and is being re-established,
+//! the node's RPC limit was hit) are retried with exponential backoff,
+//! a bounded number of times. Dispatch failures are mapped to precise
+//! errors: a bad voucher signature, a replayed or outdated voucher, too
+//! little money, a closed channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use subxt::backend::LegacyBackend;
+use subxt::error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError};
+use subxt::rpcs::client::reconnecting_rpc_client::{
+    ExponentialBackoff, RpcClient as ReconnectingRpcClient,
+};
+use subxt::rpcs::RpcClient;
+use subxt::utils::AccountId32;
+use subxt::{OnlineClient, PolkadotConfig};
+use subxt_signer::sr25519::Keypair;
+
+use crate::runtime::api;
+use crate::voucher::Voucher;
+
+/// Account id on the chain (SS58 prefix 42).
+pub type AccountId = AccountId32;
+/// Balance on the chain (12 decimals; `1 TICK = 10^12`).
+pub type Balance = u128;
+/// Block number on the chain.
+pub type BlockNumber = u32;
+/// Channel id of the tick-stream pallet.
+pub type ChannelId = u64;
+
+/// How many times a transient failure is retried.
+const RETRIES: u32 = 5;
+/// First backoff delay; doubles each retry.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// How many times the initial connection is attempted.
+const CONNECT_ATTEMPTS: usize = 6;
+
+/// Where the chain is reached.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// A node's websocket RPC (`ws://` or `wss://`).
+    Rpc(String),
+    /// The embedded smoldot light client, started from this raw chain spec
+    /// (JSON text with boot nodes).
+    LightClient(String),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Rpc(url) => write!(f, "{url}"),
+            Endpoint::LightClient(_) => write!(f, "light client"),
+        }
+    }
+}
+
+/// Everything that can go wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettlementError {
+    /// No connection could be made (after retries).
+    #[error("chain node unreachable at {endpoint}: {reason}")]
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// The last error.
+        reason: String,
+    },
+    /// The light client could not start.
+    #[error("light client: {0}")]
+    LightClient(#[from] vilokanam_light_client::LightClientError),
+    /// The account cannot pay the deposit, top-up or the transaction fee.
+    #[error("insufficient funds: {0}")]
+    InsufficientFunds(String),
+    /// No such channel: never opened, or already closed.
+    #[error("channel {0} does not exist (never opened, or closed)")]
+    ChannelClosed(ChannelId),
+    /// The voucher's signature does not verify against the channel's key.
+    #[error("voucher for channel {0} has a bad signature (wrong key or tampered)")]
+    BadSignature(ChannelId),
+    /// This exact voucher was already claimed.
+    #[error("voucher for channel {0} was already claimed (replay)")]
+    VoucherReplayed(ChannelId),
+    /// A later voucher was already claimed.
+    #[error("voucher for channel {0} is older than one already claimed")]
+    VoucherOutdated(ChannelId),
+    /// The voucher asks for more than the channel's deposit.
+    #[error("voucher for channel {0} exceeds the channel's deposit")]
+    ExceedsDeposit(ChannelId),
+    /// The voucher names another chain.
+    #[error("voucher was signed for another chain (genesis {0})")]
+    WrongChain(String),
+    /// Any other dispatch error of a pallet.
+    #[error("rejected by the chain: {pallet}::{error}")]
+    Rejected {
+        /// Pallet name.
+        pallet: String,
+        /// Error variant name.
+        error: String,
+    },
+    /// The transaction pool refused the transaction.
+    #[error("transaction invalid: {0}")]
+    Invalid(String),
+    /// This client's generated types do not match the chain's runtime.
+    #[error(
+        "the chain's runtime does not match this client's generated types (chain/metadata): {0}"
+    )]
+    IncompatibleRuntime(String),
+    /// Anything else from subxt or the node.
+    #[error("chain: {0}")]
+    Other(String),
+}
+
+/// A tick-stream channel as stored on chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Channel id.
+    pub id: ChannelId,
+    /// Who pays.
+    pub payer: AccountId,
+    /// Who is paid.
+    pub payee: AccountId,
+    /// ed25519 key that signs vouchers.
+    pub voucher_key: [u8; 32],
+    /// Price of one second.
+    pub price_per_second: Balance,
+    /// Total deposit held.
+    pub deposit: Balance,
+    /// Total paid out.
+    pub claimed: Balance,
+    /// Block after which the payer may close.
+    pub expires_at: BlockNumber,
+    /// Seconds paid for.
+    pub ticks: u64,
+}
+
+/// Balances of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountBalance {
+    /// Free balance (includes what is frozen, excludes what is held).
+    pub free: Balance,
+    /// Held balance (channel deposits, among others).
+    pub reserved: Balance,
+    /// Account nonce.
+    pub nonce: u32,
+}
+
+/// Chain facts for `vilokanam chain status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// The endpoint used.
+    pub endpoint: String,
+    /// Chain name (`system_chain`).
+    pub chain: String,
+    /// Genesis hash (what vouchers are bound to).
+    pub genesis: [u8; 32],
+    /// Latest finalized block.
+    pub finalized: u64,
+    /// Runtime spec version.
+    pub spec_version: u32,
+    /// Number of channels open.
+    pub open_channels: u64,
+}
+
+/// What a finalized transaction did, and what it cost its signer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt<T> {
+    /// The call's outcome.
+    pub outcome: T,
+    /// Transaction fee paid by the signer (fee + tip).
+    pub fee: Balance,
+}
+
+/// Result of a successful claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// Paid out by this claim.
+    pub amount: Balance,
+    /// Cumulative amount of the voucher.
+    pub cumulative: Balance,
+    /// Seconds paid on the channel so far.
+    pub ticks: u64,
+}
+
+/// Result of closing a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// Returned to the payer.
+    pub refunded: Balance,
+    /// Total paid to the payee.
+    pub claimed: Balance,
+}
+
+/// A tick-stream event seen in a finalized block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TickEvent {
+    /// A channel was opened.
+    Opened {
+        /// Channel.
+        channel: ChannelId,
+        /// Payer.
+        payer: AccountId,
+        /// Payee.
+        payee: AccountId,
+        /// Deposit held.
+        deposit: Balance,
+    },
+    /// Deposit was added.
+    ToppedUp {
+        /// Channel.
+        channel: ChannelId,
+        /// New total deposit.
+        deposit: Balance,
+    },
+    /// Expiry moved later.
+    Extended {
+        /// Channel.
+        channel: ChannelId,
+        /// New expiry.
+        expires_at: BlockNumber,
+    },
+    /// A voucher was claimed.
+    Claimed {
+        /// Channel.
+        channel: ChannelId,
+        /// What the claim paid.
+        claimed: Claimed,
+    },
+    /// A channel was closed.
+    Closed {
+        /// Channel.
+        channel: ChannelId,
+        /// What was paid and refunded.
+        closed: Closed,
+    },
+}
+
+/// A connection to the settlement chain.
+#[derive(Clone)]
+pub struct Settlement {
+    api: OnlineClient<PolkadotConfig>,
+    rpc: RpcClient,
+    endpoint: String,
+    // Keeps smoldot running while this client (or a clone) lives.
+    _light: Option<Arc<subxt::lightclient::LightClient>>,
+}
+
+impl std::fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settlement")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settlement {
+    /// Connects to the chain (retrying a refused connection with backoff)
+    /// and checks that its runtime matches our generated types.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Self, SettlementError> {
+        let name = endpoint.to_string();
+        let unreachable = |reason: String| SettlementError::Unreachable {
+            endpoint: name.clone(),
+            reason,
+        };
+        let (rpc, light) = match endpoint {
+            Endpoint::Rpc(url) => {
+                let policy = ExponentialBackoff::from_millis(BACKOFF_START.as_millis() as u64)
+                    .max_delay(Duration::from_secs(5))
+                    .take(CONNECT_ATTEMPTS);
+                let client = ReconnectingRpcClient::builder()
+                    .retry_policy(policy)
+                    .connection_timeout(Duration::from_secs(10))
+                    .build(url)
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
+                (RpcClient::new(client), None)
+            }
+            Endpoint::LightClient(spec) => {
+                let (light, rpc, _) = vilokanam_light_client::start(spec)?;
+                (RpcClient::new(rpc), Some(Arc::new(light)))
+            }
+        };
+        // The legacy JSON-RPC methods are served by every node, smoldot and
+        // chopsticks alike (chopsticks' chainHead_v1 output is non-standard).
+        let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc.clone());
+        let api = OnlineClient::<PolkadotConfig>::from_backend(Arc::new(backend))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let this = Settlement {
+            api,
+            rpc,
+            endpoint: name,
+            _light: light,
+        };
+        let at = this
+            .retry(|| async { Ok::<_, subxt::Error>(this.api.at_current_block().await?) })
+            .await?;
+        if !api::is_codegen_valid_for(at.metadata_ref()) {
+            return Err(SettlementError::IncompatibleRuntime(format!(
+                "spec version {} at block {}",
+                at.spec_version(),
+                at.block_number()
+            )));
+        }
+        Ok(this)
+    }
+
+    /// The endpoint's description.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Genesis hash of the chain: what vouchers must be signed for.
+    pub fn genesis(&self) -> [u8; 32] {
+        self.api.genesis_hash().0
+    }
+
+    /// The raw JSON-RPC client (for node-specific calls such as a dev
+    /// chain's `dev_newBlock`).
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
+    }
+
+    /// The subxt client, for anything not wrapped here.
+    pub fn api(&self) -> &OnlineClient<PolkadotConfig> {
+        &self.api
+    }
+
+    /// Chain name, finalized height, runtime version and channel count.
+    pub async fn status(&self) -> Result<ChainStatus, SettlementError> {
+        let chain: String = self
+            .retry(|| async {
+                Ok::<_, subxt::Error>(
+                    self.rpc
+                        .request("system_chain", subxt::rpcs::rpc_params![])
+                        .await?,
+                )
+            })
+            .await?;
+        let (finalized, spec_version) = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                Ok::<_, subxt::Error>((at.block_number(), at.spec_version()))
+            })
+            .await?;
+        let open_channels = self.channels().await?.len() as u64;
+        Ok(ChainStatus {
+            endpoint: self.endpoint.clone(),
+            chain,
+            genesis: self.genesis(),
+            finalized,
+            spec_version,
+            open_channels,
+        })
+    }
+
+    /// Number of the latest finalized block.
+    pub async fn finalized_number(&self) -> Result<u64, SettlementError> {
+        self.retry(|| async {
+            Ok::<_, subxt::Error>(self.api.at_current_block().await?.block_number())
+        })
+        .await
+    }
+
+    /// Free and held balance of an account.
+    pub async fn balance(&self, who: &AccountId) -> Result<AccountBalance, SettlementError> {
+        let info = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                let v = at
+                    .storage()
+                    .fetch(api::storage().system().account(), (who.clone(),))
+                    .await?;
+                Ok::<_, subxt::Error>(v.decode()?)
+            })
+            .await?;
+        Ok(AccountBalance {
+            free: info.data.free,
+            reserved: info.data.reserved,
+            nonce: info.nonce,
+        })
+    }
+
+    /// A channel, or `None` if it does not exist (never opened, or closed).
+    pub async fn channel(&self, id: ChannelId) -> Result<Option<ChannelInfo>, SettlementError> {
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            let v = at
+                .storage()
+                .try_fetch(api::storage().tick_stream().channels(), (id,))
+                .await?;
+            Ok::<_, subxt::Error>(match v {
+                None => None,
+                Some(v) => Some(channel_info(id, v.decode()?)),
+            })
+        })
+        .await
+    }
+
+    /// Every open channel (ordered by id).
+    pub async fn channels(&self) -> Result<Vec<ChannelInfo>, SettlementError> {
+        let mut out = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                let mut it = at
+                    .storage()
+                    .iter(api::storage().tick_stream().channels(), ())
+                    .await?;
+                let mut out = Vec::new();
+                while let Some(kv) = it.next().await {
+                    let kv = kv?;
+                    let (id,) = kv.key()?.decode()?;
+                    out.push(channel_info(id, kv.value().decode()?));
+                }
+                Ok::<_, subxt::Error>(out)
+            })
+            .await?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Seconds paid to `payee` over all its channels.
+    pub async fn payee_ticks(&self, payee: &AccountId) -> Result<u64, SettlementError> {
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            let v = at
+                .storage()
+                .fetch(api::storage().tick_stream().payee_ticks(), (payee.clone(),))
+                .await?;
+            Ok::<_, subxt::Error>(v.decode()?)
+        })
+        .await
+    }
+
+    /// Opens a channel from `payer` to `payee`, holding `deposit`; vouchers
+    /// will be signed by `voucher_key` (the payer node's ed25519 key).
+    pub async fn open_channel(
+        &self,
+        payer: &Keypair,
+        payee: &AccountId,
+        voucher_key: [u8; 32],
+        price_per_second: Balance,
+        deposit: Balance,
+        expires_at: BlockNumber,
+    ) -> Result<Receipt<ChannelInfo>, SettlementError> {
+        let call = api::tx().tick_stream().open_channel(
+            payee.clone(),
+            voucher_key,
+            price_per_second,
+            deposit,
+            expires_at,
+        );
+        let events = self.submit(&call, payer, None).await?;
+        let ev = find::<api::tick_stream::events::ChannelOpened>(&events)?;
+        let outcome = self
+            .channel(ev.channel)
+            .await?
+            .ok_or(SettlementError::ChannelClosed(ev.channel))?;
+        receipt(&events, outcome)
+    }
+
+    /// Adds `amount` to a channel's deposit; returns the new deposit.
+    pub async fn top_up(
+        &self,
+        payer: &Keypair,
+        channel: ChannelId,
+        amount: Balance,
+    ) -> Result<Receipt<Balance>, SettlementError> {
+        let call = api::tx().tick_stream().top_up(channel, amount);
+        let events = self.submit(&call, payer, Some(channel)).await?;
+        let deposit = find::<api::tick_stream::events::ToppedUp>(&events)?.deposit;
+        receipt(&events, deposit)
+    }
+
+    /// Moves a channel's expiry later.
+    pub async fn extend(
+        &self,
+        payer: &Keypair,
+        channel: ChannelId,
+        expires_at: BlockNumber,
+    ) -> Result<Receipt<()>, SettlementError> {
+        let call = api::tx().tick_stream().extend(channel, expires_at);
+        let events = self.submit(&call, payer, Some(channel)).await?;
+        receipt(&events, ())
+    }
+
+    /// Claims the latest voucher of a channel as its payee.
+    pub async fn claim(
+        &self,
+        payee: &Keypair,
+        voucher: &Voucher,
+    ) -> Result<Receipt<Claimed>, SettlementError> {
+        let call = api::tx().tick_stream().claim(
+            voucher.channel,
+            voucher.cumulative,
+            subxt::utils::H256(voucher.chain),
+            voucher.signature,
+        );
+        let events = self.submit(&call, payee, Some(voucher.channel)).await?;
+        let ev = find::<api::tick_stream::events::Claimed>(&events)?;
+        let outcome = Claimed {
+            amount: ev.amount,
+            cumulative: ev.cumulative,
+            ticks: ev.ticks,
+        };
+        receipt(&events, outcome)
+    }
+
+    /// Closes a channel (the payee at any time, the payer after expiry).
+    pub async fn close(
+        &self,
+        who: &Keypair,
+        channel: ChannelId,
+    ) -> Result<Receipt<Closed>, SettlementError> {
+        let call = api::tx().tick_stream().close(channel);
+        let events = self.submit(&call, who, Some(channel)).await?;
+        let ev = find::<api::tick_stream::events::ChannelClosed>(&events)?;
+        let outcome = Closed {
+            refunded: ev.refunded,
+            claimed: ev.claimed,
+        };
+        receipt(&events, outcome)
+    }
+
+    /// Tick-stream events of finalized blocks from now on, one batch per
+    /// block (blocks without such events are skipped).
+    pub async fn watch_events(
+        &self,
+    ) -> Result<
+        impl futures::Stream<Item = Result<(u64, Vec<TickEvent>), SettlementError>> + use<>,
+        SettlementError,
+    > {
+        let blocks = self
+            .retry(|| async { Ok::<_, subxt::Error>(self.api.stream_blocks().await?) })
+            .await?;
+        let stream = futures::stream::unfold(blocks, |mut blocks| async move {
+            loop {
+                let block = match blocks.next().await? {
+                    Ok(b) => b,
+                    Err(e) => return Some((Err(other(e)), blocks)),
+                };
+                match block_events(&block).await {
+                    Ok(evs) if evs.is_empty() => continue,
+                    Ok(evs) => return Some((Ok((block.number(), evs)), blocks)),
+                    Err(e) => return Some((Err(e), blocks)),
+                }
+            }
+        });
+        Ok(stream)
+    }
+
+    /// Signs, submits and waits until finalized; maps failures precisely.
+    async fn submit<Call: subxt::transactions::Payload>(
+        &self,
+        call: &Call,
+        signer: &Keypair,
+        channel: Option<ChannelId>,
+    ) -> Result<subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>, SettlementError> {
+        let mut attempt = 0;
+        loop {
+            let result: Result<_, subxt::Error> = async {
+                let progress = self
+                    .api
+                    .tx()
+                    .await?
+                    .sign_and_submit_then_watch_default(call, signer)
+                    .await?;
+                Ok(progress.wait_for_finalized_success().await?)
+            }
+            .await;
+            match result {
+                Ok(events) => return Ok(events),
+                // Not yet accepted by the node: safe to submit again.
+                Err(e) if is_transient(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    backoff(attempt, &e).await;
+                }
+                Err(e) => return Err(classify(e, channel)),
+            }
+        }
+    }
+
+    /// Runs `op`, retrying transient failures with exponential backoff.
+    async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, SettlementError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, subxt::Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    backoff(attempt, &e).await;
+                }
+                Err(e) => return Err(classify(e, None)),
+            }
+        }
+    }
+}
+
+async fn backoff(attempt: u32, e: &subxt::Error) {
+    let delay = BACKOFF_START * 2u32.saturating_pow(attempt - 1);
+    tracing::warn!(attempt, ?delay, error = %e, "transient chain error; retrying");
+    tokio::time::sleep(delay).await;
+}
+
+fn is_transient(e: &subxt::Error) -> bool {
+    e.is_disconnected_will_reconnect() || e.is_rpc_limit_reached()
+}
+
+fn other(e: impl std::fmt::Display) -> SettlementError {
+    SettlementError::Other(e.to_string())
+}
+
+/// Turns a subxt error into the precise settlement error.
+fn classify(e: subxt::Error, channel: Option<ChannelId>) -> SettlementError {
+    use subxt::Error as E;
+    let dispatch = match &e {
+        E::TransactionFinalizedSuccessError(TransactionFinalizedSuccessError::SuccessError(
+            TransactionEventsError::ExtrinsicFailed(d),
+        ))
+        | E::TransactionEventsError(TransactionEventsError::ExtrinsicFailed(d)) => Some(d),
+        _ => None,
+    };
+    if let Some(d) = dispatch {
+        return classify_dispatch(d, channel);
+    }
+    let text = e.to_string();
+    // A node says "Inability to pay some fees"; chopsticks {"invalid":{"payment":null}}.
+    if text.contains("Inability to pay some fees") || text.contains("\"payment\"") {
+        return SettlementError::InsufficientFunds(
+            "the account cannot pay the transaction fee".into(),
+        );
+    }
+    if text.contains("IncompatibleCodegen") || text.contains("incompatible") {
+        return SettlementError::IncompatibleRuntime(text);
+    }
+    if text.contains("Invalid Transaction") || text.contains("not valid") {
+        return SettlementError::Invalid(text);
+    }
+    if e.is_disconnected_will_reconnect() || text.contains("restart required") {
+        return SettlementError::Unreachable {
+            endpoint: String::new(),
+            reason: text,
+        };
+    }
+    SettlementError::Other(text)
+}
+
+fn classify_dispatch(d: &DispatchError, channel: Option<ChannelId>) -> SettlementError {
+    let ch = channel.unwrap_or_default();
+    match d {
+        DispatchError::Module(m) => {
+            let Ok(details) = m.details() else {
+                return SettlementError::Other(format!("undecodable module error: {m}"));
+            };
+            let pallet = details.pallet.name().to_owned();
+            let error = details.variant.name.clone();
+            match (pallet.as_str(), error.as_str()) {
+                ("TickStream", "ChannelNotFound") => SettlementError::ChannelClosed(ch),
+                ("TickStream", "BadSignature") => SettlementError::BadSignature(ch),
+                ("TickStream", "VoucherReplayed") => SettlementError::VoucherReplayed(ch),
+                ("TickStream", "VoucherOutdated") => SettlementError::VoucherOutdated(ch),
+                ("TickStream", "ExceedsDeposit") => SettlementError::ExceedsDeposit(ch),
+                ("TickStream", "WrongChain") => SettlementError::WrongChain(String::new()),
+                ("TickStream", "InsufficientFunds") => SettlementError::InsufficientFunds(
+                    "the payer cannot put that much on hold".into(),
+                ),
+                ("Balances", "InsufficientBalance" | "FundsUnavailable") => {
+                    SettlementError::InsufficientFunds(format!("Balances::{error}"))
+                }
+                _ => SettlementError::Rejected { pallet, error },
+            }
+        }
+        DispatchError::Token(t) => match format!("{t:?}").as_str() {
+            "FundsUnavailable" | "BelowMinimum" | "CannotCreate" => {
+                SettlementError::InsufficientFunds(format!("token error: {t}"))
+            }
+            _ => SettlementError::Other(format!("token error: {t}")),
+        },
+        other => SettlementError::Other(other.to_string()),
+    }
+}
+
+fn find<E: subxt::events::DecodeAsEvent>(
+    events: &subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>,
+) -> Result<E, SettlementError> {
+    match events.find_first::<E>() {
+        Some(Ok(e)) => Ok(e),
+        Some(Err(e)) => Err(other(e)),
+        None => Err(SettlementError::Other(
+            "the transaction succeeded but its event is missing".into(),
+        )),
+    }
+}
+
+/// Attaches the fee the signer paid (from `TransactionFeePaid`).
+fn receipt<T>(
+    events: &subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>,
+    outcome: T,
+) -> Result<Receipt<T>, SettlementError> {
+    let paid = find::<api::transaction_payment::events::TransactionFeePaid>(events)?;
+    Ok(Receipt {
+        outcome,
+        fee: paid.actual_fee + paid.tip,
+    })
+}
+
+type RawChannel =
+    api::runtime_types::pallet_tick_stream::pallet::Channel<AccountId, Balance, BlockNumber>;
+
+fn channel_info(id: ChannelId, c: RawChannel) -> ChannelInfo {
+    ChannelInfo {
+        id,
+        payer: c.payer,
+        payee: c.payee,
+        voucher_key: c.voucher_key,
+        price_per_second: c.price_per_second,
+        deposit: c.deposit,
+        claimed: c.claimed,
+        expires_at: c.expires_at,
+        ticks: c.ticks,
+    }
+}
+
+async fn block_events(
+    block: &subxt::client::Block<PolkadotConfig>,
+) -> Result<Vec<TickEvent>, SettlementError> {
+    use api::tick_stream::events as ev;
+    let at = block.at().await.map_err(other)?;
+    let events = at.events().fetch().await.map_err(other)?;
+    let mut out = Vec::new();
+    for e in events.find::<ev::ChannelOpened>() {
+        let e = e.map_err(other)?;
+        out.push(TickEvent::Opened {
+            channel: e.channel,
+            payer: e.payer,
+            payee: e.payee,
+            deposit: e.deposit,
+        });
+    }
+    for e in events.find::<ev::ToppedUp>() {
+        let e = e.map_err(other)?;
+        out.push(TickEvent::ToppedUp {
+            channel: e.channel,
+            deposit: e.deposit,
+        });
+    }
+    for e in events.find::<ev::Extended>() {
+        let e = e.map_err(other)?;
+        out.push(TickEvent::Extended {
+            channel: e.channel,
+            expires_at: e.expires_at,
+        });
+    }
+    for e in events.find::<ev::Claimed>() {
+        let e = e.map_err(other)?;
+        out.push(TickEvent::Claimed {
+            channel: e.channel,
+            claimed: Claimed {
+                amount: e.amount,
+                cumulative: e.cumulative,
+                ticks: e.ticks,
+            },
+        });
+    }
+    for e in events.find::<ev::ChannelClosed>() {
+        let e = e.map_err(other)?;
+        out.push(TickEvent::Closed {
+            channel: e.channel,
+            closed: Closed {
+                refunded: e.refunded,
+                claimed: e.claimed,
+            },
+        });
+    }
+    Ok(out)
+}

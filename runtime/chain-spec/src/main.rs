@@ -1,0 +1,84 @@
+//! `vilokanam-chain-spec`: writes what a chain node, chopsticks, a light
+//! client and the subxt codegen need from our runtime, all from one build:
+//!
+//! - `<id>.raw.json`: a raw chain spec (genesis storage including `:code`,
+//!   the runtime's compressed wasm);
+//! - `vilokanam_runtime.compact.compressed.wasm`: that wasm;
+//! - `metadata.scale`: the runtime metadata V16 (SCALE, `RuntimeMetadataPrefixed`), the version subxt prefers.
+//!
+//! Genesis storage is built natively from the same preset code the wasm's
+//! `GenesisBuilder` API runs, so the spec needs no node binary to produce.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use polkadot_sdk::polkadot_sdk_frame::deps::sp_core::{bytes::to_hex, storage::well_known_keys};
+use polkadot_sdk::sp_genesis_builder::PresetId;
+use serde_json::json;
+
+/// Metadata version written for clients (subxt reads V14 to V16).
+const METADATA_VERSION: u32 = 16;
+
+#[derive(Parser)]
+#[command(about = "Writes the raw chain spec, runtime wasm and metadata of the Vilokanam chain")]
+struct Args {
+    /// Genesis preset: `development` or `local_testnet`.
+    #[arg(long, default_value = "development")]
+    preset: String,
+    /// Boot node multiaddrs written into the spec (for light clients).
+    #[arg(long = "bootnode")]
+    bootnodes: Vec<String>,
+    /// Directory the files are written to (created if missing).
+    #[arg(long, default_value = "target/chain")]
+    out: PathBuf,
+}
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    let wasm = vilokanam_runtime::WASM_BINARY
+        .ok_or("this build has no runtime wasm (SKIP_WASM_BUILD was set); rebuild without it")?;
+    let preset = PresetId::from(args.preset.as_str());
+    let mut storage = vilokanam_runtime::genesis::build_storage(&preset)?;
+    storage
+        .top
+        .insert(well_known_keys::CODE.to_vec(), wasm.to_vec());
+    if !storage.children_default.is_empty() {
+        return Err("genesis has child tries; this writer does not support them".into());
+    }
+    let top: BTreeMap<String, String> = storage
+        .top
+        .iter()
+        .map(|(k, v)| (to_hex(k, false), to_hex(v, false)))
+        .collect();
+    let (name, id, chain_type) = match args.preset.as_str() {
+        "development" => ("Vilokanam Development", "vilokanam_dev", "Development"),
+        _ => ("Vilokanam Local Testnet", "vilokanam_local", "Local"),
+    };
+    let spec = json!({
+        "name": name,
+        "id": id,
+        "chainType": chain_type,
+        "bootNodes": args.bootnodes,
+        "telemetryEndpoints": null,
+        "protocolId": "vilokanam",
+        "properties": { "tokenSymbol": "TICK", "tokenDecimals": 12, "ss58Format": 42 },
+        "codeSubstitutes": {},
+        "genesis": { "raw": { "top": top, "childrenDefault": {} } },
+    });
+    let metadata = vilokanam_runtime::Runtime::metadata_at_version(METADATA_VERSION)
+        .ok_or(format!("runtime has no metadata V{METADATA_VERSION}"))?;
+
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let write = |file: &str, bytes: &[u8]| -> Result<(), String> {
+        let path = args.out.join(file);
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{}", path.display());
+        Ok(())
+    };
+    let spec = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
+    write(&format!("{id}.raw.json"), &spec)?;
+    write("vilokanam_runtime.compact.compressed.wasm", wasm)?;
+    write("metadata.scale", &metadata)?;
+    Ok(())
+}
