@@ -1,37 +1,53 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace. Installs what the tests need
-# (ffmpeg/ffprobe from Debian) when it is missing. Safe to run repeatedly.
+# Runs every check and test of both workspaces (the node and the FRAME
+# runtime). Installs what the tests need when it is missing: ffmpeg/ffprobe
+# (apt), rust-src + wasm32v1-none (rustup, for the runtime's wasm), and
+# chopsticks on Node 22 (npm, pinned in scripts/tools/). Safe to run
+# repeatedly; build caches live outside the clone:
+#   $CARGO_TARGET_DIR   (default ~/.cache/vilokanam-target)       node workspace
+#   $RUNTIME_TARGET_DIR (default ~/.cache/vilokanam-wasm-target)  runtime, native + wasm
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vilokanam-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
-  echo "== installing ffmpeg (tests decode real video with ffprobe)"
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
-fi
+ensure_ffmpeg
+ensure_wasm_toolchain
+ensure_chopsticks
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path runtime/Cargo.toml -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-# The runtime is checked natively; its wasm build is not part of CI yet.
-SKIP_WASM_BUILD=1 cargo clippy --manifest-path runtime/Cargo.toml --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-# The FRAME runtime is its own workspace (the node never builds it).
-SKIP_WASM_BUILD=1 cargo test --manifest-path runtime/Cargo.toml --workspace --locked 2>&1 | tee -a "$log"
-rt=${PIPESTATUS[0]}
-[ "$status" = 0 ] && status=$rt
-set -e
+status=0
+run() { # runs a step, keeps its output for the totals, remembers a failure, goes on
+  set +e
+  "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" != 0 ]; then status=$rc; echo "FAILED ($rc): $*" | tee -a "$log"; fi
+}
+
+# The runtime first: its wasm is what the chain tests execute.
+echo "== runtime: clippy (builds the wasm), tests, chain spec"
+run runtime_cargo clippy --release --workspace --all-targets --locked -- -D warnings
+run runtime_cargo test --release --workspace --locked
+rm -rf target/chain
+run scripts/chain-spec.sh
+if [ -f target/chain/metadata.scale ] && ! cmp -s target/chain/metadata.scale chain/metadata/vilokanam.scale; then
+  echo "FAILED: chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update-metadata" | tee -a "$log"
+  status=1
+fi
+
+echo "== node: clippy, tests"
+run cargo clippy --workspace --all-targets --locked -- -D warnings
+# The chain tests must not skip here: a missing part is a failure.
+VILOKANAM_REQUIRE_CHAIN=1 VILOKANAM_CHAIN_SPEC="$PWD/target/chain/vilokanam_dev.raw.json" \
+  run cargo test --workspace --locked
+
 # One closing line with the totals over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

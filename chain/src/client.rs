@@ -380,7 +380,7 @@ impl Settlement {
                 let at = self.api.at_current_block().await?;
                 let v = at
                     .storage()
-                    .fetch(api::storage().system().account(), (who.clone(),))
+                    .fetch(api::storage().system().account(), (*who,))
                     .await?;
                 Ok::<_, subxt::Error>(v.decode()?)
             })
@@ -436,7 +436,7 @@ impl Settlement {
             let at = self.api.at_current_block().await?;
             let v = at
                 .storage()
-                .fetch(api::storage().tick_stream().payee_ticks(), (payee.clone(),))
+                .fetch(api::storage().tick_stream().payee_ticks(), (*payee,))
                 .await?;
             Ok::<_, subxt::Error>(v.decode()?)
         })
@@ -455,7 +455,7 @@ impl Settlement {
         expires_at: BlockNumber,
     ) -> Result<Receipt<ChannelInfo>, SettlementError> {
         let call = api::tx().tick_stream().open_channel(
-            payee.clone(),
+            *payee,
             voucher_key,
             price_per_second,
             deposit,

@@ -35,6 +35,13 @@ pub struct NodeConfig {
     pub playlist_len: usize,
     /// Seconds between re-announcements of a live stream. Default 5.
     pub announce_interval_secs: u64,
+    /// Websocket RPC of a settlement-chain node. Default
+    /// `ws://127.0.0.1:9944` (where `scripts/dev-chain.sh` listens).
+    pub chain_rpc: String,
+    /// Raw chain spec (with boot nodes) of the settlement chain. When set,
+    /// the chain is reached through the embedded light client instead of
+    /// `chain_rpc`.
+    pub chain_spec: Option<std::path::PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -52,6 +59,8 @@ impl Default for NodeConfig {
             window: 30,
             playlist_len: crate::hls::DEFAULT_WINDOW,
             announce_interval_secs: 5,
+            chain_rpc: "ws://127.0.0.1:9944".into(),
+            chain_spec: None,
         }
     }
 }

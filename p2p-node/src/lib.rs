@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod chain_cmd;
 pub mod client;
 pub mod config;
 pub mod daemon;

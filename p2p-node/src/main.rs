@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use vilokanam::chain_cmd::{self, AccountCmd, ChainArgs, ChainCmd, ChannelCmd};
 use vilokanam::client::ApiClient;
 use vilokanam::config::NodeConfig;
 use vilokanam::{daemon, ingest};
@@ -84,6 +85,27 @@ enum Command {
         #[command(flatten)]
         api: ApiArg,
     },
+    /// The node's chain account (sr25519): show, create or import it.
+    Account {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: Option<AccountCmd>,
+    },
+    /// The settlement chain.
+    Chain {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: ChainCmd,
+    },
+    /// tick-stream payment channels of this account.
+    Channel {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: ChannelCmd,
+    },
     /// Start a local multi-node testnet that streams a test signal.
     Testnet {
         /// Number of nodes (creator, relays, viewer).
@@ -134,12 +156,7 @@ struct DaemonCmd {
 
 impl DaemonCmd {
     fn resolve(self) -> Result<(PathBuf, NodeConfig)> {
-        let data_dir = match self.data_dir {
-            Some(d) => d,
-            None => dirs::data_dir()
-                .context("no XDG data directory; pass --data-dir")?
-                .join("vilokanam"),
-        };
+        let data_dir = chain_cmd::resolve_data_dir(self.data_dir)?;
         let file = self.config.clone().or_else(|| {
             let p = data_dir.join("config.toml");
             p.exists().then_some(p)
@@ -277,6 +294,12 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
+        Command::Account { chain, action } => {
+            let action = action.unwrap_or(AccountCmd::Show { offline: false });
+            chain_cmd::account(&chain, action).await
+        }
+        Command::Chain { chain, action } => chain_cmd::chain(&chain, action).await,
+        Command::Channel { chain, action } => chain_cmd::channel(&chain, action).await,
         Command::Testnet {
             nodes,
             no_ffmpeg,

@@ -365,6 +365,42 @@ mod tests {
     }
 
     #[test]
+    fn account_is_stored_0600_and_replaced_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_account(dir.path()).unwrap(), None);
+        let path = store_account(dir.path(), "//Alice", false).unwrap();
+        assert_eq!(
+            load_account(dir.path()).unwrap().as_deref(),
+            Some("//Alice")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert!(matches!(
+            store_account(dir.path(), "//Bob", false),
+            Err(StorageError::AccountExists(_))
+        ));
+        assert_eq!(
+            load_account(dir.path()).unwrap().as_deref(),
+            Some("//Alice")
+        );
+        store_account(dir.path(), "//Bob", true).unwrap();
+        assert_eq!(load_account(dir.path()).unwrap().as_deref(), Some("//Bob"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(matches!(
+                load_account(dir.path()),
+                Err(StorageError::InsecurePermissions { .. })
+            ));
+        }
+    }
+
+    #[test]
     fn corrupt_or_exposed_identity_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         load_or_create_identity(dir.path()).unwrap();

@@ -1,0 +1,121 @@
+//! The `vilokanam account|chain|channel` commands, run as real processes
+//! against the dev chain (our runtime's wasm under chopsticks). Like
+//! `chain/tests/dev_chain.rs`, this skips only when the dev chain's parts
+//! are missing and `VILOKANAM_REQUIRE_CHAIN` is not `1`.
+
+use std::path::Path;
+use std::process::Output;
+
+use vilokanam_testnet::chain::{chain_required, DevChain, DevChainParts};
+
+const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+
+async fn vilokanam(dir: &Path, rpc: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_vilokanam"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--chain-rpc", rpc])
+        .env_remove("VILOKANAM_CHAIN_SPEC")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("vilokanam runs")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "unexpected success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_chain_and_channel_commands() {
+    let parts = match DevChainParts::locate() {
+        Ok(p) => p,
+        Err(e) if !chain_required() => {
+            eprintln!("SKIPPED (set VILOKANAM_REQUIRE_CHAIN=1 to fail instead): {e:#}");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // No account yet: a precise error, nothing created.
+    let err = failed(&vilokanam(d, &rpc, &["channel", "list"]).await);
+    assert!(err.contains("no chain account"), "{err}");
+    let err = failed(&vilokanam(d, &rpc, &["account", "import", "not a seed phrase"]).await);
+    assert!(
+        err.contains("secret URI") || err.contains("seed phrase"),
+        "{err}"
+    );
+    assert!(!d.join("account.key").exists());
+
+    let out = ok(&vilokanam(d, &rpc, &["account", "import", "//Alice"]).await);
+    assert!(
+        out.contains("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"),
+        "{out}"
+    );
+    let err = failed(&vilokanam(d, &rpc, &["account", "import", "//Bob"]).await);
+    assert!(err.contains("--force"), "{err}");
+
+    let out = ok(&vilokanam(d, &rpc, &["chain", "status"]).await);
+    assert!(out.contains("vilokanam_dev"), "{out}");
+    assert!(out.contains("open channels:  0"), "{out}");
+
+    let out = ok(&vilokanam(
+        d,
+        &rpc,
+        &[
+            "channel",
+            "open",
+            "--payee",
+            BOB,
+            "--price",
+            "0.000001TICK",
+            "--deposit",
+            "0.0001TICK",
+            "--expires-in",
+            "100",
+        ],
+    )
+    .await);
+    assert!(out.contains("opened channel 0"), "{out}");
+    // The voucher key is this node's identity key.
+    assert!(d.join("identity.key").exists());
+
+    let out = ok(&vilokanam(d, &rpc, &["channel", "top-up", "0", "0.0001TICK"]).await);
+    assert!(out.contains("deposit now 0.0002 TICK"), "{out}");
+    let out = ok(&vilokanam(d, &rpc, &["channel", "list"]).await);
+    assert!(out.contains("channel 0") && out.contains("(you)"), "{out}");
+    assert!(out.contains("deposit:        0.0002 TICK"), "{out}");
+    let out = ok(&vilokanam(d, &rpc, &["account"]).await);
+    assert!(out.contains("held:    0.0002 TICK"), "{out}");
+
+    // The payer may not close before expiry: the pallet's reason is shown.
+    let err = failed(&vilokanam(d, &rpc, &["channel", "close", "0"]).await);
+    assert!(err.contains("ChannelNotExpired"), "{err}");
+    let err = failed(&vilokanam(d, &rpc, &["channel", "top-up", "9", "1TICK"]).await);
+    assert!(err.contains("channel 9 does not exist"), "{err}");
+    let err = failed(&vilokanam(d, &rpc, &["channel", "top-up", "0", "1.5XTICK"]).await);
+    assert!(err.contains("not an amount"), "{err}");
+
+    chain.stop().await.unwrap();
+}
