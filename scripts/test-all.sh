@@ -37,6 +37,9 @@ run runtime_cargo clippy --release --workspace --all-targets --locked -- -D warn
 run runtime_cargo test --release --workspace --locked
 rm -rf target/chain
 run scripts/chain-spec.sh
+# The natively built genesis must equal what the wasm's GenesisBuilder builds.
+[ -f target/chain/vilokanam_dev.raw.json ] &&
+  run "$VILOKANAM_NODE" scripts/tools/check-genesis.cjs "$VILOKANAM_TOOLS" target/chain/vilokanam_dev.raw.json
 if [ -f target/chain/metadata.scale ] && ! cmp -s target/chain/metadata.scale chain/metadata/vilokanam.scale; then
   echo "FAILED: chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update-metadata" | tee -a "$log"
   status=1

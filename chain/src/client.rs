@@ -182,6 +182,19 @@ pub struct Receipt<T> {
     pub fee: Balance,
 }
 
+/// What the runtime says a transaction would cost, before it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DispatchCost {
+    /// Weight, computation part (picoseconds of reference hardware).
+    pub ref_time: u64,
+    /// Weight, proof-size part (bytes).
+    pub proof_size: u64,
+    /// Fee without tip, in planck.
+    pub partial_fee: Balance,
+    /// Encoded length of the signed transaction.
+    pub length: u32,
+}
+
 /// Result of a successful claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claimed {
@@ -515,6 +528,60 @@ impl Settlement {
             ticks: ev.ticks,
         };
         receipt(&events, outcome)
+    }
+
+    /// Weight and fee of claiming `voucher`, from the runtime's
+    /// `TransactionPaymentApi` (nothing is submitted). A payee uses it to
+    /// decide when a claim is worth its fee.
+    pub async fn claim_cost(
+        &self,
+        payee: &Keypair,
+        voucher: &Voucher,
+    ) -> Result<DispatchCost, SettlementError> {
+        use subxt::ext::codec::{Compact, Decode, Encode};
+        let call = api::tx().tick_stream().claim(
+            voucher.channel,
+            voucher.cumulative,
+            subxt::utils::H256(voucher.chain),
+            voucher.signature,
+        );
+        let tx = self
+            .retry(|| async {
+                let mut client = self.api.tx().await?;
+                Ok::<_, subxt::Error>(
+                    client
+                        .create_signed(&call, payee, Default::default())
+                        .await?
+                        .into_encoded(),
+                )
+            })
+            .await?;
+        let length = u32::try_from(tx.len()).map_err(other)?;
+        let mut args = tx;
+        length.encode_to(&mut args);
+        let arg = format!("0x{}", hex::encode(&args));
+        let raw: String = self
+            .retry(|| async {
+                Ok::<_, subxt::Error>(
+                    self.rpc
+                        .request(
+                            "state_call",
+                            subxt::rpcs::rpc_params!["TransactionPaymentApi_query_info", &arg],
+                        )
+                        .await?,
+                )
+            })
+            .await?;
+        let bytes = hex::decode(raw.trim_start_matches("0x")).map_err(other)?;
+        // RuntimeDispatchInfo { weight: { ref_time, proof_size } (compact), class, partial_fee }
+        let (ref_time, proof_size, _class, partial_fee) =
+            <(Compact<u64>, Compact<u64>, u8, u128)>::decode(&mut &bytes[..]).map_err(other)?;
+        Ok(DispatchCost {
+            ref_time: ref_time.0,
+            proof_size: proof_size.0,
+            partial_fee,
+            length,
+        })
     }
 
     /// Closes a channel (the payee at any time, the payer after expiry).

@@ -31,6 +31,6 @@ pub mod voucher;
 pub use channel::{Payee, Payer};
 pub use client::{
     AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,
-    Closed, Endpoint, Receipt, Settlement, SettlementError, TickEvent,
+    Closed, DispatchCost, Endpoint, Receipt, Settlement, SettlementError, TickEvent,
 };
 pub use voucher::{Voucher, VoucherError};
