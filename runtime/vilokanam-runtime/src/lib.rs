@@ -192,7 +192,40 @@ impl pallet_tick_stream::Config for Runtime {
     type WeightInfo = pallet_tick_stream::weights::SubstrateWeight<Runtime>;
 }
 
+/// The pallets `frame-omni-bencher` can benchmark in a wasm built with the
+/// `runtime-benchmarks` feature (see docs/CHAIN.md for the command).
+#[cfg(feature = "runtime-benchmarks")]
+mod benches {
+    polkadot_sdk::frame_benchmarking::define_benchmarks!([pallet_tick_stream, TickStream]);
+}
+
 impl_runtime_apis! {
+    #[cfg(feature = "runtime-benchmarks")]
+    impl polkadot_sdk::frame_benchmarking::Benchmark<Block> for Runtime {
+        fn benchmark_metadata(extra: bool) -> (
+            Vec<polkadot_sdk::frame_benchmarking::BenchmarkList>,
+            Vec<frame::deps::frame_support::traits::StorageInfo>,
+        ) {
+            use polkadot_sdk::frame_benchmarking::BenchmarkList;
+            use frame::deps::frame_support::traits::StorageInfoTrait;
+            let mut list = Vec::<BenchmarkList>::new();
+            list_benchmarks!(list, extra);
+            (list, AllPalletsWithSystem::storage_info())
+        }
+
+        fn dispatch_benchmark(
+            config: polkadot_sdk::frame_benchmarking::BenchmarkConfig,
+        ) -> Result<Vec<polkadot_sdk::frame_benchmarking::BenchmarkBatch>, alloc::string::String> {
+            use polkadot_sdk::frame_benchmarking::BenchmarkBatch;
+            use frame::deps::frame_support::traits::WhitelistedStorageKeys;
+            let whitelist = AllPalletsWithSystem::whitelisted_storage_keys();
+            let mut batches = Vec::<BenchmarkBatch>::new();
+            let params = (&config, &whitelist);
+            add_benchmarks!(params, batches);
+            Ok(batches)
+        }
+    }
+
     impl apis::Core<Block> for Runtime {
         fn version() -> RuntimeVersion {
             VERSION

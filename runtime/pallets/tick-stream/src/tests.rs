@@ -399,3 +399,17 @@ fn voucher_message_matches_the_node_encoding() {
     let hex: String = msg.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, expected);
 }
+
+/// The pre-signed voucher the `claim` benchmark uses verifies for the
+/// benchmark's pinned chain, channel and amount.
+#[cfg(feature = "runtime-benchmarks")]
+#[test]
+fn bench_voucher_is_valid() {
+    use crate::benchmarking::*;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    assert_eq!(key.verifying_key().to_bytes(), BENCH_VOUCHER_KEY);
+    assert_eq!(
+        sign(&key, H256(BENCH_GENESIS), BENCH_CHANNEL, BENCH_CUMULATIVE),
+        BENCH_SIGNATURE
+    );
+}
