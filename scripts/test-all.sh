@@ -55,7 +55,7 @@ SKIP_WASM_BUILD=1 run runtime_cargo clippy --release -p vilokanam-runtime -p pal
 echo "== node: clippy, tests"
 run cargo clippy --workspace --all-targets --locked -- -D warnings
 # The chain tests must not skip here: a missing part is a failure.
-VILOKANAM_REQUIRE_CHAIN=1 VILOKANAM_CHAIN_SPEC="$PWD/target/chain/vilokanam_dev.raw.json" \
+VILOKANAM_REQUIRE_CHAIN=1 VILOKANAM_DEV_CHAIN_SPEC="$PWD/target/chain/vilokanam_dev.raw.json" \
   run cargo test --workspace --locked
 
 # One closing line with the totals over every test binary.

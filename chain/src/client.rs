@@ -8,9 +8,11 @@
 //! loudly ([`SettlementError::IncompatibleRuntime`]) instead of encoding
 //! garbage.
 //!
-//! Transient failures (the connection dropped and is being re-established,
-//! the node's RPC limit was hit) are retried with exponential backoff,
-//! a bounded number of times. Dispatch failures are mapped to precise
+//! Transient failures of reads (the connection dropped and is being
+//! re-established, the node's RPC limit was hit) are retried with
+//! exponential backoff, a bounded number of times. A transaction is signed
+//! once; only its submission is retried, with the same bytes, and a
+//! transaction whose fate became unknown is reported, never re-signed. Dispatch failures are mapped to precise
 //! errors: a bad voucher signature, a replayed or outdated voucher, too
 //! little money, a closed channel.
 
@@ -43,8 +45,13 @@ pub type ChannelId = u64;
 const RETRIES: u32 = 5;
 /// First backoff delay; doubles each retry.
 const BACKOFF_START: Duration = Duration::from_millis(200);
-/// How many times the initial connection is attempted.
-const CONNECT_ATTEMPTS: usize = 6;
+/// Reconnection attempts of the RPC client (initial connect and after a
+/// drop): exponential from 2 ms, capped at 5 s, about 18 s in all. After
+/// that the connection is given up and calls fail with `Unreachable`;
+/// connect a new [`Settlement`].
+const CONNECT_ATTEMPTS: usize = 14;
+/// How long a submitted transaction may take to be finalized.
+pub const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the chain is reached.
 #[derive(Clone, Debug)]
@@ -99,7 +106,7 @@ pub enum SettlementError {
     #[error("voucher for channel {0} exceeds the channel's deposit")]
     ExceedsDeposit(ChannelId),
     /// The voucher names another chain.
-    #[error("voucher was signed for another chain (genesis {0})")]
+    #[error("voucher was signed for another chain ({0})")]
     WrongChain(String),
     /// Any other dispatch error of a pallet.
     #[error("rejected by the chain: {pallet}::{error}")]
@@ -117,6 +124,16 @@ pub enum SettlementError {
         "the chain's runtime does not match this client's generated types (chain/metadata): {0}"
     )]
     IncompatibleRuntime(String),
+    /// The transaction was submitted but its fate is unknown (connection
+    /// lost after submission, or no finality in time). It was not re-sent:
+    /// check the chain for it before submitting again.
+    #[error("transaction {tx_hash} was submitted but its outcome is unknown: {reason}")]
+    OutcomeUnknown {
+        /// Hash of the submitted transaction.
+        tx_hash: String,
+        /// Why.
+        reason: String,
+    },
     /// Anything else from subxt or the node.
     #[error("chain: {0}")]
     Other(String),
@@ -288,7 +305,7 @@ impl Settlement {
         };
         let (rpc, light) = match endpoint {
             Endpoint::Rpc(url) => {
-                let policy = ExponentialBackoff::from_millis(BACKOFF_START.as_millis() as u64)
+                let policy = ExponentialBackoff::from_millis(2)
                     .max_delay(Duration::from_secs(5))
                     .take(CONNECT_ATTEMPTS);
                 let client = ReconnectingRpcClient::builder()
@@ -354,11 +371,10 @@ impl Settlement {
     pub async fn status(&self) -> Result<ChainStatus, SettlementError> {
         let chain: String = self
             .retry(|| async {
-                Ok::<_, subxt::Error>(
-                    self.rpc
-                        .request("system_chain", subxt::rpcs::rpc_params![])
-                        .await?,
-                )
+                self.rpc
+                    .request::<String>("system_chain", subxt::rpcs::rpc_params![])
+                    .await
+                    .map_err(rpc_error)
             })
             .await?;
         let (finalized, spec_version) = self
@@ -562,14 +578,13 @@ impl Settlement {
         let arg = format!("0x{}", hex::encode(&args));
         let raw: String = self
             .retry(|| async {
-                Ok::<_, subxt::Error>(
-                    self.rpc
-                        .request(
-                            "state_call",
-                            subxt::rpcs::rpc_params!["TransactionPaymentApi_query_info", &arg],
-                        )
-                        .await?,
-                )
+                self.rpc
+                    .request::<String>(
+                        "state_call",
+                        subxt::rpcs::rpc_params!["TransactionPaymentApi_query_info", &arg],
+                    )
+                    .await
+                    .map_err(rpc_error)
             })
             .await?;
         let bytes = hex::decode(raw.trim_start_matches("0x")).map_err(other)?;
@@ -627,34 +642,59 @@ impl Settlement {
         Ok(stream)
     }
 
-    /// Signs, submits and waits until finalized; maps failures precisely.
+    /// Signs once, submits and waits until finalized; maps failures
+    /// precisely. Only the submission of the *same signed bytes* is
+    /// retried (same nonce, so at most one copy can ever be included).
+    /// If the connection drops after the node accepted the transaction, or
+    /// finality does not come within [`FINALITY_TIMEOUT`], the outcome is
+    /// unknown and the transaction is not re-signed:
+    /// [`SettlementError::OutcomeUnknown`] carries its hash.
     async fn submit<Call: subxt::transactions::Payload>(
         &self,
         call: &Call,
         signer: &Keypair,
         channel: Option<ChannelId>,
     ) -> Result<subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>, SettlementError> {
+        let fail = |e: subxt::Error| self.classify(e, channel);
+        let tx = self
+            .retry(|| async {
+                let mut client = self.api.tx().await?;
+                Ok::<_, subxt::Error>(
+                    client
+                        .create_signed(call, signer, Default::default())
+                        .await?,
+                )
+            })
+            .await?;
+        let hash = format!("0x{}", hex::encode(tx.hash().0));
         let mut attempt = 0;
-        loop {
-            let result: Result<_, subxt::Error> = async {
-                let progress = self
-                    .api
-                    .tx()
-                    .await?
-                    .sign_and_submit_then_watch_default(call, signer)
-                    .await?;
-                Ok(progress.wait_for_finalized_success().await?)
-            }
-            .await;
-            match result {
-                Ok(events) => return Ok(events),
-                // Not yet accepted by the node: safe to submit again.
+        let progress = loop {
+            match tx.submit_and_watch().await.map_err(subxt::Error::from) {
+                Ok(p) => break p,
                 Err(e) if is_transient(&e) && attempt < RETRIES => {
                     attempt += 1;
                     backoff(attempt, &e).await;
                 }
-                Err(e) => return Err(classify(e, channel)),
+                Err(e) => return Err(fail(e)),
             }
+        };
+        match tokio::time::timeout(FINALITY_TIMEOUT, progress.wait_for_finalized_success()).await {
+            Ok(Ok(events)) => Ok(events),
+            Ok(Err(e)) => {
+                let e = subxt::Error::from(e);
+                if is_transient(&e) {
+                    Err(SettlementError::OutcomeUnknown {
+                        tx_hash: hash,
+                        reason: e.to_string(),
+                    })
+                } else {
+                    Err(fail(e))
+                }
+            }
+            Err(_) => Err(SettlementError::OutcomeUnknown {
+                tx_hash: hash,
+                reason: format!("not finalized within {FINALITY_TIMEOUT:?}"),
+            }),
         }
     }
 
@@ -672,7 +712,7 @@ impl Settlement {
                     attempt += 1;
                     backoff(attempt, &e).await;
                 }
-                Err(e) => return Err(classify(e, None)),
+                Err(e) => return Err(self.classify(e, None)),
             }
         }
     }
@@ -684,6 +724,11 @@ async fn backoff(attempt: u32, e: &subxt::Error) {
     tokio::time::sleep(delay).await;
 }
 
+/// A raw RPC error as a backend error, so a reconnect counts as transient.
+fn rpc_error(e: subxt::rpcs::Error) -> subxt::Error {
+    subxt::Error::from(subxt::error::BackendError::from(e))
+}
+
 fn is_transient(e: &subxt::Error) -> bool {
     e.is_disconnected_will_reconnect() || e.is_rpc_limit_reached()
 }
@@ -692,42 +737,67 @@ fn other(e: impl std::fmt::Display) -> SettlementError {
     SettlementError::Other(e.to_string())
 }
 
-/// Turns a subxt error into the precise settlement error.
-fn classify(e: subxt::Error, channel: Option<ChannelId>) -> SettlementError {
-    use subxt::Error as E;
-    let dispatch = match &e {
-        E::TransactionFinalizedSuccessError(TransactionFinalizedSuccessError::SuccessError(
-            TransactionEventsError::ExtrinsicFailed(d),
-        ))
-        | E::TransactionEventsError(TransactionEventsError::ExtrinsicFailed(d)) => Some(d),
-        _ => None,
-    };
-    if let Some(d) = dispatch {
-        return classify_dispatch(d, channel);
+impl Settlement {
+    /// Turns a subxt error into the precise settlement error.
+    fn classify(&self, e: subxt::Error, channel: Option<ChannelId>) -> SettlementError {
+        use subxt::Error as E;
+        let dispatch = match &e {
+            E::TransactionFinalizedSuccessError(
+                TransactionFinalizedSuccessError::SuccessError(
+                    TransactionEventsError::ExtrinsicFailed(d),
+                ),
+            )
+            | E::TransactionEventsError(TransactionEventsError::ExtrinsicFailed(d)) => Some(d),
+            _ => None,
+        };
+        if let Some(d) = dispatch {
+            return classify_dispatch(d, channel, self.genesis());
+        }
+        classify_text(
+            &e.to_string(),
+            &format!("{e:?}"),
+            is_transient(&e),
+            &self.endpoint,
+        )
     }
-    let text = e.to_string();
-    // A node says "Inability to pay some fees"; chopsticks {"invalid":{"payment":null}}.
-    if text.contains("Inability to pay some fees") || text.contains("\"payment\"") {
+}
+
+/// Classifies an error that is not a dispatch error by its text: `shown` is
+/// its `Display`, `debug` its `Debug` (which includes the RPC error's
+/// `data`, where a node explains an invalid transaction).
+fn classify_text(shown: &str, debug: &str, transient: bool, endpoint: &str) -> SettlementError {
+    // A node: "Inability to pay some fees"; chopsticks: {"invalid":{"payment":null}}.
+    if debug.contains("Inability to pay some fees")
+        || debug.contains("\\\"payment\\\"")
+        || shown.contains("\"payment\"")
+    {
         return SettlementError::InsufficientFunds(
             "the account cannot pay the transaction fee".into(),
         );
     }
-    if text.contains("IncompatibleCodegen") || text.contains("incompatible") {
-        return SettlementError::IncompatibleRuntime(text);
+    if debug.contains("IncompatibleCodegen") {
+        return SettlementError::IncompatibleRuntime(shown.to_owned());
     }
-    if text.contains("Invalid Transaction") || text.contains("not valid") {
-        return SettlementError::Invalid(text);
-    }
-    if e.is_disconnected_will_reconnect() || text.contains("restart required") {
+    if transient || debug.contains("RestartNeeded") {
         return SettlementError::Unreachable {
-            endpoint: String::new(),
-            reason: text,
+            endpoint: endpoint.to_owned(),
+            reason: shown.to_owned(),
         };
     }
-    SettlementError::Other(text)
+    if debug.contains("Invalid Transaction")
+        || shown.contains("is not valid")
+        || shown.contains("(1010)")
+    {
+        return SettlementError::Invalid(shown.to_owned());
+    }
+    SettlementError::Other(shown.to_owned())
 }
 
-fn classify_dispatch(d: &DispatchError, channel: Option<ChannelId>) -> SettlementError {
+fn classify_dispatch(
+    d: &DispatchError,
+    channel: Option<ChannelId>,
+    genesis: [u8; 32],
+) -> SettlementError {
     let ch = channel.unwrap_or_default();
     match d {
         DispatchError::Module(m) => {
@@ -742,7 +812,9 @@ fn classify_dispatch(d: &DispatchError, channel: Option<ChannelId>) -> Settlemen
                 ("TickStream", "VoucherReplayed") => SettlementError::VoucherReplayed(ch),
                 ("TickStream", "VoucherOutdated") => SettlementError::VoucherOutdated(ch),
                 ("TickStream", "ExceedsDeposit") => SettlementError::ExceedsDeposit(ch),
-                ("TickStream", "WrongChain") => SettlementError::WrongChain(String::new()),
+                ("TickStream", "WrongChain") => {
+                    SettlementError::WrongChain(format!("this chain is 0x{}", hex::encode(genesis)))
+                }
                 ("TickStream", "InsufficientFunds") => SettlementError::InsufficientFunds(
                     "the payer cannot put that much on hold".into(),
                 ),
@@ -855,4 +927,54 @@ async fn block_events(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_and_rpc_failures_are_classified_precisely() {
+        // A Substrate node puts the reason in the RPC error's data.
+        let shown = "Cannot submit extrinsic: RPC error: User error: Invalid Transaction (1010)";
+        let debug = r#"UserError { code: 1010, message: "Invalid Transaction", data: Some(RawValue("Inability to pay some fees (e.g. account balance too low)")) }"#;
+        assert!(matches!(
+            classify_text(shown, debug, false, "ws://x"),
+            SettlementError::InsufficientFunds(_)
+        ));
+        // chopsticks says it in the message.
+        let shown = r#"RPC error: User error: {"invalid":{"payment":null}} (1010)"#;
+        assert!(matches!(
+            classify_text(shown, shown, false, "ws://x"),
+            SettlementError::InsufficientFunds(_)
+        ));
+        let shown = r#"RPC error: User error: {"invalid":{"badProof":null}} (1010)"#;
+        assert!(matches!(
+            classify_text(shown, shown, false, "ws://x"),
+            SettlementError::Invalid(_)
+        ));
+        let e = classify_text(
+            "the connection was lost",
+            "DisconnectedWillReconnect",
+            true,
+            "ws://x",
+        );
+        assert!(
+            matches!(&e, SettlementError::Unreachable { endpoint, .. } if endpoint == "ws://x"),
+            "{e}"
+        );
+        assert!(matches!(
+            classify_text(
+                "not compatible",
+                "ExtrinsicError(IncompatibleCodegen)",
+                false,
+                ""
+            ),
+            SettlementError::IncompatibleRuntime(_)
+        ));
+        assert!(matches!(
+            classify_text("something else", "Other", false, ""),
+            SettlementError::Other(_)
+        ));
+    }
 }

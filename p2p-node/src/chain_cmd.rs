@@ -49,7 +49,8 @@ impl ChainArgs {
         resolve_data_dir(self.data_dir.clone())
     }
 
-    /// The configuration file's settings (defaults if there is none).
+    /// The configuration file's settings (defaults if there is none). A
+    /// relative `chain_spec` is taken relative to the file's directory.
     fn config(&self) -> Result<NodeConfig> {
         let file = match &self.config {
             Some(f) => Some(f.clone()),
@@ -58,10 +59,16 @@ impl ChainArgs {
                 p.exists().then_some(p)
             }
         };
-        match file {
-            Some(f) => NodeConfig::from_file(&f),
-            None => Ok(NodeConfig::default()),
+        let Some(file) = file else {
+            return Ok(NodeConfig::default());
+        };
+        let mut config = NodeConfig::from_file(&file)?;
+        if let (Some(spec), Some(dir)) = (&config.chain_spec, file.parent()) {
+            if spec.is_relative() {
+                config.chain_spec = Some(dir.join(spec));
+            }
         }
+        Ok(config)
     }
 
     /// The endpoint: flags, then config file; a spec means the light client.
@@ -124,10 +131,12 @@ pub enum AccountCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Store an account from a seed phrase or dev URI (`//Alice`).
+    /// Store an account from a seed phrase or dev URI (`//Alice`). Without
+    /// the argument (or with `-`) it is read from stdin, which keeps a real
+    /// seed phrase out of `ps` and shell history.
     Import {
         /// Seed phrase (optionally with `//derivation` and `///password`) or dev URI.
-        secret_uri: String,
+        secret_uri: Option<String>,
         /// Replace an existing account.
         #[arg(long)]
         force: bool,
@@ -251,6 +260,20 @@ pub async fn account(args: &ChainArgs, cmd: AccountCmd) -> Result<()> {
             Ok(())
         }
         AccountCmd::Import { secret_uri, force } => {
+            let secret_uri = match secret_uri.filter(|s| s != "-") {
+                Some(s) => s,
+                None => {
+                    eprintln!("seed phrase or secret URI (one line):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the secret URI from stdin")?;
+                    line.trim().to_owned()
+                }
+            };
+            if secret_uri.is_empty() {
+                bail!("no secret URI given");
+            }
             let key = account::keypair(&secret_uri)?;
             let path = vilokanam_storage::store_account(&dir, &secret_uri, force)?;
             println!("address: {}", account::account_id(&key));

@@ -76,6 +76,27 @@ async fn account_chain_and_channel_commands() {
     let err = failed(&vilokanam(d, &rpc, &["account", "import", "//Bob"]).await);
     assert!(err.contains("--force"), "{err}");
 
+    // From stdin, so a real seed phrase stays out of `ps` and history.
+    let other = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vilokanam"))
+        .args(["account", "import", "--data-dir"])
+        .arg(other.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"//Charlie\n").await.unwrap();
+    }
+    let out = ok(&child.wait_with_output().await.unwrap());
+    assert!(
+        out.contains("5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y"),
+        "{out}"
+    );
+
     let out = ok(&vilokanam(d, &rpc, &["chain", "status"]).await);
     assert!(out.contains("vilokanam_dev"), "{out}");
     assert!(out.contains("open channels:  0"), "{out}");

@@ -155,31 +155,34 @@ fn read_secret(path: &Path) -> Result<Option<String>, StorageError> {
 }
 
 /// Writes a secret file with mode 0600, durably. Without `replace` it
-/// fails if the file exists; with it, the old file is swapped atomically.
+/// fails if the file exists; with it, the new file is written under a
+/// fresh random name in the same directory (created exclusively, so no
+/// leftover or planted file or symlink is reused) and renamed over the old
+/// one, then the directory is synced.
 fn write_secret(path: &Path, text: &str, replace: bool) -> Result<(), StorageError> {
-    let target = if replace {
-        path.with_extension("key.tmp")
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !replace {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io(path))?;
+        writeln!(f, "{text}").map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
     } else {
-        path.to_owned()
-    };
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true);
-    if replace {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
+        // NamedTempFile creates with O_EXCL and mode 0600.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+        writeln!(tmp, "{text}").map_err(io(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(io(path))?;
+        tmp.persist(path).map_err(|e| io(path)(e.error))?;
     }
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&target).map_err(io(&target))?;
-    writeln!(f, "{text}").map_err(io(&target))?;
-    f.sync_all().map_err(io(&target))?;
-    if replace {
-        fs::rename(&target, path).map_err(io(path))?;
-    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(())
 }
 

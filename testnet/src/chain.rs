@@ -25,7 +25,7 @@ pub struct DevChainParts {
 
 impl DevChainParts {
     /// Finds the parts: `VILOKANAM_NODE`, `VILOKANAM_CHOPSTICKS` and
-    /// `VILOKANAM_CHAIN_SPEC`, else the places the scripts install them.
+    /// `VILOKANAM_DEV_CHAIN_SPEC`, else the places the scripts install them.
     /// The error says which part is missing and how to get it.
     pub fn locate() -> Result<Self> {
         let home = std::env::var_os("HOME")
@@ -47,7 +47,7 @@ impl DevChainParts {
                 tools.join("node_modules/@acala-network/chopsticks/chopsticks.cjs"),
             ),
             spec: env_or(
-                "VILOKANAM_CHAIN_SPEC",
+                "VILOKANAM_DEV_CHAIN_SPEC",
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../target/chain/vilokanam_dev.raw.json"),
             ),
