@@ -4,6 +4,8 @@
 //! - `<id>.raw.json`: a raw chain spec (genesis storage including `:code`,
 //!   the runtime's compressed wasm);
 //! - `vilokanam_runtime.compact.compressed.wasm`: that wasm;
+//! - `genesis-hash`: the genesis block hash a full node (or smoldot)
+//!   computes from this spec (hex), to check clients against;
 //! - `metadata.scale`: the runtime metadata V16 (SCALE, `RuntimeMetadataPrefixed`), the version subxt prefers.
 //!
 //! Genesis storage is built natively from the same preset code the wasm's
@@ -46,6 +48,7 @@ fn main() -> Result<(), String> {
     if !storage.children_default.is_empty() {
         return Err("genesis has child tries; this writer does not support them".into());
     }
+    let genesis_hash = genesis_hash(&storage);
     let top: BTreeMap<String, String> = storage
         .top
         .iter()
@@ -80,5 +83,30 @@ fn main() -> Result<(), String> {
     write(&format!("{id}.raw.json"), &spec)?;
     write("vilokanam_runtime.compact.compressed.wasm", wasm)?;
     write("metadata.scale", &metadata)?;
+    write("genesis-hash", format!("{genesis_hash}\n").as_bytes())?;
     Ok(())
+}
+
+/// Hash of the genesis block, as `sc-chain-spec` builds it: number 0, zero
+/// parent, the storage's trie root and the empty extrinsics root, both with
+/// the runtime's state version.
+fn genesis_hash(storage: &polkadot_sdk::polkadot_sdk_frame::deps::sp_core::storage::Storage) -> String {
+    use polkadot_sdk::polkadot_sdk_frame::deps::sp_runtime::{
+        generic::Header,
+        traits::{BlakeTwo256, Hash, Header as _},
+    };
+    let version = vilokanam_runtime::VERSION.state_version();
+    let state_root = BlakeTwo256::trie_root(
+        storage.top.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        version,
+    );
+    let extrinsics_root = BlakeTwo256::trie_root(Vec::new(), version);
+    let header = Header::<u32, BlakeTwo256>::new(
+        0,
+        extrinsics_root,
+        state_root,
+        Default::default(),
+        Default::default(),
+    );
+    to_hex(header.hash().as_ref(), false)
 }
