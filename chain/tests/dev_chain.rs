@@ -9,7 +9,7 @@ use futures::StreamExt;
 use subxt::ext::codec::Decode;
 use vilokanam_chain::account::{account_id, generate_phrase, keypair};
 use vilokanam_chain::{Endpoint, Payer, Settlement, SettlementError, TickEvent, Voucher};
-use vilokanam_testnet::chain::{chain_required, DevChain, DevChainParts};
+use vilokanam_testnet::chain::{parts_for_test, DevChain};
 
 const PRICE: u128 = 1_000_000; // 1 µTICK per second
 const SECONDS: u64 = 120;
@@ -21,14 +21,7 @@ async fn dev_chain() -> Option<(DevChain, Settlement)> {
         .with_env_filter("vilokanam_chain=debug,warn")
         .with_test_writer()
         .try_init();
-    let parts = match DevChainParts::locate() {
-        Ok(p) => p,
-        Err(e) if !chain_required() => {
-            eprintln!("SKIPPED (set VILOKANAM_REQUIRE_CHAIN=1 to fail instead): {e:#}");
-            return None;
-        }
-        Err(e) => panic!("{e:#}"),
-    };
+    let parts = parts_for_test()?;
     let chain = DevChain::start(&parts).await.expect("dev chain starts");
     let client = Settlement::connect(&Endpoint::Rpc(chain.ws_url.clone()))
         .await

@@ -7,17 +7,12 @@
 
 use vilokanam_chain::account::{account_id, keypair};
 use vilokanam_chain::{Endpoint, Settlement};
-use vilokanam_testnet::chain::{chain_required, DevChainParts};
+use vilokanam_testnet::chain::parts_for_test;
 
 #[tokio::test]
 async fn smoldot_accepts_our_chain_spec_and_runtime() {
-    let parts = match DevChainParts::locate() {
-        Ok(p) => p,
-        Err(e) if !chain_required() => {
-            eprintln!("SKIPPED (set VILOKANAM_REQUIRE_CHAIN=1 to fail instead): {e:#}");
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(parts) = parts_for_test() else {
+        return;
     };
     let text = std::fs::read_to_string(&parts.spec).unwrap();
     // Without boot nodes our check refuses the spec before smoldot would hang.

@@ -161,6 +161,20 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Untrusted spec files never panic the checker, whatever the bytes
+        /// or the JSON shape.
+        #[test]
+        fn check_spec_never_panics(text in ".{0,300}", id in proptest::option::of("[a-z_]{0,12}"),
+                                   boots in proptest::collection::vec(".{0,40}", 0..3)) {
+            let _ = check_spec(&text);
+            let mut v = serde_json::json!({ "name": "n", "bootNodes": boots,
+                "genesis": { "raw": { "top": {} } } });
+            if let Some(id) = id { v["id"] = serde_json::Value::String(id); }
+            let _ = check_spec(&v.to_string());
+        }
+    }
+
     #[tokio::test]
     async fn smoldot_refuses_a_spec_it_cannot_use() {
         // Passes our checks but the genesis storage is not a runtime:

@@ -438,6 +438,16 @@ mod tests {
         assert!(parse_amount("340282366920938463463374607431768211455TICK").is_err());
     }
 
+    proptest::proptest! {
+        /// Any amount text gives a value or an error, never a panic; any
+        /// value formats and parses back to itself.
+        #[test]
+        fn amounts_never_panic_and_round_trip(text in ".{0,48}", v in proptest::num::u128::ANY) {
+            let _ = parse_amount(&text);
+            proptest::prop_assert_eq!(parse_amount(&format_amount(v).replace(' ', "")), Ok(v));
+        }
+    }
+
     #[test]
     fn amounts_format_without_trailing_zeros() {
         assert_eq!(format_amount(1_500_000_000_000), "1.5 TICK");

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use vilokanam_testnet::chain::{chain_required, DevChain, DevChainParts};
+use vilokanam_testnet::chain::{parts_for_test, DevChain};
 
 const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 
@@ -45,13 +45,8 @@ fn failed(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_chain_and_channel_commands() {
-    let parts = match DevChainParts::locate() {
-        Ok(p) => p,
-        Err(e) if !chain_required() => {
-            eprintln!("SKIPPED (set VILOKANAM_REQUIRE_CHAIN=1 to fail instead): {e:#}");
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(parts) = parts_for_test() else {
+        return;
     };
     let chain = DevChain::start(&parts).await.expect("dev chain");
     let rpc = chain.ws_url.clone();

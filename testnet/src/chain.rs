@@ -83,6 +83,20 @@ pub fn chain_required() -> bool {
     std::env::var("VILOKANAM_REQUIRE_CHAIN").is_ok_and(|v| v == "1")
 }
 
+/// The dev chain's parts for a test: `None` (the test should return, and
+/// says why on stderr) when they are missing and not required; a panic
+/// naming the missing part when `VILOKANAM_REQUIRE_CHAIN=1`.
+pub fn parts_for_test() -> Option<DevChainParts> {
+    match DevChainParts::locate() {
+        Ok(p) => Some(p),
+        Err(e) if !chain_required() => {
+            eprintln!("SKIPPED (set VILOKANAM_REQUIRE_CHAIN=1 to fail instead): {e:#}");
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
 /// A running dev chain, stopped (by PID) when dropped.
 #[derive(Debug)]
 pub struct DevChain {
