@@ -50,6 +50,8 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 /// that the connection is given up and calls fail with `Unreachable`;
 /// connect a new [`Settlement`].
 const CONNECT_ATTEMPTS: usize = 14;
+/// How long [`Settlement::connect`] may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a submitted transaction may take to be finalized.
 pub const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -298,6 +300,31 @@ impl Settlement {
     /// Connects to the chain (retrying a refused connection with backoff)
     /// and checks that its runtime matches our generated types.
     pub async fn connect(endpoint: &Endpoint) -> Result<Self, SettlementError> {
+        Self::connect_within(endpoint, CONNECT_TIMEOUT).await
+    }
+
+    /// [`Settlement::connect`], giving up with
+    /// [`SettlementError::Unreachable`] after `timeout` (a light client
+    /// with no reachable peer would otherwise wait forever).
+    pub async fn connect_within(
+        endpoint: &Endpoint,
+        timeout: Duration,
+    ) -> Result<Self, SettlementError> {
+        match tokio::time::timeout(timeout, Self::connect_inner(endpoint)).await {
+            Ok(r) => r,
+            Err(_) => Err(SettlementError::Unreachable {
+                endpoint: endpoint.to_string(),
+                reason: match endpoint {
+                    Endpoint::Rpc(_) => format!("no answer within {timeout:?}"),
+                    Endpoint::LightClient(_) => format!(
+                        "the light client got no block from any boot node within {timeout:?}"
+                    ),
+                },
+            }),
+        }
+    }
+
+    async fn connect_inner(endpoint: &Endpoint) -> Result<Self, SettlementError> {
         let name = endpoint.to_string();
         let unreachable = |reason: String| SettlementError::Unreachable {
             endpoint: name.clone(),

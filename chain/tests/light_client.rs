@@ -48,6 +48,20 @@ async fn smoldot_accepts_our_chain_spec_and_runtime() {
     let expected = std::fs::read_to_string(parts.spec.with_file_name("genesis-hash"))
         .expect("genesis-hash next to the spec (scripts/chain-spec.sh writes it)");
     assert_eq!(genesis, expected.trim());
+
+    // The settlement client over that light client gives up with a clear
+    // error instead of waiting forever for a peer.
+    let err = Settlement::connect_within(
+        &Endpoint::LightClient(spec.to_string()),
+        std::time::Duration::from_secs(3),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, vilokanam_chain::SettlementError::Unreachable { endpoint, reason }
+            if endpoint == "light client" && reason.contains("boot node")),
+        "{err}"
+    );
 }
 
 /// The settlement flow through the light client. Needs a full node of our
