@@ -19,6 +19,7 @@ ensure_chopsticks
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path runtime/Cargo.toml -- --check
+cargo fmt --all --manifest-path runtime/bench/Cargo.toml -- --check
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
