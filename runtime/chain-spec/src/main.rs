@@ -90,14 +90,20 @@ fn main() -> Result<(), String> {
 /// Hash of the genesis block, as `sc-chain-spec` builds it: number 0, zero
 /// parent, the storage's trie root and the empty extrinsics root, both with
 /// the runtime's state version.
-fn genesis_hash(storage: &polkadot_sdk::polkadot_sdk_frame::deps::sp_core::storage::Storage) -> String {
+fn genesis_hash(
+    storage: &polkadot_sdk::polkadot_sdk_frame::deps::sp_core::storage::Storage,
+) -> String {
     use polkadot_sdk::polkadot_sdk_frame::deps::sp_runtime::{
         generic::Header,
         traits::{BlakeTwo256, Hash, Header as _},
     };
     let version = vilokanam_runtime::VERSION.state_version();
     let state_root = BlakeTwo256::trie_root(
-        storage.top.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        storage
+            .top
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         version,
     );
     let extrinsics_root = BlakeTwo256::trie_root(Vec::new(), version);
