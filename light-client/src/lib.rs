@@ -9,9 +9,10 @@
 //!
 //! What a light client needs from the chain (see `docs/CHAIN.md`): at least
 //! one reachable full node serving light-client requests, and a finality
-//! gadget (GRANDPA) for anything to become final. chopsticks, our CI dev
-//! chain, has neither, so the light-client path is tested up to "started
-//! and waiting for peers"; the full flow needs a full node.
+//! gadget (GRANDPA, which our runtime has) for anything to become final.
+//! chopsticks, our CI dev chain, is no such node, so the light-client path
+//! is tested up to "started and waiting for peers"; the full flow needs a
+//! full node.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

@@ -1,5 +1,5 @@
-//! Genesis presets: `development` (Alice authors and is sudo; the dev
-//! accounts are funded) and `local_testnet` (the same, for a multi-node
+//! Genesis presets: `development` (Alice authors blocks (Aura, sr25519),
+//! is the GRANDPA voter (ed25519) and sudo; the dev accounts are funded) and `local_testnet` (the same, for a multi-node
 //! local chain).
 
 use alloc::{string::String, vec, vec::Vec};
@@ -7,13 +7,18 @@ use polkadot_sdk::polkadot_sdk_frame::deps::frame_support::build_struct_json_pat
 use polkadot_sdk::polkadot_sdk_frame::runtime::prelude::*;
 use polkadot_sdk::sp_consensus_aura::sr25519::AuthorityId as AuraId;
 
-use crate::{AccountId, AuraConfig, BalancesConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+use crate::{
+    AccountId, AuraConfig, BalancesConfig, GrandpaConfig, RuntimeGenesisConfig, SudoConfig, UNIT,
+};
+use polkadot_sdk::polkadot_sdk_frame::deps::sp_keyring::Ed25519Keyring;
+use polkadot_sdk::sp_consensus_grandpa::AuthorityId as GrandpaId;
 
 /// Balance of each funded dev account.
 pub const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
 
 fn genesis(
     authorities: Vec<AuraId>,
+    finality: Vec<GrandpaId>,
     root: AccountId,
     endowed: Vec<AccountId>,
 ) -> serde_json::Value {
@@ -25,6 +30,9 @@ fn genesis(
                 .collect::<Vec<_>>(),
         },
         aura: AuraConfig { authorities },
+        grandpa: GrandpaConfig {
+            authorities: finality.into_iter().map(|id| (id, 1)).collect::<Vec<_>>(),
+        },
         sudo: SudoConfig { key: Some(root) },
     })
 }
@@ -38,6 +46,7 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
     let patch = match id.as_ref() {
         DEV_RUNTIME_PRESET | LOCAL_TESTNET_RUNTIME_PRESET => genesis(
             vec![Sr25519Keyring::Alice.public().into()],
+            vec![Ed25519Keyring::Alice.public().into()],
             Sr25519Keyring::Alice.to_account_id(),
             dev_accounts(),
         ),

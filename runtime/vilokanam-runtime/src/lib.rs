@@ -19,8 +19,9 @@ pub mod genesis;
 use alloc::vec::Vec;
 use polkadot_sdk::polkadot_sdk_frame as frame;
 use polkadot_sdk::{
-    pallet_aura, pallet_balances, pallet_sudo, pallet_timestamp, pallet_transaction_payment,
-    pallet_transaction_payment_rpc_runtime_api, sp_consensus_aura::sr25519::AuthorityId as AuraId,
+    pallet_aura, pallet_balances, pallet_grandpa, pallet_sudo, pallet_timestamp,
+    pallet_transaction_payment, pallet_transaction_payment_rpc_runtime_api,
+    sp_consensus_aura::sr25519::AuthorityId as AuraId, sp_consensus_grandpa,
 };
 
 use frame::deps::frame_support::weights::{
@@ -117,6 +118,8 @@ mod runtime {
     pub type TransactionPayment = pallet_transaction_payment::Pallet<Runtime>;
     #[runtime::pallet_index(5)]
     pub type Sudo = pallet_sudo::Pallet<Runtime>;
+    #[runtime::pallet_index(6)]
+    pub type Grandpa = pallet_grandpa::Pallet<Runtime>;
     #[runtime::pallet_index(10)]
     pub type TickStream = pallet_tick_stream::Pallet<Runtime>;
 }
@@ -184,6 +187,19 @@ impl pallet_sudo::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type RuntimeCall = RuntimeCall;
     type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
+}
+
+/// GRANDPA finality, so that light clients (smoldot) and full nodes see
+/// blocks finalized. The authority set comes from genesis; there is no
+/// session pallet, so equivocation reports are not supported.
+impl pallet_grandpa::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type WeightInfo = ();
+    type MaxAuthorities = ConstU32<32>;
+    type MaxNominators = ConstU32<0>;
+    type MaxSetIdSessionEntries = ConstU64<0>;
+    type KeyOwnerProof = frame::deps::sp_core::Void;
+    type EquivocationReportSystem = ();
 }
 
 impl pallet_tick_stream::Config for Runtime {
@@ -287,6 +303,30 @@ impl_runtime_apis! {
         }
         fn authorities() -> Vec<AuraId> {
             pallet_aura::Authorities::<Runtime>::get().into_inner()
+        }
+    }
+
+    impl sp_consensus_grandpa::GrandpaApi<Block> for Runtime {
+        fn grandpa_authorities() -> sp_consensus_grandpa::AuthorityList {
+            Grandpa::grandpa_authorities()
+        }
+        fn current_set_id() -> sp_consensus_grandpa::SetId {
+            Grandpa::current_set_id()
+        }
+        fn submit_report_equivocation_unsigned_extrinsic(
+            _equivocation_proof: sp_consensus_grandpa::EquivocationProof<
+                <Block as frame::traits::Block>::Hash,
+                BlockNumber,
+            >,
+            _key_owner_proof: sp_consensus_grandpa::OpaqueKeyOwnershipProof,
+        ) -> Option<()> {
+            None
+        }
+        fn generate_key_ownership_proof(
+            _set_id: sp_consensus_grandpa::SetId,
+            _authority_id: sp_consensus_grandpa::AuthorityId,
+        ) -> Option<sp_consensus_grandpa::OpaqueKeyOwnershipProof> {
+            None
         }
     }
 

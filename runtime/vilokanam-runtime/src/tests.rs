@@ -17,6 +17,15 @@ fn dev_preset_funds_accounts_and_sets_authority() {
         let alice = Sr25519Keyring::Alice.to_account_id();
         assert_eq!(Balances::free_balance(&alice), genesis::DEV_ENDOWMENT);
         assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 1);
+        // GRANDPA: Alice's ed25519 key votes, so blocks can be finalized.
+        let voters = Grandpa::grandpa_authorities();
+        assert_eq!(voters.len(), 1);
+        assert_eq!(
+            voters[0].0,
+            polkadot_sdk::polkadot_sdk_frame::deps::sp_keyring::Ed25519Keyring::Alice
+                .public()
+                .into()
+        );
         assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(alice));
     });
     assert!(genesis::get_preset(&"nope".into()).is_none());
