@@ -47,8 +47,8 @@ if [ -f target/chain/metadata.scale ] && ! cmp -s target/chain/metadata.scale ch
 fi
 
 # Benchmarks of the pallet run as tests on the mock runtime, and the
-# runtime's benchmark API compiles (weights come from frame-omni-bencher,
-# see docs/CHAIN.md; the wasm built above has no benchmark code).
+# runtime's benchmark API compiles (weights.rs comes from
+# scripts/bench-weights.sh; the wasm built above has no benchmark code).
 run runtime_cargo test --release -p pallet-tick-stream --features runtime-benchmarks
 SKIP_WASM_BUILD=1 run runtime_cargo clippy --release -p vilokanam-runtime -p pallet-tick-stream \
   --all-targets --features runtime-benchmarks -- -D warnings

@@ -84,13 +84,14 @@ impl Runner {
     fn dispatch(
         &self,
         state: &State,
+        instance: &[u8],
         benchmark: &[u8],
         verify: bool,
         repeats: u32,
     ) -> Result<Vec<BenchmarkResult>, String> {
         let config = BenchmarkConfig {
             pallet: b"pallet_tick_stream".to_vec(),
-            instance: b"TickStream".to_vec(),
+            instance: instance.to_vec(),
             benchmark: benchmark.to_vec(),
             selected_components: vec![],
             verify,
@@ -127,8 +128,8 @@ fn main() -> Result<(), String> {
         wasm,
         hash: polkadot_sdk::sp_io::hashing::blake2_256(wasm).to_vec(),
     };
-    // As the CLI: one state that tracks keys for reads/writes and proof
-    // size, one that only times.
+    // One state tracks keys (reads/writes, proof size); the other only
+    // times, without proof recording (the CLI's advice for solo chains).
     let tracking = State::new(genesis.clone(), None, true, true)?;
     let timing = State::new(genesis, None, false, false)?;
 
@@ -145,9 +146,15 @@ fn main() -> Result<(), String> {
     let mut measured = Vec::new();
     for b in &list.benchmarks {
         let name = String::from_utf8_lossy(&b.name).into_owned();
-        runner.dispatch(&timing, &b.name, true, 1)?;
-        let db = runner.dispatch(&tracking, &b.name, false, 1)?;
-        let time = runner.dispatch(&timing, &b.name, false, args.repeat)?;
+        if !b.components.is_empty() {
+            return Err(format!(
+                "{name} has components; this runner only writes constant weights"
+            ));
+        }
+        let instance = &list.instance;
+        runner.dispatch(&timing, instance, &b.name, true, 1)?;
+        let db = runner.dispatch(&tracking, instance, &b.name, false, 1)?;
+        let time = runner.dispatch(&timing, instance, &b.name, false, args.repeat)?;
         let t = Analysis::min_squares_iqr(&time, BenchmarkSelector::ExtrinsicTime)
             .map_err(|e| format!("{name}: {e}"))?;
         let db0 = db.first().ok_or(format!("{name}: no db result"))?;

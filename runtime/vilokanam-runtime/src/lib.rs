@@ -1,10 +1,11 @@
 //! FRAME runtime of the Vilokanam settlement chain.
 //!
 //! Pallets: system, timestamp, aura (block authoring; chopsticks' dev mode
-//! expects Aura), balances (with holds), transaction-payment, sudo and
-//! tick-stream (per-second payment channels). The `development` genesis
-//! preset funds the well-known dev accounts and makes Alice the Aura
-//! authority and sudo key.
+//! expects Aura), grandpa (finality, for full nodes and light clients),
+//! balances (with holds), transaction-payment, sudo and tick-stream
+//! (per-second payment channels). The `development` genesis preset funds
+//! the well-known dev accounts and makes Alice the Aura authority, the
+//! GRANDPA voter and the sudo key.
 #![cfg_attr(not(feature = "std"), no_std)]
 // The runtime macros expand to items without docs.
 #![allow(missing_docs)]
@@ -25,7 +26,8 @@ use polkadot_sdk::{
 };
 
 use frame::deps::frame_support::weights::{
-    constants::WEIGHT_REF_TIME_PER_SECOND, IdentityFee, Weight,
+    constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+    IdentityFee, Weight,
 };
 use frame::deps::sp_runtime::transaction_validity::{TransactionSource, TransactionValidity};
 use frame::deps::sp_runtime::{MultiAddress, Perbill};
@@ -124,6 +126,15 @@ mod runtime {
     pub type TickStream = pallet_tick_stream::Pallet<Runtime>;
 }
 
+frame::deps::sp_runtime::impl_opaque_keys! {
+    /// Keys of a block authority: Aura (sr25519) authors, GRANDPA (ed25519)
+    /// votes. A full node's `--alice` or `author_rotateKeys` creates them.
+    pub struct SessionKeys {
+        pub aura: Aura,
+        pub grandpa: Grandpa,
+    }
+}
+
 parameter_types! {
     pub const Version: RuntimeVersion = VERSION;
     pub RuntimeBlockWeights: frame_system::limits::BlockWeights =
@@ -146,6 +157,9 @@ impl frame_system::Config for Runtime {
     type Version = Version;
     type AccountData = pallet_balances::AccountData<Balance>;
     type SS58Prefix = ConstU16<42>;
+    /// Database read/write weights (the default config weighs them 0,
+    /// which would make every benchmarked read and write free).
+    type DbWeight = RocksDbWeight;
 }
 
 impl pallet_timestamp::Config for Runtime {
@@ -331,11 +345,11 @@ impl_runtime_apis! {
     }
 
     impl apis::SessionKeys<Block> for Runtime {
-        fn generate_session_keys(_owner: Vec<u8>, _seed: Option<Vec<u8>>) -> apis::OpaqueGeneratedSessionKeys {
-            Default::default()
+        fn generate_session_keys(owner: Vec<u8>, seed: Option<Vec<u8>>) -> apis::OpaqueGeneratedSessionKeys {
+            SessionKeys::generate(&owner, seed).into()
         }
-        fn decode_session_keys(_encoded: Vec<u8>) -> Option<Vec<(Vec<u8>, apis::KeyTypeId)>> {
-            None
+        fn decode_session_keys(encoded: Vec<u8>) -> Option<Vec<(Vec<u8>, apis::KeyTypeId)>> {
+            SessionKeys::decode_into_raw_public_keys(&encoded)
         }
     }
 

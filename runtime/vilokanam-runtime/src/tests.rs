@@ -64,3 +64,23 @@ fn metadata_lists_tick_stream_calls() {
     assert!(text.contains("TickStream"));
     assert!(text.contains("open_channel") && text.contains("claim"));
 }
+
+#[test]
+fn session_keys_name_aura_and_grandpa() {
+    use polkadot_sdk::polkadot_sdk_frame::deps::sp_keyring::Ed25519Keyring;
+    let keys = SessionKeys {
+        aura: Sr25519Keyring::Alice.public().into(),
+        grandpa: Ed25519Keyring::Alice.public().into(),
+    };
+    let raw =
+        SessionKeys::decode_into_raw_public_keys(&codec::Encode::encode(&keys)).expect("decodes");
+    let types: Vec<_> = raw.iter().map(|(_, t)| *t).collect();
+    assert_eq!(
+        types,
+        vec![*b"aura", *b"gran"]
+            .into_iter()
+            .map(apis::KeyTypeId)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(raw[1].0, Ed25519Keyring::Alice.public().0.to_vec());
+}

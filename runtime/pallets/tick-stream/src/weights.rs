@@ -32,27 +32,27 @@ pub struct SubstrateWeight<T>(PhantomData<T>);
 
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn open_channel() -> Weight {
-        Weight::from_parts(41_843_000, 146)
+        Weight::from_parts(43_905_000, 146)
             .saturating_add(T::DbWeight::get().reads(3))
             .saturating_add(T::DbWeight::get().writes(4))
     }
     fn top_up() -> Weight {
-        Weight::from_parts(44_206_000, 436)
+        Weight::from_parts(46_159_000, 436)
             .saturating_add(T::DbWeight::get().reads(3))
             .saturating_add(T::DbWeight::get().writes(3))
     }
     fn extend() -> Weight {
-        Weight::from_parts(7_622_000, 241)
+        Weight::from_parts(7_911_000, 241)
             .saturating_add(T::DbWeight::get().reads(1))
             .saturating_add(T::DbWeight::get().writes(1))
     }
     fn claim() -> Weight {
-        Weight::from_parts(76_614_000, 593)
+        Weight::from_parts(79_209_000, 593)
             .saturating_add(T::DbWeight::get().reads(6))
             .saturating_add(T::DbWeight::get().writes(5))
     }
     fn close() -> Weight {
-        Weight::from_parts(37_396_000, 436)
+        Weight::from_parts(39_949_000, 436)
             .saturating_add(T::DbWeight::get().reads(3))
             .saturating_add(T::DbWeight::get().writes(3))
     }
@@ -61,27 +61,27 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// For tests: the same figures with RocksDB weights.
 impl WeightInfo for () {
     fn open_channel() -> Weight {
-        Weight::from_parts(41_843_000, 146)
+        Weight::from_parts(43_905_000, 146)
             .saturating_add(RocksDbWeight::get().reads(3))
             .saturating_add(RocksDbWeight::get().writes(4))
     }
     fn top_up() -> Weight {
-        Weight::from_parts(44_206_000, 436)
+        Weight::from_parts(46_159_000, 436)
             .saturating_add(RocksDbWeight::get().reads(3))
             .saturating_add(RocksDbWeight::get().writes(3))
     }
     fn extend() -> Weight {
-        Weight::from_parts(7_622_000, 241)
+        Weight::from_parts(7_911_000, 241)
             .saturating_add(RocksDbWeight::get().reads(1))
             .saturating_add(RocksDbWeight::get().writes(1))
     }
     fn claim() -> Weight {
-        Weight::from_parts(76_614_000, 593)
+        Weight::from_parts(79_209_000, 593)
             .saturating_add(RocksDbWeight::get().reads(6))
             .saturating_add(RocksDbWeight::get().writes(5))
     }
     fn close() -> Weight {
-        Weight::from_parts(37_396_000, 436)
+        Weight::from_parts(39_949_000, 436)
             .saturating_add(RocksDbWeight::get().reads(3))
             .saturating_add(RocksDbWeight::get().writes(3))
     }
