@@ -57,11 +57,7 @@ impl Payer {
 
     /// The deposit grew (after an on-chain `top_up`).
     pub fn top_up(&mut self, amount: u128) -> Result<(), VoucherError> {
-        self.deposit = self
-            .deposit
-            .checked_add(amount)
-            .ok_or(VoucherError::Overflow)?;
-        Ok(())
+        add_deposit(&mut self.deposit, amount)
     }
 
     /// Seconds paid so far.
@@ -158,12 +154,14 @@ impl Payee {
 
     /// The deposit grew (after an on-chain `top_up`).
     pub fn top_up(&mut self, amount: u128) -> Result<(), VoucherError> {
-        self.deposit = self
-            .deposit
-            .checked_add(amount)
-            .ok_or(VoucherError::Overflow)?;
-        Ok(())
+        add_deposit(&mut self.deposit, amount)
     }
+}
+
+/// Adds a top-up to a deposit, refusing overflow (as the pallet does).
+fn add_deposit(deposit: &mut u128, amount: u128) -> Result<(), VoucherError> {
+    *deposit = deposit.checked_add(amount).ok_or(VoucherError::Overflow)?;
+    Ok(())
 }
 
 #[cfg(test)]

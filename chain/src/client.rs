@@ -518,11 +518,19 @@ impl Settlement {
             expires_at,
         );
         let events = self.submit(&call, payer, None).await?;
+        // The event has everything a fresh channel holds; no second query.
         let ev = find::<api::tick_stream::events::ChannelOpened>(&events)?;
-        let outcome = self
-            .channel(ev.channel)
-            .await?
-            .ok_or(SettlementError::ChannelClosed(ev.channel))?;
+        let outcome = ChannelInfo {
+            id: ev.channel,
+            payer: ev.payer,
+            payee: ev.payee,
+            voucher_key,
+            price_per_second: ev.price_per_second,
+            deposit: ev.deposit,
+            claimed: 0,
+            expires_at: ev.expires_at,
+            ticks: 0,
+        };
         receipt(&events, outcome)
     }
 
@@ -905,51 +913,62 @@ fn channel_info(id: ChannelId, c: RawChannel) -> ChannelInfo {
 async fn block_events(
     block: &subxt::client::Block<PolkadotConfig>,
 ) -> Result<Vec<TickEvent>, SettlementError> {
-    use api::tick_stream::events as ev;
+    use api::tick_stream::Event as E;
     let at = block.at().await.map_err(other)?;
     let events = at.events().fetch().await.map_err(other)?;
     let mut out = Vec::new();
-    for e in events.find::<ev::ChannelOpened>() {
-        let e = e.map_err(other)?;
-        out.push(TickEvent::Opened {
-            channel: e.channel,
-            payer: e.payer,
-            payee: e.payee,
-            deposit: e.deposit,
-        });
-    }
-    for e in events.find::<ev::ToppedUp>() {
-        let e = e.map_err(other)?;
-        out.push(TickEvent::ToppedUp {
-            channel: e.channel,
-            deposit: e.deposit,
-        });
-    }
-    for e in events.find::<ev::Extended>() {
-        let e = e.map_err(other)?;
-        out.push(TickEvent::Extended {
-            channel: e.channel,
-            expires_at: e.expires_at,
-        });
-    }
-    for e in events.find::<ev::Claimed>() {
-        let e = e.map_err(other)?;
-        out.push(TickEvent::Claimed {
-            channel: e.channel,
-            claimed: Claimed {
-                amount: e.amount,
-                cumulative: e.cumulative,
-                ticks: e.ticks,
+    // One pass, in block order; only TickStream events are decoded.
+    for ev in events.iter() {
+        let ev = ev.map_err(other)?;
+        if ev.pallet_name() != "TickStream" {
+            continue;
+        }
+        let api::Event::TickStream(e) = ev.decode_as::<api::Event>().map_err(other)? else {
+            continue;
+        };
+        out.push(match e {
+            E::ChannelOpened {
+                channel,
+                payer,
+                payee,
+                deposit,
+                ..
+            } => TickEvent::Opened {
+                channel,
+                payer,
+                payee,
+                deposit,
             },
-        });
-    }
-    for e in events.find::<ev::ChannelClosed>() {
-        let e = e.map_err(other)?;
-        out.push(TickEvent::Closed {
-            channel: e.channel,
-            closed: Closed {
-                refunded: e.refunded,
-                claimed: e.claimed,
+            E::ToppedUp {
+                channel, deposit, ..
+            } => TickEvent::ToppedUp { channel, deposit },
+            E::Extended {
+                channel,
+                expires_at,
+            } => TickEvent::Extended {
+                channel,
+                expires_at,
+            },
+            E::Claimed {
+                channel,
+                amount,
+                cumulative,
+                ticks,
+            } => TickEvent::Claimed {
+                channel,
+                claimed: Claimed {
+                    amount,
+                    cumulative,
+                    ticks,
+                },
+            },
+            E::ChannelClosed {
+                channel,
+                refunded,
+                claimed,
+            } => TickEvent::Closed {
+                channel,
+                closed: Closed { refunded, claimed },
             },
         });
     }

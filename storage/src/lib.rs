@@ -125,11 +125,14 @@ pub fn store_account(
 ) -> Result<PathBuf, StorageError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(ACCOUNT_FILE);
-    if !overwrite && path.exists() {
-        return Err(StorageError::AccountExists(path));
+    match write_secret(&path, secret_uri, overwrite) {
+        Err(StorageError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            Err(StorageError::AccountExists(path))
+        }
+        r => r.map(|()| path),
     }
-    write_secret(&path, secret_uri, overwrite)?;
-    Ok(path)
 }
 
 /// Reads a secret file; `None` if it does not exist.
@@ -154,31 +157,22 @@ fn read_secret(path: &Path) -> Result<Option<String>, StorageError> {
     }
 }
 
-/// Writes a secret file with mode 0600, durably. Without `replace` it
-/// fails if the file exists; with it, the new file is written under a
-/// fresh random name in the same directory (created exclusively, so no
-/// leftover or planted file or symlink is reused) and renamed over the old
-/// one, then the directory is synced.
+/// Writes a secret file with mode 0600, durably: the text goes to a fresh
+/// temp file in the same directory (created exclusively with mode 0600, so
+/// no leftover or planted file or symlink is reused), which is then renamed
+/// into place (over an old file only with `replace`, else failing with
+/// `AlreadyExists`), and the directory is synced.
 fn write_secret(path: &Path, text: &str, replace: bool) -> Result<(), StorageError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !replace {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(io(path))?;
-        writeln!(f, "{text}").map_err(io(path))?;
-        f.sync_all().map_err(io(path))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    writeln!(tmp, "{text}").map_err(io(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    let placed = if replace {
+        tmp.persist(path)
     } else {
-        // NamedTempFile creates with O_EXCL and mode 0600.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-        writeln!(tmp, "{text}").map_err(io(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io(path))?;
-        tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    }
+        tmp.persist_noclobber(path)
+    };
+    placed.map_err(|e| io(path)(e.error))?;
     #[cfg(unix)]
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -196,6 +196,17 @@ struct Pending {
 }
 
 impl Pending {
+    /// The gossipsub verdict for every message that announced this chunk.
+    fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
+        self.msgs
+            .into_iter()
+            .map(move |(msg_id, source)| Output::Validation {
+                msg_id,
+                source,
+                verdict: verdict.clone(),
+            })
+    }
+
     fn new(header: Option<SignedHeader>, candidates: Vec<PeerId>, now: Instant) -> Self {
         Pending {
             header,
@@ -380,15 +391,7 @@ impl RelayCore {
                 // the stream forever.
                 warn!(stream = %h.stream, seq = h.seq, behind = hi, "re-anchoring at the live edge");
                 for (_, p) in std::mem::take(&mut st.pending) {
-                    out.extend(
-                        p.msgs
-                            .into_iter()
-                            .map(|(msg_id, source)| Output::Validation {
-                                msg_id,
-                                source,
-                                verdict: Verdict::Ignore(IgnoreReason::Stale),
-                            }),
-                    );
+                    out.extend(p.verdicts(Verdict::Ignore(IgnoreReason::Stale)));
                 }
                 st.given_up.clear();
                 st.start = Some(h.seq);
@@ -627,12 +630,7 @@ impl RelayCore {
             st.given_up.insert(seq);
             let mut out: Vec<Output> = p
                 .into_iter()
-                .flat_map(|p| p.msgs)
-                .map(|(msg_id, source)| Output::Validation {
-                    msg_id,
-                    source,
-                    verdict: Verdict::Ignore(IgnoreReason::PayloadUnavailable),
-                })
+                .flat_map(|p| p.verdicts(Verdict::Ignore(IgnoreReason::PayloadUnavailable)))
                 .collect();
             out.push(Output::Missing {
                 stream: stream.clone(),
@@ -693,15 +691,7 @@ impl RelayCore {
             return out;
         };
         if let Some(p) = st.pending.remove(&seq) {
-            out.extend(
-                p.msgs
-                    .into_iter()
-                    .map(|(msg_id, source)| Output::Validation {
-                        msg_id,
-                        source,
-                        verdict: Verdict::Accept,
-                    }),
-            );
+            out.extend(p.verdicts(Verdict::Accept));
         }
         self.by_cid
             .insert(chunk.header.header.cid, (stream.clone(), seq));

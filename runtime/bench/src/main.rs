@@ -222,42 +222,33 @@ pub struct SubstrateWeight<T>(PhantomData<T>);
 
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {{"
     );
-    for m in measured {
-        let _ = writeln!(
-            s,
-            "    fn {}() -> Weight {{
-        Weight::from_parts({}, {})
-            .saturating_add(T::DbWeight::get().reads({}))
-            .saturating_add(T::DbWeight::get().writes({}))
-    }}",
-            m.name,
-            group(m.time_ps),
-            group(u128::from(m.proof_size)),
-            m.reads,
-            m.writes
-        );
-    }
+    weight_fns(&mut s, measured, "T::DbWeight");
     let _ = writeln!(
         s,
         "}}\n\n/// For tests: the same figures with RocksDB weights.\nimpl WeightInfo for () {{"
     );
+    weight_fns(&mut s, measured, "RocksDbWeight");
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// One weight function per benchmark, database weights from `db`.
+fn weight_fns(s: &mut String, measured: &[Measured], db: &str) {
     for m in measured {
         let _ = writeln!(
             s,
-            "    fn {}() -> Weight {{
-        Weight::from_parts({}, {})
-            .saturating_add(RocksDbWeight::get().reads({}))
-            .saturating_add(RocksDbWeight::get().writes({}))
+            "    fn {name}() -> Weight {{
+        Weight::from_parts({time}, {proof})
+            .saturating_add({db}::get().reads({reads}))
+            .saturating_add({db}::get().writes({writes}))
     }}",
-            m.name,
-            group(m.time_ps),
-            group(u128::from(m.proof_size)),
-            m.reads,
-            m.writes
+            name = m.name,
+            time = group(m.time_ps),
+            proof = group(u128::from(m.proof_size)),
+            reads = m.reads,
+            writes = m.writes,
         );
     }
-    let _ = writeln!(s, "}}");
-    s
 }
 
 /// `1234567` as `1_234_567`.
@@ -265,7 +256,7 @@ fn group(v: u128) -> String {
     let digits = v.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('_');
         }
         out.push(c);
