@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Regenerates runtime/pallets/tick-stream/src/weights.rs from a benchmark
-# run of the runtime's wasm (runtime/bench). Builds a benchmark-enabled
-# wasm (feature runtime-benchmarks) in the runtime target dir; afterwards
-# scripts/chain-spec.sh switches the dev chain's wasm back to the normal one.
+# run of the runtime's wasm (runtime/bench, its own workspace: it needs a
+# benchmark-enabled wasm and wasmtime, neither of which CI builds).
 # Extra args go to vilokanam-bench (e.g. --repeat 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_wasm_toolchain
+ensure_rust_components
 out="$PWD/runtime/pallets/tick-stream/src/weights.rs"
 (cd runtime/bench &&
-  CARGO_TARGET_DIR="$RUNTIME_TARGET_DIR" WASM_BUILD_WORKSPACE_HINT="$PWD/.." \
-    cargo run --release --locked -- --output "$out" "$@")
-cargo fmt --manifest-path runtime/Cargo.toml -p pallet-tick-stream
-echo "wrote $out; now run scripts/chain-spec.sh (and commit weights.rs)"
+  CARGO_TARGET_DIR="$HOME/.cache/vilokanam-bench-target" \
+    cargo run --release -- --output "$out" "$@")
+cargo fmt -p pallet-tick-stream
+echo "wrote $out; now run scripts/chain-spec.sh --update-metadata if the metadata changed (and commit weights.rs)"

@@ -1,33 +1,42 @@
 # Shared helpers for the scripts in this folder (sourced, not run).
 
-# Target dir of the runtime workspace (native build + wasm), outside the clone
-# so warm runs reuse it.
-export RUNTIME_TARGET_DIR="${RUNTIME_TARGET_DIR:-$HOME/.cache/vilokanam-wasm-target}"
+# One workspace, one target dir, outside the clone so warm runs reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vilokanam-target}"
 # Where npm tools (Node 22, chopsticks) are installed.
 export VILOKANAM_TOOLS="${VILOKANAM_TOOLS:-$HOME/.cache/vilokanam-tools}"
+
+# The features of the one CI build: the pallet's benchmarks run as tests
+# and the runtime's benchmark API compiles. The chain's wasm is built by
+# runtime/wasm without them, so they never reach the chain.
+CI_FEATURES=pallet-tick-stream/runtime-benchmarks,vilokanam-runtime/runtime-benchmarks
 
 sudo_if_needed() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# substrate-wasm-builder needs rust-src and the wasm32v1-none target.
-ensure_wasm_toolchain() {
-  if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
-    echo "== rustup component add rust-src (runtime wasm build)"
-    rustup component add rust-src
-  fi
+# The runtime's wasm needs the wasm32v1-none target; clippy lints the build.
+ensure_rust_components() {
   if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32v1-none$'; then
     echo "== rustup target add wasm32v1-none (runtime wasm build)"
     rustup target add wasm32v1-none
   fi
+  for c in clippy rustfmt; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+      echo "== rustup component add $c"
+      rustup component add "$c"
+    fi
+  done
 }
 
-# cargo on the runtime workspace, with its own target dir.
-runtime_cargo() {
-  local sub=$1
-  shift
-  CARGO_TARGET_DIR="$RUNTIME_TARGET_DIR" WASM_BUILD_WORKSPACE_HINT="$PWD/runtime" \
-    cargo "$sub" --manifest-path runtime/Cargo.toml "$@"
+# Lints every workspace crate while it is compiled for the tests, instead of
+# a separate `cargo clippy` (whose check-mode build of every dependency
+# would double the work): clippy-driver as the workspace wrapper, exactly as
+# `cargo clippy -- -D warnings` runs it. The same environment must be set
+# for the build and the test run, or the workspace crates are rebuilt.
+clippy_env() {
+  RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+  export RUSTC_WORKSPACE_WRAPPER
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 }
 
 # chopsticks (npm @acala-network/chopsticks 1.5.1) on Node 22 (npm
@@ -61,6 +70,19 @@ ensure_ffmpeg() {
   if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
     echo "== installing ffmpeg (tests decode real video with ffprobe)"
     sudo_if_needed apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
   fi
+}
+
+# Writes target/chain/ from a built vilokanam-chain-spec binary ($1) and
+# the wasm it embeds: raw spec, wasm, genesis hash, and the metadata read
+# from the wasm itself. Extra args go to vilokanam-chain-spec.
+write_chain_spec() {
+  local bin=$1
+  shift
+  local out="$PWD/target/chain"
+  rm -rf "$out"
+  "$bin" --out "$out" "$@"
+  "$VILOKANAM_NODE" scripts/tools/wasm-metadata.cjs "$VILOKANAM_TOOLS" \
+    "$out/vilokanam_runtime.compact.compressed.wasm" "$out/metadata.scale"
 }

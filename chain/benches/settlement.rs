@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use vilokanam_chain::account::{account_id, keypair};
+use vilokanam_chain::test_utils::{DevChain, DevChainParts};
 use vilokanam_chain::{Endpoint, Settlement, Voucher};
-use vilokanam_testnet::chain::{DevChain, DevChainParts};
 
 const CLAIMS: u32 = 30;
 const PRICE: u128 = 1_000_000;

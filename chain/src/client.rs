@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use subxt::backend::LegacyBackend;
-use subxt::error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError};
+use subxt::error::{
+    DispatchError, TokenError, TransactionEventsError, TransactionFinalizedSuccessError,
+};
 use subxt::rpcs::client::reconnecting_rpc_client::{
     ExponentialBackoff, RpcClient as ReconnectingRpcClient,
 };
@@ -45,13 +47,44 @@ pub type ChannelId = u64;
 const RETRIES: u32 = 5;
 /// First backoff delay; doubles each retry.
 const BACKOFF_START: Duration = Duration::from_millis(200);
-/// Reconnection attempts of the RPC client (initial connect and after a
-/// drop): exponential from 2 ms, capped at 5 s, about 18 s in all. After
-/// that the connection is given up and calls fail with `Unreachable`;
-/// connect a new [`Settlement`].
-const CONNECT_ATTEMPTS: usize = 14;
 /// How long [`Settlement::connect`] may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a connection to the chain is made and kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Give up connecting after this long. Default [`CONNECT_TIMEOUT`]:
+    /// a light client with no reachable peer would otherwise wait forever.
+    pub timeout: Duration,
+    /// Reconnection attempts of the RPC client (at connect and after a
+    /// drop): exponential from 2 ms, capped at 5 s. Default 14, about 18 s
+    /// in all; after that calls fail with `Unreachable` and a new
+    /// [`Settlement`] must be connected.
+    pub reconnect_attempts: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: CONNECT_TIMEOUT,
+            reconnect_attempts: 14,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Sets [`ConnectOptions::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`ConnectOptions::reconnect_attempts`].
+    pub fn with_reconnect_attempts(mut self, n: usize) -> Self {
+        self.reconnect_attempts = n;
+        self
+    }
+}
 /// How long a submitted transaction may take to be finalized.
 pub const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -300,7 +333,7 @@ impl Settlement {
     /// Connects to the chain (retrying a refused connection with backoff)
     /// and checks that its runtime matches our generated types.
     pub async fn connect(endpoint: &Endpoint) -> Result<Self, SettlementError> {
-        Self::connect_within(endpoint, CONNECT_TIMEOUT).await
+        Self::connect_with(endpoint, &ConnectOptions::default()).await
     }
 
     /// [`Settlement::connect`], giving up with
@@ -310,7 +343,16 @@ impl Settlement {
         endpoint: &Endpoint,
         timeout: Duration,
     ) -> Result<Self, SettlementError> {
-        match tokio::time::timeout(timeout, Self::connect_inner(endpoint)).await {
+        Self::connect_with(endpoint, &ConnectOptions::default().with_timeout(timeout)).await
+    }
+
+    /// [`Settlement::connect`] with explicit [`ConnectOptions`].
+    pub async fn connect_with(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+    ) -> Result<Self, SettlementError> {
+        let timeout = options.timeout;
+        match tokio::time::timeout(timeout, Self::connect_inner(endpoint, options)).await {
             Ok(r) => r,
             Err(_) => Err(SettlementError::Unreachable {
                 endpoint: endpoint.to_string(),
@@ -324,7 +366,10 @@ impl Settlement {
         }
     }
 
-    async fn connect_inner(endpoint: &Endpoint) -> Result<Self, SettlementError> {
+    async fn connect_inner(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+    ) -> Result<Self, SettlementError> {
         let name = endpoint.to_string();
         let unreachable = |reason: String| SettlementError::Unreachable {
             endpoint: name.clone(),
@@ -334,7 +379,7 @@ impl Settlement {
             Endpoint::Rpc(url) => {
                 let policy = ExponentialBackoff::from_millis(2)
                     .max_delay(Duration::from_secs(5))
-                    .take(CONNECT_ATTEMPTS);
+                    .take(options.reconnect_attempts);
                 let client = ReconnectingRpcClient::builder()
                     .retry_policy(policy)
                     .connection_timeout(Duration::from_secs(10))
@@ -788,45 +833,113 @@ impl Settlement {
         if let Some(d) = dispatch {
             return classify_dispatch(d, channel, self.genesis());
         }
-        classify_text(
-            &e.to_string(),
-            &format!("{e:?}"),
-            is_transient(&e),
-            &self.endpoint,
-        )
+        if is_incompatible(&e) {
+            return SettlementError::IncompatibleRuntime(e.to_string());
+        }
+        if let Some(pool) = find_user_error(&e) {
+            if let Some(err) = classify_pool(pool) {
+                return err;
+            }
+        }
+        if is_transient(&e) {
+            return SettlementError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: e.to_string(),
+            };
+        }
+        SettlementError::Other(e.to_string())
     }
 }
 
-/// Classifies an error that is not a dispatch error by its text: `shown` is
-/// its `Display`, `debug` its `Debug` (which includes the RPC error's
-/// `data`, where a node explains an invalid transaction).
-fn classify_text(shown: &str, debug: &str, transient: bool, endpoint: &str) -> SettlementError {
-    // A node: "Inability to pay some fees"; chopsticks: {"invalid":{"payment":null}}.
-    if debug.contains("Inability to pay some fees")
-        || debug.contains("\\\"payment\\\"")
-        || shown.contains("\"payment\"")
-    {
-        return SettlementError::InsufficientFunds(
-            "the account cannot pay the transaction fee".into(),
-        );
-    }
-    if debug.contains("IncompatibleCodegen") {
-        return SettlementError::IncompatibleRuntime(shown.to_owned());
-    }
-    if transient || debug.contains("RestartNeeded") {
-        return SettlementError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            reason: shown.to_owned(),
-        };
-    }
-    if debug.contains("Invalid Transaction")
-        || shown.contains("is not valid")
-        || shown.contains("(1010)")
-    {
-        return SettlementError::Invalid(shown.to_owned());
-    }
-    SettlementError::Other(shown.to_owned())
+/// Whether the error says our generated types do not match the runtime.
+fn is_incompatible(e: &subxt::Error) -> bool {
+    use subxt::error::{ExtrinsicError, RuntimeApiError, StorageError};
+    use subxt::Error as E;
+    matches!(
+        e,
+        E::ExtrinsicError(ExtrinsicError::IncompatibleCodegen)
+            | E::RuntimeApiError(RuntimeApiError::IncompatibleCodegen)
+            | E::StorageError(StorageError::IncompatibleCodegen)
+    )
 }
+
+/// The JSON-RPC error object the node answered with, if the error chain
+/// carries one (how a node refuses a transaction before it is included).
+fn find_user_error(e: &subxt::Error) -> Option<&subxt::rpcs::UserError> {
+    use subxt::error::{BackendError, ExtrinsicError, RpcError};
+    use subxt::Error as E;
+    // Submission errors hold the backend error without exposing it as a
+    // source, so look where subxt puts it.
+    let backend = match e {
+        E::BackendError(b) | E::ExtrinsicError(ExtrinsicError::ErrorSubmittingTransaction(b)) => {
+            Some(b)
+        }
+        _ => None,
+    };
+    if let Some(BackendError::Rpc(RpcError::ClientError(subxt::rpcs::Error::User(u)))) = backend {
+        return Some(u);
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(u) = err.downcast_ref::<subxt::rpcs::UserError>() {
+            return Some(u);
+        }
+        if let Some(subxt::rpcs::Error::User(u)) = err.downcast_ref::<subxt::rpcs::Error>() {
+            return Some(u);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// JSON-RPC code of "invalid transaction" (author_submitExtrinsic).
+const POOL_INVALID: i32 = 1010;
+/// JSON-RPC code of "unknown transaction validity".
+const POOL_UNKNOWN: i32 = 1011;
+
+/// Classifies a transaction pool refusal from its JSON-RPC error object.
+/// A Substrate node puts the `InvalidTransaction` variant's description in
+/// `data` (`"Inability to pay some fees (e.g. account balance too low)"`
+/// for `Payment`); chopsticks puts the variant itself, as JSON, in the
+/// message (`{"invalid":{"payment":null}}`).
+fn classify_pool(u: &subxt::rpcs::UserError) -> Option<SettlementError> {
+    if u.code != POOL_INVALID && u.code != POOL_UNKNOWN {
+        return None;
+    }
+    let data: Option<serde_json::Value> = u
+        .data
+        .as_ref()
+        .and_then(|d| serde_json::from_str(d.get()).ok());
+    let from_message: Option<serde_json::Value> = serde_json::from_str(&u.message).ok();
+    let variant = [data.as_ref(), from_message.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|v| v.get("invalid").or_else(|| v.get("Invalid")).cloned());
+    let payment = variant
+        .as_ref()
+        .is_some_and(|v| v.get("payment").is_some() || v.get("Payment").is_some())
+        || data
+            .as_ref()
+            .and_then(|d| d.as_str())
+            .is_some_and(|s| s.starts_with(PAYMENT_DESCRIPTION));
+    if payment {
+        return Some(SettlementError::InsufficientFunds(
+            "the account cannot pay the transaction fee".into(),
+        ));
+    }
+    let detail = match (&data, &variant) {
+        (Some(serde_json::Value::String(s)), _) => s.clone(),
+        (_, Some(v)) => v.to_string(),
+        _ => u.message.clone(),
+    };
+    Some(SettlementError::Invalid(format!(
+        "{} ({}): {detail}",
+        u.message, u.code
+    )))
+}
+
+/// The description `sp_runtime` gives `InvalidTransaction::Payment`.
+const PAYMENT_DESCRIPTION: &str = "Inability to pay some fees";
 
 fn classify_dispatch(
     d: &DispatchError,
@@ -859,12 +972,11 @@ fn classify_dispatch(
                 _ => SettlementError::Rejected { pallet, error },
             }
         }
-        DispatchError::Token(t) => match format!("{t:?}").as_str() {
-            "FundsUnavailable" | "BelowMinimum" | "CannotCreate" => {
-                SettlementError::InsufficientFunds(format!("token error: {t}"))
-            }
-            _ => SettlementError::Other(format!("token error: {t}")),
-        },
+        DispatchError::Token(
+            t
+            @ (TokenError::FundsUnavailable | TokenError::BelowMinimum | TokenError::CannotCreate),
+        ) => SettlementError::InsufficientFunds(format!("token error: {t}")),
+        DispatchError::Token(t) => SettlementError::Other(format!("token error: {t}")),
         other => SettlementError::Other(other.to_string()),
     }
 }
@@ -979,48 +1091,47 @@ async fn block_events(
 mod tests {
     use super::*;
 
+    fn user(code: i32, message: &str, data: Option<&str>) -> subxt::rpcs::UserError {
+        subxt::rpcs::UserError {
+            code,
+            message: message.into(),
+            data: data.map(|d| serde_json::value::RawValue::from_string(d.into()).unwrap()),
+        }
+    }
+
     #[test]
-    fn pool_and_rpc_failures_are_classified_precisely() {
-        // A Substrate node puts the reason in the RPC error's data.
-        let shown = "Cannot submit extrinsic: RPC error: User error: Invalid Transaction (1010)";
-        let debug = r#"UserError { code: 1010, message: "Invalid Transaction", data: Some(RawValue("Inability to pay some fees (e.g. account balance too low)")) }"#;
-        assert!(matches!(
-            classify_text(shown, debug, false, "ws://x"),
-            SettlementError::InsufficientFunds(_)
-        ));
-        // chopsticks says it in the message.
-        let shown = r#"RPC error: User error: {"invalid":{"payment":null}} (1010)"#;
-        assert!(matches!(
-            classify_text(shown, shown, false, "ws://x"),
-            SettlementError::InsufficientFunds(_)
-        ));
-        let shown = r#"RPC error: User error: {"invalid":{"badProof":null}} (1010)"#;
-        assert!(matches!(
-            classify_text(shown, shown, false, "ws://x"),
-            SettlementError::Invalid(_)
-        ));
-        let e = classify_text(
-            "the connection was lost",
-            "DisconnectedWillReconnect",
-            true,
-            "ws://x",
-        );
-        assert!(
-            matches!(&e, SettlementError::Unreachable { endpoint, .. } if endpoint == "ws://x"),
-            "{e}"
+    fn pool_refusals_are_classified_from_the_rpc_error_object() {
+        // A Substrate node: the variant's description in `data`.
+        let node = user(
+            1010,
+            "Invalid Transaction",
+            Some(r#""Inability to pay some fees (e.g. account balance too low)""#),
         );
         assert!(matches!(
-            classify_text(
-                "not compatible",
-                "ExtrinsicError(IncompatibleCodegen)",
-                false,
-                ""
-            ),
-            SettlementError::IncompatibleRuntime(_)
+            classify_pool(&node),
+            Some(SettlementError::InsufficientFunds(_))
         ));
+        // chopsticks: the variant as JSON in the message.
+        let chopsticks = user(1010, r#"{"invalid":{"payment":null}}"#, None);
         assert!(matches!(
-            classify_text("something else", "Other", false, ""),
-            SettlementError::Other(_)
+            classify_pool(&chopsticks),
+            Some(SettlementError::InsufficientFunds(_))
         ));
+        let bad_proof = user(1010, r#"{"invalid":{"badProof":null}}"#, None);
+        match classify_pool(&bad_proof) {
+            Some(SettlementError::Invalid(m)) => assert!(m.contains("badProof"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let stale = user(
+            1010,
+            "Invalid Transaction",
+            Some(r#""Transaction is outdated""#),
+        );
+        match classify_pool(&stale) {
+            Some(SettlementError::Invalid(m)) => assert!(m.contains("outdated"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Not a pool refusal.
+        assert!(classify_pool(&user(-32601, "Method not found", None)).is_none());
     }
 }

@@ -18,19 +18,27 @@
 //! - [`client`]: the typed settlement client (subxt) over a websocket RPC
 //!   endpoint or the embedded smoldot light client (`light-client/`);
 //! - [`account`]: the node's sr25519 chain account from a secret URI;
+//! - [`amount`]: TICK amounts as people write them;
+//! - `test_utils` (feature `test-utils`): the dev chain launcher and the
+//!   skip-or-require switch of tests;
 //! - [`runtime`]: types generated from the runtime's metadata.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod account;
+pub mod amount;
 pub mod channel;
 pub mod client;
 pub mod runtime;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 pub mod voucher;
 
+pub use amount::{format_amount, parse_amount, AmountError, DECIMALS};
 pub use channel::{Payee, Payer};
 pub use client::{
     AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,
-    Closed, DispatchCost, Endpoint, Receipt, Settlement, SettlementError, TickEvent,
+    Closed, ConnectOptions, DispatchCost, Endpoint, Receipt, Settlement, SettlementError,
+    TickEvent,
 };
 pub use voucher::{Voucher, VoucherError};

@@ -8,8 +8,10 @@ use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use subxt::ext::codec::Decode;
 use vilokanam_chain::account::{account_id, generate_phrase, keypair};
-use vilokanam_chain::{Endpoint, Payer, Settlement, SettlementError, TickEvent, Voucher};
-use vilokanam_testnet::chain::{parts_for_test, DevChain};
+use vilokanam_chain::test_utils::{parts_for_test, DevChain};
+use vilokanam_chain::{
+    ConnectOptions, Endpoint, Payer, Settlement, SettlementError, TickEvent, Voucher,
+};
 
 const PRICE: u128 = 1_000_000; // 1 µTICK per second
 const SECONDS: u64 = 120;
@@ -269,9 +271,14 @@ async fn unreachable_node_is_a_clear_error() {
         .local_addr()
         .unwrap()
         .port();
-    let err = Settlement::connect(&Endpoint::Rpc(format!("ws://127.0.0.1:{port}")))
+    // Two reconnect attempts instead of the default 18 s budget: the
+    // error, not the waiting, is what this test checks.
+    let options = ConnectOptions::default().with_reconnect_attempts(2);
+    let started = std::time::Instant::now();
+    let err = Settlement::connect_with(&Endpoint::Rpc(format!("ws://127.0.0.1:{port}")), &options)
         .await
         .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(
         matches!(&err, SettlementError::Unreachable { endpoint, .. }
             if endpoint.contains(&port.to_string())),

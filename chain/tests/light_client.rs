@@ -6,8 +6,8 @@
 //! names a spec whose boot nodes point at a running full node.
 
 use vilokanam_chain::account::{account_id, keypair};
+use vilokanam_chain::test_utils::parts_for_test;
 use vilokanam_chain::{Endpoint, Settlement};
-use vilokanam_testnet::chain::parts_for_test;
 
 #[tokio::test]
 async fn smoldot_accepts_our_chain_spec_and_runtime() {

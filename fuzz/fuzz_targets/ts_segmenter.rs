@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use vilokanam::ingest::ts::{validate_segment, Segmenter};
+use vilokanam_media::ts::{validate_segment, Segmenter};
 
 fuzz_target!(|data: &[u8]| {
     let _ = validate_segment(data);

@@ -1,13 +1,17 @@
 //! Node configuration: a TOML file merged with command-line flags.
+//!
+//! Every key has a documented default, and every bound on what the network
+//! can make the node hold is a key here. [`NodeConfig::validate`] refuses
+//! combinations that cannot work, with a message that says why.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vilokanam_swarm::libp2p::Multiaddr;
-use vilokanam_swarm::{Config as NetConfig, RelayConfig};
+use vilokanam_swarm::{AnnounceConfig, Config as NetConfig, RelayConfig};
 
 /// Everything `vilokanam daemon` can be configured with. Every field has a
 /// default; a TOML file (`--config`, or `config.toml` in the data dir) sets
@@ -27,25 +31,63 @@ pub struct NodeConfig {
     /// Find more peers through Kademlia. Default on; off keeps exactly the
     /// `bootstrap` links (fixed testnet topologies).
     pub discovery: bool,
-    /// Relay every announced live stream (relay operators). Default off.
+    /// Relay every announced live stream (relay operators), up to
+    /// `max_relayed_streams`. Default off.
     pub relay_all: bool,
     /// Chunks kept in memory per stream for peers and playback. Default 30.
     pub window: usize,
-    /// Segments listed in the live playlist. Default 6.
+    /// Segments listed in the live playlist. Default 6; at most
+    /// `window - 2`, so that every listed segment is held.
     pub playlist_len: usize,
     /// Seconds between re-announcements of a live stream. Default 5.
     pub announce_interval_secs: u64,
+    /// A published stream with no segment for this long is announced as
+    /// ended (its encoder stopped); it resumes with a discontinuity when
+    /// segments come again. Default 15.
+    pub publish_idle_secs: u64,
+    /// Streams of others kept in the catalog (least recently announced
+    /// evicted). Default 1000.
+    pub max_known_streams: usize,
+    /// Streams followed at once, for any reason. Default 64.
+    pub max_streams: usize,
+    /// Of those, streams followed only to relay them. Default 32.
+    pub max_relayed_streams: usize,
+    /// A relayed stream with no new chunk for this long is left. Default 30.
+    pub relay_silence_secs: u64,
+    /// MiB of chunks kept per stream. Default 64.
+    pub max_stream_mib: usize,
+    /// MiB of chunks kept over all streams. Default 512.
+    pub max_total_mib: usize,
+    /// Announcements a peer may send per second on average. Default 50.
+    pub announce_rate: f64,
+    /// Announcements a peer may send in a burst. Default 200.
+    pub announce_burst: u32,
+    /// Streams tracked per creator key. Default 8.
+    pub max_streams_per_creator: usize,
+    /// Streams the announcement policy tracks. Default 4096.
+    pub max_tracked_announcements: usize,
+    /// Gossipsub topics recorded per remote peer. Default 128.
+    pub max_peer_topics: usize,
+    /// libp2p connections at once. Default 256.
+    pub max_connections: u32,
+    /// HTTP API requests served at once; more get 503. Default 64.
+    pub http_max_requests: usize,
+    /// HTTP API connections open at once; more wait to be accepted.
+    /// Default 256.
+    pub http_max_connections: usize,
     /// Websocket RPC of a settlement-chain node. Default
     /// `ws://127.0.0.1:9944` (where `scripts/dev-chain.sh` listens).
     pub chain_rpc: String,
     /// Raw chain spec (with boot nodes) of the settlement chain. When set,
     /// the chain is reached through the embedded light client instead of
     /// `chain_rpc`.
-    pub chain_spec: Option<std::path::PathBuf>,
+    pub chain_spec: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
+        let relay = RelayConfig::default();
+        let announce = AnnounceConfig::default();
         NodeConfig {
             api: SocketAddr::from(([127, 0, 0, 1], 7788)),
             listen: vec![
@@ -56,9 +98,24 @@ impl Default for NodeConfig {
             mdns: false,
             discovery: true,
             relay_all: false,
-            window: 30,
-            playlist_len: crate::hls::DEFAULT_WINDOW,
+            window: relay.window,
+            playlist_len: vilokanam_media::hls::DEFAULT_WINDOW,
             announce_interval_secs: 5,
+            publish_idle_secs: 15,
+            max_known_streams: 1000,
+            max_streams: relay.max_streams,
+            max_relayed_streams: relay.max_relayed,
+            relay_silence_secs: relay.silence_timeout.as_secs(),
+            max_stream_mib: relay.max_stream_bytes >> 20,
+            max_total_mib: relay.max_total_bytes >> 20,
+            announce_rate: announce.source_rate,
+            announce_burst: announce.source_burst,
+            max_streams_per_creator: announce.max_streams_per_creator,
+            max_tracked_announcements: announce.max_tracked,
+            max_peer_topics: 128,
+            max_connections: 256,
+            http_max_requests: 64,
+            http_max_connections: 256,
             chain_rpc: "ws://127.0.0.1:9944".into(),
             chain_spec: None,
         }
@@ -74,14 +131,78 @@ impl NodeConfig {
     }
 
     /// Renders as TOML.
-    #[cfg(test)]
     pub fn to_toml(&self) -> Result<String> {
         Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Refuses settings that cannot work, saying why.
+    pub fn validate(&self) -> Result<()> {
+        if self.playlist_len < 3 {
+            bail!(
+                "playlist_len ({}) must be at least 3 (HLS players need three segments)",
+                self.playlist_len
+            );
+        }
+        if self.window < self.playlist_len + 2 {
+            bail!(
+                "window ({}) must be at least playlist_len + 2 ({}): the playlist would list segments the node no longer holds",
+                self.window,
+                self.playlist_len + 2
+            );
+        }
+        for (key, v) in [
+            ("announce_interval_secs", self.announce_interval_secs),
+            ("publish_idle_secs", self.publish_idle_secs),
+            ("relay_silence_secs", self.relay_silence_secs),
+        ] {
+            if v == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        for (key, v) in [
+            ("max_known_streams", self.max_known_streams),
+            ("max_streams", self.max_streams),
+            ("max_stream_mib", self.max_stream_mib),
+            ("max_total_mib", self.max_total_mib),
+            ("max_tracked_announcements", self.max_tracked_announcements),
+            ("max_streams_per_creator", self.max_streams_per_creator),
+            ("max_peer_topics", self.max_peer_topics),
+            ("http_max_requests", self.http_max_requests),
+            ("http_max_connections", self.http_max_connections),
+        ] {
+            if v == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        if self.max_relayed_streams > self.max_streams {
+            bail!(
+                "max_relayed_streams ({}) cannot exceed max_streams ({})",
+                self.max_relayed_streams,
+                self.max_streams
+            );
+        }
+        if self.max_total_mib < self.max_stream_mib {
+            bail!(
+                "max_total_mib ({}) must be at least max_stream_mib ({})",
+                self.max_total_mib,
+                self.max_stream_mib
+            );
+        }
+        if !(self.announce_rate.is_finite() && self.announce_rate > 0.0) || self.announce_burst == 0
+        {
+            bail!("announce_rate and announce_burst must be positive");
+        }
+        self.network().map(|_| ())
     }
 
     /// Interval between re-announcements.
     pub fn announce_interval(&self) -> Duration {
         Duration::from_secs(self.announce_interval_secs.max(1))
+    }
+
+    /// How long a published stream may go without a segment.
+    pub fn publish_idle(&self) -> Duration {
+        Duration::from_secs(self.publish_idle_secs.max(1))
     }
 
     /// The swarm configuration this describes.
@@ -94,15 +215,34 @@ impl NodeConfig {
                 })
                 .collect()
         };
+        let relay = RelayConfig {
+            window: self.window.max(1),
+            max_streams: self.max_streams.max(1),
+            max_relayed: self.max_relayed_streams,
+            silence_timeout: Duration::from_secs(self.relay_silence_secs.max(1)),
+            max_stream_bytes: self.max_stream_mib << 20,
+            max_total_bytes: self.max_total_mib << 20,
+            ..RelayConfig::default()
+        };
+        let announce = AnnounceConfig {
+            source_rate: self.announce_rate,
+            source_burst: self.announce_burst,
+            max_streams_per_creator: self.max_streams_per_creator,
+            max_tracked: self.max_tracked_announcements,
+            ..AnnounceConfig::default()
+        };
         let mut net = NetConfig {
             listen: parse(&self.listen, "listen")?,
             bootstrap: parse(&self.bootstrap, "bootstrap")?,
             discovery: self.discovery,
             relay_all: self.relay_all,
-            relay: RelayConfig::default().with_window(self.window),
+            relay,
+            announce,
             ..NetConfig::default()
         };
         net.behaviour.mdns = self.mdns;
+        net.behaviour.max_peer_topics = self.max_peer_topics;
+        net.behaviour.max_connections = self.max_connections;
         Ok(net)
     }
 }
@@ -120,10 +260,20 @@ mod tests {
             ],
             relay_all: true,
             window: 12,
+            max_known_streams: 77,
+            announce_rate: 2.5,
+            chain_spec: Some("spec.json".into()),
             ..NodeConfig::default()
         };
         let text = c.to_toml().unwrap();
         assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+        // The defaults round-trip too, and are valid.
+        let d = NodeConfig::default();
+        assert_eq!(
+            toml::from_str::<NodeConfig>(&d.to_toml().unwrap()).unwrap(),
+            d
+        );
+        d.validate().unwrap();
     }
 
     #[test]
@@ -142,5 +292,60 @@ mod tests {
         };
         let e = c.network().unwrap_err().to_string();
         assert!(e.contains("invalid listen multiaddr \"tcp:4010\""), "{e}");
+    }
+
+    /// Before this check, a window smaller than the playlist made the
+    /// playlist list segments the node had already evicted.
+    #[test]
+    fn window_smaller_than_the_playlist_is_refused() {
+        let c = NodeConfig {
+            window: 4,
+            playlist_len: 6,
+            ..NodeConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("window (4) must be at least playlist_len + 2 (8)"),
+            "{e}"
+        );
+        for bad in [
+            NodeConfig {
+                max_known_streams: 0,
+                ..NodeConfig::default()
+            },
+            NodeConfig {
+                max_relayed_streams: 100,
+                ..NodeConfig::default()
+            },
+            NodeConfig {
+                max_total_mib: 1,
+                ..NodeConfig::default()
+            },
+            NodeConfig {
+                announce_rate: f64::NAN,
+                ..NodeConfig::default()
+            },
+            NodeConfig {
+                publish_idle_secs: 0,
+                ..NodeConfig::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bounds_reach_the_swarm() {
+        let c = NodeConfig {
+            max_streams: 9,
+            max_relayed_streams: 3,
+            max_total_mib: 100,
+            max_peer_topics: 17,
+            ..NodeConfig::default()
+        };
+        let n = c.network().unwrap();
+        assert_eq!((n.relay.max_streams, n.relay.max_relayed), (9, 3));
+        assert_eq!(n.relay.max_total_bytes, 100 << 20);
+        assert_eq!(n.behaviour.max_peer_topics, 17);
     }
 }

@@ -2,20 +2,24 @@
 //!
 //! One long-running `vilokanam daemon` per participant; every other
 //! subcommand is a client of the daemon's local HTTP API (like Kubo).
+//! This crate is the composition root:
 //!
-//! - [`ingest`]: MPEG-TS parsing, keyframe segmenting, the `publish` client;
-//! - [`daemon`]: wiring of identity, storage, swarm, announcer and API;
-//! - [`api`]: the local HTTP API, HLS playback and `/metrics`;
-//! - [`hls`]: the IO-less live playlist window;
-//! - [`config`]: TOML configuration merged with flags;
-//! - [`client`]: the HTTP client the CLI subcommands use.
+//! - [`node`]: the service layer that owns all node state (catalog,
+//!   publisher, announcer, playback) behind a [`node::NodeHandle`];
+//! - [`http`]: the local HTTP API, HLS playback and `/metrics`, calling the
+//!   handle;
+//! - [`cli`]: the command line, calling the API through
+//!   [`vilokanam_api::ApiClient`] (or the chain);
+//! - [`daemon`]: wires keys, store, node and HTTP, and shuts them down;
+//! - [`config`]: TOML configuration merged with flags, validated.
+//!
+//! Media parsing lives in `vilokanam-media` (IO-less), the wire protocols
+//! in `vilokanam-swarm`, persistence in `vilokanam-storage`.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod api;
-pub mod chain_cmd;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod hls;
-pub mod ingest;
+pub mod http;
+pub mod node;

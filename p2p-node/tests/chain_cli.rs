@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use vilokanam_testnet::chain::{parts_for_test, DevChain};
+use vilokanam_chain::test_utils::{parts_for_test, DevChain};
 
 const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 

@@ -5,16 +5,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use vilokanam_api::reqwest::Method;
 use vilokanam_testnet::{make_test_clip, wait_until, Api, ChunkInfo, NodeOptions, Testnet};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vilokanam");
 
 async fn stream_of(api: &Api, name: &str) -> Result<String> {
-    let id = api.id().await?;
-    Ok(format!(
-        "{}-{name}",
-        id["public_key"].as_str().context("public_key")?
-    ))
+    Ok(format!("{}-{name}", api.id().await?.creator_key))
 }
 
 async fn publish_clip(
@@ -125,7 +122,7 @@ async fn line_of_four_plays_byte_identical_stream() -> Result<()> {
             .peers()
             .await?
             .iter()
-            .all(|p| p["peer_id"] != creator_peer.as_str()),
+            .all(|p| p.peer_id != creator_peer),
         "viewer must be ≥ 2 hops away"
     );
     let stream = stream_of(&t.api(0)?, "line").await?;
@@ -154,11 +151,11 @@ async fn line_of_four_plays_byte_identical_stream() -> Result<()> {
         assert_eq!(p.cid, r.cid);
         let a = t
             .api(0)?
-            .segment(&stream, p.seq)
+            .segment_file(&stream, p.seq)
             .await?
             .context("creator segment")?;
         let b = viewer
-            .segment(&stream, r.seq)
+            .segment_file(&stream, r.seq)
             .await?
             .context("viewer segment")?;
         assert!(
@@ -195,7 +192,7 @@ async fn line_of_four_plays_byte_identical_stream() -> Result<()> {
             .peers()
             .await?
             .iter()
-            .all(|p| p["peer_id"] != creator_peer.as_str()),
+            .all(|p| p.peer_id != creator_peer),
         "viewer connected to the creator directly"
     );
     t.shutdown().await
@@ -298,7 +295,7 @@ async fn viewer_joining_mid_stream_starts_at_keyframe() -> Result<()> {
     );
     assert_eq!(Some(&last), seqs(&creator.chunks(&stream).await?).last());
     let seg = viewer
-        .segment(&stream, first)
+        .segment_file(&stream, first)
         .await?
         .context("first segment")?;
     let path = t.root().join("first.ts");
@@ -361,7 +358,7 @@ async fn bad_media_input_is_refused_with_a_reason() -> Result<()> {
         "the complete segments before the cut were published"
     );
     for c in cut_chunks {
-        let seg = api.segment(&stream, c.seq).await?.context("segment")?;
+        let seg = api.segment_file(&stream, c.seq).await?.context("segment")?;
         let p = t.root().join(format!("cut{}.ts", c.seq));
         std::fs::write(&p, seg)?;
         assert!(
@@ -372,7 +369,8 @@ async fn bad_media_input_is_refused_with_a_reason() -> Result<()> {
 
     // Direct API misuse: garbage segment, oversized body, unknown stream.
     let (code, body) = api
-        .post_raw(
+        .raw(
+            Method::POST,
             "/api/v0/publish/cut/segment?duration_us=1000000",
             b"garbage".to_vec(),
         )
@@ -380,16 +378,18 @@ async fn bad_media_input_is_refused_with_a_reason() -> Result<()> {
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("segment refused"), "{body}");
     let (code, _) = api
-        .post_raw(
+        .raw(
+            Method::POST,
             "/api/v0/publish/cut/segment?duration_us=1000000",
             vec![0x47; 9 * 1024 * 1024],
         )
         .await?;
     assert_eq!(code, 413, "oversized segment");
     let (code, body) = api
-        .post_raw(
+        .raw(
+            Method::POST,
             "/api/v0/publish/nope/segment?duration_us=1000000",
-            bytes[..188 * 50].to_vec(),
+            vilokanam_media::fixtures::SAMPLE_TS[..188 * 200].to_vec(),
         )
         .await?;
     assert_eq!(code, 409, "{body}");

@@ -1,79 +1,57 @@
 //! The composed libp2p behaviour of a Vilokanam node and its configuration.
 
-use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use libp2p::gossipsub::{
+    self, IdentityTransform, MaxCountSubscriptionFilter, TopicHash, TopicSubscriptionFilter,
+};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, gossipsub, identify, identity, kad, mdns, ping, request_response,
-    StreamProtocol,
+    connection_limits, identify, identity, kad, mdns, ping, request_response, StreamProtocol,
 };
 use sha2::{Digest, Sha256};
 
-use crate::codec::{ChunkCodec, CHUNK_PROTOCOL};
+use crate::protocols::live::codec::{ChunkCodec, CHUNK_PROTOCOL};
+use crate::protocols::live::wire::{StreamId, ANNOUNCE_TOPIC};
+use crate::scoring::{score_params, score_thresholds, topic_score_params};
 
 /// Kademlia protocol name of the Vilokanam DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/kad/1.0.0");
 /// Identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/vilokanam/id/1.0.0";
-/// The global topic on which stream announcements travel.
-pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/1";
 
 /// Transport-level cap of one gossipsub frame; the application cap per
-/// message ([`MAX_GOSSIP_MESSAGE`]) is smaller and checked on decode so
-/// that an oversized message is *rejected* (and its sender scored down)
-/// rather than silently dropped by the framing layer.
+/// message ([`crate::wire::MAX_GOSSIP_MESSAGE`]) is smaller and checked on
+/// decode so that an oversized message is *rejected* (and its sender scored
+/// down) rather than silently dropped by the framing layer.
 pub const GOSSIP_TRANSMIT_LIMIT: usize = 64 * 1024;
 
-/// Score thresholds of gossipsub peer scoring.
-pub fn score_thresholds() -> gossipsub::PeerScoreThresholds {
-    gossipsub::PeerScoreThresholds {
-        gossip_threshold: -10.0,
-        publish_threshold: -50.0,
-        graylist_threshold: -80.0,
-        accept_px_threshold: 10.0,
-        opportunistic_graft_threshold: 5.0,
+/// Which remote subscriptions gossipsub records: only Vilokanam topics
+/// (the announce topic and well-formed stream topics). Anything else is
+/// dropped before it takes memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VilokanamTopics;
+
+impl TopicSubscriptionFilter for VilokanamTopics {
+    fn can_subscribe(&mut self, topic_hash: &TopicHash) -> bool {
+        let t = topic_hash.as_str();
+        t == ANNOUNCE_TOPIC || StreamId::from_topic(t).is_some()
     }
 }
 
-/// Per-topic score parameters: invalid messages (P4) weigh heavily; the
-/// mesh-delivery-rate penalty (P3) is off because honest relays deliver
-/// headers only after pulling the payload, which makes them "late" by
-/// design.
-pub fn topic_score_params() -> gossipsub::TopicScoreParams {
-    gossipsub::TopicScoreParams {
-        topic_weight: 1.0,
-        time_in_mesh_weight: 0.01,
-        time_in_mesh_quantum: Duration::from_secs(1),
-        time_in_mesh_cap: 100.0,
-        first_message_deliveries_weight: 0.5,
-        first_message_deliveries_decay: 0.9,
-        first_message_deliveries_cap: 20.0,
-        mesh_message_deliveries_weight: 0.0,
-        mesh_failure_penalty_weight: 0.0,
-        invalid_message_deliveries_weight: -20.0,
-        invalid_message_deliveries_decay: 0.99,
-        ..Default::default()
-    }
-}
+/// The subscription filter: Vilokanam topics only, at most
+/// [`BehaviourConfig::max_peer_topics`] per peer and per request.
+pub type SubscriptionFilter = MaxCountSubscriptionFilter<VilokanamTopics>;
 
-fn score_params() -> gossipsub::PeerScoreParams {
-    gossipsub::PeerScoreParams {
-        app_specific_weight: 1.0,
-        // Local testnets put every node on one address.
-        ip_colocation_factor_whitelist: HashSet::from([
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ]),
-        ..Default::default()
-    }
-}
+/// Gossipsub as this node runs it.
+pub type Gossipsub = gossipsub::Behaviour<IdentityTransform, SubscriptionFilter>;
 
 /// Builds the gossipsub behaviour: signed messages, application
-/// validation before forwarding, content-addressed message ids, scoring.
-pub fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, String> {
+/// validation before forwarding, content-addressed message ids, scoring,
+/// and bounded remote subscriptions.
+pub fn gossipsub(key: &identity::Keypair, max_peer_topics: usize) -> Result<Gossipsub, String> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -89,8 +67,16 @@ pub fn gossipsub(key: &identity::Keypair) -> Result<gossipsub::Behaviour, String
         })
         .build()
         .map_err(|e| e.to_string())?;
-    let mut g =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
+    let filter = MaxCountSubscriptionFilter {
+        filter: VilokanamTopics,
+        max_subscribed_topics: max_peer_topics,
+        max_subscriptions_per_request: max_peer_topics,
+    };
+    let mut g = Gossipsub::new_with_subscription_filter(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        config,
+        filter,
+    )?;
     g.with_peer_score(score_params(), score_thresholds())?;
     let announce = gossipsub::IdentTopic::new(ANNOUNCE_TOPIC);
     g.set_topic_params(announce, topic_score_params())
@@ -108,7 +94,7 @@ mod composed {
         /// Caps on connections.
         pub limits: connection_limits::Behaviour,
         /// Chunk headers and announcements.
-        pub gossipsub: gossipsub::Behaviour,
+        pub gossipsub: Gossipsub,
         /// Chunk payloads by CID / sequence.
         pub chunks: request_response::Behaviour<ChunkCodec>,
         /// Peer discovery (and, later, signed social records).
@@ -124,16 +110,22 @@ mod composed {
 pub use composed::{Behaviour, BehaviourEvent};
 
 /// Options for building a [`Behaviour`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BehaviourConfig {
     /// Enable mDNS discovery.
     pub mdns: bool,
-    /// Most established connections in total.
+    /// Most established connections in total. Default 256.
     pub max_connections: u32,
-    /// Concurrent chunk substreams per connection.
+    /// Most connections being set up by remote peers at once. Default 64.
+    pub max_pending_incoming: u32,
+    /// Concurrent chunk substreams per connection. Default 64.
     pub max_chunk_streams: usize,
-    /// Timeout of one chunk request.
+    /// Timeout of one chunk request. Default 10 s.
     pub request_timeout: Duration,
+    /// Gossipsub topics recorded per remote peer (and per subscription
+    /// request). Default 128: an honest relay follows at most
+    /// `max_streams` (64) streams plus the announce topic.
+    pub max_peer_topics: usize,
     /// Let Kademlia dial peers it learns of (periodic bootstrap). Off keeps
     /// the topology to explicit dials.
     pub discovery: bool,
@@ -144,8 +136,10 @@ impl Default for BehaviourConfig {
         BehaviourConfig {
             mdns: false,
             max_connections: 256,
+            max_pending_incoming: 64,
             max_chunk_streams: 64,
             request_timeout: Duration::from_secs(10),
+            max_peer_topics: 128,
             discovery: true,
         }
     }
@@ -178,9 +172,9 @@ impl Behaviour {
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(Some(cfg.max_connections))
                     .with_max_established_per_peer(Some(2))
-                    .with_max_pending_incoming(Some(64)),
+                    .with_max_pending_incoming(Some(cfg.max_pending_incoming)),
             ),
-            gossipsub: gossipsub(key)?,
+            gossipsub: gossipsub(key, cfg.max_peer_topics)?,
             chunks: request_response::Behaviour::with_codec(
                 ChunkCodec,
                 [(CHUNK_PROTOCOL, request_response::ProtocolSupport::Full)],
@@ -197,4 +191,11 @@ impl Behaviour {
             mdns: mdns.into(),
         })
     }
+}
+
+/// Topics a remote peer is subscribed to, as gossipsub recorded them.
+pub fn peer_topics(g: &Gossipsub) -> Vec<(libp2p::PeerId, BTreeSet<String>)> {
+    g.all_peers()
+        .map(|(p, ts)| (*p, ts.iter().map(|t| t.to_string()).collect()))
+        .collect()
 }

@@ -10,25 +10,44 @@
 //! fetched a payload that matches the CID, so forged or corrupt chunks
 //! never travel further than one hop and their senders lose score.
 //!
-//! - [`wire`]: versioned, size-limited binary encoding of every message.
-//! - [`proto`]: the IO-less relay state machine (verdicts, fetches, windows).
-//! - [`behaviour`]: the composed libp2p behaviour (gossipsub 1.2, Kademlia
-//!   `/vilokanam/kad/1.0.0`, identify, ping, request-response, mDNS).
-//! - [`network`]: the single task that owns the `Swarm`, a cloneable
-//!   [`network::Client`] and the [`network::Event`] stream.
+//! The crate is laid out as rust-libp2p lays out its own:
+//!
+//! - [`protocols`]: one folder per wire protocol (`live` today) with its
+//!   wire format, codec, IO-less cores and actor;
+//! - [`behaviour`]: the composed libp2p behaviour (gossipsub 1.2 with a
+//!   bounded subscription filter, Kademlia `/vilokanam/kad/1.0.0`,
+//!   identify, ping, request-response, mDNS, connection limits);
+//! - [`build`]: transports and swarm construction;
+//! - [`scoring`]: gossipsub score parameters and application scores;
+//! - [`network`]: the single task that owns the `Swarm`, the cloneable
+//!   [`Client`] and the [`Event`] stream;
+//! - [`metrics`]: Prometheus counters of every event-loop branch;
+//! - `sim` (feature `test-utils`): a deterministic simulator that drives
+//!   many relay cores over a modelled network in virtual time.
+//!
+//! Rules: only [`network`] touches a `Swarm`; the cores take `now` and
+//! inputs and return outputs (no tokio, no sockets); every map the network
+//! can grow is bounded by a documented configuration value.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod behaviour;
-pub mod codec;
+pub mod build;
 pub mod metrics;
 pub mod network;
-pub mod proto;
-pub mod wire;
+pub mod protocols;
+pub mod scoring;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod sim;
 
+pub use build::build_swarm;
 pub use libp2p;
 pub use network::{
-    build_swarm, new, Client, Command, Config, Event, EventLoop, PeerInfo, SwarmError,
+    new, ChunkMeta, Client, Command, Config, Event, EventLoop, PeerInfo, RejectReason, SwarmError,
+    SwarmStats,
 };
-pub use proto::{Chunk, RelayConfig};
-pub use wire::{Announcement, ChunkCid, ChunkHeader, SignedAnnouncement, SignedHeader, StreamId};
+pub use protocols::live::announce::AnnounceConfig;
+pub use protocols::live::core::{Chunk, JoinError, JoinReason, RelayConfig};
+pub use protocols::live::wire::{
+    self as wire, Announcement, ChunkCid, ChunkHeader, SignedAnnouncement, SignedHeader, StreamId,
+};

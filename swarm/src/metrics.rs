@@ -7,18 +7,19 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
-/// Counters for every branch of the event loop and every verdict.
+/// Counters for every branch of the event loop, every verdict, and the
+/// sizes of what the swarm holds.
 #[derive(Clone, Default)]
 pub struct Metrics {
-    /// Event-loop wake-ups by branch (`command`, `swarm`, `tick`).
+    /// Event-loop wake-ups by branch (`command`, `swarm`, `tick`, ...).
     pub loop_branch: Family<Labels, Counter>,
-    /// Gossip messages by kind and verdict.
+    /// Gossip messages by kind and verdict (ignore reasons as verdicts).
     pub gossip: Family<Labels, Counter>,
     /// Verified chunks that became available.
     pub chunks_ready: Counter,
     /// Chunks given up on.
     pub chunks_missing: Counter,
-    /// Payload bytes received in verified chunk responses.
+    /// Payload bytes received in chunk responses.
     pub payload_bytes_in: Counter,
     /// Chunk requests answered, by result (`found`, `not_found`).
     pub served: Family<Labels, Counter>,
@@ -26,8 +27,20 @@ pub struct Metrics {
     pub fetch_failures: Counter,
     /// Application penalties, by reason.
     pub penalties: Family<Labels, Counter>,
+    /// Joins refused by a bound, by reason.
+    pub joins_refused: Family<Labels, Counter>,
+    /// Events dropped because the node lagged, by kind (never critical ones).
+    pub events_dropped: Family<Labels, Counter>,
+    /// Critical events waiting for the node.
+    pub events_backlog: Gauge,
     /// Connected peers.
     pub peers: Gauge,
+    /// Streams followed.
+    pub streams_joined: Gauge,
+    /// Streams followed only to relay them.
+    pub streams_relayed: Gauge,
+    /// Chunk payload bytes held.
+    pub chunk_bytes_held: Gauge,
 }
 
 impl Metrics {
@@ -57,7 +70,7 @@ impl Metrics {
         );
         r.register(
             "payload_bytes_in",
-            "Verified payload bytes received",
+            "Payload bytes received",
             m.payload_bytes_in.clone(),
         );
         r.register(
@@ -75,15 +88,42 @@ impl Metrics {
             "Application penalties by reason",
             m.penalties.clone(),
         );
+        r.register(
+            "joins_refused",
+            "Joins refused by a bound",
+            m.joins_refused.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Non-critical events dropped (node lagging)",
+            m.events_dropped.clone(),
+        );
+        r.register(
+            "events_backlog",
+            "Critical events waiting for the node",
+            m.events_backlog.clone(),
+        );
         r.register("peers", "Connected peers", m.peers.clone());
+        r.register(
+            "streams_joined",
+            "Streams followed",
+            m.streams_joined.clone(),
+        );
+        r.register(
+            "streams_relayed",
+            "Streams followed only to relay them",
+            m.streams_relayed.clone(),
+        );
+        r.register(
+            "chunk_bytes_held",
+            "Chunk payload bytes held",
+            m.chunk_bytes_held.clone(),
+        );
         m
     }
 
-    pub(crate) fn inc(
-        family: &Family<Labels, Counter>,
-        key: &'static str,
-        value: impl Into<String>,
-    ) {
+    /// Increments the counter of `family` labelled `key=value`.
+    pub fn inc(family: &Family<Labels, Counter>, key: &'static str, value: impl Into<String>) {
         family.get_or_create(&vec![(key, value.into())]).inc();
     }
 }

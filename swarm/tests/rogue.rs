@@ -17,8 +17,11 @@ use libp2p::{identity, request_response, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Notify};
 use vilokanam_swarm::behaviour::BehaviourEvent;
-use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig};
-use vilokanam_swarm::{Chunk, ChunkCid, ChunkHeader, Client, Config, Event, StreamId};
+use vilokanam_swarm::protocols::live::core::{Misbehaviour, Rejection};
+use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig, WireError};
+use vilokanam_swarm::{
+    Chunk, ChunkCid, ChunkHeader, Client, Config, Event, JoinReason, RejectReason, StreamId,
+};
 
 fn local_config() -> Config {
     Config {
@@ -87,7 +90,7 @@ impl Events {
             .collect()
     }
 
-    fn rejections(&self) -> Vec<(PeerId, String)> {
+    fn rejections(&self) -> Vec<(PeerId, RejectReason)> {
         self.snapshot()
             .into_iter()
             .filter_map(|e| match e {
@@ -95,6 +98,12 @@ impl Events {
                 _ => None,
             })
             .collect()
+    }
+
+    fn subscribed(&self, peer: PeerId, topic: &str) -> bool {
+        self.snapshot().iter().any(
+            |e| matches!(e, Event::Subscribed { peer: p, topic: t } if *p == peer && t == topic),
+        )
     }
 }
 
@@ -130,16 +139,12 @@ async fn honest() -> Result<Honest> {
     })
 }
 
-enum RogueCmd {
-    Publish(Vec<u8>),
-}
-
 /// A rogue that relays real headers instantly (without checking them), so
 /// that honest peers ask it for payloads, and then serves garbage.
 async fn rogue(
     stream: StreamId,
     dial: Vec<Multiaddr>,
-) -> Result<(PeerId, mpsc::Sender<RogueCmd>, Arc<Mutex<u64>>)> {
+) -> Result<(PeerId, mpsc::Sender<()>, Arc<Mutex<u64>>)> {
     let key = identity::Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
     let mut swarm = vilokanam_swarm::build_swarm(key, &local_config(), &mut Registry::default())?;
@@ -148,17 +153,15 @@ async fn rogue(
     for a in dial {
         swarm.dial(a)?;
     }
-    let (tx, mut rx) = mpsc::channel(8);
+    // The rogue runs until its sender is dropped.
+    let (tx, mut rx) = mpsc::channel::<()>(1);
     let served = Arc::new(Mutex::new(0u64));
     let served2 = served.clone();
     tokio::spawn(async move {
         let mut headers: HashMap<ChunkCid, vilokanam_swarm::SignedHeader> = HashMap::new();
         loop {
             tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(RogueCmd::Publish(data)) => { let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), data); }
-                    None => return,
-                },
+                cmd = rx.recv() => if cmd.is_none() { return },
                 ev = swarm.select_next_some() => match ev {
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(libp2p::gossipsub::Event::Message { propagation_source, message_id, message })) => {
                         if let Ok(GossipMessage::Chunk(h)) = GossipMessage::decode(&message.data) {
@@ -185,6 +188,61 @@ async fn rogue(
         }
     });
     Ok((peer, tx, served))
+}
+
+/// A forger: subscribes to the stream's topic, forwards nothing, and
+/// publishes one message once both `targets` are subscribed to the topic.
+/// One forger per forged message: each sender gets exactly one P4 penalty,
+/// so no first hop graylists it before deciding on its message.
+async fn forger(
+    stream: StreamId,
+    targets: Vec<(PeerId, Multiaddr)>,
+    message: Vec<u8>,
+) -> Result<PeerId> {
+    let key = identity::Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id();
+    let mut swarm = vilokanam_swarm::build_swarm(key, &local_config(), &mut Registry::default())?;
+    let topic = IdentTopic::new(stream.topic());
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    for (_, a) in &targets {
+        swarm.dial(a.clone())?;
+    }
+    let mut waiting: Vec<PeerId> = targets.iter().map(|(p, _)| *p).collect();
+    let mut message = Some(message);
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Subscribed { peer_id, topic: t },
+                )) if t == topic.hash() => {
+                    waiting.retain(|p| *p != peer_id);
+                    if waiting.is_empty() {
+                        if let Some(m) = message.take() {
+                            let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), m);
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        ..
+                    },
+                )) => {
+                    swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(peer)
 }
 
 fn chunk(key: &SigningKey, stream: &StreamId, seq: u64) -> Chunk {
@@ -223,9 +281,11 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
     // Everyone follows the stream from its first chunk (they joined before
     // it began, as a viewer who saw the announcement does).
     for n in [&c, &h, &v, &v2] {
-        n.client.join_from(stream.clone(), Some(0)).await?;
+        n.client
+            .join(stream.clone(), JoinReason::Watch, Some(0))
+            .await?;
     }
-    let (rogue_peer, rogue_tx, served) =
+    let (rogue_peer, _rogue_tx, served) =
         rogue(stream.clone(), vec![c.addr.clone(), v.addr.clone()]).await?;
 
     // Wait until every node sees its neighbours subscribed to the topic.
@@ -240,22 +300,11 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
         (&v2, vec![v.client.peer_id()]),
     ];
     for (node, want) in &expect {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let peers = node.client.peers().await?;
-            let on_topic = |p: &PeerId| {
-                peers
-                    .iter()
-                    .any(|i| i.peer_id == p.to_string() && i.topics.contains(&topic))
-            };
-            if want.iter().all(on_topic) {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("topic subscriptions did not propagate: {peers:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        node.events
+            .wait("neighbours subscribed to the topic", |_| {
+                want.iter().all(|p| node.events.subscribed(*p, &topic))
+            })
+            .await?;
     }
     // Real chunks; the rogue relays each header at once and then serves
     // a corrupt payload for it.
@@ -270,8 +319,10 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
             .await?;
     }
 
-    // A forged header: the rogue signs a header for the creator's stream
-    // with its own key.
+    // Three forged messages, each from its own forger peer (see `forger`):
+    // a header for the creator's stream signed with another key, an
+    // oversized message (10 KiB, over the 4 KiB application limit), and a
+    // header with a bad signature outright.
     let rogue_key = SigningKey::from_bytes(&[7; 32]);
     let mut forged = ChunkHeader {
         stream: StreamId::new(rogue_key.verifying_key().to_bytes(), "live")?,
@@ -284,35 +335,61 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
     }
     .sign(&rogue_key)?;
     forged.header.stream = stream.clone();
-    rogue_tx
-        .send(RogueCmd::Publish(GossipMessage::Chunk(forged).encode()))
-        .await?;
-    // An oversized message (10 KiB, over the 4 KiB application limit).
-    rogue_tx
-        .send(RogueCmd::Publish(vec![1u8; 10 * 1024]))
-        .await?;
-    // A header with a bad signature outright.
     let mut bad_sig = chunk(&creator_key, &stream, 9).header;
     bad_sig.signature = Sig([9; 64]);
-    rogue_tx
-        .send(RogueCmd::Publish(GossipMessage::Chunk(bad_sig).encode()))
-        .await?;
+    let targets = vec![
+        (c.client.peer_id(), c.addr.clone()),
+        (v.client.peer_id(), v.addr.clone()),
+    ];
+    let forged_by = forger(
+        stream.clone(),
+        targets.clone(),
+        GossipMessage::Chunk(forged).encode(),
+    )
+    .await?;
+    let oversized_by = forger(stream.clone(), targets.clone(), vec![1u8; 10 * 1024]).await?;
+    let bad_sig_by = forger(
+        stream.clone(),
+        targets,
+        GossipMessage::Chunk(bad_sig).encode(),
+    )
+    .await?;
+    let forgers = [forged_by, oversized_by, bad_sig_by];
 
-    let rejected_by = |n: &Honest, what: &'static str| {
-        let n = n.events.clone();
-        async move {
-            n.wait(what, |_| {
-                n.rejections()
-                    .iter()
-                    .any(|(p, r)| *p == rogue_peer && r.contains(what))
-            })
-            .await
-        }
+    // A barrier: both first hops (C and V) have received and refused all
+    // three forged messages, each with its precise reason. Gossip on one
+    // connection is delivered in order, so anything C or V had forwarded
+    // to H or V2 would reach them before the chunks published after this
+    // point; waiting for those chunks below proves H and V2 would have
+    // seen a forwarded message.
+    let refused_all = |n: &Honest| {
+        let r = n.events.rejections();
+        let by = |peer: PeerId, want: fn(&RejectReason) -> bool| {
+            r.iter().any(|(p, reason)| *p == peer && want(reason))
+        };
+        by(forged_by, |r| {
+            matches!(
+                r,
+                RejectReason::Gossip(Rejection::Invalid(WireError::BadSignature))
+            )
+        }) && by(oversized_by, |r| {
+            matches!(
+                r,
+                RejectReason::Gossip(Rejection::Invalid(WireError::TooLarge { .. }))
+            )
+        }) && by(bad_sig_by, |r| {
+            matches!(
+                r,
+                RejectReason::Gossip(Rejection::Invalid(WireError::BadSignature))
+            )
+        })
     };
-    rejected_by(&v, "bad signature").await?;
-    rejected_by(&c, "bad signature").await?;
-    rejected_by(&v, "exceeds").await?;
-    rejected_by(&c, "exceeds").await?;
+    c.events
+        .wait("C refused the three forged messages", |_| refused_all(&c))
+        .await?;
+    v.events
+        .wait("V refused the three forged messages", |_| refused_all(&v))
+        .await?;
 
     // More real chunks after the attack still reach everyone intact.
     for seq in 10..14u64 {
@@ -357,10 +434,8 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
     let served = *served.lock().expect("lock");
     assert!(served > 0, "the rogue was asked for payloads");
     assert!(
-        v.events
-            .rejections()
-            .iter()
-            .any(|(p, r)| *p == rogue_peer && r.starts_with("bad_payload")),
+        v.events.rejections().iter().any(|(p, r)| *p == rogue_peer
+            && matches!(r, RejectReason::Misbehaviour(Misbehaviour::BadPayload(_)))),
         "V penalised the corrupt payloads: {:?}",
         v.events.rejections()
     );
@@ -376,18 +451,26 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
         "H saw {:?}",
         h.events.rejections()
     );
-    // The rogue's score dropped below zero where it misbehaved.
+    // The rogue's score dropped below zero where it served garbage, and
+    // every forger's where it sent its forgery.
+    let peers = v.client.peers().await?;
+    let score = |peer: PeerId| {
+        peers
+            .iter()
+            .find(|p| p.peer_id == peer)
+            .and_then(|p| p.score)
+    };
+    assert!(
+        score(rogue_peer).unwrap_or(0.0) < 0.0,
+        "V: rogue score {:?}",
+        score(rogue_peer)
+    );
     for (name, node) in [("C", &c), ("V", &v)] {
         let peers = node.client.peers().await?;
-        let r = peers
-            .iter()
-            .find(|p| p.peer_id == rogue_peer.to_string())
-            .context("rogue still connected")?;
-        assert!(
-            r.score.unwrap_or(0.0) < 0.0,
-            "{name}: rogue score {:?}",
-            r.score
-        );
+        for f in forgers {
+            let s = peers.iter().find(|p| p.peer_id == f).and_then(|p| p.score);
+            assert!(s.unwrap_or(0.0) < 0.0, "{name}: forger {f} score {s:?}");
+        }
     }
     Ok(())
 }

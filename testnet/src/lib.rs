@@ -6,22 +6,21 @@
 //! benchmarks and `vilokanam testnet` all use it. Every process it starts
 //! is stopped by its PID when the testnet is shut down or dropped.
 //!
-//! [`chain::DevChain`] runs the settlement chain (our runtime's wasm under
-//! chopsticks) on loopback for tests and `scripts/dev-chain.sh`.
-
-pub mod chain;
+//! Nodes are driven through the one API client, [`vilokanam_api::ApiClient`],
+//! and found through the daemon's typed stdout events
+//! ([`vilokanam_api::OutputEvent`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+pub use vilokanam_api::{ApiClient as Api, ChunkInfo, OutputEvent};
 
 /// A 6 s, 1 s-GOP H.264/AAC MPEG-TS clip shipped for machines without ffmpeg.
-pub const FIXTURE: &[u8] = include_bytes!("../fixtures/sample.ts");
+pub const FIXTURE: &[u8] = vilokanam_media::fixtures::SAMPLE_TS;
 
 /// One running daemon.
 #[derive(Debug)]
@@ -34,6 +33,8 @@ pub struct Node {
     pub api_addr: String,
     /// libp2p peer id.
     pub peer_id: String,
+    /// Creator key (hex): the node's streams are `<creator_key>-<name>`.
+    pub creator_key: String,
     /// Full listen multiaddrs (with `/p2p/`).
     pub addrs: Vec<String>,
     /// Data directory.
@@ -45,6 +46,11 @@ impl Node {
     /// Client of this node's API.
     pub fn api(&self) -> Api {
         Api::new(&self.api_addr)
+    }
+
+    /// The id of this node's stream `name`.
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}-{name}", self.creator_key)
     }
 
     /// The TCP listen address (for bootstrapping others).
@@ -89,13 +95,6 @@ pub struct Testnet {
     /// Nodes by index; `None` once killed or stopped.
     pub nodes: Vec<Option<Node>>,
     helpers: Vec<Child>,
-}
-
-#[derive(Deserialize)]
-struct Ready {
-    api: String,
-    peer_id: String,
-    listen: Vec<String>,
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -205,10 +204,16 @@ impl Testnet {
         let pid = child.id().context("daemon exited at once")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let ready: Ready = tokio::time::timeout(Duration::from_secs(30), async {
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await? {
-                if let Ok(r) = serde_json::from_str::<Ready>(&line) {
-                    return Ok(r);
+                if let Some(OutputEvent::Ready {
+                    api,
+                    peer_id,
+                    creator_key,
+                    listen,
+                }) = OutputEvent::parse(&line)
+                {
+                    return Ok((api, peer_id, creator_key, listen));
                 }
             }
             bail!(
@@ -218,12 +223,16 @@ impl Testnet {
         })
         .await
         .with_context(|| format!("node {index} not ready within 30 s"))??;
+        let (api_addr, peer_id, creator_key, addrs) = ready;
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.nodes.push(Some(Node {
             index,
             pid,
-            api_addr: ready.api,
-            peer_id: ready.peer_id,
-            addrs: ready.listen,
+            api_addr,
+            peer_id,
+            creator_key,
+            addrs,
             data_dir,
             child,
         }));
@@ -351,154 +360,6 @@ impl Drop for Testnet {
     }
 }
 
-/// A chunk as listed by `/streams/{id}/chunks`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ChunkInfo {
-    /// Sequence number.
-    pub seq: u64,
-    /// Payload CID.
-    pub cid: String,
-    /// Payload size.
-    pub size: u32,
-    /// Duration (µs).
-    pub duration_us: u32,
-    /// Creator's publication time (unix ms).
-    pub published_at_ms: u64,
-    /// When it became playable on the node (unix ms).
-    pub ready_at_ms: u64,
-}
-
-/// Typed client of one daemon's HTTP API.
-#[derive(Clone, Debug)]
-pub struct Api {
-    /// `http://host:port`.
-    pub base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    /// Client of `addr` (`host:port`).
-    pub fn new(addr: &str) -> Self {
-        Api {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
-    }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await?;
-        if !r.status().is_success() {
-            bail!("GET {path}: {}", r.status());
-        }
-        Ok(r.json().await?)
-    }
-
-    /// `/api/v0/id`.
-    pub async fn id(&self) -> Result<serde_json::Value> {
-        self.get_json("/api/v0/id").await
-    }
-
-    /// Connected peers with scores.
-    pub async fn peers(&self) -> Result<Vec<serde_json::Value>> {
-        self.get_json("/api/v0/peers").await
-    }
-
-    /// Known streams.
-    pub async fn streams(&self) -> Result<Vec<serde_json::Value>> {
-        self.get_json("/api/v0/streams").await
-    }
-
-    /// Chunks held for `stream`.
-    pub async fn chunks(&self, stream: &str) -> Result<Vec<ChunkInfo>> {
-        self.get_json(&format!("/streams/{stream}/chunks")).await
-    }
-
-    /// Follows `stream`; returns the playlist URL.
-    pub async fn watch(&self, stream: &str) -> Result<String> {
-        let r = self
-            .http
-            .post(format!("{}/api/v0/watch/{stream}", self.base))
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("watch {stream}: {}", r.status());
-        }
-        let v: serde_json::Value = r.json().await?;
-        Ok(format!(
-            "{}{}",
-            self.base,
-            v["playlist"].as_str().unwrap_or_default()
-        ))
-    }
-
-    /// Playlist URL of `stream` on this node.
-    pub fn playlist_url(&self, stream: &str) -> String {
-        format!("{}/streams/{stream}/live.m3u8", self.base)
-    }
-
-    /// The live playlist text.
-    pub async fn playlist(&self, stream: &str) -> Result<String> {
-        let r = self.http.get(self.playlist_url(stream)).send().await?;
-        if !r.status().is_success() {
-            bail!("playlist {stream}: {}", r.status());
-        }
-        Ok(r.text().await?)
-    }
-
-    /// One segment's bytes, if held.
-    pub async fn segment(&self, stream: &str, seq: u64) -> Result<Option<Vec<u8>>> {
-        let r = self
-            .http
-            .get(format!("{}/streams/{stream}/{seq}.ts", self.base))
-            .send()
-            .await?;
-        if r.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !r.status().is_success() {
-            bail!("segment {seq}: {}", r.status());
-        }
-        Ok(Some(r.bytes().await?.to_vec()))
-    }
-
-    /// Raw POST (for error-path tests).
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Result<(u16, String)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .body(body)
-            .send()
-            .await?;
-        Ok((r.status().as_u16(), r.text().await?))
-    }
-
-    /// Sum of every sample of a Prometheus metric whose name starts with
-    /// `name` and whose labels contain all of `labels`.
-    pub async fn metric(&self, name: &str, labels: &[&str]) -> Result<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(sum_metric(&text, name, labels))
-    }
-}
-
-/// Sums samples of `name` (prefix match on the sample name) whose label
-/// text contains every string in `labels`.
-pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && l.starts_with(name))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Polls `cond` every 50 ms until it is true or `timeout` passes.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Result<()>
 where
@@ -593,10 +454,8 @@ pub async fn stream_id_of(publish: &mut Child) -> Result<String> {
     let mut lines = BufReader::new(stdout).lines();
     let id = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await? {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["event"] == "started" {
-                    return Ok(v["stream"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Some(OutputEvent::Started { stream, .. }) = OutputEvent::parse(&line) {
+                return Ok(stream);
             }
         }
         bail!("publish ended before the stream started")
@@ -618,6 +477,9 @@ pub struct InteractiveOptions {
     pub use_ffmpeg: bool,
     /// Data directory (default: temporary).
     pub dir: Option<PathBuf>,
+    /// Stop after this long (default: until Ctrl-C). With a duration the
+    /// run fails if the viewer stalls while the creator keeps publishing.
+    pub duration: Option<Duration>,
 }
 
 /// `vilokanam testnet`: starts the nodes, streams a test signal from node 0,
@@ -737,21 +599,35 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     println!("  ffplay {url}");
     println!("(Ctrl-C stops the testnet)");
     let mut status = tokio::time::interval(Duration::from_secs(5));
+    status.tick().await;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
+    let until = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let creator = t.api(0)?;
+    let mut watch = StallWatch::default();
+    let mut outcome = Ok(());
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = async { tokio::time::sleep_until(until.unwrap_or_else(tokio::time::Instant::now)).await }, if until.is_some() => break,
             _ = status.tick() => {
-                if let Ok(chunks) = api.chunks(&stream).await {
-                    if let Some(c) = chunks.last() {
-                        let peers = api.peers().await.map(|p| p.len()).unwrap_or(0);
-                        println!(
-                            "viewer: chunk #{} ({} KiB), publish-to-playable {} ms, {peers} peers",
-                            c.seq,
-                            c.size / 1024,
-                            c.ready_at_ms.saturating_sub(c.published_at_ms)
-                        );
+                let (Ok(chunks), Ok(published)) = (api.chunks(&stream).await, creator.chunks(&stream).await) else {
+                    continue;
+                };
+                let (Some(c), Some(p)) = (chunks.last(), published.last()) else { continue };
+                let peers = api.peers().await.map(|p| p.len()).unwrap_or(0);
+                let behind = p.seq.saturating_sub(c.seq);
+                println!(
+                    "viewer: chunk #{} ({} KiB), {behind} behind the creator, publish-to-playable {} ms, {peers} peers",
+                    c.seq,
+                    c.size / 1024,
+                    c.ready_at_ms.saturating_sub(c.published_at_ms)
+                );
+                if let Some(stalled) = watch.observe(c.seq, p.seq) {
+                    println!("STALLED: the viewer has been at chunk #{} for {stalled} status lines while the creator moved to #{}", c.seq, p.seq);
+                    if opts.duration.is_some() {
+                        outcome = Err(anyhow!("the viewer stalled at chunk #{} while the creator reached #{}", c.seq, p.seq));
+                        break;
                     }
                 }
             }
@@ -766,5 +642,51 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         signal(pid, "-TERM");
     }
     let _ = publish.wait().await;
-    t.shutdown().await
+    t.shutdown().await?;
+    outcome
+}
+
+/// Notices a viewer that stops advancing while its creator goes on.
+#[derive(Debug, Default)]
+pub struct StallWatch {
+    last: Option<u64>,
+    same: u32,
+}
+
+impl StallWatch {
+    /// Status lines without progress that count as a stall (15 s at 5 s).
+    pub const STALL_LINES: u32 = 3;
+
+    /// Records the viewer's and creator's newest chunks; returns how many
+    /// status lines the viewer has not moved while the creator did, once
+    /// that reaches [`Self::STALL_LINES`].
+    pub fn observe(&mut self, viewer: u64, creator: u64) -> Option<u32> {
+        if self.last == Some(viewer) && creator > viewer {
+            self.same += 1;
+        } else {
+            self.same = 0;
+        }
+        self.last = Some(viewer);
+        (self.same >= Self::STALL_LINES).then_some(self.same)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_stuck_while_the_creator_moves_is_a_stall() {
+        let mut w = StallWatch::default();
+        assert_eq!(w.observe(5, 6), None);
+        assert_eq!(w.observe(6, 7), None, "moving");
+        assert_eq!(w.observe(6, 8), None);
+        assert_eq!(w.observe(6, 9), None);
+        assert_eq!(w.observe(6, 10), Some(3));
+        // A stream that ended (creator not moving) is not a stall.
+        let mut w = StallWatch::default();
+        for _ in 0..10 {
+            assert_eq!(w.observe(9, 9), None);
+        }
+    }
 }

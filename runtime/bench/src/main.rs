@@ -115,7 +115,7 @@ struct Measured {
 fn main() -> Result<(), String> {
     let args = Args::parse();
     let wasm =
-        vilokanam_runtime::WASM_BINARY.ok_or("runtime built without wasm (SKIP_WASM_BUILD)")?;
+        vilokanam_runtime_wasm::WASM_BINARY.ok_or("runtime built without wasm (SKIP_WASM_BUILD)")?;
     let mut genesis = vilokanam_runtime::genesis::build_storage(&args.preset.as_str().into())?;
     genesis
         .top

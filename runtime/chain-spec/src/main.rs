@@ -6,7 +6,11 @@
 //! - `vilokanam_runtime.compact.compressed.wasm`: that wasm;
 //! - `genesis-hash`: the genesis block hash a full node (or smoldot)
 //!   computes from this spec (hex), to check clients against;
-//! - `metadata.scale`: the runtime metadata V16 (SCALE, `RuntimeMetadataPrefixed`), the version subxt prefers.
+//!
+//! The metadata (`metadata.scale`, V16) is read from the wasm itself by
+//! `scripts/tools/wasm-metadata.cjs` (chopsticks' executor), not from the
+//! native runtime: the native build may carry test-only features
+//! (`runtime-benchmarks`) whose runtime APIs the chain's wasm lacks.
 //!
 //! Genesis storage is built natively from the same preset code the wasm's
 //! `GenesisBuilder` API runs, so the spec needs no node binary to produce.
@@ -19,11 +23,8 @@ use polkadot_sdk::polkadot_sdk_frame::deps::sp_core::{bytes::to_hex, storage::we
 use polkadot_sdk::sp_genesis_builder::PresetId;
 use serde_json::json;
 
-/// Metadata version written for clients (subxt reads V14 to V16).
-const METADATA_VERSION: u32 = 16;
-
 #[derive(Parser)]
-#[command(about = "Writes the raw chain spec, runtime wasm and metadata of the Vilokanam chain")]
+#[command(about = "Writes the raw chain spec and runtime wasm of the Vilokanam chain")]
 struct Args {
     /// Genesis preset: `development` or `local_testnet`.
     #[arg(long, default_value = "development")]
@@ -38,7 +39,7 @@ struct Args {
 
 fn main() -> Result<(), String> {
     let args = Args::parse();
-    let wasm = vilokanam_runtime::WASM_BINARY
+    let wasm = vilokanam_runtime_wasm::WASM_BINARY
         .ok_or("this build has no runtime wasm (SKIP_WASM_BUILD was set); rebuild without it")?;
     let preset = PresetId::from(args.preset.as_str());
     let mut storage = vilokanam_runtime::genesis::build_storage(&preset)?;
@@ -69,8 +70,6 @@ fn main() -> Result<(), String> {
         "codeSubstitutes": {},
         "genesis": { "raw": { "top": top, "childrenDefault": {} } },
     });
-    let metadata = vilokanam_runtime::Runtime::metadata_at_version(METADATA_VERSION)
-        .ok_or(format!("runtime has no metadata V{METADATA_VERSION}"))?;
 
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let write = |file: &str, bytes: &[u8]| -> Result<(), String> {
@@ -82,7 +81,6 @@ fn main() -> Result<(), String> {
     let spec = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
     write(&format!("{id}.raw.json"), &spec)?;
     write("vilokanam_runtime.compact.compressed.wasm", wasm)?;
-    write("metadata.scale", &metadata)?;
     write("genesis-hash", format!("{genesis_hash}\n").as_bytes())?;
     Ok(())
 }

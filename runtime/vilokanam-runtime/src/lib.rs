@@ -10,9 +10,6 @@
 // The runtime macros expand to items without docs.
 #![allow(missing_docs)]
 
-#[cfg(feature = "std")]
-include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
-
 extern crate alloc;
 
 pub mod genesis;

@@ -72,11 +72,7 @@ async fn finish(p: &mut tokio::process::Child) -> Result<()> {
 }
 
 async fn stream_of(t: &Testnet, name: &str) -> Result<String> {
-    let id = t.api(0)?.id().await?;
-    Ok(format!(
-        "{}-{name}",
-        id["public_key"].as_str().context("public_key")?
-    ))
+    Ok(t.node(0)?.stream(name))
 }
 
 #[tokio::main]

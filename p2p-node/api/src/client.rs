@@ -1,0 +1,349 @@
+//! [`ApiClient`]: the one typed client of the daemon's HTTP API.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::types::*;
+
+/// Why a call to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No answer: the daemon is not running there, or the connection broke.
+    #[error("{what}: is the daemon running at {base}? (vilokanam daemon): {reason}")]
+    Unreachable {
+        /// The call.
+        what: String,
+        /// The daemon's base URL.
+        base: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The daemon answered with an error status.
+    #[error("{what}: daemon answered {status}: {message}")]
+    Status {
+        /// The call.
+        what: String,
+        /// HTTP status code.
+        status: u16,
+        /// The daemon's error message.
+        message: String,
+    },
+    /// The answer could not be decoded.
+    #[error("{what}: cannot decode the daemon's answer: {reason}")]
+    Decode {
+        /// The call.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status, for an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Client of a running daemon's API.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Longest a call may take (a segment upload of 8 MiB included).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ApiClient {
+    /// Client of the daemon at `addr` (`host:port`).
+    pub fn new(addr: &str) -> Self {
+        ApiClient {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Base URL (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Absolute URL of `path` on this daemon.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response, ApiError> {
+        let resp = req.send().await.map_err(|e| ApiError::Unreachable {
+            what: what.to_owned(),
+            base: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or(body);
+        Err(ApiError::Status {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let resp = self.send(req, what).await?;
+        let bytes = resp.bytes().await.map_err(|e| ApiError::Unreachable {
+            what: what.to_owned(),
+            base: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn text(&self, req: reqwest::RequestBuilder, what: &str) -> Result<String, ApiError> {
+        let resp = self.send(req, what).await?;
+        resp.text().await.map_err(|e| ApiError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /api/v0/id`.
+    pub async fn id(&self) -> Result<IdResponse, ApiError> {
+        self.json(self.http.get(self.url("/api/v0/id")), "reading the node id")
+            .await
+    }
+
+    /// `GET /api/v0/peers`.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        self.json(self.http.get(self.url("/api/v0/peers")), "listing peers")
+            .await
+    }
+
+    /// `GET /api/v0/stats`.
+    pub async fn stats(&self) -> Result<NodeStats, ApiError> {
+        self.json(self.http.get(self.url("/api/v0/stats")), "reading stats")
+            .await
+    }
+
+    /// `GET /api/v0/streams`.
+    pub async fn streams(&self) -> Result<Vec<StreamInfo>, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/streams")),
+            "listing streams",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/streams/{stream}`.
+    pub async fn stream(&self, stream: &str) -> Result<StreamInfo, ApiError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v0/streams/{stream}"))),
+            "reading a stream",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/watch/{stream}`; returns the playlist URL.
+    pub async fn watch(&self, stream: &str) -> Result<String, ApiError> {
+        let r: WatchResponse = self
+            .json(
+                self.http.post(self.url(&format!("/api/v0/watch/{stream}"))),
+                "watching",
+            )
+            .await?;
+        Ok(self.url(&r.playlist))
+    }
+
+    /// `DELETE /api/v0/watch/{stream}`.
+    pub async fn unwatch(&self, stream: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/v0/watch/{stream}"))),
+            "unwatching",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /api/v0/publish/{name}/start`.
+    pub async fn start(&self, name: &str, req: &StartRequest) -> Result<StartResponse, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/publish/{name}/start")))
+                .json(req),
+            "starting the stream",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/publish/{name}/segment`.
+    pub async fn segment(
+        &self,
+        name: &str,
+        query: &SegmentQuery,
+        data: Bytes,
+    ) -> Result<SegmentResponse, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/publish/{name}/segment")))
+                .query(query)
+                .body(data),
+            "publishing a segment",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/publish/{name}/end`.
+    pub async fn end(&self, name: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/v0/publish/{name}/end"))),
+            "ending the stream",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// URL of the live playlist of `stream` on this node.
+    pub fn playlist_url(&self, stream: &str) -> String {
+        self.url(&format!("/streams/{stream}/live.m3u8"))
+    }
+
+    /// The live playlist text.
+    pub async fn playlist(&self, stream: &str) -> Result<String, ApiError> {
+        self.text(
+            self.http.get(self.playlist_url(stream)),
+            "reading the playlist",
+        )
+        .await
+    }
+
+    /// One segment's bytes; `None` if the node does not hold it.
+    pub async fn segment_file(&self, stream: &str, seq: u64) -> Result<Option<Bytes>, ApiError> {
+        let what = "reading a segment";
+        match self
+            .send(
+                self.http
+                    .get(self.url(&format!("/streams/{stream}/{seq}.ts"))),
+                what,
+            )
+            .await
+        {
+            Ok(r) => r.bytes().await.map(Some).map_err(|e| ApiError::Decode {
+                what: what.to_owned(),
+                reason: e.to_string(),
+            }),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /streams/{stream}/chunks`.
+    pub async fn chunks(&self, stream: &str) -> Result<Vec<ChunkInfo>, ApiError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/streams/{stream}/chunks"))),
+            "listing chunks",
+        )
+        .await
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub async fn metrics_text(&self) -> Result<String, ApiError> {
+        self.text(self.http.get(self.url("/metrics")), "reading metrics")
+            .await
+    }
+
+    /// Sum of every sample of a Prometheus metric whose name starts with
+    /// `name` and whose labels contain all of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> Result<f64, ApiError> {
+        Ok(sum_metric(&self.metrics_text().await?, name, labels))
+    }
+
+    /// A raw request (for tests of error paths): status and body text.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, String), ApiError> {
+        let r = self
+            .http
+            .request(method, self.url(path))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable {
+                what: path.to_owned(),
+                base: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await.unwrap_or_default()))
+    }
+}
+
+/// Sums samples of `name` (prefix match on the sample name) whose label
+/// text contains every string in `labels`.
+pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(name))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_summed_by_prefix_and_labels() {
+        let text = "# HELP x\nvilokanam_a_total{kind=\"chunk\",verdict=\"accept\"} 3\nvilokanam_a_total{kind=\"chunk\",verdict=\"reject\"} 2\nvilokanam_b 7\n";
+        assert_eq!(sum_metric(text, "vilokanam_a", &[]), 5.0);
+        assert_eq!(sum_metric(text, "vilokanam_a", &["reject"]), 2.0);
+        assert_eq!(sum_metric(text, "vilokanam_b", &[]), 7.0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_daemon_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = ApiClient::new(&format!("127.0.0.1:{port}"))
+            .id()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Unreachable { .. }));
+        assert!(e.to_string().contains("is the daemon running"), "{e}");
+    }
+}

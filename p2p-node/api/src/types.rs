@@ -1,0 +1,204 @@
+//! Request and response bodies of the daemon's HTTP API.
+//!
+//! | method | path | body → answer |
+//! |---|---|---|
+//! | GET | `/api/v0/id` | → [`IdResponse`] |
+//! | GET | `/api/v0/peers` | → `[`[`PeerView`]`]` |
+//! | GET | `/api/v0/stats` | → [`NodeStats`]: what the node holds, against its caps |
+//! | GET | `/api/v0/streams` | → `[`[`StreamInfo`]`]` |
+//! | GET | `/api/v0/streams/{stream}` | → [`StreamInfo`] |
+//! | POST | `/api/v0/watch/{stream}` | → [`WatchResponse`]: follow a stream |
+//! | DELETE | `/api/v0/watch/{stream}` | → 204: stop following it |
+//! | POST | `/api/v0/publish/{name}/start` | [`StartRequest`] → [`StartResponse`] |
+//! | POST | `/api/v0/publish/{name}/segment?duration_us=N[&discontinuity=true]` | MPEG-TS bytes → [`SegmentResponse`] |
+//! | POST | `/api/v0/publish/{name}/end` | → 204 |
+//! | GET | `/streams/{stream}/live.m3u8` | → live HLS playlist of a watched stream |
+//! | GET | `/streams/{stream}/{seq}.ts` | → one segment |
+//! | GET | `/streams/{stream}/chunks` | → `[`[`ChunkInfo`]`]` |
+//! | GET | `/metrics` | → Prometheus text |
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: a status code and this body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, and with which input.
+    pub error: String,
+}
+
+/// `GET /api/v0/id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdResponse {
+    /// libp2p peer id (transport identity).
+    pub peer_id: String,
+    /// Creator key (hex): names this node's streams (`<key>-<name>`).
+    pub creator_key: String,
+    /// Voucher key (hex): signs this node's payments.
+    pub voucher_key: String,
+    /// Listen addresses, with `/p2p/<peer id>`.
+    pub listen: Vec<String>,
+}
+
+/// One connected peer in `GET /api/v0/peers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Peer id.
+    pub peer_id: String,
+    /// Gossipsub score (includes the application score).
+    pub score: Option<f64>,
+    /// Application score from payload checks (0 unless penalised).
+    pub app_score: f64,
+    /// Topics the peer is subscribed to, as this node records them.
+    pub topics: Vec<String>,
+}
+
+/// Where a stream stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Announced recently and not ended.
+    Live,
+    /// Known, but not announced recently (creator gone or restart).
+    Quiet,
+    /// Its creator announced the end.
+    Ended,
+}
+
+/// One stream in `GET /api/v0/streams`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// Stream id (`<creator key hex>-<name>`).
+    pub id: String,
+    /// Title from the announcement.
+    pub title: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Codec.
+    pub codec: Option<String>,
+    /// Start time (unix ms).
+    pub started_at_ms: Option<u64>,
+    /// Highest sequence announced.
+    pub last_seq: Option<u64>,
+    /// Live, quiet or ended.
+    pub state: StreamState,
+    /// The user watches it on this node.
+    pub watching: bool,
+    /// This node publishes it.
+    pub publishing: bool,
+    /// This node relays it (`--relay`).
+    pub relaying: bool,
+    /// Playlist path on this node.
+    pub playlist: String,
+}
+
+impl StreamInfo {
+    /// Whether the stream is live.
+    pub fn live(&self) -> bool {
+        self.state == StreamState::Live
+    }
+}
+
+/// `POST /api/v0/watch/{stream}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchResponse {
+    /// Stream id.
+    pub stream: String,
+    /// Playlist path on this node.
+    pub playlist: String,
+}
+
+/// `POST /api/v0/publish/{name}/start`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StartRequest {
+    /// Title shown to viewers.
+    pub title: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Codec description (default `mpegts`).
+    pub codec: String,
+}
+
+/// Answer to a start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartResponse {
+    /// Stream id.
+    pub stream: String,
+    /// Playlist path on this node.
+    pub playlist: String,
+    /// The sequence number the next segment gets (a restarted stream
+    /// continues where it stopped).
+    pub next_seq: u64,
+}
+
+/// Query of `POST /api/v0/publish/{name}/segment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentQuery {
+    /// Media duration in microseconds.
+    pub duration_us: u32,
+    /// Timestamps restart at this segment.
+    #[serde(default)]
+    pub discontinuity: bool,
+}
+
+/// Result of publishing one segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentResponse {
+    /// Sequence number assigned.
+    pub seq: u64,
+    /// CID of the payload.
+    pub cid: String,
+    /// Payload size.
+    pub size: usize,
+}
+
+/// One chunk in `GET /streams/{id}/chunks`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    /// Sequence number.
+    pub seq: u64,
+    /// Payload CID.
+    pub cid: String,
+    /// Payload size.
+    pub size: u32,
+    /// Media duration (µs).
+    pub duration_us: u32,
+    /// Creator's publication time (unix ms).
+    pub published_at_ms: u64,
+    /// When it became playable on this node (unix ms).
+    pub ready_at_ms: u64,
+}
+
+/// `GET /api/v0/stats`: what the node holds now. Every figure has a cap
+/// in the configuration; flood tests and operators read them here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Streams in the catalog (announced or local).
+    pub known_streams: usize,
+    /// Streams followed (any reason).
+    pub joined_streams: usize,
+    /// Of those, followed only to relay.
+    pub relayed_streams: usize,
+    /// Chunks held in memory.
+    pub chunks_held: usize,
+    /// Chunk payload bytes held in memory.
+    pub chunk_bytes_held: usize,
+    /// Chunks being fetched.
+    pub pending_fetches: usize,
+    /// Streams the announcement policy tracks.
+    pub tracked_announcements: usize,
+    /// Peers with an announcement rate bucket.
+    pub announce_sources: usize,
+    /// Remote (peer, topic) subscriptions recorded.
+    pub remote_subscriptions: usize,
+    /// Peers with an application score.
+    pub app_scores: usize,
+    /// Connected peers.
+    pub peers: usize,
+    /// Streams in the store (published or watched).
+    pub stored_streams: usize,
+    /// Bytes the database takes on disk.
+    pub store_bytes: u64,
+    /// HTTP requests being served (this one included).
+    pub http_in_flight: usize,
+}

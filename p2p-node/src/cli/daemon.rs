@@ -1,0 +1,111 @@
+//! `vilokanam daemon`: flags merged over the TOML file, then the node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::NodeConfig;
+
+/// Flags of `vilokanam daemon` (each overrides the config file's key).
+#[derive(Args, Debug)]
+pub struct DaemonCmd {
+    /// Data directory (keys, database).
+    #[arg(long, env = "VILOKANAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (default: `config.toml` in the data dir, if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// HTTP API address.
+    #[arg(long)]
+    pub api: Option<SocketAddr>,
+    /// libp2p listen multiaddr (repeatable).
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// Peer to connect to at start (repeatable): `/ip4/…/tcp/…/p2p/<id>`.
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
+    /// Enable mDNS LAN discovery.
+    #[arg(long)]
+    pub mdns: bool,
+    /// Only connect to --bootstrap peers (no Kademlia walks, no stored peers).
+    #[arg(long)]
+    pub no_discovery: bool,
+    /// Relay every announced live stream (up to max_relayed_streams).
+    #[arg(long)]
+    pub relay: bool,
+    /// Chunks kept in memory per stream.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Seconds between re-announcements of a live stream.
+    #[arg(long)]
+    pub announce_secs: Option<u64>,
+    /// Seconds without a segment after which a published stream ends.
+    #[arg(long)]
+    pub publish_idle_secs: Option<u64>,
+    /// Streams followed at once (any reason).
+    #[arg(long)]
+    pub max_streams: Option<usize>,
+    /// Streams followed only to relay them.
+    #[arg(long)]
+    pub max_relayed_streams: Option<usize>,
+    /// Seconds without a chunk after which a relayed stream is left.
+    #[arg(long)]
+    pub relay_silence_secs: Option<u64>,
+    /// Streams of others kept in the catalog.
+    #[arg(long)]
+    pub max_known_streams: Option<usize>,
+}
+
+impl DaemonCmd {
+    /// The data dir and the configuration (file, then flags), validated.
+    pub fn resolve(self) -> Result<(PathBuf, NodeConfig)> {
+        let data_dir = super::chain::resolve_data_dir(self.data_dir)?;
+        let file = self.config.clone().or_else(|| {
+            let p = data_dir.join("config.toml");
+            p.exists().then_some(p)
+        });
+        let mut c = match file {
+            Some(f) => NodeConfig::from_file(&f)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(a) = self.api {
+            c.api = a;
+        }
+        if !self.listen.is_empty() {
+            c.listen = self.listen;
+        }
+        c.bootstrap.extend(self.bootstrap);
+        c.mdns |= self.mdns;
+        if self.no_discovery {
+            c.discovery = false;
+        }
+        c.relay_all |= self.relay;
+        let set = |slot: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut c.window, self.window);
+        set(&mut c.max_streams, self.max_streams);
+        set(&mut c.max_relayed_streams, self.max_relayed_streams);
+        set(&mut c.max_known_streams, self.max_known_streams);
+        let set_secs = |slot: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set_secs(&mut c.announce_interval_secs, self.announce_secs);
+        set_secs(&mut c.publish_idle_secs, self.publish_idle_secs);
+        set_secs(&mut c.relay_silence_secs, self.relay_silence_secs);
+        c.validate()?;
+        Ok((data_dir, c))
+    }
+
+    /// Runs the daemon until SIGINT/SIGTERM.
+    pub async fn run(self) -> Result<()> {
+        let (data_dir, config) = self.resolve()?;
+        crate::daemon::run(data_dir, config).await
+    }
+}

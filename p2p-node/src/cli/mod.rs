@@ -1,0 +1,216 @@
+//! The command line: one module per command family. Every command but
+//! `daemon` and `testnet` is a client of a running daemon's HTTP API
+//! (through [`vilokanam_api::ApiClient`]) or of the chain.
+
+pub mod chain;
+pub mod daemon;
+pub mod publish;
+pub mod watch;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use vilokanam_api::ApiClient;
+
+use chain::{AccountCmd, ChainArgs, ChainCmd, ChannelCmd};
+
+#[derive(Parser)]
+#[command(
+    name = "vilokanam",
+    version,
+    about = "Peer-to-peer live streaming node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the daemon's API is.
+#[derive(Args, Clone, Debug)]
+pub struct ApiArg {
+    /// Address of the daemon's HTTP API.
+    #[arg(long, env = "VILOKANAM_API", default_value = "127.0.0.1:7788")]
+    pub api: String,
+}
+
+impl ApiArg {
+    /// A client of it.
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(&self.api)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node (until Ctrl-C / SIGTERM).
+    Daemon(daemon::DaemonCmd),
+    /// Publish a live MPEG-TS stream through the local daemon.
+    Publish(PublishCmd),
+    /// Follow a stream and print (or open) its local playback URL.
+    Watch(watch::WatchCmd),
+    /// Stop following a stream.
+    Unwatch(watch::UnwatchCmd),
+    /// List streams the daemon knows.
+    Streams {
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Show connected peers and their scores.
+    Peers {
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Show this node's id, keys and addresses.
+    Id {
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Show what the node holds against its caps.
+    Stats {
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// The node's chain account (sr25519): show, create or import it.
+    Account {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: Option<AccountCmd>,
+    },
+    /// The settlement chain.
+    Chain {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: ChainCmd,
+    },
+    /// tick-stream payment channels of this account.
+    Channel {
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(subcommand)]
+        action: ChannelCmd,
+    },
+    /// Start a local multi-node testnet that streams a test signal.
+    Testnet {
+        /// Number of nodes (creator, relays, viewer).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Do not use ffmpeg even if installed (use the shipped fixture).
+        #[arg(long)]
+        no_ffmpeg: bool,
+        /// Directory for the nodes' data (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Stop after this many seconds of streaming (default: until Ctrl-C).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
+}
+
+#[derive(Args)]
+struct PublishCmd {
+    #[command(flatten)]
+    api: ApiArg,
+    /// Stream name ([A-Za-z0-9_.-], up to 64).
+    #[arg(long)]
+    name: String,
+    /// Title shown to viewers.
+    #[arg(long, default_value = "")]
+    title: String,
+    /// Comma-separated tags.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// MPEG-TS source: a file, `-` for stdin, or `udp://127.0.0.1:PORT`.
+    #[arg(long)]
+    input: publish::Input,
+    /// Pace a file by its timestamps, as if it were live.
+    #[arg(long)]
+    realtime: bool,
+    /// Restart a file at its end until interrupted.
+    #[arg(long = "loop")]
+    repeat: bool,
+    /// Target chunk duration in seconds (chunks start at keyframes).
+    #[arg(long, default_value_t = 1.0)]
+    segment_secs: f64,
+    /// A live input (stdin, UDP) silent this long ends the stream until
+    /// input comes back.
+    #[arg(long, default_value_t = 5)]
+    idle_secs: u64,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`; colours only on a terminal, so
+/// log files stay plain text.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line.
+pub async fn main() -> Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Daemon(cmd) => cmd.run().await,
+        Command::Publish(cmd) => {
+            let segment = Duration::try_from_secs_f64(cmd.segment_secs)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(30))
+                .context("--segment-secs must be in (0, 30]")?;
+            if cmd.idle_secs == 0 {
+                anyhow::bail!("--idle-secs must be at least 1");
+            }
+            let n = publish::run(
+                &cmd.api.client(),
+                publish::PublishOptions {
+                    name: cmd.name,
+                    title: cmd.title,
+                    tags: cmd.tags,
+                    input: cmd.input,
+                    realtime: cmd.realtime,
+                    repeat: cmd.repeat,
+                    segment,
+                    idle: Duration::from_secs(cmd.idle_secs),
+                },
+            )
+            .await?;
+            eprintln!("published {n} segments");
+            Ok(())
+        }
+        Command::Watch(cmd) => cmd.run().await,
+        Command::Unwatch(cmd) => cmd.run().await,
+        Command::Streams { api } => watch::streams(&api.client()).await,
+        Command::Peers { api } => watch::peers(&api.client()).await,
+        Command::Id { api } => watch::id(&api.client()).await,
+        Command::Stats { api } => watch::stats(&api.client()).await,
+        Command::Account { chain, action } => {
+            let action = action.unwrap_or(AccountCmd::Show { offline: false });
+            chain::account(&chain, action).await
+        }
+        Command::Chain { chain, action } => chain::chain(&chain, action).await,
+        Command::Channel { chain, action } => chain::channel(&chain, action).await,
+        Command::Testnet {
+            nodes,
+            no_ffmpeg,
+            dir,
+            duration_secs,
+        } => {
+            let bin = std::env::current_exe().context("locating the vilokanam binary")?;
+            vilokanam_testnet::run_interactive(vilokanam_testnet::InteractiveOptions {
+                bin,
+                nodes,
+                use_ffmpeg: !no_ffmpeg,
+                dir,
+                duration: duration_secs.map(Duration::from_secs),
+            })
+            .await
+        }
+    }
+}

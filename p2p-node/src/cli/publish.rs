@@ -1,0 +1,344 @@
+//! `vilokanam publish`: reads MPEG-TS from a file, stdin or UDP, cuts it at
+//! keyframes ([`vilokanam_media::ts::Segmenter`]) and hands each segment to
+//! the local daemon, which signs and seeds it.
+//!
+//! A live input (stdin, UDP) that goes silent for `--idle-secs` — OBS
+//! "Stop Streaming", ffmpeg exiting — has what is complete published and
+//! the stream announced as ended; when input comes back (a restarted
+//! encoder), the same stream resumes after a discontinuity.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tracing::info;
+use vilokanam_api::{ApiClient, OutputEvent, SegmentQuery, SegmentResponse, StartRequest};
+use vilokanam_media::ts::{Segment, Segmenter};
+
+/// Where the MPEG-TS comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A file on disk.
+    File(std::path::PathBuf),
+    /// Standard input (`-`), e.g. `ffmpeg … -f mpegts -`.
+    Stdin,
+    /// UDP datagrams on a local port (OBS custom output, `ffmpeg … udp://…`).
+    Udp(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for Input {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "-" {
+            return Ok(Input::Stdin);
+        }
+        if let Some(rest) = s.strip_prefix("udp://") {
+            let addr = rest.split('?').next().unwrap_or(rest);
+            return Ok(Input::Udp(
+                addr.parse()
+                    .with_context(|| format!("invalid UDP address {addr:?}"))?,
+            ));
+        }
+        Ok(Input::File(s.into()))
+    }
+}
+
+/// Options of `vilokanam publish`.
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// Stream name.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Input.
+    pub input: Input,
+    /// Pace a file by its timestamps (as if it were live).
+    pub realtime: bool,
+    /// Restart a file at its end (with a discontinuity) until interrupted.
+    pub repeat: bool,
+    /// Target segment duration.
+    pub segment: Duration,
+    /// A live input silent this long ends the stream until input returns.
+    pub idle: Duration,
+}
+
+/// Where segments go: the daemon's API (or, in tests, a recorder).
+pub(crate) trait Sink {
+    /// Starts (or resumes) the stream; returns its id and next number.
+    async fn start(&mut self) -> Result<(String, u64)>;
+    /// Publishes one segment.
+    async fn segment(&mut self, seg: &Segment, discontinuity: bool) -> Result<SegmentResponse>;
+    /// Announces the end.
+    async fn end(&mut self) -> Result<()>;
+}
+
+/// The daemon's API as a [`Sink`].
+pub(crate) struct ApiSink<'a> {
+    api: &'a ApiClient,
+    name: String,
+    start: StartRequest,
+}
+
+impl Sink for ApiSink<'_> {
+    async fn start(&mut self) -> Result<(String, u64)> {
+        let r = self.api.start(&self.name, &self.start).await?;
+        Ok((r.stream, r.next_seq))
+    }
+
+    async fn segment(&mut self, seg: &Segment, discontinuity: bool) -> Result<SegmentResponse> {
+        let duration_us =
+            u32::try_from(seg.duration.as_micros()).context("segment longer than 71 minutes")?;
+        let q = SegmentQuery {
+            duration_us,
+            discontinuity,
+        };
+        Ok(self.api.segment(&self.name, &q, seg.data.clone()).await?)
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        Ok(self.api.end(&self.name).await?)
+    }
+}
+
+/// Releases segments at their media times, as a live encoder would.
+#[derive(Debug, Default)]
+pub(crate) struct Pacer {
+    clock: Option<(Instant, Duration)>,
+}
+
+impl Pacer {
+    /// When a segment of `duration` that follows the earlier ones is due.
+    pub(crate) fn due(&mut self, duration: Duration) -> Instant {
+        let (t0, media) = self.clock.get_or_insert((Instant::now(), Duration::ZERO));
+        *media += duration;
+        *t0 + *media
+    }
+}
+
+pub(crate) struct Publisher<S> {
+    sink: S,
+    realtime: bool,
+    pacer: Pacer,
+    stream: Option<String>,
+    live: bool,
+    published: u64,
+    discontinuity: bool,
+}
+
+impl<S: Sink> Publisher<S> {
+    pub(crate) fn new(sink: S, realtime: bool) -> Self {
+        Publisher {
+            sink,
+            realtime,
+            pacer: Pacer::default(),
+            stream: None,
+            live: false,
+            published: 0,
+            discontinuity: false,
+        }
+    }
+
+    pub(crate) fn published(&self) -> u64 {
+        self.published
+    }
+
+    pub(crate) async fn send(&mut self, seg: Segment) -> Result<()> {
+        if !self.live {
+            let (id, next_seq) = self.sink.start().await?;
+            info!(stream = %id, next_seq, "stream started");
+            OutputEvent::Started {
+                stream: id.clone(),
+                next_seq,
+            }
+            .print();
+            self.stream = Some(id);
+            self.live = true;
+        }
+        if self.realtime {
+            tokio::time::sleep_until(self.pacer.due(seg.duration)).await;
+        }
+        let r = self.sink.segment(&seg, self.discontinuity).await?;
+        self.discontinuity = false;
+        self.published += 1;
+        OutputEvent::Segment {
+            seq: r.seq,
+            cid: r.cid,
+            size: r.size,
+        }
+        .print();
+        Ok(())
+    }
+
+    async fn feed(&mut self, seg: &mut Segmenter, bytes: &[u8]) -> Result<()> {
+        for s in seg.push(bytes).context("reading MPEG-TS input")? {
+            self.send(s).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, seg: &mut Segmenter) -> Result<()> {
+        if let Some(s) = seg.finish().context("at end of MPEG-TS input")? {
+            self.send(s).await?;
+        }
+        Ok(())
+    }
+
+    /// The live input went silent: publish what is complete, end the
+    /// stream, and start a fresh segmenter for when input returns.
+    async fn went_idle(&mut self, seg: &mut Segmenter, silent: Duration) -> Result<()> {
+        // A live input cut off mid-packet or mid-GOP is normal: keep what
+        // is complete.
+        if let Ok(Some(s)) = seg.finish() {
+            self.send(s).await?;
+        }
+        *seg = Segmenter::new(seg.target());
+        if self.live {
+            self.sink.end().await?;
+            self.live = false;
+            // The resumed stream's timestamps start over.
+            self.discontinuity = true;
+            self.pacer = Pacer::default();
+            OutputEvent::Idle {
+                stream: self.stream.clone().unwrap_or_default(),
+                silent_ms: silent.as_millis() as u64,
+            }
+            .print();
+            eprintln!(
+                "input silent for {} s: stream ended; it resumes when input comes back (Ctrl-C to stop)",
+                silent.as_secs()
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads a live source until EOF or Ctrl-C, ending the stream while
+    /// the source is silent.
+    async fn live(
+        &mut self,
+        seg: &mut Segmenter,
+        idle: Duration,
+        source: &mut impl LiveSource,
+    ) -> Result<()> {
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
+        let mut last_data = Instant::now();
+        loop {
+            let deadline = last_data + idle;
+            tokio::select! {
+                r = source.read() => match r? {
+                    Some(bytes) => {
+                        last_data = Instant::now();
+                        self.feed(seg, &bytes).await?;
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline), if self.live => {
+                    self.went_idle(seg, idle).await?;
+                }
+                _ = &mut stop => break,
+            }
+        }
+        match seg.finish() {
+            Ok(Some(s)) => self.send(s).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if self.live {
+            self.sink
+                .end()
+                .await
+                .context("announcing the end of the stream")?;
+            self.live = false;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the publisher until the input ends (or Ctrl-C for live inputs);
+/// then announces the end of the stream. Returns segments published.
+pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
+    let sink = ApiSink {
+        api,
+        name: opts.name.clone(),
+        start: StartRequest {
+            title: opts.title.clone(),
+            tags: opts.tags.clone(),
+            codec: "mpegts".into(),
+        },
+    };
+    let mut p = Publisher::new(sink, opts.realtime);
+    let mut seg = Segmenter::new(opts.segment);
+    let result: Result<()> = async {
+        match &opts.input {
+            Input::File(path) => loop {
+                let data = tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))?;
+                for piece in data.chunks(64 * 1024) {
+                    p.feed(&mut seg, piece).await?;
+                }
+                p.finish(&mut seg).await?;
+                if !opts.repeat {
+                    break Ok(());
+                }
+                p.discontinuity = true;
+            },
+            Input::Stdin => {
+                let mut src = StdinSource(tokio::io::stdin(), vec![0u8; 64 * 1024]);
+                p.live(&mut seg, opts.idle, &mut src).await
+            }
+            Input::Udp(addr) => {
+                let sock = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("binding UDP {addr}"))?;
+                eprintln!("waiting for MPEG-TS on udp://{addr} (Ctrl-C to stop)");
+                let mut src = UdpSource(sock, vec![0u8; 64 * 1024]);
+                p.live(&mut seg, opts.idle, &mut src).await
+            }
+        }
+    }
+    .await;
+    p.close().await?;
+    result?;
+    if p.published() == 0 {
+        bail!("the input contained no complete segment; nothing was published");
+    }
+    OutputEvent::Ended {
+        stream: p.stream.clone().unwrap_or_default(),
+        segments: p.published(),
+    }
+    .print();
+    Ok(p.published())
+}
+
+/// A live input: `None` at its end.
+pub(crate) trait LiveSource {
+    /// The next bytes (cancel-safe: dropping the future loses nothing).
+    async fn read(&mut self) -> Result<Option<Vec<u8>>>;
+}
+
+struct StdinSource(tokio::io::Stdin, Vec<u8>);
+
+impl LiveSource for StdinSource {
+    async fn read(&mut self) -> Result<Option<Vec<u8>>> {
+        let n = self.0.read(&mut self.1).await.context("reading stdin")?;
+        Ok((n > 0).then(|| self.1[..n].to_vec()))
+    }
+}
+
+struct UdpSource(tokio::net::UdpSocket, Vec<u8>);
+
+impl LiveSource for UdpSource {
+    async fn read(&mut self) -> Result<Option<Vec<u8>>> {
+        let n = self.0.recv(&mut self.1).await.context("receiving UDP")?;
+        Ok(Some(self.1[..n].to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! Paused-time tests of the publisher: `--realtime` pacing and the idle
+//! end of a silent live input.
+
+use std::collections::VecDeque;
+
+use super::*;
+use vilokanam_media::fixtures::SAMPLE_TS;
+
+#[derive(Debug, PartialEq)]
+enum Call {
+    Start,
+    Segment { at: Duration, discontinuity: bool },
+    End,
+}
+
+/// Records what the publisher asks of the daemon, with virtual times.
+struct Recorder {
+    t0: Instant,
+    calls: Vec<Call>,
+    next: u64,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Recorder {
+            t0: Instant::now(),
+            calls: vec![],
+            next: 0,
+        }
+    }
+}
+
+impl Sink for &mut Recorder {
+    async fn start(&mut self) -> Result<(String, u64)> {
+        self.calls.push(Call::Start);
+        Ok(("s".into(), self.next))
+    }
+    async fn segment(&mut self, _seg: &Segment, discontinuity: bool) -> Result<SegmentResponse> {
+        self.calls.push(Call::Segment {
+            at: self.t0.elapsed(),
+            discontinuity,
+        });
+        self.next += 1;
+        Ok(SegmentResponse {
+            seq: self.next - 1,
+            cid: String::new(),
+            size: 0,
+        })
+    }
+    async fn end(&mut self) -> Result<()> {
+        self.calls.push(Call::End);
+        Ok(())
+    }
+}
+
+fn segments() -> Vec<Segment> {
+    let mut s = Segmenter::new(Duration::from_secs(1));
+    let mut out = s.push(SAMPLE_TS).unwrap();
+    out.extend(s.finish().unwrap());
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn realtime_releases_each_segment_at_its_media_time() {
+    let mut rec = Recorder::new();
+    {
+        let mut p = Publisher::new(&mut rec, true);
+        for s in segments() {
+            p.send(s).await.unwrap();
+        }
+    }
+    let times: Vec<Duration> = rec
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Segment { at, .. } => Some(*at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(times.len(), 6);
+    for (i, t) in times.iter().enumerate() {
+        // Segment i is due when i + 1 seconds of media have elapsed.
+        let due = Duration::from_secs(i as u64 + 1);
+        let ms = t.as_millis() as i64 - due.as_millis() as i64;
+        assert!(ms.abs() <= 50, "segment {i} sent at {t:?}, due {due:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_realtime_segments_go_at_once() {
+    let mut rec = Recorder::new();
+    {
+        let mut p = Publisher::new(&mut rec, false);
+        for s in segments() {
+            p.send(s).await.unwrap();
+        }
+    }
+    assert!(rec
+        .calls
+        .iter()
+        .all(|c| !matches!(c, Call::Segment { at, .. } if *at > Duration::ZERO)));
+}
+
+/// A live source that yields `items` (bytes, or a pause of that long)
+/// and then ends.
+struct Scripted(VecDeque<Result<Vec<u8>, Duration>>);
+
+impl LiveSource for Scripted {
+    async fn read(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            match self.0.pop_front() {
+                None => return Ok(None),
+                Some(Ok(bytes)) => return Ok(Some(bytes)),
+                Some(Err(pause)) => {
+                    // Cancel-safe: if the idle timer wins, the pause is
+                    // over by the next call (time moved on).
+                    self.0.push_front(Err(Duration::ZERO));
+                    tokio::time::sleep(pause).await;
+                    self.0.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// Before the idle timeout, a live input that stopped left the stream
+/// announced as live forever. Now: what was complete is published, the
+/// stream is ended, and it resumes after a discontinuity.
+#[tokio::test(start_paused = true)]
+async fn silent_live_input_ends_the_stream_and_resumes_with_a_discontinuity() {
+    let half = SAMPLE_TS.len() / 188 / 2 * 188;
+    let source = Scripted(VecDeque::from([
+        Ok(SAMPLE_TS[..half].to_vec()),
+        Ok(SAMPLE_TS[half..].to_vec()),
+        Err(Duration::from_secs(30)),
+        Ok(SAMPLE_TS.to_vec()),
+    ]));
+    let mut rec = Recorder::new();
+    {
+        let mut p = Publisher::new(&mut rec, false);
+        let mut seg = Segmenter::new(Duration::from_secs(1));
+        let mut source = source;
+        p.live(&mut seg, Duration::from_secs(5), &mut source)
+            .await
+            .unwrap();
+        p.close().await.unwrap();
+    }
+    let starts = rec.calls.iter().filter(|c| **c == Call::Start).count();
+    let ends = rec.calls.iter().filter(|c| **c == Call::End).count();
+    assert_eq!((starts, ends), (2, 2), "{:?}", rec.calls);
+    let segs: Vec<&Call> = rec
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::Segment { .. }))
+        .collect();
+    assert_eq!(
+        segs.len(),
+        12,
+        "all six GOPs, twice: the cut-off GOP was kept"
+    );
+    // The first segment after the silence is marked as a discontinuity.
+    let after_idle = rec
+        .calls
+        .iter()
+        .skip_while(|c| **c != Call::End)
+        .find(|c| matches!(c, Call::Segment { .. }));
+    assert!(matches!(
+        after_idle,
+        Some(Call::Segment {
+            discontinuity: true,
+            ..
+        })
+    ));
+    // The cut-off GOP was published, and the stream ended, when the idle
+    // timeout (5 s) passed, not at the end of the 30 s pause.
+    let idle_end = rec.calls.iter().position(|c| *c == Call::End).unwrap();
+    let Call::Segment { at, .. } = rec.calls[idle_end - 1] else {
+        panic!("{:?}", rec.calls);
+    };
+    assert!(
+        at >= Duration::from_secs(5) && at < Duration::from_secs(6),
+        "flushed at {at:?}"
+    );
+}

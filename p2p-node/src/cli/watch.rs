@@ -1,0 +1,106 @@
+//! `vilokanam watch`, `unwatch`, `streams`, `peers`, `id`, `stats`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vilokanam_api::{ApiClient, StreamState};
+
+use super::ApiArg;
+
+/// `vilokanam watch STREAM [--player mpv]`.
+#[derive(Args, Debug)]
+pub struct WatchCmd {
+    #[command(flatten)]
+    api: ApiArg,
+    /// Stream id (`<creator key hex>-<name>`, see `vilokanam streams`).
+    stream: String,
+    /// Start this player with the URL, e.g. `mpv`, `vlc`, `ffplay`.
+    #[arg(long)]
+    player: Option<String>,
+}
+
+impl WatchCmd {
+    /// Follows the stream; prints its URL or plays it.
+    pub async fn run(self) -> Result<()> {
+        let url = self.api.client().watch(&self.stream).await?;
+        println!("{url}");
+        if let Some(player) = self.player {
+            let mut parts = player.split_whitespace();
+            let prog = parts.next().context("--player is empty")?;
+            let status = tokio::process::Command::new(prog)
+                .args(parts)
+                .arg(&url)
+                .status()
+                .await
+                .with_context(|| format!("starting player {prog:?}"))?;
+            if !status.success() {
+                anyhow::bail!("player exited with {status}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `vilokanam unwatch STREAM`.
+#[derive(Args, Debug)]
+pub struct UnwatchCmd {
+    #[command(flatten)]
+    api: ApiArg,
+    /// Stream id.
+    stream: String,
+}
+
+impl UnwatchCmd {
+    /// Stops following the stream.
+    pub async fn run(self) -> Result<()> {
+        self.api.client().unwatch(&self.stream).await?;
+        println!("no longer watching {}", self.stream);
+        Ok(())
+    }
+}
+
+/// Lists the streams the daemon knows.
+pub async fn streams(client: &ApiClient) -> Result<()> {
+    let list = client.streams().await?;
+    if list.is_empty() {
+        println!("no streams known yet");
+    }
+    for s in list {
+        let state = match s.state {
+            StreamState::Live => "live",
+            StreamState::Quiet => "quiet",
+            StreamState::Ended => "ended",
+        };
+        let role = match (s.publishing, s.watching, s.relaying) {
+            (true, _, _) => " (yours)",
+            (_, true, _) => " (watching)",
+            (_, _, true) => " (relaying)",
+            _ => "",
+        };
+        println!(
+            "{state:5} {} {:?} last_seq={}{role} {}",
+            s.id,
+            s.title.unwrap_or_default(),
+            s.last_seq.map_or("-".into(), |n| n.to_string()),
+            client.url(&s.playlist)
+        );
+    }
+    Ok(())
+}
+
+/// Prints the connected peers.
+pub async fn peers(client: &ApiClient) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&client.peers().await?)?);
+    Ok(())
+}
+
+/// Prints the node's id.
+pub async fn id(client: &ApiClient) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&client.id().await?)?);
+    Ok(())
+}
+
+/// Prints what the node holds.
+pub async fn stats(client: &ApiClient) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&client.stats().await?)?);
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The daemon's local HTTP API (JSON), HLS playback and `/metrics`: one
+//! module per area, every handler a thin call of a [`NodeHandle`] method
+//! whose typed error is mapped to a status code here. The endpoints are
+//! listed in [`vilokanam_api::types`].
+//!
+//! Bounded like the rest of the node: at most `http_max_connections`
+//! connections are accepted at once (more wait in the kernel's backlog),
+//! at most `http_max_requests` requests are served at once (more get 503
+//! at once, without queueing), and bodies are capped by the media layer's
+//! segment limit. State-changing requests from a web page of another
+//! origin are refused (a page must not make your node watch or publish).
+
+mod node;
+mod playback;
+mod publish;
+mod streams;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vilokanam_api::ErrorBody;
+
+use crate::node::{NodeError, NodeHandle};
+
+/// A node error as an HTTP answer.
+#[derive(Debug)]
+pub struct HttpError(pub StatusCode, pub String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<NodeError> for HttpError {
+    fn from(e: NodeError) -> Self {
+        let status = match &e {
+            NodeError::InvalidStreamId { .. } | NodeError::InvalidStream { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            NodeError::NotStarted { .. } | NodeError::Ended { .. } => StatusCode::CONFLICT,
+            NodeError::NotPublished { .. }
+            | NodeError::NotWatched { .. }
+            | NodeError::UnknownStream { .. }
+            | NodeError::NotHeld { .. } => StatusCode::NOT_FOUND,
+            NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            NodeError::Capacity(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        HttpError(status, e.to_string())
+    }
+}
+
+pub(crate) type HttpResult<T> = Result<T, HttpError>;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) node: NodeHandle,
+    in_flight: Arc<AtomicUsize>,
+    requests: Arc<Semaphore>,
+}
+
+/// Builds the router over `node`.
+pub fn router(node: NodeHandle) -> Router {
+    let max = node.config().http_max_requests.max(1);
+    let api = Api {
+        node,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        requests: Arc::new(Semaphore::new(max)),
+    };
+    Router::new()
+        .merge(node::routes())
+        .merge(streams::routes())
+        .merge(publish::routes())
+        .merge(playback::routes())
+        .fallback(|| async {
+            HttpError(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see /api/v0)".into(),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
+        .with_state(api)
+}
+
+/// Refuses foreign-origin writes and requests beyond the concurrency
+/// limit; counts requests in flight.
+async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            if !local_origin(origin) {
+                api.node.metrics().http_cross_origin.inc();
+                return HttpError(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "cross-origin {} from {:?} refused: only pages on this machine may change the node",
+                        req.method(),
+                        origin
+                    ),
+                )
+                .into_response();
+            }
+        }
+    }
+    let Ok(_permit) = api.requests.clone().try_acquire_owned() else {
+        api.node.metrics().http_busy.inc();
+        return HttpError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the API is serving its maximum of {} requests; try again (http_max_requests)",
+                api.node.config().http_max_requests
+            ),
+        )
+        .into_response();
+    };
+    api.in_flight.fetch_add(1, Ordering::Relaxed);
+    let mut resp = next.run(req).await;
+    api.in_flight.fetch_sub(1, Ordering::Relaxed);
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+fn local_origin(origin: &HeaderValue) -> bool {
+    let Ok(o) = origin.to_str() else {
+        return false;
+    };
+    let host = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+impl Api {
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A TCP listener that holds at most `max` connections open at once.
+pub struct LimitedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    /// Wraps `inner`, allowing `max` connections at once.
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        LimitedListener {
+            inner,
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+/// An accepted connection holding one of the listener's permits.
+pub struct LimitedStream {
+    io: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = LimitedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        {
+            loop {
+                // Wait for a free slot before accepting: extra connections
+                // stay in the kernel's backlog.
+                let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                    continue;
+                };
+                match self.inner.accept().await {
+                    Ok((io, addr)) => {
+                        let _ = io.set_nodelay(true);
+                        return (
+                            LimitedStream {
+                                io,
+                                _permit: permit,
+                            },
+                            addr,
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting an API connection failed");
+                        // Out of file descriptors and the like: back off.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Binds the API on `addr` (`127.0.0.1:0` picks a port).
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    max_connections: usize,
+) -> std::io::Result<LimitedListener> {
+    Ok(LimitedListener::new(
+        TcpListener::bind(addr).await?,
+        max_connections,
+    ))
+}
+
+/// Serves the API until `shutdown` completes.
+pub async fn serve(
+    listener: LimitedListener,
+    node: NodeHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_origins_may_write() {
+        for ok in [
+            "http://127.0.0.1:7788",
+            "http://localhost:3000",
+            "http://[::1]:1",
+        ] {
+            assert!(local_origin(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in [
+            "https://evil.example",
+            "null",
+            "http://127.0.0.1.evil.example:80",
+            "http://10.0.0.1",
+        ] {
+            assert!(!local_origin(&HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The announcer: re-announces every live published stream each
+//! `announce_interval_secs` (so nodes joining later learn of it), and ends
+//! published streams whose encoder went silent for `publish_idle_secs`.
+//! Its clock is tokio's, so paused-time tests drive it.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::warn;
+
+use super::NodeHandle;
+
+/// How often idle streams are looked for.
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Runs until `stop` turns true.
+pub async fn run(node: NodeHandle, mut stop: watch::Receiver<bool>) {
+    let config = node.config();
+    let mut every = tokio::time::interval(config.announce_interval());
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut idle = tokio::time::interval(IDLE_CHECK);
+    idle.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let idle_after = config.publish_idle();
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                for a in node.inner.publisher.live_announcements().await {
+                    if let Err(e) = node.send_announcement(a).await {
+                        warn!(error = %e, "re-announce failed");
+                    }
+                }
+            }
+            _ = idle.tick() => {
+                for a in node.inner.publisher.end_idle(Instant::now(), idle_after).await {
+                    if let Err(e) = node.send_announcement(a).await {
+                        warn!(error = %e, "announcing an idle end failed");
+                    }
+                }
+            }
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

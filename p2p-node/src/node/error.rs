@@ -1,0 +1,94 @@
+//! Typed errors of the node's services. The HTTP layer maps each to a
+//! status code; the CLI prints them as they are.
+
+use vilokanam_media::ts::TsError;
+use vilokanam_storage::StorageError;
+use vilokanam_swarm::wire::WireError;
+use vilokanam_swarm::{JoinError, SwarmError};
+
+/// What a node operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A stream id that does not parse.
+    #[error("invalid stream id {input:?}: {reason}")]
+    InvalidStreamId {
+        /// What was given.
+        input: String,
+        /// Why it is not a stream id.
+        reason: WireError,
+    },
+    /// A stream name, title, tag or codec out of range.
+    #[error("invalid stream {name:?}: {reason}")]
+    InvalidStream {
+        /// The stream name.
+        name: String,
+        /// What is out of range.
+        reason: WireError,
+    },
+    /// A segment for a stream that was never started here.
+    #[error("stream {name:?} is not started: POST /api/v0/publish/{name}/start first")]
+    NotStarted {
+        /// The stream name.
+        name: String,
+    },
+    /// A segment for a stream its creator ended.
+    #[error("stream {name:?} was ended: POST /api/v0/publish/{name}/start to resume it")]
+    Ended {
+        /// The stream name.
+        name: String,
+    },
+    /// An end for a stream this node does not publish.
+    #[error("stream {name:?} is not published here")]
+    NotPublished {
+        /// The stream name.
+        name: String,
+    },
+    /// A segment that is not an independently decodable MPEG-TS chunk.
+    #[error("segment refused: {0}")]
+    BadSegment(#[from] TsError),
+    /// A playlist of a stream this node neither watches nor publishes.
+    #[error(
+        "stream {stream} is not watched here: POST /api/v0/watch/{stream} first (vilokanam watch)"
+    )]
+    NotWatched {
+        /// The stream.
+        stream: String,
+    },
+    /// A stream this node knows nothing about.
+    #[error("stream {stream} is not known here")]
+    UnknownStream {
+        /// The stream.
+        stream: String,
+    },
+    /// A segment this node does not hold (never had it, or evicted).
+    #[error("segment {seq} of {stream} is not held here")]
+    NotHeld {
+        /// The stream.
+        stream: String,
+        /// The sequence number.
+        seq: u64,
+    },
+    /// Following one more stream would break a bound.
+    #[error(transparent)]
+    Capacity(JoinError),
+    /// The network layer failed.
+    #[error("network: {0}")]
+    Swarm(SwarmError),
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+impl From<SwarmError> for NodeError {
+    fn from(e: SwarmError) -> Self {
+        match e {
+            SwarmError::Join(j) => NodeError::Capacity(j),
+            SwarmError::Stopped => NodeError::ShuttingDown,
+            other => NodeError::Swarm(other),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Node-level Prometheus metrics (the swarm registers its own).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters and gauges of the node's services.
+#[derive(Clone, Default)]
+pub struct NodeMetrics {
+    /// Segments published by this node.
+    pub segments_published: Counter,
+    /// Segments refused at ingest, by reason.
+    pub segments_refused: Family<Labels, Counter>,
+    /// Messages or payloads refused from peers, by reason.
+    pub rejected_from_peers: Family<Labels, Counter>,
+    /// Announcements this node signed and sent.
+    pub announcements_sent: Counter,
+    /// Streams in the catalog.
+    pub known_streams: Gauge,
+    /// HTTP requests refused because the API was at its concurrency limit.
+    pub http_busy: Counter,
+    /// HTTP requests refused for a foreign `Origin`.
+    pub http_cross_origin: Counter,
+}
+
+impl NodeMetrics {
+    /// Registers the metrics under the `vilokanam_node` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = NodeMetrics::default();
+        let r = registry.sub_registry_with_prefix("vilokanam_node");
+        r.register(
+            "segments_published",
+            "Segments published by this node",
+            m.segments_published.clone(),
+        );
+        r.register(
+            "segments_refused",
+            "Segments refused at ingest, by reason",
+            m.segments_refused.clone(),
+        );
+        r.register(
+            "rejected_from_peers",
+            "Messages or payloads refused from peers, by reason",
+            m.rejected_from_peers.clone(),
+        );
+        r.register(
+            "announcements_sent",
+            "Announcements signed and sent",
+            m.announcements_sent.clone(),
+        );
+        r.register(
+            "known_streams",
+            "Streams in the catalog",
+            m.known_streams.clone(),
+        );
+        r.register(
+            "http_busy",
+            "HTTP requests refused at the concurrency limit",
+            m.http_busy.clone(),
+        );
+        r.register(
+            "http_cross_origin",
+            "HTTP requests refused for a foreign Origin",
+            m.http_cross_origin.clone(),
+        );
+        m
+    }
+
+    /// Increments `family` labelled `key=value`.
+    pub fn inc(family: &Family<Labels, Counter>, key: &'static str, value: impl Into<String>) {
+        family.get_or_create(&vec![(key, value.into())]).inc();
+    }
+}

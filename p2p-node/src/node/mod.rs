@@ -1,0 +1,615 @@
+//! The node's service layer: it owns all node state, and everything else
+//! (HTTP handlers, the CLI, tests) goes through a [`NodeHandle`].
+//!
+//! [`Node::spawn`] starts the swarm's event loop, the task that consumes
+//! its events, and the announcer, and returns the handle. The services are
+//! modules, each the one owner of its facts:
+//!
+//! - [`catalog`]: streams known, with their latest announcements (bounded);
+//! - [`publisher`]: the streams this node publishes: sequence numbers,
+//!   announcements, liveness;
+//! - [`announcer`]: re-announces live streams, ends idle ones;
+//! - [`playback`]: playlists of watched and published streams, and the
+//!   [`PlaybackEvent`] seam (payments hook in there).
+//!
+//! Which streams the node follows, and which chunks it holds, is known
+//! only to the swarm's relay core; the node asks it (`Client::joined`,
+//! `Client::chunk`) instead of keeping a copy.
+
+pub mod announcer;
+pub mod catalog;
+pub mod error;
+pub mod metrics;
+pub mod playback;
+pub mod publisher;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+use vilokanam_api::{ChunkInfo, NodeStats, StreamInfo};
+use vilokanam_storage::{NodeKeys, Store, StreamRole};
+use vilokanam_swarm::libp2p::{identity, Multiaddr, PeerId};
+use vilokanam_swarm::wire::GossipMessage;
+use vilokanam_swarm::{Client, Event, JoinReason, PeerInfo, SignedAnnouncement, StreamId};
+
+pub use error::NodeError;
+pub use playback::PlaybackEvent;
+pub use publisher::PublishedSegment;
+
+use crate::config::NodeConfig;
+use catalog::{Catalog, Change};
+use metrics::NodeMetrics;
+use playback::{Local, Playback};
+use publisher::{now_ms, Publisher};
+
+/// What the node is, for `/api/v0/id`.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Transport identity.
+    pub peer_id: PeerId,
+    /// Creator key (hex).
+    pub creator_key: String,
+    /// Voucher key (hex).
+    pub voucher_key: String,
+}
+
+pub(crate) struct Inner {
+    config: NodeConfig,
+    identity: Identity,
+    swarm: Client,
+    store: Store,
+    registry: Registry,
+    metrics: NodeMetrics,
+    catalog: Mutex<Catalog>,
+    publisher: Publisher,
+    playback: Mutex<Playback>,
+    playback_events: broadcast::Sender<PlaybackEvent>,
+    listen: watch::Receiver<Vec<Multiaddr>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The node; see the module docs.
+pub struct Node;
+
+/// A cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a short critical section leaves consistent
+    // data (every section is a single update); keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_stream(s: &str) -> Result<StreamId, NodeError> {
+    s.parse().map_err(|reason| NodeError::InvalidStreamId {
+        input: s.to_owned(),
+        reason,
+    })
+}
+
+/// How long shutdown lets the event loop send the end announcements.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+/// The playlist path of a stream on this node.
+pub fn playlist_path(stream: &StreamId) -> String {
+    format!("/streams/{stream}/live.m3u8")
+}
+
+impl Node {
+    /// Starts a node: swarm, event consumer, announcer. `config` must be
+    /// valid ([`NodeConfig::validate`]). Returns once every listen address
+    /// is bound.
+    pub async fn spawn(
+        config: NodeConfig,
+        keys: NodeKeys,
+        store: Store,
+    ) -> Result<NodeHandle, NodeError> {
+        let keypair = identity::Keypair::ed25519_from_bytes(keys.transport.to_bytes())
+            .map_err(|e| NodeError::Swarm(vilokanam_swarm::SwarmError::Build(e.to_string())))?;
+        let peer_id = keypair.public().to_peer_id();
+        let mut net = config
+            .network()
+            .map_err(|e| NodeError::Swarm(vilokanam_swarm::SwarmError::Build(e.to_string())))?;
+        if config.discovery {
+            for (peer, rec) in store.peers.recent(16)? {
+                if let Some(addr) = rec.addrs.first().and_then(|a| a.parse::<Multiaddr>().ok()) {
+                    if peer != peer_id.to_string() && !net.bootstrap.contains(&addr) {
+                        net.bootstrap.push(addr);
+                    }
+                }
+            }
+        }
+        let mut registry = Registry::default();
+        let (swarm, events, event_loop) = vilokanam_swarm::new(keypair, net, &mut registry)?;
+        let metrics = NodeMetrics::new(&mut registry);
+        let (playback_events, _) = broadcast::channel(1024);
+        let (listen_tx, listen_rx) = watch::channel(vec![]);
+        let (stop, _) = watch::channel(false);
+        let identity = Identity {
+            peer_id,
+            creator_key: hex::encode(keys.creator.verifying_key().to_bytes()),
+            voucher_key: hex::encode(keys.voucher.verifying_key().to_bytes()),
+        };
+        let inner = Arc::new(Inner {
+            catalog: Mutex::new(Catalog::new(config.max_known_streams)),
+            publisher: Publisher::new(keys.creator.clone(), store.streams.clone()),
+            playback: Mutex::new(Playback::new(config.playlist_len, playback_events.clone())),
+            playback_events,
+            listen: listen_rx.clone(),
+            identity,
+            swarm,
+            store,
+            registry,
+            metrics,
+            stop,
+            tasks: Mutex::new(vec![]),
+            config,
+        });
+        let node = NodeHandle { inner };
+        node.restore()?;
+        let swarm_task = tokio::spawn(event_loop.run());
+        let events_task = tokio::spawn(consume(node.inner.clone(), events, listen_tx));
+        let announcer = tokio::spawn(announcer::run(node.clone(), node.inner.stop.subscribe()));
+        lock(&node.inner.tasks).extend([swarm_task, events_task, announcer]);
+        let wanted = node.inner.config.listen.len();
+        let mut rx = listen_rx;
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| l.len() >= wanted))
+            .await
+            .map_err(|_| {
+                NodeError::Swarm(vilokanam_swarm::SwarmError::Build(
+                    "timed out waiting for the listen addresses".into(),
+                ))
+            })?
+            .map_err(|_| NodeError::ShuttingDown)?;
+        Ok(node)
+    }
+}
+
+/// Consumes the swarm's events: chunks into playlists, announcements into
+/// the catalog, peers into the store.
+async fn consume(
+    inner: Arc<Inner>,
+    mut events: mpsc::Receiver<Event>,
+    listen: watch::Sender<Vec<Multiaddr>>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::ChunkReady(chunk) => {
+                let h = &chunk.header.header;
+                lock(&inner.playback).on_ready(&h.stream, h.seq, h.duration(), h.discontinuity);
+            }
+            Event::ChunkMissing { stream, seq } => {
+                lock(&inner.playback).on_missing(&stream, seq);
+            }
+            Event::Announcement { announcement, .. } => {
+                NodeHandle::on_announcement(&inner, announcement);
+            }
+            Event::PeerConnected { peer, addr } => {
+                let full = addr.with_p2p(peer).unwrap_or_else(|a| a);
+                if let Err(e) =
+                    inner
+                        .store
+                        .peers
+                        .remember(&peer.to_string(), &full.to_string(), now_ms())
+                {
+                    warn!(error = %e, "cannot remember peer");
+                }
+            }
+            Event::Listening(addr) => listen.send_modify(|l| l.push(addr)),
+            Event::Rejected { reason, .. } => {
+                let label = match &reason {
+                    vilokanam_swarm::RejectReason::Gossip(_) => "gossip",
+                    vilokanam_swarm::RejectReason::Misbehaviour(m) => m.label(),
+                    _ => "other",
+                };
+                NodeMetrics::inc(&inner.metrics.rejected_from_peers, "reason", label);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl NodeHandle {
+    fn restore(&self) -> Result<(), NodeError> {
+        let mut catalog = lock(&self.inner.catalog);
+        for (id, rec) in self.inner.store.streams.all()? {
+            let Ok(stream) = id.parse::<StreamId>() else {
+                continue;
+            };
+            let announcement = match GossipMessage::decode(&rec.announcement) {
+                Ok(GossipMessage::Announce(a)) if a.verify().is_ok() => Some(a),
+                _ => None,
+            };
+            catalog.restore(stream, announcement);
+        }
+        self.inner.metrics.known_streams.set(catalog.len() as i64);
+        Ok(())
+    }
+
+    fn on_announcement(inner: &Inner, a: SignedAnnouncement) {
+        let id = a.announcement.stream.clone();
+        let (ended, last) = (a.announcement.ended, a.announcement.last_seq);
+        let change = {
+            let mut c = lock(&inner.catalog);
+            let change = c.on_announcement(Instant::now(), a.clone());
+            inner.metrics.known_streams.set(c.len() as i64);
+            change
+        };
+        let watched = {
+            let mut p = lock(&inner.playback);
+            match change {
+                Change::Ended => p.on_end(&id, last),
+                Change::Restarted => p.on_restart(&id),
+                Change::New if ended => p.on_end(&id, last),
+                _ => {}
+            }
+            p.watching(&id)
+        };
+        // Watched streams are kept across restarts, with what was heard.
+        if watched && change != Change::Outdated {
+            let encoded = GossipMessage::Announce(a).encode();
+            let r = inner
+                .store
+                .streams
+                .update(&id.to_string(), StreamRole::Watched, |r| {
+                    r.announcement = encoded.clone();
+                    r.updated_ms = now_ms();
+                });
+            if let Err(e) = r {
+                warn!(stream = %id, error = %e, "cannot store the announcement");
+            }
+        }
+    }
+
+    /// Sends an announcement this node signed, and records it locally.
+    async fn send_announcement(&self, a: SignedAnnouncement) -> Result<(), NodeError> {
+        self.inner.swarm.announce(a.clone()).await?;
+        self.inner.metrics.announcements_sent.inc();
+        Self::on_announcement(&self.inner, a);
+        Ok(())
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Listen addresses, with `/p2p/<peer id>`.
+    pub fn listen_addrs(&self) -> Vec<String> {
+        let peer = self.inner.identity.peer_id;
+        self.inner
+            .listen
+            .borrow()
+            .iter()
+            .map(|a| a.clone().with_p2p(peer).unwrap_or_else(|a| a).to_string())
+            .collect()
+    }
+
+    /// Connected peers with scores.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        Ok(self.inner.swarm.peers().await?)
+    }
+
+    /// The metrics registry, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// Node metrics (for the HTTP layer's own counters).
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.inner.metrics
+    }
+
+    /// Playback events (segments served to local players, watch changes).
+    pub fn playback_events(&self) -> broadcast::Receiver<PlaybackEvent> {
+        self.inner.playback_events.subscribe()
+    }
+
+    /// What the node holds now.
+    pub async fn stats(&self) -> Result<NodeStats, NodeError> {
+        let s = self.inner.swarm.stats().await?;
+        Ok(NodeStats {
+            known_streams: lock(&self.inner.catalog).len(),
+            joined_streams: s.core.streams,
+            relayed_streams: s.core.relayed,
+            chunks_held: s.core.chunks,
+            chunk_bytes_held: s.core.bytes,
+            pending_fetches: s.core.pending,
+            tracked_announcements: s.tracked_announcements,
+            announce_sources: s.announce_sources,
+            remote_subscriptions: s.remote_subscriptions,
+            app_scores: s.app_scores,
+            peers: s.peers,
+            stored_streams: self.inner.store.streams.len(),
+            store_bytes: self.inner.store.size_on_disk()?,
+            http_in_flight: 0,
+        })
+    }
+
+    fn info(
+        &self,
+        id: &StreamId,
+        entry: Option<&catalog::Entry>,
+        reasons: &[JoinReason],
+        now: Instant,
+    ) -> StreamInfo {
+        let stale = self.inner.config.announce_interval() * 4;
+        let a = entry
+            .and_then(|e| e.announcement.as_ref())
+            .map(|a| &a.announcement);
+        let (watching, publishing) = {
+            let p = lock(&self.inner.playback);
+            (p.watching(id), p.publishing(id))
+        };
+        StreamInfo {
+            id: id.to_string(),
+            title: a.map(|a| a.title.clone()),
+            tags: a.map(|a| a.tags.clone()).unwrap_or_default(),
+            codec: a.map(|a| a.codec.clone()),
+            started_at_ms: a.map(|a| a.started_at_ms),
+            last_seq: a.and_then(|a| a.last_seq),
+            state: entry.map_or(vilokanam_api::StreamState::Quiet, |e| e.state(now, stale)),
+            watching,
+            publishing,
+            relaying: reasons.contains(&JoinReason::Relay),
+            playlist: playlist_path(id),
+        }
+    }
+
+    /// Every known stream, sorted by id.
+    pub async fn streams(&self) -> Result<Vec<StreamInfo>, NodeError> {
+        let joined = self.inner.swarm.joined().await?;
+        let now = Instant::now();
+        let reasons = |id: &StreamId| {
+            joined
+                .iter()
+                .find(|(s, _)| s == id)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default()
+        };
+        let entries: Vec<(StreamId, catalog::Entry)> = lock(&self.inner.catalog)
+            .all()
+            .map(|(id, e)| (id.clone(), e.clone()))
+            .collect();
+        let mut out: Vec<StreamInfo> = entries
+            .iter()
+            .map(|(id, e)| self.info(id, Some(e), &reasons(id), now))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// One stream.
+    pub async fn stream(&self, stream: &str) -> Result<StreamInfo, NodeError> {
+        let id = parse_stream(stream)?;
+        let entry = lock(&self.inner.catalog).get(&id).cloned();
+        let reasons = self
+            .inner
+            .swarm
+            .joined()
+            .await?
+            .into_iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        if entry.is_none() && reasons.is_empty() {
+            return Err(NodeError::UnknownStream {
+                stream: id.to_string(),
+            });
+        }
+        Ok(self.info(&id, entry.as_ref(), &reasons, Instant::now()))
+    }
+
+    /// Follows `stream` for the user (idempotent); returns its id.
+    pub async fn watch(&self, stream: &str) -> Result<StreamId, NodeError> {
+        let id = parse_stream(stream)?;
+        self.inner
+            .swarm
+            .join(id.clone(), JoinReason::Watch, None)
+            .await?;
+        lock(&self.inner.catalog).pin(&id);
+        lock(&self.inner.playback).open(&id, Local::Watch);
+        // Known already? Bring the playlist up to what was announced.
+        let known = lock(&self.inner.catalog)
+            .get(&id)
+            .and_then(|e| e.announcement.clone());
+        let encoded = known
+            .as_ref()
+            .map(|a| GossipMessage::Announce(a.clone()).encode())
+            .unwrap_or_default();
+        if let Some(a) = known.filter(|a| a.announcement.ended) {
+            lock(&self.inner.playback).on_end(&id, a.announcement.last_seq);
+        }
+        self.inner
+            .store
+            .streams
+            .update(&id.to_string(), StreamRole::Watched, |r| {
+                if r.announcement.is_empty() {
+                    r.announcement = encoded.clone();
+                }
+                r.updated_ms = now_ms();
+            })?;
+        info!(stream = %id, "watching");
+        Ok(id)
+    }
+
+    /// Stops following `stream` for the user.
+    pub async fn unwatch(&self, stream: &str) -> Result<(), NodeError> {
+        let id = parse_stream(stream)?;
+        if !lock(&self.inner.playback).watching(&id) {
+            return Err(NodeError::NotWatched {
+                stream: id.to_string(),
+            });
+        }
+        self.inner
+            .swarm
+            .leave(id.clone(), JoinReason::Watch)
+            .await?;
+        lock(&self.inner.playback).close(&id, Local::Watch);
+        let publishing = lock(&self.inner.playback).publishing(&id);
+        if !publishing {
+            lock(&self.inner.catalog).unpin(&id);
+            self.inner.store.streams.remove(&id.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) publishing stream `name`.
+    pub async fn start_publish(
+        &self,
+        name: &str,
+        title: String,
+        tags: Vec<String>,
+        codec: String,
+    ) -> Result<(StreamId, u64), NodeError> {
+        let (id, announcement, next_seq) =
+            self.inner.publisher.start(name, title, tags, codec).await?;
+        self.inner
+            .swarm
+            .join(id.clone(), JoinReason::Publish, None)
+            .await?;
+        lock(&self.inner.catalog).pin(&id);
+        lock(&self.inner.playback).open(&id, Local::Publish);
+        self.send_announcement(announcement).await?;
+        Ok((id, next_seq))
+    }
+
+    /// Publishes one MPEG-TS segment of stream `name`.
+    pub async fn publish_segment(
+        &self,
+        name: &str,
+        duration_us: u32,
+        discontinuity: bool,
+        body: Bytes,
+    ) -> Result<PublishedSegment, NodeError> {
+        let prepared = match self
+            .inner
+            .publisher
+            .segment(name, duration_us, discontinuity, body)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match &e {
+                    NodeError::BadSegment(_) => "invalid_media",
+                    NodeError::NotStarted { .. } => "not_started",
+                    NodeError::Ended { .. } => "ended",
+                    _ => "other",
+                };
+                NodeMetrics::inc(&self.inner.metrics.segments_refused, "reason", reason);
+                return Err(e);
+            }
+        };
+        if let Some(a) = prepared.resumed {
+            lock(&self.inner.playback).on_restart(&a.announcement.stream);
+            self.send_announcement(a).await?;
+        }
+        let h = &prepared.chunk.header.header;
+        let out = PublishedSegment {
+            seq: h.seq,
+            cid: h.cid,
+            size: prepared.chunk.payload.len(),
+        };
+        self.inner.swarm.publish(prepared.chunk).await?;
+        self.inner.metrics.segments_published.inc();
+        Ok(out)
+    }
+
+    /// Ends stream `name`.
+    pub async fn end_publish(&self, name: &str) -> Result<(), NodeError> {
+        let a = self.inner.publisher.end(name).await?;
+        self.send_announcement(a).await
+    }
+
+    /// The live playlist of a watched or published stream.
+    pub fn playlist(&self, stream: &str) -> Result<String, NodeError> {
+        let id = parse_stream(stream)?;
+        let prefix = format!("/streams/{id}/");
+        lock(&self.inner.playback)
+            .render(&id, &prefix)
+            .ok_or_else(|| NodeError::NotWatched {
+                stream: id.to_string(),
+            })
+    }
+
+    /// One segment's payload, if held (any stream this node follows).
+    pub async fn segment(&self, stream: &str, seq: u64) -> Result<Bytes, NodeError> {
+        let id = parse_stream(stream)?;
+        let chunk = self
+            .inner
+            .swarm
+            .chunk(id.clone(), seq)
+            .await?
+            .ok_or_else(|| NodeError::NotHeld {
+                stream: id.to_string(),
+                seq,
+            })?;
+        let h = &chunk.header.header;
+        lock(&self.inner.playback).served(&id, seq, h.duration(), chunk.payload.len());
+        Ok(chunk.payload.clone())
+    }
+
+    /// The chunks held for `stream`.
+    pub async fn chunks(&self, stream: &str) -> Result<Vec<ChunkInfo>, NodeError> {
+        let id = parse_stream(stream)?;
+        Ok(self
+            .inner
+            .swarm
+            .chunks(id)
+            .await?
+            .into_iter()
+            .map(|c| ChunkInfo {
+                seq: c.seq,
+                cid: c.cid,
+                size: c.size,
+                duration_us: c.duration_us,
+                published_at_ms: c.published_at_ms,
+                ready_at_ms: c.ready_at_ms,
+            })
+            .collect())
+    }
+
+    /// Ends this node's streams (telling viewers), stops every task and
+    /// flushes the store.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        let _ = self.inner.stop.send(true);
+        let ends = self.inner.publisher.end_all().await;
+        let told = !ends.is_empty();
+        for a in ends {
+            let _ = self.send_announcement(a).await;
+        }
+        if told {
+            // Gossipsub sends from the event loop: give it a moment to put
+            // the ends on the wire before it stops (bounded, shutdown only).
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+        let _ = self.inner.swarm.shutdown().await;
+        let tasks: Vec<JoinHandle<()>> = lock(&self.inner.tasks).drain(..).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        self.inner.store.flush()?;
+        info!("node stopped");
+        Ok(())
+    }
+}

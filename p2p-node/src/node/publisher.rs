@@ -1,0 +1,339 @@
+//! Publishing: the streams this node creates. One place owns a published
+//! stream's sequence numbers, its announcement and whether it is live.
+//!
+//! Sequence numbers are *reserved* before a chunk is signed: the next
+//! number is persisted first, then bumped in memory, then the chunk is
+//! signed and published. If publishing fails the number is burned (a gap
+//! peers skip), never reused: a second chunk signed for one number would
+//! be dropped by every peer as equivocation.
+//!
+//! A stream whose encoder stops sending (OBS "Stop Streaming", a killed
+//! `vilokanam publish`) is ended after `publish_idle_secs` without a
+//! segment, and resumes with a discontinuity when segments come again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use tokio::time::Instant;
+use tracing::{info, warn};
+use vilokanam_media::ts;
+use vilokanam_storage::{StreamRole, Streams};
+use vilokanam_swarm::{Announcement, Chunk, ChunkCid, ChunkHeader, SignedAnnouncement, StreamId};
+
+use super::error::NodeError;
+
+/// Why a published stream is not live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndCause {
+    /// The creator ended it (`POST …/end`, `vilokanam publish` finishing).
+    Creator,
+    /// No segment arrived for the idle timeout (the encoder stopped).
+    Idle,
+}
+
+/// A stream this node publishes.
+#[derive(Debug)]
+pub struct Published {
+    /// Its id.
+    pub stream: StreamId,
+    /// Its current (unsigned) announcement.
+    pub announcement: Announcement,
+    /// The number the next chunk gets.
+    pub next_seq: u64,
+    /// Mark the next chunk as a timestamp discontinuity.
+    pub discontinuity: bool,
+    /// When the last segment (or the start) came.
+    pub last_activity: Instant,
+    /// `None` while live.
+    pub ended: Option<EndCause>,
+}
+
+/// The result of publishing one segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedSegment {
+    /// Sequence number.
+    pub seq: u64,
+    /// CID of the payload.
+    pub cid: ChunkCid,
+    /// Payload size.
+    pub size: usize,
+}
+
+/// What [`Publisher::segment`] asks the caller to do around the swarm.
+pub struct Prepared {
+    /// The signed chunk to hand to the swarm.
+    pub chunk: Chunk,
+    /// The stream resumed after an idle end: announce it live again.
+    pub resumed: Option<SignedAnnouncement>,
+}
+
+/// The streams this node publishes, by name.
+pub struct Publisher {
+    key: SigningKey,
+    store: Streams,
+    streams: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Published>>>>,
+}
+
+/// The wall clock in unix ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Publisher {
+    /// A publisher signing with the creator `key`, persisting in `store`.
+    pub fn new(key: SigningKey, store: Streams) -> Self {
+        Publisher {
+            key,
+            store,
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The id of stream `name` of this node.
+    pub fn stream_id(&self, name: &str) -> Result<StreamId, NodeError> {
+        StreamId::new(self.key.verifying_key().to_bytes(), name).map_err(|reason| {
+            NodeError::InvalidStream {
+                name: name.to_owned(),
+                reason,
+            }
+        })
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<tokio::sync::Mutex<Published>>> {
+        self.streams.lock().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    /// Names of the published streams.
+    pub fn names(&self) -> Vec<String> {
+        self.streams
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Starts (or restarts) stream `name`; returns its id, the signed
+    /// announcement to send, and the next sequence number. A restarted
+    /// stream continues its sequence (peers and players keep their place)
+    /// after a discontinuity.
+    pub async fn start(
+        &self,
+        name: &str,
+        title: String,
+        tags: Vec<String>,
+        codec: String,
+    ) -> Result<(StreamId, SignedAnnouncement, u64), NodeError> {
+        let stream = self.stream_id(name)?;
+        let now = now_ms();
+        let announcement = Announcement {
+            stream: stream.clone(),
+            title,
+            tags,
+            codec: if codec.is_empty() {
+                "mpegts".into()
+            } else {
+                codec
+            },
+            started_at_ms: now,
+            updated_at_ms: now,
+            last_seq: None,
+            ended: false,
+        };
+        announcement
+            .validate()
+            .map_err(|reason| NodeError::InvalidStream {
+                name: name.to_owned(),
+                reason,
+            })?;
+        let id = stream.to_string();
+        let stored = self.store.get(&id)?.map(|r| r.next_seq).unwrap_or(0);
+        let existing = self.entry(name);
+        let next_seq = match &existing {
+            Some(p) => p.lock().await.next_seq.max(stored),
+            None => stored,
+        };
+        let published = Published {
+            stream: stream.clone(),
+            announcement,
+            next_seq,
+            discontinuity: next_seq > 0,
+            last_activity: Instant::now(),
+            ended: None,
+        };
+        let signed = self.sign(&published)?;
+        self.store.update(&id, StreamRole::Published, |r| {
+            r.role = StreamRole::Published;
+            r.announcement =
+                vilokanam_swarm::wire::GossipMessage::Announce(signed.clone()).encode();
+            r.updated_ms = now;
+        })?;
+        match existing {
+            Some(p) => *p.lock().await = published,
+            None => {
+                if let Ok(mut m) = self.streams.lock() {
+                    m.insert(
+                        name.to_owned(),
+                        Arc::new(tokio::sync::Mutex::new(published)),
+                    );
+                }
+            }
+        }
+        info!(stream = %stream, next_seq, "stream started");
+        Ok((stream, signed, next_seq))
+    }
+
+    fn sign(&self, p: &Published) -> Result<SignedAnnouncement, NodeError> {
+        let mut a = p.announcement.clone();
+        a.updated_at_ms = now_ms();
+        a.last_seq = p.next_seq.checked_sub(1);
+        a.ended = p.ended.is_some();
+        a.sign(&self.key)
+            .map_err(|reason| NodeError::InvalidStream {
+                name: p.stream.name.clone(),
+                reason,
+            })
+    }
+
+    /// Checks a segment, reserves its sequence number (persisted first)
+    /// and signs its chunk. The caller publishes the chunk; whatever
+    /// happens then, the number is used up.
+    pub async fn segment(
+        &self,
+        name: &str,
+        duration_us: u32,
+        discontinuity: bool,
+        body: Bytes,
+    ) -> Result<Prepared, NodeError> {
+        ts::validate_segment(&body)?;
+        let entry = self.entry(name).ok_or_else(|| NodeError::NotStarted {
+            name: name.to_owned(),
+        })?;
+        // One segment of a stream at a time: numbers stay in order.
+        let mut p = entry.lock().await;
+        let mut resumed = None;
+        match p.ended {
+            Some(EndCause::Creator) => {
+                return Err(NodeError::Ended {
+                    name: name.to_owned(),
+                })
+            }
+            Some(EndCause::Idle) => {
+                // The encoder came back: the stream is live again, after a
+                // discontinuity.
+                p.ended = None;
+                p.discontinuity = true;
+                p.announcement.started_at_ms = now_ms();
+                resumed = Some(self.sign(&p)?);
+                info!(stream = %p.stream, "stream resumed");
+            }
+            None => {}
+        }
+        let seq = p.next_seq;
+        let id = p.stream.to_string();
+        // Persist the next number first: a crash after signing must never
+        // make the restarted stream sign a second chunk for `seq`.
+        self.store.update(&id, StreamRole::Published, |r| {
+            r.next_seq = r.next_seq.max(seq + 1);
+            r.updated_ms = now_ms();
+        })?;
+        p.next_seq = seq + 1;
+        p.last_activity = Instant::now();
+        let header = ChunkHeader {
+            stream: p.stream.clone(),
+            seq,
+            duration_us,
+            cid: ChunkCid::of(&body),
+            size: body.len() as u32,
+            published_at_ms: now_ms(),
+            discontinuity: p.discontinuity || discontinuity,
+        }
+        .sign(&self.key)
+        .map_err(|reason| NodeError::InvalidStream {
+            name: name.to_owned(),
+            reason,
+        })?;
+        p.discontinuity = false;
+        Ok(Prepared {
+            chunk: Chunk {
+                header,
+                payload: body,
+            },
+            resumed,
+        })
+    }
+
+    /// Ends stream `name` (its creator says so); returns the signed end.
+    pub async fn end(&self, name: &str) -> Result<SignedAnnouncement, NodeError> {
+        let entry = self.entry(name).ok_or_else(|| NodeError::NotPublished {
+            name: name.to_owned(),
+        })?;
+        let mut p = entry.lock().await;
+        p.ended = Some(EndCause::Creator);
+        self.sign(&p)
+    }
+
+    fn all(&self) -> Vec<Arc<tokio::sync::Mutex<Published>>> {
+        self.streams
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The periodic re-announcements of the live streams.
+    pub async fn live_announcements(&self) -> Vec<SignedAnnouncement> {
+        let mut out = vec![];
+        for e in self.all() {
+            let p = e.lock().await;
+            if p.ended.is_none() {
+                if let Ok(a) = self.sign(&p) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends the live streams that had no segment for `idle`; returns their
+    /// signed ends.
+    pub async fn end_idle(&self, now: Instant, idle: Duration) -> Vec<SignedAnnouncement> {
+        let mut out = vec![];
+        for e in self.all() {
+            let mut p = e.lock().await;
+            if p.ended.is_none() && now.duration_since(p.last_activity) >= idle {
+                warn!(stream = %p.stream, idle_s = idle.as_secs(), "no segment for the idle timeout: ending the stream");
+                p.ended = Some(EndCause::Idle);
+                if let Ok(a) = self.sign(&p) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends every live stream (shutdown); returns the signed ends.
+    pub async fn end_all(&self) -> Vec<SignedAnnouncement> {
+        let mut out = vec![];
+        for e in self.all() {
+            let mut p = e.lock().await;
+            if p.ended.is_none() {
+                p.ended = Some(EndCause::Creator);
+                if let Ok(a) = self.sign(&p) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// The state of stream `name`, if published here.
+    pub async fn state(&self, name: &str) -> Option<(u64, Option<EndCause>)> {
+        let e = self.entry(name)?;
+        let p = e.lock().await;
+        Some((p.next_seq, p.ended))
+    }
+}

@@ -1,0 +1,361 @@
+//! In-process tests of every HTTP endpoint: real nodes (swarm on
+//! 127.0.0.1) and the real router on 127.0.0.1:0, driven through the one
+//! API client. Milliseconds each, no processes.
+
+use std::time::Duration;
+
+use vilokanam::config::NodeConfig;
+use vilokanam::http;
+use vilokanam::node::{Node, NodeHandle};
+use vilokanam_api::reqwest::{header, Method};
+use vilokanam_api::{ApiClient, StartRequest, StreamState};
+use vilokanam_media::fixtures::SAMPLE_TS;
+use vilokanam_media::ts::{Segment, Segmenter};
+use vilokanam_storage::Store;
+use vilokanam_testnet::wait_until;
+
+struct Running {
+    node: NodeHandle,
+    api: ApiClient,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(config: NodeConfig) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let listener = http::bind("127.0.0.1:0".parse().unwrap(), config.http_max_connections)
+            .await
+            .unwrap();
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let node = Node::spawn(config, keys, store).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, node.clone(), async move {
+            let _ = rx.await;
+        }));
+        Running {
+            node,
+            api: ApiClient::new(&addr.to_string()),
+            _dir: dir,
+            stop: Some(tx),
+            server,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.node.shutdown().await.unwrap();
+    }
+}
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        discovery: false,
+        announce_interval_secs: 1,
+        ..NodeConfig::default()
+    }
+}
+
+fn segments() -> Vec<Segment> {
+    let mut s = Segmenter::new(Duration::from_secs(1));
+    let mut out = s.push(SAMPLE_TS).unwrap();
+    out.extend(s.finish().unwrap());
+    out
+}
+
+async fn publish(api: &ApiClient, name: &str, segs: &[Segment]) {
+    for s in segs {
+        let q = vilokanam_api::SegmentQuery {
+            duration_us: s.duration.as_micros() as u32,
+            discontinuity: false,
+        };
+        api.segment(name, &q, s.data.clone()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_over_two_nodes() {
+    let creator = Running::start(config()).await;
+    let cid = creator.api.id().await.unwrap();
+    // The viewer dials the creator at start (a bootstrap peer).
+    let viewer = Running::start(NodeConfig {
+        bootstrap: vec![cid.listen[0].clone()],
+        ..config()
+    })
+    .await;
+    // id
+    assert_eq!(cid.peer_id, creator.node.identity().peer_id.to_string());
+    assert_eq!(cid.creator_key.len(), 64);
+    assert_ne!(cid.creator_key, cid.voucher_key, "separate keys by role");
+    assert!(cid.listen[0].contains("/p2p/"));
+    // peers
+    wait_until("peers on both sides", Duration::from_secs(10), || async {
+        Ok(!creator.api.peers().await?.is_empty() && !viewer.api.peers().await?.is_empty())
+    })
+    .await
+    .unwrap();
+    // start, watch, segments
+    let start = creator
+        .api
+        .start(
+            "show",
+            &StartRequest {
+                title: "The show".into(),
+                tags: vec!["music".into()],
+                codec: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(start.stream, format!("{}-show", cid.creator_key));
+    assert_eq!(start.next_seq, 0);
+    let url = viewer.api.watch(&start.stream).await.unwrap();
+    assert_eq!(url, viewer.api.playlist_url(&start.stream));
+    // The viewer learns of the stream from the announcement.
+    wait_until(
+        "the viewer hears the announcement",
+        Duration::from_secs(10),
+        || async {
+            Ok(viewer
+                .api
+                .streams()
+                .await?
+                .iter()
+                .any(|s| s.id == start.stream && s.state == StreamState::Live))
+        },
+    )
+    .await
+    .unwrap();
+    let segs = segments();
+    publish(&creator.api, "show", &segs).await;
+    wait_until(
+        "all chunks at the viewer",
+        Duration::from_secs(20),
+        || async { Ok(viewer.api.chunks(&start.stream).await?.len() == segs.len()) },
+    )
+    .await
+    .unwrap();
+    // chunks, segment files, playlist
+    let chunks = viewer.api.chunks(&start.stream).await.unwrap();
+    assert_eq!(
+        chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (0..6).collect::<Vec<_>>()
+    );
+    for (c, s) in chunks.iter().zip(&segs) {
+        let bytes = viewer
+            .api
+            .segment_file(&start.stream, c.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, s.data, "chunk {}", c.seq);
+        assert!(c.ready_at_ms >= c.published_at_ms);
+    }
+    assert_eq!(
+        viewer.api.segment_file(&start.stream, 99).await.unwrap(),
+        None
+    );
+    let list = viewer.api.playlist(&start.stream).await.unwrap();
+    assert!(list.starts_with("#EXTM3U\n"), "{list}");
+    assert!(
+        list.contains(&format!("/streams/{}/5.ts", start.stream)),
+        "{list}"
+    );
+    // streams/{id}, stats, metrics
+    let one = viewer.api.stream(&start.stream).await.unwrap();
+    assert_eq!(one.title.as_deref(), Some("The show"));
+    assert!(one.watching && !one.publishing);
+    let stats = viewer.api.stats().await.unwrap();
+    assert_eq!(stats.joined_streams, 1);
+    assert_eq!(stats.chunks_held, 6);
+    assert!(stats.http_in_flight >= 1, "this request is in flight");
+    let metrics = creator.api.metrics_text().await.unwrap();
+    assert!(
+        metrics.contains("vilokanam_node_segments_published_total 6"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vilokanam_swarm_loop_branch_total"));
+    // end: the viewer's playlist ends.
+    creator.api.end("show").await.unwrap();
+    wait_until("ENDLIST at the viewer", Duration::from_secs(10), || async {
+        Ok(viewer
+            .api
+            .playlist(&start.stream)
+            .await?
+            .contains("#EXT-X-ENDLIST"))
+    })
+    .await
+    .unwrap();
+    // unwatch: the viewer leaves, and its playlist is gone.
+    viewer.api.unwatch(&start.stream).await.unwrap();
+    let e = viewer.api.playlist(&start.stream).await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+    assert!(e.to_string().contains("not watched here"), "{e}");
+    assert_eq!(viewer.api.stats().await.unwrap().joined_streams, 0);
+    viewer.stop().await;
+    creator.stop().await;
+}
+
+#[tokio::test]
+async fn errors_have_precise_status_codes() {
+    let n = Running::start(config()).await;
+    let api = &n.api;
+    let raw = |m: Method, p: &'static str, b: Vec<u8>| api.raw(m, p, b);
+    // 400: a malformed stream id.
+    let (code, body) = raw(Method::POST, "/api/v0/watch/nothex-x", vec![])
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid stream id"), "{body}");
+    // 409: a segment before the start.
+    let seg = segments()[0].data.to_vec();
+    let (code, body) = raw(
+        Method::POST,
+        "/api/v0/publish/s/segment?duration_us=1000000",
+        seg.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 409, "{body}");
+    // 422: garbage media, after a start.
+    api.start("s", &StartRequest::default()).await.unwrap();
+    let (code, body) = raw(
+        Method::POST,
+        "/api/v0/publish/s/segment?duration_us=1000000",
+        b"garbage".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("segment refused: segment length 7 bytes"),
+        "{body}"
+    );
+    // 413: over the media layer's segment limit.
+    let big = vec![0x47; vilokanam_media::limits::MAX_SEGMENT_BYTES + 188];
+    let (code, _) = raw(
+        Method::POST,
+        "/api/v0/publish/s/segment?duration_us=1000000",
+        big,
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 413);
+    // 400: a missing query.
+    let (code, _) = raw(Method::POST, "/api/v0/publish/s/segment", seg)
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    // 404: unknown endpoint, unknown stream, not published, not held.
+    for (m, p) in [
+        (Method::GET, "/api/v0/nothing"),
+        (Method::POST, "/api/v0/publish/other/end"),
+        (
+            Method::GET,
+            "/streams/0000000000000000000000000000000000000000000000000000000000000000-x/3.ts",
+        ),
+        (
+            Method::GET,
+            "/api/v0/streams/0000000000000000000000000000000000000000000000000000000000000000-x",
+        ),
+        (
+            Method::DELETE,
+            "/api/v0/watch/0000000000000000000000000000000000000000000000000000000000000000-x",
+        ),
+    ] {
+        let (code, body) = raw(m.clone(), p, vec![]).await.unwrap();
+        assert_eq!(code, 404, "{m} {p}: {body}");
+        assert!(body.starts_with("{\"error\":"), "{body}");
+    }
+    n.stop().await;
+}
+
+/// A web page of another origin must not make the node watch or publish
+/// (a GET from a page can happen, a state change must not).
+#[tokio::test]
+async fn cross_origin_writes_are_refused() {
+    let n = Running::start(config()).await;
+    let client = vilokanam_api::reqwest::Client::new();
+    let stream = "0000000000000000000000000000000000000000000000000000000000000000-x";
+    let r = client
+        .post(n.api.url(&format!("/api/v0/watch/{stream}")))
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("cross-origin POST"));
+    assert_eq!(n.api.stats().await.unwrap().joined_streams, 0);
+    // The same from a local page is fine.
+    let r = client
+        .post(n.api.url(&format!("/api/v0/watch/{stream}")))
+        .header(header::ORIGIN, "http://127.0.0.1:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    n.stop().await;
+}
+
+/// More requests at once than `http_max_requests` get 503 at once (they
+/// do not queue without bound). Two uploads whose bodies the test trickles
+/// hold both slots; a third request is refused while they last, and served
+/// once they are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_get_503() {
+    let n = Running::start(NodeConfig {
+        http_max_requests: 2,
+        ..config()
+    })
+    .await;
+    n.api.start("s", &StartRequest::default()).await.unwrap();
+    let client = vilokanam_api::reqwest::Client::new();
+    let url = n.api.url("/api/v0/publish/s/segment?duration_us=1000000");
+    let mut senders = vec![];
+    let mut uploads = vec![];
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let req = client
+            .post(&url)
+            .body(vilokanam_api::reqwest::Body::wrap_stream(body))
+            .send();
+        uploads.push(tokio::spawn(req));
+        senders.push(tx);
+    }
+    // While both uploads hold their slot, any other request is refused at
+    // once with 503 and the limit named.
+    let seg = segments()[0].data.to_vec();
+    for tx in &senders {
+        tx.send(Ok(seg[..188 * 10].to_vec())).await.unwrap();
+    }
+    wait_until("the API at its limit", Duration::from_secs(10), || async {
+        Ok(n.api.raw(Method::GET, "/api/v0/id", vec![]).await?.0 == 503)
+    })
+    .await
+    .unwrap();
+    let (code, body) = n.api.raw(Method::GET, "/api/v0/id", vec![]).await.unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("maximum of 2 requests"), "{body}");
+    // Finish the uploads: both are served, and the API answers again.
+    for tx in senders {
+        tx.send(Ok(seg[188 * 10..].to_vec())).await.unwrap();
+    }
+    for u in uploads {
+        let r = u.await.unwrap().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    }
+    n.api.id().await.unwrap();
+    let busy = n.api.metric("vilokanam_node_http_busy", &[]).await.unwrap();
+    assert!(busy >= 1.0);
+    n.stop().await;
+}

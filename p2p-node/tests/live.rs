@@ -1,0 +1,269 @@
+//! Live streaming through real daemon processes on the paths a fresh
+//! machine takes without ffmpeg: the shipped fixture, looped in real time
+//! (so payloads repeat), a killed publisher, and the `testnet` command.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use vilokanam_api::StreamState;
+use vilokanam_testnet::{wait_until, Api, NodeOptions, Testnet, FIXTURE};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vilokanam");
+
+fn seqs_contiguous(seqs: &[u64]) -> bool {
+    seqs.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+async fn penalties(api: &Api) -> Result<f64> {
+    Ok(api.metric("vilokanam_swarm_penalties", &[]).await?)
+}
+
+/// The bug behind "the testnet without ffmpeg stops after 30 s": the
+/// looped fixture repeats payloads, chunks share CIDs, and evicting an old
+/// chunk hid the newer one with the same payload, so relays answered with
+/// the wrong header and were penalised. With a window of 8 chunks, 26
+/// chunks are three windows: the viewer three hops away must get every
+/// one, and no honest node may be penalised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Result<()> {
+    let mut t = Testnet::new(BIN, None)?;
+    for i in 0..4usize {
+        t.spawn(NodeOptions {
+            relay: true,
+            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            extra: vec!["--window".into(), "8".into()],
+            ..NodeOptions::default()
+        })
+        .await?;
+    }
+    t.wait_connected().await?;
+    let stream = t.node(0)?.stream("loop");
+    let viewer = t.api(3)?;
+    viewer.watch(&stream).await?;
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, FIXTURE)?;
+    let clip = clip.to_string_lossy().into_owned();
+    let mut publish = t.publish(
+        0,
+        &["--name", "loop", "--input", &clip, "--realtime", "--loop"],
+        Stdio::null(),
+    )?;
+    // The window holds 8 chunks: collect every chunk seen while it plays.
+    let seen = std::sync::Mutex::new(Vec::<u64>::new());
+    wait_until(
+        "26 chunks at the viewer",
+        Duration::from_secs(60),
+        || async {
+            let chunks = viewer.chunks(&stream).await?;
+            let mut seen = seen.lock().expect("lock");
+            for c in chunks {
+                if !seen.contains(&c.seq) {
+                    seen.push(c.seq);
+                }
+            }
+            Ok(seen.iter().any(|s| *s >= 25))
+        },
+    )
+    .await?;
+    let _ = publish.start_kill();
+    let _ = publish.wait().await;
+    let mut seen = seen.into_inner().expect("lock");
+    seen.sort_unstable();
+    let first = seen[0];
+    ensure!(first <= 2, "the viewer joined late: {seen:?}");
+    ensure!(seqs_contiguous(&seen), "gap at the viewer: {seen:?}");
+    for i in 0..4 {
+        let api = t.api(i)?;
+        ensure!(penalties(&api).await? == 0.0, "node {i} penalised a peer");
+        ensure!(
+            api.metric("vilokanam_swarm_chunks_missing", &[]).await? == 0.0,
+            "node {i} gave up a chunk"
+        );
+    }
+    t.shutdown().await
+}
+
+/// Two streams carrying the same payloads both play: one stream's window
+/// never evicts or shadows the other's chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_streams_with_identical_payloads_both_play() -> Result<()> {
+    let mut t = Testnet::new(BIN, None)?;
+    for i in 0..3usize {
+        t.spawn(NodeOptions {
+            relay: true,
+            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            extra: vec!["--window".into(), "8".into()],
+            ..NodeOptions::default()
+        })
+        .await?;
+    }
+    t.wait_connected().await?;
+    let viewer = t.api(2)?;
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, FIXTURE)?;
+    let clip = clip.to_string_lossy().into_owned();
+    let mut publishers = vec![];
+    let names = ["twin-a", "twin-b"];
+    for name in names {
+        viewer.watch(&t.node(0)?.stream(name)).await?;
+        publishers.push(t.publish(
+            0,
+            &["--name", name, "--input", &clip, "--realtime", "--loop"],
+            Stdio::null(),
+        )?);
+    }
+    for name in names {
+        let stream = t.node(0)?.stream(name);
+        wait_until(
+            &format!("14 chunks of {name}"),
+            Duration::from_secs(60),
+            || async {
+                Ok(viewer
+                    .chunks(&stream)
+                    .await?
+                    .last()
+                    .is_some_and(|c| c.seq >= 13))
+            },
+        )
+        .await?;
+    }
+    for mut p in publishers {
+        let _ = p.start_kill();
+        let _ = p.wait().await;
+    }
+    for name in names {
+        let stream = t.node(0)?.stream(name);
+        let seqs: Vec<u64> = viewer
+            .chunks(&stream)
+            .await?
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        ensure!(seqs_contiguous(&seqs), "{name}: {seqs:?}");
+    }
+    ensure!(penalties(&viewer).await? == 0.0);
+    ensure!(penalties(&t.api(1)?).await? == 0.0);
+    t.shutdown().await
+}
+
+/// A killed publisher used to leave its stream announced as live until the
+/// daemon restarted. Now the creator's node ends it after
+/// `publish_idle_secs`, viewers see the end, and a new publisher resumes
+/// the same stream after a discontinuity, continuing its numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_publisher_ends_the_stream_and_a_new_one_resumes_it() -> Result<()> {
+    let mut t = Testnet::new(BIN, None)?;
+    t.spawn(NodeOptions {
+        extra: vec!["--publish-idle-secs".into(), "3".into()],
+        ..NodeOptions::default()
+    })
+    .await?;
+    t.spawn(NodeOptions {
+        bootstrap: vec![0],
+        ..NodeOptions::default()
+    })
+    .await?;
+    t.wait_connected().await?;
+    let stream = t.node(0)?.stream("k");
+    let viewer = t.api(1)?;
+    viewer.watch(&stream).await?;
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, FIXTURE)?;
+    let clip = clip.to_string_lossy().into_owned();
+    let args = ["--name", "k", "--input", &clip, "--realtime", "--loop"];
+    let mut p = t.publish(0, &args, Stdio::null())?;
+    wait_until(
+        "3 chunks at the viewer",
+        Duration::from_secs(30),
+        || async { Ok(viewer.chunks(&stream).await?.len() >= 3) },
+    )
+    .await?;
+    // SIGKILL: the publisher cannot say goodbye.
+    p.start_kill()?;
+    p.wait().await?;
+    let last = t
+        .api(0)?
+        .chunks(&stream)
+        .await?
+        .last()
+        .context("chunks")?
+        .seq;
+    wait_until(
+        "the viewer sees the end",
+        Duration::from_secs(20),
+        || async {
+            Ok(viewer.stream(&stream).await?.state == StreamState::Ended
+                && viewer.playlist(&stream).await?.contains("#EXT-X-ENDLIST"))
+        },
+    )
+    .await?;
+    // A new encoder: the same stream resumes.
+    let mut p = t.publish(0, &args, Stdio::null())?;
+    wait_until(
+        "the stream is live again",
+        Duration::from_secs(30),
+        || async {
+            Ok(viewer.stream(&stream).await?.state == StreamState::Live
+                && viewer
+                    .chunks(&stream)
+                    .await?
+                    .last()
+                    .is_some_and(|c| c.seq > last + 1))
+        },
+    )
+    .await?;
+    let list = viewer.playlist(&stream).await?;
+    ensure!(!list.contains("#EXT-X-ENDLIST"), "{list}");
+    ensure!(list.contains("#EXT-X-DISCONTINUITY"), "{list}");
+    p.start_kill()?;
+    p.wait().await?;
+    // Logs are plain text when not written to a terminal.
+    let log = std::fs::read(t.node(0)?.data_dir.join("daemon.log"))?;
+    ensure!(!log.contains(&0x1b), "ANSI escape codes in daemon.log");
+    ensure!(!log.is_empty());
+    t.shutdown().await
+}
+
+/// The README's first command, on a machine without ffmpeg, keeps playing
+/// for minutes (it once stalled after 30 s). `--duration-secs` makes the
+/// command fail if the viewer stalls while the creator goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testnet_command_without_ffmpeg_keeps_playing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "testnet",
+            "--no-ffmpeg",
+            "--nodes",
+            "3",
+            "--duration-secs",
+            "75",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), out)
+        .await
+        .context("the testnet did not stop")??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "testnet failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(stdout.contains("shipped 6 s fixture"), "{stdout}");
+    ensure!(!stdout.contains("STALLED"), "{stdout}");
+    // 75 s of status lines, each a newer chunk than the last.
+    let chunks: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("viewer: chunk #"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    ensure!(chunks.len() >= 12, "status lines: {chunks:?}\n{stdout}");
+    ensure!(chunks.windows(2).all(|w| w[1] > w[0]), "{chunks:?}");
+    ensure!(*chunks.last().unwrap_or(&0) >= 60, "{chunks:?}");
+    Ok(())
+}

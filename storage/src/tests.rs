@@ -1,0 +1,151 @@
+//! Tests of the sled trees.
+
+use super::*;
+use sha2::{Digest, Sha256};
+
+#[test]
+fn peers_and_streams_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.peers.remember("p1", "/ip4/127.0.0.1/tcp/1", 10).unwrap();
+        s.peers.remember("p2", "/ip4/127.0.0.1/tcp/2", 20).unwrap();
+        s.peers.remember("p1", "/ip4/127.0.0.1/tcp/3", 30).unwrap();
+        s.streams
+            .update("abc-live", StreamRole::Published, |r| {
+                r.announcement = vec![1, 2, 3];
+                r.next_seq = 42;
+                r.updated_ms = 5;
+            })
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let peers = s.peers.recent(10).unwrap();
+    assert_eq!(peers[0].0, "p1");
+    assert_eq!(
+        peers[0].1.addrs,
+        vec!["/ip4/127.0.0.1/tcp/3", "/ip4/127.0.0.1/tcp/1"]
+    );
+    assert_eq!(s.streams.get("abc-live").unwrap().unwrap().next_seq, 42);
+    let r = s
+        .streams
+        .update("abc-live", StreamRole::Watched, |r| r.updated_ms = 9)
+        .unwrap();
+    assert_eq!(
+        (r.next_seq, r.announcement, r.updated_ms, r.role),
+        (42, vec![1, 2, 3], 9, StreamRole::Published),
+        "other fields kept, role set only on creation"
+    );
+    assert_eq!(s.streams.all().unwrap().len(), 1);
+}
+
+/// The read-modify-write is atomic: concurrent writers of different
+/// fields never lose each other's updates.
+#[test]
+fn concurrent_updates_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let s = s.clone();
+            scope.spawn(move || {
+                for _ in 0..250 {
+                    s.streams
+                        .update("x-y", StreamRole::Published, |r| {
+                            if t % 2 == 0 {
+                                r.next_seq += 1;
+                            } else {
+                                r.updated_ms += 1;
+                            }
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let r = s.streams.get("x-y").unwrap().unwrap();
+    assert_eq!((r.next_seq, r.updated_ms), (500, 500));
+}
+
+#[test]
+fn peer_records_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    for i in 0..(peers::MAX_PEERS + 50) {
+        s.peers
+            .remember(&format!("p{i}"), "/ip4/127.0.0.1/tcp/1", i as u64)
+            .unwrap();
+    }
+    assert!(s.peers.len() <= peers::MAX_PEERS);
+    let recent = s.peers.recent(1).unwrap();
+    assert_eq!(
+        recent[0].0,
+        format!("p{}", peers::MAX_PEERS + 49),
+        "newest kept"
+    );
+    for i in 0..10 {
+        s.peers
+            .remember("same", &format!("/ip4/127.0.0.1/tcp/{i}"), 1 << 40)
+            .unwrap();
+    }
+    let same = s.peers.recent(2000).unwrap();
+    let same = same.iter().find(|(k, _)| k == "same").unwrap();
+    assert_eq!(same.1.addrs.len(), peers::MAX_ADDRS);
+}
+
+#[test]
+fn old_layout_keeps_published_streams_and_drops_heard_ones() {
+    #[derive(serde::Serialize)]
+    struct V1 {
+        announcement: Vec<u8>,
+        next_seq: u64,
+        updated_ms: u64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let t = db.open_tree("streams").unwrap();
+        let mine = V1 {
+            announcement: vec![9],
+            next_seq: 7,
+            updated_ms: 1,
+        };
+        let heard = V1 {
+            announcement: vec![8],
+            next_seq: 0,
+            updated_ms: 1,
+        };
+        t.insert("mine", postcard::to_stdvec(&mine).unwrap())
+            .unwrap();
+        t.insert("heard", postcard::to_stdvec(&heard).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let all = s.streams.all().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, "mine");
+    assert_eq!(
+        (all[0].1.next_seq, all[0].1.role),
+        (7, StreamRole::Published)
+    );
+}
+
+#[test]
+fn blocks_are_verified_before_storing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let d: [u8; 32] = Sha256::digest(b"chunk").into();
+    s.blocks.put(&d, b"chunk").unwrap();
+    assert_eq!(s.blocks.get(&d).unwrap().unwrap(), b"chunk");
+    assert!(matches!(
+        s.blocks.put(&d, b"other"),
+        Err(StorageError::DigestMismatch(_))
+    ));
+    assert_eq!(
+        s.blocks.get(&d).unwrap().unwrap(),
+        b"chunk",
+        "a bad write does not corrupt the stored block"
+    );
+}

@@ -1,0 +1,251 @@
+//! The cloneable handle to the event loop: typed commands, each with a
+//! oneshot for its reply.
+
+use std::sync::Arc;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason};
+use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
+
+/// Errors of the swarm and its client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwarmError {
+    /// The event loop has stopped.
+    #[error("the network event loop has stopped")]
+    Stopped,
+    /// Building the transport or behaviour failed.
+    #[error("building the swarm: {0}")]
+    Build(String),
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// Dialing failed.
+    #[error("cannot dial {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// A chunk or announcement is invalid.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Following one more stream would break a bound.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    /// Subscribing to a topic failed.
+    #[error("subscribing to {topic}: {reason}")]
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A connected peer as seen by this node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer_id: PeerId,
+    /// Gossipsub score (includes the application score).
+    pub score: Option<f64>,
+    /// Application-level score from payload checks.
+    pub app_score: f64,
+    /// Gossipsub topics the peer is subscribed to (as recorded here).
+    pub topics: Vec<String>,
+}
+
+/// A held chunk's facts (no payload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// Sequence number.
+    pub seq: u64,
+    /// Payload CID (text form).
+    pub cid: String,
+    /// Payload size.
+    pub size: u32,
+    /// Media duration (µs).
+    pub duration_us: u32,
+    /// Creator's publication time (unix ms).
+    pub published_at_ms: u64,
+    /// When it became available on this node (unix ms).
+    pub ready_at_ms: u64,
+    /// Whether the creator marked a timestamp discontinuity before it.
+    pub discontinuity: bool,
+}
+
+/// What the swarm holds, for metrics, the API and flood tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwarmStats {
+    /// The relay core's streams, chunks and bytes.
+    pub core: CoreStats,
+    /// Streams the announcement policy tracks.
+    pub tracked_announcements: usize,
+    /// Peers with an announcement rate bucket.
+    pub announce_sources: usize,
+    /// Peers with an application score.
+    pub app_scores: usize,
+    /// Connected peers.
+    pub peers: usize,
+    /// Remote (peer, topic) subscriptions gossipsub records.
+    pub remote_subscriptions: usize,
+    /// Payload requests in flight.
+    pub fetches_in_flight: usize,
+}
+
+/// Requests to the event loop.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Dial an address.
+    Dial(Multiaddr, oneshot::Sender<Result<(), SwarmError>>),
+    /// Follow a stream for a reason, from a sequence number or (`None`)
+    /// the latest chunk.
+    Join {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        reason: JoinReason,
+        /// Where to start.
+        start: Option<u64>,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SwarmError>>,
+    },
+    /// Stop following a stream for a reason.
+    Leave(StreamId, JoinReason, oneshot::Sender<()>),
+    /// Publish a locally created chunk.
+    Publish(Box<Chunk>, oneshot::Sender<Result<(), SwarmError>>),
+    /// Publish an announcement.
+    Announce(
+        Box<SignedAnnouncement>,
+        oneshot::Sender<Result<(), SwarmError>>,
+    ),
+    /// One held chunk.
+    Chunk(StreamId, u64, oneshot::Sender<Option<Arc<Chunk>>>),
+    /// The held chunks of a stream.
+    Chunks(StreamId, oneshot::Sender<Vec<ChunkMeta>>),
+    /// Streams followed and why.
+    Joined(oneshot::Sender<Vec<(StreamId, Vec<JoinReason>)>>),
+    /// List connected peers.
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// Current listen addresses.
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    /// What the swarm holds.
+    Stats(oneshot::Sender<SwarmStats>),
+    /// Stop the event loop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cloneable handle to the event loop.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) peer_id: PeerId,
+}
+
+impl Client {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SwarmError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SwarmError::Stopped)?;
+        rx.await.map_err(|_| SwarmError::Stopped)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Dials `addr`.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), SwarmError> {
+        self.call(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// Follows `stream` for `reason`, from chunk `start` (e.g. 0 for a
+    /// stream announced but not begun) or from the latest chunk peers hold
+    /// when `None`.
+    pub async fn join(
+        &self,
+        stream: StreamId,
+        reason: JoinReason,
+        start: Option<u64>,
+    ) -> Result<(), SwarmError> {
+        self.call(|reply| Command::Join {
+            stream,
+            reason,
+            start,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops following `stream` for `reason` (the stream is left when no
+    /// reason remains).
+    pub async fn leave(&self, stream: StreamId, reason: JoinReason) -> Result<(), SwarmError> {
+        self.call(|tx| Command::Leave(stream, reason, tx)).await
+    }
+
+    /// Publishes a chunk this node created (and signed).
+    pub async fn publish(&self, chunk: Chunk) -> Result<(), SwarmError> {
+        self.call(|tx| Command::Publish(Box::new(chunk), tx))
+            .await?
+    }
+
+    /// Publishes an announcement.
+    pub async fn announce(&self, a: SignedAnnouncement) -> Result<(), SwarmError> {
+        self.call(|tx| Command::Announce(Box::new(a), tx)).await?
+    }
+
+    /// A chunk held for `stream`, if any.
+    pub async fn chunk(
+        &self,
+        stream: StreamId,
+        seq: u64,
+    ) -> Result<Option<Arc<Chunk>>, SwarmError> {
+        self.call(|tx| Command::Chunk(stream, seq, tx)).await
+    }
+
+    /// The chunks held for `stream`, in order.
+    pub async fn chunks(&self, stream: StreamId) -> Result<Vec<ChunkMeta>, SwarmError> {
+        self.call(|tx| Command::Chunks(stream, tx)).await
+    }
+
+    /// Streams followed, with why.
+    pub async fn joined(&self) -> Result<Vec<(StreamId, Vec<JoinReason>)>, SwarmError> {
+        self.call(Command::Joined).await
+    }
+
+    /// Connected peers with scores.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, SwarmError> {
+        self.call(Command::Peers).await
+    }
+
+    /// Listen addresses.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, SwarmError> {
+        self.call(Command::ListenAddrs).await
+    }
+
+    /// What the swarm holds now.
+    pub async fn stats(&self) -> Result<SwarmStats, SwarmError> {
+        self.call(Command::Stats).await
+    }
+
+    /// Stops the event loop and waits for it to acknowledge.
+    pub async fn shutdown(&self) -> Result<(), SwarmError> {
+        self.call(Command::Shutdown).await
+    }
+}

@@ -1,0 +1,238 @@
+//! Dispatch: commands and swarm events to the protocol actors (by protocol
+//! and topic), plus what belongs to no protocol (dials, connections,
+//! discovery).
+
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, kad, mdns, request_response};
+use tracing::{debug, info};
+
+use super::{now, Command, Event, EventLoop, PeerInfo, SwarmError, SwarmStats};
+use crate::behaviour::{peer_topics, BehaviourEvent, KAD_PROTOCOL};
+use crate::metrics::Metrics;
+
+impl EventLoop {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr, reply) => {
+                let opts = libp2p::swarm::dial_opts::DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dials.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(SwarmError::Dial {
+                            addr,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Join {
+                stream,
+                reason,
+                start,
+                reply,
+            } => {
+                let r = self
+                    .live
+                    .join(&mut ctx!(self), now(), stream, reason, start);
+                if r.is_err() {
+                    Metrics::inc(&self.metrics.joins_refused, "reason", "cap");
+                }
+                let _ = reply.send(r);
+            }
+            Command::Leave(stream, reason, reply) => {
+                self.live.leave(&mut ctx!(self), &stream, reason);
+                let _ = reply.send(());
+            }
+            Command::Publish(chunk, reply) => {
+                let r = self.live.publish(&mut ctx!(self), now(), *chunk);
+                let _ = reply.send(r);
+            }
+            Command::Announce(a, reply) => {
+                let r = self.live.announce(&mut ctx!(self), now(), &a);
+                let _ = reply.send(r);
+            }
+            Command::Chunk(stream, seq, reply) => {
+                let _ = reply.send(self.live.chunk(&stream, seq));
+            }
+            Command::Chunks(stream, reply) => {
+                let _ = reply.send(self.live.chunks(&stream));
+            }
+            Command::Joined(reply) => {
+                let _ = reply.send(self.live.core().joined());
+            }
+            Command::Peers(reply) => {
+                let g = &self.swarm.behaviour().gossipsub;
+                let topics: std::collections::HashMap<_, _> = peer_topics(g).into_iter().collect();
+                let peers = self
+                    .swarm
+                    .connected_peers()
+                    .map(|p| PeerInfo {
+                        peer_id: *p,
+                        score: g.peer_score(p),
+                        app_score: self.scores.get(p),
+                        topics: topics
+                            .get(p)
+                            .map(|t| t.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Stats(reply) => {
+                let g = &self.swarm.behaviour().gossipsub;
+                let stats = SwarmStats {
+                    core: self.live.core().stats(),
+                    tracked_announcements: self.live.tracked_announcements(),
+                    announce_sources: self.live.announce_sources(),
+                    app_scores: self.scores.len(),
+                    peers: self.swarm.connected_peers().count(),
+                    remote_subscriptions: g.all_peers().map(|(_, ts)| ts.len()).sum(),
+                    fetches_in_flight: self.live.fetches_in_flight(),
+                };
+                let _ = reply.send(stats);
+            }
+            Command::Shutdown(reply) => {
+                // Handled in `run`; answering here keeps the match total.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.events.emit(Event::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
+            } => {
+                self.metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
+                debug!(peer = %peer_id, "connected");
+                self.events.emit(Event::PeerConnected {
+                    peer: peer_id,
+                    addr: endpoint.get_remote_address().clone(),
+                });
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(SwarmError::Dial {
+                        addr,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+                if num_established == 0 {
+                    // Per-peer state lives only while the peer is connected.
+                    self.scores.remove(&peer_id);
+                    self.live.on_disconnected(&mut ctx!(self), now(), peer_id);
+                }
+            }
+            SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                self.live.on_gossip(
+                    &mut ctx!(self),
+                    now(),
+                    propagation_source,
+                    message_id,
+                    message,
+                );
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic, .. }) => {
+                self.live
+                    .on_subscribed(&mut ctx!(self), now(), peer_id, topic.as_str());
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
+                self.live
+                    .on_unsubscribed(&mut ctx!(self), now(), peer_id, topic.as_str());
+            }
+            BehaviourEvent::Chunks(request_response::Event::Message { message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.live.on_request(&mut ctx!(self), request, channel),
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => self
+                        .live
+                        .on_response(&mut ctx!(self), now(), request_id, response),
+                }
+            }
+            BehaviourEvent::Chunks(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) => {
+                self.live
+                    .on_outbound_failure(&mut ctx!(self), now(), request_id, &error);
+            }
+            BehaviourEvent::Chunks(request_response::Event::InboundFailure {
+                peer, error, ..
+            }) => {
+                debug!(%peer, %error, "inbound chunk request failed");
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                if !self.config.discovery {
+                    return;
+                }
+                for (peer, addr) in list {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { result, .. }) => {
+                debug!(?result, "kad query progressed");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! What the event loop reports to the node, and how it reports it without
+//! letting a slow consumer stall the network.
+//!
+//! The event channel is bounded. Events that the node cannot rebuild
+//! ([`Event::is_critical`]: verified chunks, given-up chunks, listen
+//! addresses, stream state changes) are never dropped: when the channel is
+//! full they wait in a backlog that the event loop drains whenever the
+//! channel has room, while it keeps serving the network. Only if the
+//! backlog itself reaches its cap does the loop wait for the consumer
+//! (back-pressure, never loss). Everything else (periodic announcement
+//! repeats, rejections, connections) is dropped when the channel is full
+//! and counted in `vilokanam_swarm_events_dropped`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::protocols::live::core::{Chunk, Misbehaviour, Rejection};
+use crate::protocols::live::wire::{SignedAnnouncement, StreamId};
+
+/// Why something from a peer was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// A gossip message failed validation (its sender got a P4 penalty).
+    #[error("gossip message rejected: {0}")]
+    Gossip(#[from] Rejection),
+    /// A payload response was wrong (its sender lost application score).
+    #[error("peer misbehaved: {0}")]
+    Misbehaviour(#[from] Misbehaviour),
+}
+
+/// What the event loop reports to the node.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A verified chunk is available (published locally or fetched).
+    ChunkReady(Arc<Chunk>),
+    /// A chunk could not be obtained and is skipped.
+    ChunkMissing {
+        /// Stream.
+        stream: StreamId,
+        /// Sequence number.
+        seq: u64,
+    },
+    /// A valid announcement passed the announcement policy.
+    Announcement {
+        /// The announcement.
+        announcement: SignedAnnouncement,
+        /// Its stream is new here, or ended, or started again (not a
+        /// periodic repeat).
+        changed: bool,
+    },
+    /// Something from a peer was refused.
+    Rejected {
+        /// Who sent it.
+        peer: PeerId,
+        /// Why it was refused.
+        reason: RejectReason,
+    },
+    /// A connection was established.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        addr: Multiaddr,
+    },
+    /// A new listen address.
+    Listening(Multiaddr),
+    /// A remote peer subscribed to a Vilokanam topic (for tests and
+    /// diagnostics; dropped when the node lags).
+    Subscribed {
+        /// The peer.
+        peer: PeerId,
+        /// The topic.
+        topic: String,
+    },
+}
+
+impl Event {
+    /// Whether losing this event would leave the node wrong until restart.
+    pub fn is_critical(&self) -> bool {
+        match self {
+            Event::ChunkReady(_) | Event::ChunkMissing { .. } | Event::Listening(_) => true,
+            Event::Announcement { changed, .. } => *changed,
+            Event::Rejected { .. } | Event::PeerConnected { .. } | Event::Subscribed { .. } => {
+                false
+            }
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Event::ChunkReady(_) => "chunk_ready",
+            Event::ChunkMissing { .. } => "chunk_missing",
+            Event::Announcement { .. } => "announcement",
+            Event::Rejected { .. } => "rejected",
+            Event::PeerConnected { .. } => "peer_connected",
+            Event::Listening(_) => "listening",
+            Event::Subscribed { .. } => "subscribed",
+        }
+    }
+}
+
+/// The event loop's side of the event channel.
+pub struct Emitter {
+    tx: mpsc::Sender<Event>,
+    backlog: VecDeque<Event>,
+    max_backlog: usize,
+    metrics: Metrics,
+}
+
+impl Emitter {
+    /// An emitter over `tx` with at most `max_backlog` critical events
+    /// waiting.
+    pub fn new(tx: mpsc::Sender<Event>, max_backlog: usize, metrics: Metrics) -> Self {
+        Emitter {
+            tx,
+            backlog: VecDeque::new(),
+            max_backlog: max_backlog.max(1),
+            metrics,
+        }
+    }
+
+    /// Hands `ev` to the node, keeps it for later, or drops it, as its kind
+    /// says. Never waits.
+    pub fn emit(&mut self, ev: Event) {
+        if ev.is_critical() {
+            if self.backlog.is_empty() {
+                match self.tx.try_send(ev) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(ev)) => self.backlog.push_back(ev),
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            } else {
+                self.backlog.push_back(ev);
+            }
+            self.metrics.events_backlog.set(self.backlog.len() as i64);
+        } else if let Err(mpsc::error::TrySendError::Full(ev)) = self.tx.try_send(ev) {
+            Metrics::inc(&self.metrics.events_dropped, "kind", ev.label());
+        }
+    }
+
+    /// Whether critical events wait.
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Whether the backlog is full and the loop must wait for the consumer.
+    pub fn must_wait(&self) -> bool {
+        self.backlog.len() >= self.max_backlog
+    }
+
+    /// Sends backlogged events while the channel has room; waits for room
+    /// for the first one. Cancel-safe: an event leaves the backlog only
+    /// once it is sent.
+    pub async fn drain(&mut self) {
+        let Ok(permit) = self.tx.reserve().await else {
+            self.backlog.clear();
+            return;
+        };
+        if let Some(ev) = self.backlog.pop_front() {
+            permit.send(ev);
+        }
+        while let Some(ev) = self.backlog.pop_front() {
+            match self.tx.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.backlog.push_front(ev);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    break;
+                }
+            }
+        }
+        self.metrics.events_backlog.set(self.backlog.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[tokio::test]
+    async fn critical_events_wait_and_others_are_counted_when_dropped() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let metrics = Metrics::new(&mut Registry::default());
+        let mut e = Emitter::new(tx, 100, metrics.clone());
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        for _ in 0..5 {
+            e.emit(Event::Listening(addr.clone()));
+            e.emit(Event::PeerConnected {
+                peer: PeerId::random(),
+                addr: addr.clone(),
+            });
+        }
+        // Two fit; the other four critical ones wait; the other four
+        // connection events are dropped.
+        assert_eq!(e.backlog.len(), 4);
+        assert!(!e.must_wait());
+        let dropped = metrics
+            .events_dropped
+            .get_or_create(&vec![("kind", "peer_connected".to_string())])
+            .get();
+        assert_eq!(dropped, 4, "one connection event fitted");
+        let mut got = 0;
+        while got < 5 {
+            tokio::select! {
+                Some(ev) = rx.recv() => if matches!(ev, Event::Listening(_)) { got += 1 },
+                _ = e.drain(), if e.has_backlog() => {}
+            }
+        }
+        assert!(!e.has_backlog(), "every critical event arrived");
+    }
+}

@@ -1,0 +1,1203 @@
+//! The relay protocol core: an IO-less state machine.
+//!
+//! Chunk *headers* (≈200 bytes, creator-signed) travel on gossipsub; chunk
+//! *payloads* are pulled by CID over request-response ("announce, then
+//! pull"). A node that hears a header checks it (signature, size limit,
+//! topic, sequence window), pulls the payload from the peer that sent the
+//! header (falling back to other peers on the stream's topic), checks the
+//! payload against the CID, and only then tells gossipsub to forward the
+//! header. So every node receives each payload about once (download
+//! amplification ≈ 1), and a header is only ever forwarded by nodes that
+//! can serve its payload.
+//!
+//! [`RelayCore`] is the one place that knows which streams this node
+//! follows, why ([`JoinReason`]), and which chunks it holds. It takes
+//! inputs with the current time and returns [`Output`]s for the actor to
+//! carry out (including gossipsub subscriptions); it owns no sockets or
+//! timers, which makes it testable and simulable without a network.
+//!
+//! Everything it holds is bounded ([`RelayConfig`]): streams followed (and
+//! of those, streams followed only to relay them), chunks per stream by
+//! count and bytes, bytes over all streams, pending fetches (by the
+//! sequence window), and the bookkeeping of each stream. A stream followed
+//! only to relay it is left when it ends or goes silent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libp2p::gossipsub::MessageId;
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use super::wire::{ChunkCid, ChunkRequest, ChunkResponse, SignedHeader, StreamId, WireError};
+
+#[cfg(test)]
+mod tests;
+
+/// Tunables of the relay core. Every bound has a default chosen for a
+/// desktop node; relay operators raise them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayConfig {
+    /// Chunks kept in memory per stream for serving peers. Default 30.
+    pub window: usize,
+    /// Bytes of chunk payload kept per stream. Default 64 MiB.
+    pub max_stream_bytes: usize,
+    /// Bytes of chunk payload kept over all streams. Default 512 MiB. A
+    /// stream always keeps its newest chunk, so the worst case is the
+    /// larger of this and `max_streams` × the largest chunk.
+    pub max_total_bytes: usize,
+    /// Streams followed at once, for any reason. Default 64.
+    pub max_streams: usize,
+    /// Of those, streams followed only to relay them (`--relay`).
+    /// Default 32.
+    pub max_relayed: usize,
+    /// A stream followed only to relay it is left after this long without
+    /// a new chunk. Default 30 s.
+    pub silence_timeout: Duration,
+    /// A stream followed only to relay it is left this long after its
+    /// creator announced its end (late peers still get its last chunks).
+    /// Default 10 s.
+    pub ended_linger: Duration,
+    /// A header this far behind the newest known chunk is stale (ignored).
+    /// Default 30.
+    pub max_behind: u64,
+    /// A header this far ahead of the newest known chunk re-anchors the
+    /// stream at the live edge. Default 120.
+    pub max_ahead: u64,
+    /// How long one payload request may take. Default 5 s.
+    pub fetch_timeout: Duration,
+    /// Give up on a chunk this long after first hearing of it. Default 12 s.
+    pub give_up_after: Duration,
+    /// Pause before asking the same peers again. Default 300 ms.
+    pub retry_backoff: Duration,
+    /// How many missing earlier chunks to fetch when a gap appears. Default 8.
+    pub max_gap_fill: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            window: 30,
+            max_stream_bytes: 64 << 20,
+            max_total_bytes: 512 << 20,
+            max_streams: 64,
+            max_relayed: 32,
+            silence_timeout: Duration::from_secs(30),
+            ended_linger: Duration::from_secs(10),
+            max_behind: 30,
+            max_ahead: 120,
+            fetch_timeout: Duration::from_secs(5),
+            give_up_after: Duration::from_secs(12),
+            retry_backoff: Duration::from_millis(300),
+            max_gap_fill: 8,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Sets [`RelayConfig::window`] (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
+    }
+
+    /// Sets [`RelayConfig::max_streams`] (at least 1).
+    pub fn with_max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n.max(1);
+        self
+    }
+
+    /// Sets [`RelayConfig::max_relayed`].
+    pub fn with_max_relayed(mut self, n: usize) -> Self {
+        self.max_relayed = n;
+        self
+    }
+
+    /// Sets [`RelayConfig::max_total_bytes`].
+    pub fn with_max_total_bytes(mut self, n: usize) -> Self {
+        self.max_total_bytes = n;
+        self
+    }
+
+    /// Sets [`RelayConfig::silence_timeout`].
+    pub fn with_silence_timeout(mut self, d: Duration) -> Self {
+        self.silence_timeout = d;
+        self
+    }
+}
+
+/// A verified chunk: header plus the payload that hashes to its CID.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// Creator-signed header.
+    pub header: SignedHeader,
+    /// The payload (checked against the CID).
+    pub payload: Bytes,
+}
+
+impl Chunk {
+    /// Stream of this chunk.
+    pub fn stream(&self) -> &StreamId {
+        &self.header.header.stream
+    }
+    /// Sequence number of this chunk.
+    pub fn seq(&self) -> u64 {
+        self.header.header.seq
+    }
+}
+
+/// A chunk held in the window, with when it became available here.
+#[derive(Clone, Debug)]
+pub struct HeldChunk {
+    /// The verified chunk.
+    pub chunk: Arc<Chunk>,
+    /// When it was published here or its payload verified.
+    pub ready_at: Instant,
+}
+
+/// Why a node follows a stream. A stream is left when its last reason goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum JoinReason {
+    /// This node creates the stream.
+    Publish,
+    /// The user watches it (`POST /watch`).
+    Watch,
+    /// Relay mode follows every announced live stream.
+    Relay,
+}
+
+/// Why a join was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The node already follows `max_streams` streams.
+    #[error("this node already follows {cap} streams (max_streams); leave one first")]
+    TooManyStreams {
+        /// The cap.
+        cap: usize,
+    },
+    /// The node already relays `max_relayed` streams it does not watch.
+    #[error("this node already relays {cap} streams (max_relayed)")]
+    RelayCapReached {
+        /// The cap.
+        cap: usize,
+    },
+}
+
+/// Why a gossip message was refused and its sender penalised (P4).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Malformed, oversized, out-of-range or badly signed.
+    #[error("invalid message: {0}")]
+    Invalid(#[from] WireError),
+    /// The header names another stream than the topic it came on.
+    #[error("header for stream {header} arrived on topic of {topic}")]
+    WrongTopic {
+        /// Stream named in the header.
+        header: String,
+        /// Stream of the topic.
+        topic: String,
+    },
+    /// A message kind that does not belong on the topic it came on (an
+    /// announcement on a stream topic, a chunk header on the announce
+    /// topic, anything on a topic this node does not know).
+    #[error("{kind} does not belong on topic {topic}")]
+    WrongKind {
+        /// What arrived.
+        kind: &'static str,
+        /// Where.
+        topic: String,
+    },
+}
+
+/// Why a message was dropped (not forwarded) without penalty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IgnoreReason {
+    /// Older than the sequence window.
+    Stale,
+    /// The creator signed two different payloads for one sequence number;
+    /// the first one seen is kept. Not a fault of the forwarding peer.
+    Equivocation,
+    /// We are not following this stream.
+    NotJoined,
+    /// No peer could serve the payload in time.
+    PayloadUnavailable,
+    /// The peer that sent it exceeded its announcement rate.
+    RateLimited,
+    /// The stream was announced again sooner than the minimum interval.
+    TooFrequent,
+    /// An announcement not newer than the one already seen (a replay).
+    Outdated,
+    /// The creator already has the most streams this node tracks per creator.
+    CreatorLimit,
+    /// Signed with a timestamp too far in the future.
+    FromFuture,
+    /// The same header arrived from more peers than a pending chunk tracks.
+    Duplicate,
+}
+
+impl IgnoreReason {
+    /// A metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            IgnoreReason::Stale => "stale",
+            IgnoreReason::Equivocation => "equivocation",
+            IgnoreReason::NotJoined => "not_joined",
+            IgnoreReason::PayloadUnavailable => "payload_unavailable",
+            IgnoreReason::RateLimited => "rate_limited",
+            IgnoreReason::TooFrequent => "too_frequent",
+            IgnoreReason::Outdated => "outdated",
+            IgnoreReason::CreatorLimit => "creator_limit",
+            IgnoreReason::FromFuture => "from_future",
+            IgnoreReason::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// What gossipsub should do with a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it.
+    Accept,
+    /// Drop it and penalise the sender (P4).
+    Reject(Rejection),
+    /// Drop it quietly.
+    Ignore(IgnoreReason),
+}
+
+/// Why a peer is penalised outside gossipsub's own validation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misbehaviour {
+    /// It served a payload that does not match the header it was asked for
+    /// (wrong size or not hashing to the CID).
+    #[error("served a payload that does not match: {0}")]
+    BadPayload(WireError),
+    /// It served a chunk whose header fails verification.
+    #[error("served a chunk with an invalid header: {0}")]
+    BadHeader(WireError),
+    /// It served another chunk than the one asked for.
+    #[error("asked for {asked_stream} #{asked_seq}, served {got_stream} #{got_seq}")]
+    WrongChunk {
+        /// Stream asked for.
+        asked_stream: String,
+        /// Sequence asked for.
+        asked_seq: u64,
+        /// Stream served.
+        got_stream: String,
+        /// Sequence served.
+        got_seq: u64,
+    },
+}
+
+impl Misbehaviour {
+    /// A metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Misbehaviour::BadPayload(_) => "bad_payload",
+            Misbehaviour::BadHeader(_) => "bad_header",
+            Misbehaviour::WrongChunk { .. } => "wrong_chunk",
+        }
+    }
+}
+
+/// Why a payload request produced no chunk.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The peer answered that it does not hold the chunk.
+    #[error("the peer does not hold the chunk")]
+    NotFound,
+    /// No answer within the request timeout.
+    #[error("the request timed out")]
+    Timeout,
+    /// The connection closed or could not be made.
+    #[error("the connection failed or closed")]
+    Disconnected,
+    /// The peer does not speak the chunk protocol.
+    #[error("the peer does not speak the chunk protocol")]
+    Unsupported,
+    /// The stream failed (read/write error, or an oversized or undecodable
+    /// response).
+    #[error("stream error: {0}")]
+    Io(String),
+}
+
+/// Identifies a payload fetch so its result can be matched.
+pub type FetchKey = (StreamId, u64);
+
+/// Sequence number used in the [`FetchKey`] of a `Latest` request.
+pub const LATEST: u64 = u64::MAX;
+
+/// Instructions for the actor.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Subscribe to the stream's topic (the core started following it).
+    Subscribe(StreamId),
+    /// Unsubscribe from the stream's topic (the core stopped following it).
+    Unsubscribe(StreamId),
+    /// Report a verdict for a gossip message.
+    Validation {
+        /// The message.
+        msg_id: MessageId,
+        /// The peer we got it from.
+        source: PeerId,
+        /// What to do with it.
+        verdict: Verdict,
+    },
+    /// Send this request to `peer`; report the result with the same key.
+    Fetch {
+        /// Whom to ask.
+        peer: PeerId,
+        /// What to ask.
+        request: ChunkRequest,
+        /// Which chunk it is for (`seq == LATEST` for a `Latest` request).
+        key: FetchKey,
+    },
+    /// Lower the peer's application score.
+    Penalize {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: Misbehaviour,
+    },
+    /// A verified chunk is available (emit to the node, serve to peers).
+    Ready(Arc<Chunk>),
+    /// A chunk could not be obtained and will be skipped.
+    Missing {
+        /// Stream.
+        stream: StreamId,
+        /// Sequence number given up on.
+        seq: u64,
+    },
+}
+
+struct Pending {
+    header: Option<SignedHeader>,
+    msgs: Vec<(MessageId, PeerId)>,
+    /// Peers to try, in order; the gossip source first.
+    candidates: Vec<PeerId>,
+    tried: HashSet<PeerId>,
+    in_flight: Option<(PeerId, Instant)>,
+    retry_at: Option<Instant>,
+    first_seen: Instant,
+}
+
+impl Pending {
+    fn new(header: Option<SignedHeader>, candidates: Vec<PeerId>, now: Instant) -> Self {
+        Pending {
+            header,
+            msgs: vec![],
+            candidates,
+            tried: HashSet::new(),
+            in_flight: None,
+            retry_at: None,
+            first_seen: now,
+        }
+    }
+
+    /// The gossipsub verdict for every message that announced this chunk.
+    fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
+        self.msgs
+            .into_iter()
+            .map(move |(msg_id, source)| Output::Validation {
+                msg_id,
+                source,
+                verdict: verdict.clone(),
+            })
+    }
+}
+
+/// Most gossip messages one pending chunk remembers (for verdicts). Every
+/// mesh peer may forward the header once; more copies are ignored.
+const MAX_MSGS_PER_PENDING: usize = 32;
+
+struct StreamState {
+    reasons: BTreeSet<JoinReason>,
+    chunks: BTreeMap<u64, HeldChunk>,
+    bytes: usize,
+    pending: BTreeMap<u64, Pending>,
+    peers: BTreeSet<PeerId>,
+    bad_peers: HashSet<PeerId>,
+    /// First sequence this node follows (join point); earlier ones are not wanted.
+    start: Option<u64>,
+    highest: Option<u64>,
+    given_up: BTreeSet<u64>,
+    latest_in_flight: Option<(PeerId, Instant)>,
+    latest_asked: HashSet<PeerId>,
+    /// Last time a chunk arrived (or the join), for the silence timeout.
+    last_activity: Instant,
+    /// When the creator announced the end.
+    ended_at: Option<Instant>,
+    /// Chunks below this were evicted on purpose and are not fetched again.
+    floor: u64,
+}
+
+impl StreamState {
+    fn new(now: Instant) -> Self {
+        StreamState {
+            reasons: BTreeSet::new(),
+            chunks: BTreeMap::new(),
+            bytes: 0,
+            pending: BTreeMap::new(),
+            peers: BTreeSet::new(),
+            bad_peers: HashSet::new(),
+            start: None,
+            highest: None,
+            given_up: BTreeSet::new(),
+            latest_in_flight: None,
+            latest_asked: HashSet::new(),
+            last_activity: now,
+            ended_at: None,
+            floor: 0,
+        }
+    }
+
+    fn relay_only(&self) -> bool {
+        self.reasons.iter().all(|r| *r == JoinReason::Relay)
+    }
+}
+
+/// A snapshot of what the core holds, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Streams followed.
+    pub streams: usize,
+    /// Of those, followed only to relay.
+    pub relayed: usize,
+    /// Chunks held.
+    pub chunks: usize,
+    /// Payload bytes held.
+    pub bytes: usize,
+    /// Chunks being fetched.
+    pub pending: usize,
+}
+
+/// The relay state machine for all streams this node follows.
+pub struct RelayCore {
+    config: RelayConfig,
+    streams: HashMap<StreamId, StreamState>,
+    /// Which held chunks have a payload with this CID. Identical payloads
+    /// are legitimate (a slate, a looped clip), in one stream or in
+    /// several, so a CID maps to every chunk that carries it and evicting
+    /// one chunk never hides another.
+    by_cid: HashMap<ChunkCid, Vec<(StreamId, u64)>>,
+    total_bytes: usize,
+}
+
+impl RelayCore {
+    /// A core with no streams.
+    pub fn new(config: RelayConfig) -> Self {
+        RelayCore {
+            config,
+            streams: HashMap::new(),
+            by_cid: HashMap::new(),
+            total_bytes: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// What the core holds now.
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            streams: self.streams.len(),
+            relayed: self.streams.values().filter(|s| s.relay_only()).count(),
+            chunks: self.streams.values().map(|s| s.chunks.len()).sum(),
+            bytes: self.total_bytes,
+            pending: self.streams.values().map(|s| s.pending.len()).sum(),
+        }
+    }
+
+    /// Whether this node follows `stream`.
+    pub fn is_joined(&self, stream: &StreamId) -> bool {
+        self.streams.contains_key(stream)
+    }
+
+    /// Why this node follows `stream` (empty if it does not).
+    pub fn reasons(&self, stream: &StreamId) -> Vec<JoinReason> {
+        self.streams
+            .get(stream)
+            .map(|s| s.reasons.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Streams followed, with their reasons.
+    pub fn joined(&self) -> Vec<(StreamId, Vec<JoinReason>)> {
+        self.streams
+            .iter()
+            .map(|(id, s)| (id.clone(), s.reasons.iter().copied().collect()))
+            .collect()
+    }
+
+    /// Starts following `stream` for `reason`, from sequence `start` (a
+    /// stream announced before its first chunk is followed from 0, so a
+    /// subscription that races the first chunk cannot skip it); `None`
+    /// starts at the latest chunk peers hold. Joining again for another
+    /// reason only adds the reason. `topic_peers` are the peers already
+    /// subscribed to the stream's topic.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        reason: JoinReason,
+        start: Option<u64>,
+        topic_peers: impl IntoIterator<Item = PeerId>,
+    ) -> Result<Vec<Output>, JoinError> {
+        let mut out = vec![];
+        match self.streams.get_mut(&stream) {
+            Some(st) => {
+                // Relaying a stream this node already follows costs nothing,
+                // so only new streams count against the caps.
+                st.reasons.insert(reason);
+                if reason != JoinReason::Relay {
+                    // A user interest revives a stream that was only relayed.
+                    st.ended_at = None;
+                }
+            }
+            None => {
+                if self.streams.len() >= self.config.max_streams {
+                    return Err(JoinError::TooManyStreams {
+                        cap: self.config.max_streams,
+                    });
+                }
+                if reason == JoinReason::Relay && self.stats().relayed >= self.config.max_relayed {
+                    return Err(JoinError::RelayCapReached {
+                        cap: self.config.max_relayed,
+                    });
+                }
+                let mut st = StreamState::new(now);
+                st.reasons.insert(reason);
+                st.start = start;
+                self.streams.insert(stream.clone(), st);
+                out.push(Output::Subscribe(stream.clone()));
+            }
+        }
+        if let Some(st) = self.streams.get_mut(&stream) {
+            st.peers.extend(topic_peers);
+        }
+        out.extend(self.request_latest(now, &stream));
+        Ok(out)
+    }
+
+    /// Stops following `stream` for `reason`; when no reason is left the
+    /// stream's chunks are dropped and its topic unsubscribed.
+    pub fn leave(&mut self, stream: &StreamId, reason: JoinReason) -> Vec<Output> {
+        let Some(st) = self.streams.get_mut(stream) else {
+            return vec![];
+        };
+        st.reasons.remove(&reason);
+        if st.reasons.is_empty() {
+            self.drop_stream(stream)
+        } else {
+            vec![]
+        }
+    }
+
+    /// Forgets `stream` whatever the reasons (its topic could not be
+    /// subscribed to).
+    pub fn remove(&mut self, stream: &StreamId) -> Vec<Output> {
+        self.drop_stream(stream)
+    }
+
+    fn drop_stream(&mut self, stream: &StreamId) -> Vec<Output> {
+        let Some(st) = self.streams.remove(stream) else {
+            return vec![];
+        };
+        for (seq, held) in &st.chunks {
+            self.unindex(held.chunk.header.header.cid, stream, *seq);
+            self.total_bytes -= held.chunk.payload.len();
+        }
+        let mut out: Vec<Output> = st
+            .pending
+            .into_values()
+            .flat_map(|p| p.verdicts(Verdict::Ignore(IgnoreReason::NotJoined)))
+            .collect();
+        out.push(Output::Unsubscribe(stream.clone()));
+        debug!(stream = %stream, "left stream");
+        out
+    }
+
+    /// The creator announced the end of `stream`. A stream followed only
+    /// to relay it is left after [`RelayConfig::ended_linger`].
+    pub fn on_ended(&mut self, now: Instant, stream: &StreamId) {
+        if let Some(st) = self.streams.get_mut(stream) {
+            st.ended_at.get_or_insert(now);
+        }
+    }
+
+    /// The creator announced `stream` live again (a restart after an end).
+    pub fn on_live(&mut self, stream: &StreamId) {
+        if let Some(st) = self.streams.get_mut(stream) {
+            st.ended_at = None;
+        }
+    }
+
+    /// A peer subscribed to the stream's topic.
+    pub fn peer_joined(&mut self, now: Instant, stream: &StreamId, peer: PeerId) -> Vec<Output> {
+        let Some(st) = self.streams.get_mut(stream) else {
+            return vec![];
+        };
+        st.peers.insert(peer);
+        self.request_latest(now, stream)
+    }
+
+    /// A peer disconnected: it leaves every stream, and its marks go.
+    pub fn peer_left(&mut self, now: Instant, peer: &PeerId) -> Vec<Output> {
+        let keys: Vec<StreamId> = self.streams.keys().cloned().collect();
+        let mut out = vec![];
+        for stream in keys {
+            out.extend(self.peer_left_stream(now, &stream, peer));
+            if let Some(st) = self.streams.get_mut(&stream) {
+                st.bad_peers.remove(peer);
+                st.latest_asked.remove(peer);
+            }
+        }
+        out
+    }
+
+    /// A peer left one stream's topic.
+    pub fn peer_left_stream(
+        &mut self,
+        now: Instant,
+        stream: &StreamId,
+        peer: &PeerId,
+    ) -> Vec<Output> {
+        let mut out = vec![];
+        let Some(st) = self.streams.get_mut(stream) else {
+            return out;
+        };
+        st.peers.remove(peer);
+        let mut failed: Vec<u64> = st
+            .pending
+            .iter()
+            .filter(|(_, p)| p.in_flight.map(|(q, _)| q) == Some(*peer))
+            .map(|(seq, _)| *seq)
+            .collect();
+        if st.latest_in_flight.map(|(q, _)| q) == Some(*peer) {
+            failed.push(LATEST);
+        }
+        for seq in failed {
+            out.extend(self.fetch_failed(now, (stream.clone(), seq), *peer));
+        }
+        out
+    }
+
+    /// A chunk header arrived by gossip on the topic of `topic_stream`.
+    pub fn on_gossip_header(
+        &mut self,
+        now: Instant,
+        msg_id: MessageId,
+        source: PeerId,
+        topic_stream: &StreamId,
+        signed: SignedHeader,
+    ) -> Vec<Output> {
+        let verdict = |v| {
+            vec![Output::Validation {
+                msg_id: msg_id.clone(),
+                source,
+                verdict: v,
+            }]
+        };
+        if let Err(e) = signed.verify() {
+            return verdict(Verdict::Reject(Rejection::Invalid(e)));
+        }
+        let h = &signed.header;
+        if &h.stream != topic_stream {
+            return verdict(Verdict::Reject(Rejection::WrongTopic {
+                header: h.stream.to_string(),
+                topic: topic_stream.to_string(),
+            }));
+        }
+        let cfg = self.config.clone();
+        let Some(st) = self.streams.get_mut(&h.stream) else {
+            return verdict(Verdict::Ignore(IgnoreReason::NotJoined));
+        };
+        if let Some(known) = st.chunks.get(&h.seq) {
+            return if known.chunk.header.header.cid == h.cid {
+                verdict(Verdict::Accept)
+            } else {
+                warn!(stream = %h.stream, seq = h.seq, "creator equivocated: keeping the first chunk");
+                verdict(Verdict::Ignore(IgnoreReason::Equivocation))
+            };
+        }
+        let mut out = vec![];
+        if let Some(hi) = st.highest {
+            if h.seq.saturating_add(cfg.max_behind) < hi || st.start.is_some_and(|s| h.seq < s) {
+                return verdict(Verdict::Ignore(IgnoreReason::Stale));
+            }
+            if h.seq > hi.saturating_add(cfg.max_ahead) {
+                // The creator signed it, so the stream really is there: this
+                // node fell behind (partition, sleep) or was anchored on an
+                // old chunk. Re-anchor at the live edge instead of ignoring
+                // the stream forever.
+                warn!(stream = %h.stream, seq = h.seq, behind = hi, "re-anchoring at the live edge");
+                for (_, p) in std::mem::take(&mut st.pending) {
+                    out.extend(p.verdicts(Verdict::Ignore(IgnoreReason::Stale)));
+                }
+                st.given_up.clear();
+                st.start = Some(h.seq);
+                st.highest = Some(h.seq);
+            }
+        }
+        if st.given_up.contains(&h.seq) {
+            return verdict(Verdict::Ignore(IgnoreReason::PayloadUnavailable));
+        }
+        let seq = h.seq;
+        let candidates = st.peers.iter().copied().filter(|p| *p != source).collect();
+        let pending = st
+            .pending
+            .entry(seq)
+            .or_insert_with(|| Pending::new(None, candidates, now));
+        if let Some(known) = &pending.header {
+            if known.header.cid != signed.header.cid {
+                out.extend(verdict(Verdict::Ignore(IgnoreReason::Equivocation)));
+                return out;
+            }
+        }
+        if pending.msgs.len() >= MAX_MSGS_PER_PENDING {
+            out.extend(verdict(Verdict::Ignore(IgnoreReason::Duplicate)));
+            return out;
+        }
+        pending.header = Some(signed);
+        pending.msgs.push((msg_id, source));
+        // The sender of the header is the peer most likely to hold the payload.
+        pending.candidates.retain(|p| *p != source);
+        pending.candidates.insert(0, source);
+        if st.highest.is_none_or(|hi| seq > hi) {
+            st.highest = Some(seq);
+        }
+        if st.start.is_none() {
+            st.start = Some(seq);
+        }
+        out.extend(self.drive(now, &topic_stream.clone(), seq));
+        out
+    }
+
+    /// A local chunk (this node is the creator and follows the stream for
+    /// [`JoinReason::Publish`]). Returns `Ready`.
+    pub fn publish_local(&mut self, now: Instant, chunk: Chunk) -> Vec<Output> {
+        if !self.streams.contains_key(chunk.stream()) {
+            return vec![];
+        }
+        self.insert(now, Arc::new(chunk))
+    }
+
+    /// The result of an [`Output::Fetch`].
+    pub fn on_fetch_result(
+        &mut self,
+        now: Instant,
+        key: FetchKey,
+        peer: PeerId,
+        result: Result<ChunkResponse, FetchError>,
+    ) -> Vec<Output> {
+        let (served_header, payload) = match result {
+            Ok(ChunkResponse::Found { header, payload }) => (header, payload),
+            Ok(ChunkResponse::NotFound) | Err(_) => return self.fetch_failed(now, key, peer),
+        };
+        let (stream, seq) = &key;
+        let known = self
+            .streams
+            .get(stream)
+            .and_then(|s| s.pending.get(seq))
+            .and_then(|p| p.header.clone());
+        let check = match known {
+            // We already hold the creator-signed header from gossip: the
+            // payload must match it, whatever header the server attached
+            // (a server holding the same payload under another sequence or
+            // stream is honest).
+            Some(known) => known
+                .check_payload(&payload)
+                .map(|()| known)
+                .map_err(Misbehaviour::BadPayload),
+            None => Self::check_served(stream, *seq, served_header, &payload),
+        };
+        let header = match check {
+            Ok(h) => h,
+            Err(reason) => {
+                if let Some(st) = self.streams.get_mut(stream) {
+                    st.bad_peers.insert(peer);
+                }
+                let mut out = vec![Output::Penalize { peer, reason }];
+                out.extend(self.fetch_failed(now, key, peer));
+                return out;
+            }
+        };
+        let Some(st) = self.streams.get_mut(stream) else {
+            return vec![];
+        };
+        let got_seq = header.header.seq;
+        if *seq == LATEST {
+            st.latest_in_flight = None;
+            st.latest_asked.clear();
+            if st.start.is_none() {
+                st.start = Some(got_seq);
+            }
+            if st.highest.is_none_or(|hi| got_seq > hi) {
+                st.highest = Some(got_seq);
+            }
+        }
+        if st.chunks.contains_key(&got_seq) || st.start.is_some_and(|s| got_seq < s) {
+            return vec![];
+        }
+        self.insert(now, Arc::new(Chunk { header, payload }))
+    }
+
+    /// Checks a chunk served for a request made without a known header
+    /// (gap fill by sequence, or `Latest`).
+    fn check_served(
+        stream: &StreamId,
+        seq: u64,
+        header: SignedHeader,
+        payload: &[u8],
+    ) -> Result<SignedHeader, Misbehaviour> {
+        header.verify().map_err(Misbehaviour::BadHeader)?;
+        let h = &header.header;
+        if &h.stream != stream || (seq != LATEST && h.seq != seq) {
+            return Err(Misbehaviour::WrongChunk {
+                asked_stream: stream.to_string(),
+                asked_seq: seq,
+                got_stream: h.stream.to_string(),
+                got_seq: h.seq,
+            });
+        }
+        header
+            .check_payload(payload)
+            .map_err(Misbehaviour::BadPayload)?;
+        Ok(header)
+    }
+
+    /// Answers a peer's request from the in-memory window.
+    pub fn serve(&self, request: &ChunkRequest) -> ChunkResponse {
+        let held = match request {
+            ChunkRequest::ByCid(cid) => self.by_cid.get(cid).and_then(|places| {
+                places
+                    .iter()
+                    .find_map(|(s, seq)| self.streams.get(s)?.chunks.get(seq))
+            }),
+            ChunkRequest::BySeq { stream, seq } => {
+                self.streams.get(stream).and_then(|s| s.chunks.get(seq))
+            }
+            ChunkRequest::Latest(stream) => self
+                .streams
+                .get(stream)
+                .and_then(|s| s.chunks.last_key_value().map(|(_, c)| c)),
+        };
+        match held {
+            Some(h) => ChunkResponse::Found {
+                header: h.chunk.header.clone(),
+                payload: h.chunk.payload.clone(),
+            },
+            None => ChunkResponse::NotFound,
+        }
+    }
+
+    /// A chunk from the window, if held.
+    pub fn get(&self, stream: &StreamId, seq: u64) -> Option<&HeldChunk> {
+        self.streams.get(stream)?.chunks.get(&seq)
+    }
+
+    /// The chunks held for `stream`, in sequence order.
+    pub fn chunks(&self, stream: &StreamId) -> Vec<HeldChunk> {
+        self.streams
+            .get(stream)
+            .map(|s| s.chunks.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Advances timers: request timeouts, retries, giving up, and leaving
+    /// relayed streams that ended or went silent.
+    pub fn tick(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = vec![];
+        let cfg = self.config.clone();
+        let mut timed_out = vec![];
+        let mut due = vec![];
+        let mut leave = vec![];
+        for (stream, st) in &mut self.streams {
+            for (seq, p) in &st.pending {
+                if let Some((peer, at)) = p.in_flight {
+                    if now.duration_since(at) >= cfg.fetch_timeout {
+                        timed_out.push(((stream.clone(), *seq), peer));
+                    }
+                } else if p.retry_at.is_none_or(|t| now >= t)
+                    || now.duration_since(p.first_seen) >= cfg.give_up_after
+                {
+                    due.push((stream.clone(), *seq));
+                }
+            }
+            if let Some((peer, at)) = st.latest_in_flight {
+                if now.duration_since(at) >= cfg.fetch_timeout {
+                    timed_out.push(((stream.clone(), LATEST), peer));
+                }
+            }
+            if let Some(hi) = st.highest {
+                st.given_up = st.given_up.split_off(&hi.saturating_sub(cfg.max_behind));
+            }
+            if st.relay_only() {
+                let silent = now.duration_since(st.last_activity) >= cfg.silence_timeout;
+                let ended = st
+                    .ended_at
+                    .is_some_and(|t| now.duration_since(t) >= cfg.ended_linger);
+                if silent || ended {
+                    leave.push(stream.clone());
+                }
+            }
+        }
+        for (key, peer) in timed_out {
+            out.extend(self.fetch_failed(now, key, peer));
+        }
+        for (stream, seq) in due {
+            out.extend(self.drive(now, &stream, seq));
+        }
+        for stream in leave {
+            out.extend(self.drop_stream(&stream));
+        }
+        out
+    }
+
+    fn request_latest(&mut self, now: Instant, stream: &StreamId) -> Vec<Output> {
+        let Some(st) = self.streams.get_mut(stream) else {
+            return vec![];
+        };
+        if !st.chunks.is_empty() || st.start.is_some() || st.latest_in_flight.is_some() {
+            return vec![];
+        }
+        let Some(peer) = st
+            .peers
+            .iter()
+            .find(|p| !st.latest_asked.contains(p) && !st.bad_peers.contains(p))
+            .copied()
+        else {
+            return vec![];
+        };
+        st.latest_asked.insert(peer);
+        st.latest_in_flight = Some((peer, now));
+        vec![Output::Fetch {
+            peer,
+            request: ChunkRequest::Latest(stream.clone()),
+            key: (stream.clone(), LATEST),
+        }]
+    }
+
+    fn fetch_failed(&mut self, now: Instant, key: FetchKey, peer: PeerId) -> Vec<Output> {
+        let (stream, seq) = key;
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return vec![];
+        };
+        if seq == LATEST {
+            if st.latest_in_flight.map(|(p, _)| p) == Some(peer) {
+                st.latest_in_flight = None;
+            }
+            return self.request_latest(now, &stream);
+        }
+        match st.pending.get_mut(&seq) {
+            Some(p) if p.in_flight.map(|(q, _)| q) == Some(peer) => {
+                p.in_flight = None;
+                self.drive(now, &stream, seq)
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Starts the next payload request for a pending chunk, schedules a
+    /// retry, or gives up.
+    fn drive(&mut self, now: Instant, stream: &StreamId, seq: u64) -> Vec<Output> {
+        let cfg = self.config.clone();
+        let Some(st) = self.streams.get_mut(stream) else {
+            return vec![];
+        };
+        let Some(p) = st.pending.get_mut(&seq) else {
+            return vec![];
+        };
+        if p.in_flight.is_some() {
+            return vec![];
+        }
+        if now.duration_since(p.first_seen) >= cfg.give_up_after {
+            let p = st.pending.remove(&seq);
+            st.given_up.insert(seq);
+            let mut out: Vec<Output> = p
+                .into_iter()
+                .flat_map(|p| p.verdicts(Verdict::Ignore(IgnoreReason::PayloadUnavailable)))
+                .collect();
+            out.push(Output::Missing {
+                stream: stream.clone(),
+                seq,
+            });
+            return out;
+        }
+        // Refresh candidates with topic peers that joined since.
+        for peer in &st.peers {
+            if !p.candidates.contains(peer) {
+                p.candidates.push(*peer);
+            }
+        }
+        let next = p
+            .candidates
+            .iter()
+            .find(|c| !p.tried.contains(c) && !st.bad_peers.contains(c))
+            .copied();
+        match next {
+            Some(peer) => {
+                p.tried.insert(peer);
+                p.in_flight = Some((peer, now));
+                p.retry_at = None;
+                let request = match &p.header {
+                    Some(h) => ChunkRequest::ByCid(h.header.cid),
+                    None => ChunkRequest::BySeq {
+                        stream: stream.clone(),
+                        seq,
+                    },
+                };
+                vec![Output::Fetch {
+                    peer,
+                    request,
+                    key: (stream.clone(), seq),
+                }]
+            }
+            None => {
+                // Everyone was asked: start a new round after a pause.
+                if p.retry_at.is_some_and(|t| now >= t) {
+                    p.tried.clear();
+                    p.retry_at = None;
+                    return self.drive(now, stream, seq);
+                }
+                if p.retry_at.is_none() {
+                    p.retry_at = Some(now + cfg.retry_backoff);
+                }
+                vec![]
+            }
+        }
+    }
+
+    fn unindex(&mut self, cid: ChunkCid, stream: &StreamId, seq: u64) {
+        if let Some(places) = self.by_cid.get_mut(&cid) {
+            places.retain(|(s, q)| !(s == stream && *q == seq));
+            if places.is_empty() {
+                self.by_cid.remove(&cid);
+            }
+        }
+    }
+
+    /// Drops the oldest chunk of `stream` (never the last one).
+    fn evict_oldest(&mut self, stream: &StreamId) -> bool {
+        let Some(st) = self.streams.get_mut(stream) else {
+            return false;
+        };
+        if st.chunks.len() <= 1 {
+            return false;
+        }
+        let Some((seq, old)) = st.chunks.pop_first() else {
+            return false;
+        };
+        let len = old.chunk.payload.len();
+        st.floor = st.floor.max(seq + 1);
+        st.bytes -= len;
+        self.total_bytes -= len;
+        if let Some((&first, _)) = st.chunks.first_key_value() {
+            st.given_up = st.given_up.split_off(&first);
+        }
+        self.unindex(old.chunk.header.header.cid, stream, seq);
+        true
+    }
+
+    /// Enforces the per-stream and total byte and count bounds.
+    fn enforce_bounds(&mut self, stream: &StreamId) {
+        let cfg = &self.config;
+        let (window, per_stream) = (cfg.window, cfg.max_stream_bytes);
+        while self
+            .streams
+            .get(stream)
+            .is_some_and(|s| s.chunks.len() > window || s.bytes > per_stream)
+        {
+            if !self.evict_oldest(stream) {
+                break;
+            }
+        }
+        while self.total_bytes > self.config.max_total_bytes {
+            // Take from the stream holding the most, so one large stream
+            // cannot push out everybody else's chunks.
+            let Some(biggest) = self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.chunks.len() > 1)
+                .max_by_key(|(_, s)| s.bytes)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            if !self.evict_oldest(&biggest) {
+                break;
+            }
+        }
+    }
+
+    fn insert(&mut self, now: Instant, chunk: Arc<Chunk>) -> Vec<Output> {
+        let stream = chunk.stream().clone();
+        let seq = chunk.seq();
+        let cfg = self.config.clone();
+        let mut out = vec![];
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return out;
+        };
+        if let Some(p) = st.pending.remove(&seq) {
+            out.extend(p.verdicts(Verdict::Accept));
+        }
+        let len = chunk.payload.len();
+        let cid = chunk.header.header.cid;
+        st.chunks.insert(
+            seq,
+            HeldChunk {
+                chunk: chunk.clone(),
+                ready_at: now,
+            },
+        );
+        st.bytes += len;
+        st.last_activity = now;
+        if st.start.is_none() {
+            st.start = Some(seq);
+        }
+        if st.highest.is_none_or(|hi| seq > hi) {
+            st.highest = Some(seq);
+        }
+        self.total_bytes += len;
+        self.by_cid
+            .entry(cid)
+            .or_default()
+            .push((stream.clone(), seq));
+        self.enforce_bounds(&stream);
+        out.push(Output::Ready(chunk));
+        // Fill gaps behind this chunk (missed gossip) from topic peers.
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return out;
+        };
+        // Never below what was evicted on purpose.
+        let start = st.start.unwrap_or(seq);
+        let lowest = seq
+            .saturating_sub(cfg.max_gap_fill)
+            .max(start)
+            .max(st.floor);
+        let missing: Vec<u64> = (lowest..seq)
+            .filter(|s| {
+                !st.chunks.contains_key(s)
+                    && !st.pending.contains_key(s)
+                    && !st.given_up.contains(s)
+            })
+            .collect();
+        for &s in &missing {
+            let candidates = st.peers.iter().copied().collect();
+            st.pending.insert(s, Pending::new(None, candidates, now));
+        }
+        for s in missing {
+            out.extend(self.drive(now, &stream, s));
+        }
+        out
+    }
+}

@@ -1,0 +1,883 @@
+//! Wire format: stream ids, signed chunk headers, signed announcements and
+//! the chunk request-response messages.
+//!
+//! Every message starts with a one-byte wire version ([`WIRE_VERSION`])
+//! followed by a [postcard] body (compact varint encoding). Decoders check
+//! the hard size limit *before* parsing and validate every field after, so a
+//! peer cannot make us allocate more than the limit or accept out-of-range
+//! values. Signatures are ed25519 over a domain tag plus the postcard bytes
+//! of the signed struct, so a signature for one kind of object can never be
+//! replayed as another.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// Version byte that prefixes every encoded message.
+pub const WIRE_VERSION: u8 = 1;
+/// Largest chunk payload a node accepts: the media layer's segment limit,
+/// so that the segmenter, the HTTP API and the wire agree.
+pub const MAX_CHUNK_PAYLOAD: u32 = vilokanam_media::limits::MAX_SEGMENT_BYTES as u32;
+/// Largest gossip message (chunk header or announcement) a node accepts.
+pub const MAX_GOSSIP_MESSAGE: usize = 4 * 1024;
+/// Largest chunk request.
+pub const MAX_REQUEST: usize = 1024;
+/// Largest chunk response: one payload plus its signed header.
+pub const MAX_RESPONSE: usize = MAX_CHUNK_PAYLOAD as usize + MAX_GOSSIP_MESSAGE;
+/// Longest stream name, in bytes.
+pub const MAX_STREAM_NAME: usize = 64;
+/// Longest announcement title, in bytes.
+pub const MAX_TITLE: usize = 200;
+/// Most tags on an announcement.
+pub const MAX_TAGS: usize = 10;
+/// Longest tag or codec string, in bytes.
+pub const MAX_TAG: usize = 32;
+/// Longest chunk duration a header may claim.
+pub const MAX_CHUNK_DURATION: Duration = vilokanam_media::limits::MAX_SEGMENT_DURATION;
+
+/// Multicodec of raw binary content (CIDv1 `raw`).
+pub const RAW_CODEC: u64 = 0x55;
+/// Multihash code of sha2-256.
+pub const SHA2_256: u64 = 0x12;
+
+/// Prefix of every stream's gossipsub topic; the stream id follows.
+pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/1/";
+/// The global topic on which stream announcements travel.
+pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/1";
+
+const DOMAIN_CHUNK: &[u8] = b"vilokanam/chunk-header/v1\0";
+const DOMAIN_ANNOUNCE: &[u8] = b"vilokanam/announcement/v1\0";
+
+/// Why bytes from the network (or from a local user) were refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The message is larger than the limit for its kind.
+    #[error("message of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Length of the offending message.
+        len: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// The message is empty.
+    #[error("empty message")]
+    Empty,
+    /// The version byte is not one this node speaks.
+    #[error("unsupported wire version {0} (this node speaks {WIRE_VERSION})")]
+    Version(u8),
+    /// The postcard body could not be decoded.
+    #[error("malformed message body: {0}")]
+    Malformed(String),
+    /// Bytes were left over after the body.
+    #[error("{0} trailing bytes after message body")]
+    Trailing(usize),
+    /// A field is out of range.
+    #[error("invalid field `{field}`: {reason}")]
+    Field {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The creator's signature does not verify.
+    #[error("bad signature: not signed by the stream's creator key")]
+    BadSignature,
+    /// The creator key is not a valid ed25519 point.
+    #[error("invalid creator public key")]
+    BadCreatorKey,
+}
+
+fn field(field: &'static str, reason: impl Into<String>) -> WireError {
+    WireError::Field {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A live stream's identity: its creator's ed25519 public key plus a name.
+///
+/// Textual form (used in URLs and on the CLI): `<64 hex chars of key>-<name>`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The creator's ed25519 public key.
+    pub creator: [u8; 32],
+    /// Stream name chosen by the creator: 1..=64 of `[A-Za-z0-9_.-]`.
+    pub name: String,
+}
+
+impl StreamId {
+    /// Builds a stream id, checking the name.
+    pub fn new(creator: [u8; 32], name: impl Into<String>) -> Result<Self, WireError> {
+        let id = StreamId {
+            creator,
+            name: name.into(),
+        };
+        id.validate()?;
+        Ok(id)
+    }
+
+    /// Checks the name's length and alphabet.
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.name.is_empty() || self.name.len() > MAX_STREAM_NAME {
+            return Err(field(
+                "stream.name",
+                format!("length {} not in 1..={MAX_STREAM_NAME}", self.name.len()),
+            ));
+        }
+        if let Some(c) = self
+            .name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(field(
+                "stream.name",
+                format!("character {c:?} not in [A-Za-z0-9_.-]"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The gossipsub topic that carries this stream's chunk headers.
+    pub fn topic(&self) -> String {
+        format!("{STREAM_TOPIC_PREFIX}{self}")
+    }
+
+    /// The stream whose topic is `topic`, if `topic` is a well-formed
+    /// stream topic. Topics are identity-hashed, so a topic hash is its
+    /// string and no lookup table is needed.
+    pub fn from_topic(topic: &str) -> Option<StreamId> {
+        topic.strip_prefix(STREAM_TOPIC_PREFIX)?.parse().ok()
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", hex::encode(self.creator), self.name)
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StreamId({self})")
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = WireError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, name) = s
+            .split_at_checked(64)
+            .ok_or_else(|| field("stream", "expected <64 hex chars>-<name>"))?;
+        let name = name
+            .strip_prefix('-')
+            .ok_or_else(|| field("stream", "expected '-' after the 64-char creator key"))?;
+        let mut creator = [0u8; 32];
+        hex::decode_to_slice(key, &mut creator)
+            .map_err(|e| field("stream.creator", format!("not hex: {e}")))?;
+        StreamId::new(creator, name)
+    }
+}
+
+/// Content identifier of a chunk payload: CIDv1, codec `raw`, sha2-256.
+///
+/// Only this one CID shape is accepted so that a node can check a payload
+/// against its CID without a multihash table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkCid(pub [u8; 32]);
+
+impl ChunkCid {
+    /// The CID of `payload`.
+    pub fn of(payload: &[u8]) -> Self {
+        ChunkCid(Sha256::digest(payload).into())
+    }
+
+    /// Whether `payload` hashes to this CID.
+    pub fn matches(&self, payload: &[u8]) -> bool {
+        Self::of(payload) == *self
+    }
+
+    /// As a general [`Cid`] (for IPFS interop and display).
+    pub fn to_cid(&self) -> Cid {
+        let mh = cid::multihash::Multihash::<64>::wrap(SHA2_256, &self.0)
+            .expect("a 32-byte digest always fits a 64-byte multihash");
+        Cid::new_v1(RAW_CODEC, mh)
+    }
+
+    /// Parses a general CID, accepting only CIDv1 raw sha2-256.
+    pub fn from_cid(cid: &Cid) -> Result<Self, WireError> {
+        if cid.version() != cid::Version::V1 || cid.codec() != RAW_CODEC {
+            return Err(field("cid", format!("{cid} is not a CIDv1 with codec raw")));
+        }
+        let mh = cid.hash();
+        if mh.code() != SHA2_256 || mh.size() != 32 {
+            return Err(field("cid", format!("{cid} is not a sha2-256 multihash")));
+        }
+        let mut d = [0u8; 32];
+        d.copy_from_slice(mh.digest());
+        Ok(ChunkCid(d))
+    }
+}
+
+impl fmt::Display for ChunkCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_cid())
+    }
+}
+
+impl fmt::Debug for ChunkCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkCid({self})")
+    }
+}
+
+impl FromStr for ChunkCid {
+    type Err = WireError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let cid = Cid::from_str(s).map_err(|e| field("cid", format!("{s:?}: {e}")))?;
+        Self::from_cid(&cid)
+    }
+}
+
+impl Serialize for ChunkCid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.to_cid().to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkCid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = serde_bytes_vec(d)?;
+        if bytes.len() > 64 {
+            return Err(serde::de::Error::custom("CID longer than 64 bytes"));
+        }
+        let cid = Cid::try_from(bytes.as_slice()).map_err(serde::de::Error::custom)?;
+        ChunkCid::from_cid(&cid).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ed25519 signature as it travels on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sig(pub [u8; 64]);
+
+impl fmt::Debug for Sig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sig({}…)", hex::encode(&self.0[..8]))
+    }
+}
+
+impl Serialize for Sig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes_vec(d)?;
+        let arr: [u8; 64] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("signature must be 64 bytes"))?;
+        Ok(Sig(arr))
+    }
+}
+
+fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_bytes(V)
+}
+
+/// What a creator signs for every chunk: which stream, where in it, and the
+/// payload's CID and size. The payload travels separately (pulled by CID).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHeader {
+    /// The stream this chunk belongs to.
+    pub stream: StreamId,
+    /// Position in the stream, starting at 0, +1 per chunk.
+    pub seq: u64,
+    /// Media duration in microseconds.
+    pub duration_us: u32,
+    /// CID of the payload.
+    pub cid: ChunkCid,
+    /// Payload length in bytes.
+    pub size: u32,
+    /// Creator's wall-clock time at publication (unix ms), for latency stats.
+    pub published_at_ms: u64,
+    /// Timestamps restart at this chunk (encoder restart, looped input):
+    /// players need an `EXT-X-DISCONTINUITY` before it.
+    pub discontinuity: bool,
+}
+
+impl ChunkHeader {
+    /// The media duration.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(u64::from(self.duration_us))
+    }
+
+    /// Checks every field's range (not the signature).
+    pub fn validate(&self) -> Result<(), WireError> {
+        self.stream.validate()?;
+        if self.size == 0 || self.size > MAX_CHUNK_PAYLOAD {
+            return Err(field(
+                "size",
+                format!("{} not in 1..={MAX_CHUNK_PAYLOAD}", self.size),
+            ));
+        }
+        if self.duration_us == 0 || self.duration() > MAX_CHUNK_DURATION {
+            return Err(field(
+                "duration_us",
+                format!(
+                    "{} not in 1..={}",
+                    self.duration_us,
+                    MAX_CHUNK_DURATION.as_micros()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs the header with the creator's key.
+    pub fn sign(self, key: &SigningKey) -> Result<SignedHeader, WireError> {
+        if key.verifying_key().to_bytes() != self.stream.creator {
+            return Err(field("stream.creator", "does not match the signing key"));
+        }
+        self.validate()?;
+        let sig = key.sign(&signing_bytes(DOMAIN_CHUNK, &self));
+        Ok(SignedHeader {
+            header: self,
+            signature: Sig(sig.to_bytes()),
+        })
+    }
+}
+
+fn signing_bytes<T: Serialize>(domain: &[u8], value: &T) -> Vec<u8> {
+    let mut out = domain.to_vec();
+    // postcard cannot fail on our plain structs except on OOM.
+    out.extend(postcard::to_stdvec(value).unwrap_or_default());
+    out
+}
+
+fn verify(creator: &[u8; 32], msg: &[u8], sig: &Sig) -> Result<(), WireError> {
+    let key = VerifyingKey::from_bytes(creator).map_err(|_| WireError::BadCreatorKey)?;
+    key.verify_strict(msg, &Signature::from_bytes(&sig.0))
+        .map_err(|_| WireError::BadSignature)
+}
+
+/// A chunk header with the creator's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHeader {
+    /// The signed header.
+    pub header: ChunkHeader,
+    /// ed25519 signature by `header.stream.creator`.
+    pub signature: Sig,
+}
+
+impl SignedHeader {
+    /// Checks field ranges and the creator's signature.
+    pub fn verify(&self) -> Result<(), WireError> {
+        self.header.validate()?;
+        verify(
+            &self.header.stream.creator,
+            &signing_bytes(DOMAIN_CHUNK, &self.header),
+            &self.signature,
+        )
+    }
+
+    /// Checks that `payload` is the one this header commits to.
+    pub fn check_payload(&self, payload: &[u8]) -> Result<(), WireError> {
+        if payload.len() != self.header.size as usize {
+            return Err(field(
+                "payload",
+                format!("{} bytes, header says {}", payload.len(), self.header.size),
+            ));
+        }
+        if !self.header.cid.matches(payload) {
+            return Err(field(
+                "payload",
+                format!("does not hash to CID {}", self.header.cid),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A creator's signed statement that a stream is live (or has ended).
+/// Re-sent periodically so that nodes joining later learn about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The stream.
+    pub stream: StreamId,
+    /// Human title.
+    pub title: String,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// Codec description, e.g. `h264/aac mpegts`.
+    pub codec: String,
+    /// When the stream started (unix ms).
+    pub started_at_ms: u64,
+    /// When this announcement was made (unix ms); makes repeats distinct.
+    pub updated_at_ms: u64,
+    /// Highest chunk sequence published so far, if any.
+    pub last_seq: Option<u64>,
+    /// True once the creator has stopped the stream.
+    pub ended: bool,
+}
+
+impl Announcement {
+    /// Checks every field's range (not the signature).
+    pub fn validate(&self) -> Result<(), WireError> {
+        self.stream.validate()?;
+        if self.title.len() > MAX_TITLE {
+            return Err(field("title", format!("longer than {MAX_TITLE} bytes")));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(field("tags", format!("more than {MAX_TAGS}")));
+        }
+        if let Some(t) = self.tags.iter().find(|t| t.is_empty() || t.len() > MAX_TAG) {
+            return Err(field("tags", format!("tag {t:?} not 1..={MAX_TAG} bytes")));
+        }
+        if self.codec.len() > MAX_TAG {
+            return Err(field("codec", format!("longer than {MAX_TAG} bytes")));
+        }
+        Ok(())
+    }
+
+    /// Signs the announcement with the creator's key.
+    pub fn sign(self, key: &SigningKey) -> Result<SignedAnnouncement, WireError> {
+        if key.verifying_key().to_bytes() != self.stream.creator {
+            return Err(field("stream.creator", "does not match the signing key"));
+        }
+        self.validate()?;
+        let sig = key.sign(&signing_bytes(DOMAIN_ANNOUNCE, &self));
+        Ok(SignedAnnouncement {
+            announcement: self,
+            signature: Sig(sig.to_bytes()),
+        })
+    }
+}
+
+/// An announcement with the creator's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAnnouncement {
+    /// The signed announcement.
+    pub announcement: Announcement,
+    /// ed25519 signature by `announcement.stream.creator`.
+    pub signature: Sig,
+}
+
+impl SignedAnnouncement {
+    /// Checks field ranges and the creator's signature.
+    pub fn verify(&self) -> Result<(), WireError> {
+        self.announcement.validate()?;
+        verify(
+            &self.announcement.stream.creator,
+            &signing_bytes(DOMAIN_ANNOUNCE, &self.announcement),
+            &self.signature,
+        )
+    }
+}
+
+/// What travels on gossipsub topics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GossipMessage {
+    /// A new chunk exists (on the stream's topic); pull its payload by CID.
+    Chunk(SignedHeader),
+    /// A stream is live or ended (on the global announce topic).
+    Announce(SignedAnnouncement),
+}
+
+/// A request on `/vilokanam/chunk/1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkRequest {
+    /// The chunk whose payload has this CID.
+    ByCid(ChunkCid),
+    /// The chunk at `seq` of `stream`.
+    BySeq {
+        /// Which stream.
+        stream: StreamId,
+        /// Which position.
+        seq: u64,
+    },
+    /// The most recent chunk the peer holds for `stream` (join point).
+    Latest(StreamId),
+}
+
+/// A response on `/vilokanam/chunk/1`.
+// Moved once per request; boxing the header would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkResponse {
+    /// The chunk: its signed header and payload.
+    Found {
+        /// Creator-signed header.
+        header: SignedHeader,
+        /// Payload bytes (to be checked against `header.header.cid`).
+        payload: Bytes,
+    },
+    /// The peer does not hold it.
+    NotFound,
+}
+
+/// Encodes a postcard body with the version prefix.
+fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION];
+    out.extend(postcard::to_stdvec(value).unwrap_or_default());
+    out
+}
+
+/// Decodes a versioned postcard body, checking `limit` first.
+fn decode_versioned<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: usize) -> Result<T, WireError> {
+    if bytes.len() > limit {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
+    }
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::Version(version));
+    }
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Trailing(rest.len()));
+    }
+    Ok(value)
+}
+
+impl GossipMessage {
+    /// Encodes for publishing.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+
+    /// Decodes and checks field ranges (signatures are checked by the caller,
+    /// which also needs to know the topic).
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let msg: GossipMessage = decode_versioned(bytes, MAX_GOSSIP_MESSAGE)?;
+        match &msg {
+            GossipMessage::Chunk(h) => h.header.validate()?,
+            GossipMessage::Announce(a) => a.announcement.validate()?,
+        }
+        Ok(msg)
+    }
+}
+
+impl ChunkRequest {
+    /// Encodes for sending.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+
+    /// Decodes and checks field ranges.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let req: ChunkRequest = decode_versioned(bytes, MAX_REQUEST)?;
+        match &req {
+            ChunkRequest::ByCid(_) => {}
+            ChunkRequest::BySeq { stream, .. } | ChunkRequest::Latest(stream) => {
+                stream.validate()?
+            }
+        }
+        Ok(req)
+    }
+}
+
+const RESPONSE_NOT_FOUND: u8 = 0;
+const RESPONSE_FOUND: u8 = 1;
+
+impl ChunkResponse {
+    /// Encodes as `version, tag, [varint header length, header, payload]`.
+    /// The payload is appended raw rather than through postcard so that a
+    /// large chunk is not copied once more while encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            ChunkResponse::NotFound => vec![WIRE_VERSION, RESPONSE_NOT_FOUND],
+            ChunkResponse::Found { header, payload } => {
+                let h = postcard::to_stdvec(header).unwrap_or_default();
+                let mut out = Vec::with_capacity(2 + 10 + h.len() + payload.len());
+                out.push(WIRE_VERSION);
+                out.push(RESPONSE_FOUND);
+                let len = postcard::to_stdvec(&(h.len() as u32)).unwrap_or_default();
+                out.extend(len);
+                out.extend(h);
+                out.extend_from_slice(payload);
+                out
+            }
+        }
+    }
+
+    /// Decodes and checks field ranges (not the signature nor the CID: the
+    /// caller does, since it knows what it asked for).
+    pub fn decode(bytes: Bytes) -> Result<Self, WireError> {
+        if bytes.len() > MAX_RESPONSE {
+            return Err(WireError::TooLarge {
+                len: bytes.len(),
+                limit: MAX_RESPONSE,
+            });
+        }
+        match bytes.as_ref() {
+            [] | [_] => Err(WireError::Empty),
+            [v, ..] if *v != WIRE_VERSION => Err(WireError::Version(*v)),
+            [_, RESPONSE_NOT_FOUND] => Ok(ChunkResponse::NotFound),
+            [_, RESPONSE_NOT_FOUND, rest @ ..] => Err(WireError::Trailing(rest.len())),
+            [_, RESPONSE_FOUND, rest @ ..] => {
+                let (hlen, after_len): (u32, &[u8]) = postcard::take_from_bytes(rest)
+                    .map_err(|e| WireError::Malformed(format!("header length: {e}")))?;
+                let hlen = hlen as usize;
+                if hlen > MAX_GOSSIP_MESSAGE || hlen > after_len.len() {
+                    return Err(field(
+                        "header_len",
+                        format!(
+                            "{hlen} exceeds limit or message ({} bytes)",
+                            after_len.len()
+                        ),
+                    ));
+                }
+                let header: SignedHeader = postcard::from_bytes(&after_len[..hlen])
+                    .map_err(|e| WireError::Malformed(format!("header: {e}")))?;
+                header.header.validate()?;
+                let start = bytes.len() - (after_len.len() - hlen);
+                Ok(ChunkResponse::Found {
+                    header,
+                    payload: bytes.slice(start..),
+                })
+            }
+            [_, tag, ..] => Err(field("response tag", format!("unknown tag {tag}"))),
+        }
+    }
+}
+
+/// Fuzz entry point: decodes arbitrary bytes as every message kind.
+/// Must never panic; used by `cargo fuzz` and by the property tests.
+pub fn fuzz_decode_all(data: &[u8]) {
+    if let Ok(GossipMessage::Chunk(h)) = GossipMessage::decode(data) {
+        let _ = h.verify();
+    }
+    let _ = ChunkRequest::decode(data);
+    if let Ok(ChunkResponse::Found { header, payload }) =
+        ChunkResponse::decode(Bytes::copy_from_slice(data))
+    {
+        let _ = header.check_payload(&payload);
+    }
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = StreamId::from_str(s);
+        let _ = ChunkCid::from_str(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn header(key: &SigningKey, seq: u64, payload: &[u8]) -> ChunkHeader {
+        ChunkHeader {
+            stream: StreamId::new(key.verifying_key().to_bytes(), "live").unwrap(),
+            seq,
+            duration_us: 1_000_000,
+            cid: ChunkCid::of(payload),
+            size: payload.len() as u32,
+            published_at_ms: 1,
+            discontinuity: false,
+        }
+    }
+
+    #[test]
+    fn signed_header_round_trips_and_verifies() {
+        let k = key(1);
+        let signed = header(&k, 7, b"hello").sign(&k).unwrap();
+        let bytes = GossipMessage::Chunk(signed.clone()).encode();
+        assert!(
+            bytes.len() < 250,
+            "header is compact: {} bytes",
+            bytes.len()
+        );
+        let GossipMessage::Chunk(back) = GossipMessage::decode(&bytes).unwrap() else {
+            panic!("wrong kind")
+        };
+        assert_eq!(back, signed);
+        back.verify().unwrap();
+        back.check_payload(b"hello").unwrap();
+        assert!(back.check_payload(b"hellO").is_err());
+    }
+
+    #[test]
+    fn forged_signature_is_rejected() {
+        let creator = key(1);
+        let rogue = key(2);
+        let mut signed = header(&rogue, 1, b"x").sign(&rogue).unwrap();
+        signed.header.stream.creator = creator.verifying_key().to_bytes();
+        assert_eq!(signed.verify(), Err(WireError::BadSignature));
+        // Tampering with any field breaks the signature.
+        let mut ok = header(&creator, 1, b"x").sign(&creator).unwrap();
+        ok.header.seq = 2;
+        assert_eq!(ok.verify(), Err(WireError::BadSignature));
+    }
+
+    #[test]
+    fn signing_with_wrong_key_is_refused() {
+        let h = header(&key(1), 1, b"x");
+        assert!(matches!(h.sign(&key(2)), Err(WireError::Field { .. })));
+    }
+
+    #[test]
+    fn oversized_and_bad_version_are_rejected() {
+        let big = vec![WIRE_VERSION; MAX_GOSSIP_MESSAGE + 1];
+        assert!(matches!(
+            GossipMessage::decode(&big),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert_eq!(GossipMessage::decode(&[9, 0]), Err(WireError::Version(9)));
+        assert_eq!(GossipMessage::decode(&[]), Err(WireError::Empty));
+        let mut bytes =
+            GossipMessage::Chunk(header(&key(1), 1, b"x").sign(&key(1)).unwrap()).encode();
+        bytes.push(0);
+        assert_eq!(GossipMessage::decode(&bytes), Err(WireError::Trailing(1)));
+    }
+
+    #[test]
+    fn header_claiming_oversized_payload_is_rejected() {
+        let k = key(1);
+        let mut h = header(&k, 1, b"x");
+        h.size = MAX_CHUNK_PAYLOAD + 1;
+        assert!(matches!(
+            h.sign(&k),
+            Err(WireError::Field { field: "size", .. })
+        ));
+    }
+
+    #[test]
+    fn stream_topic_round_trips() {
+        let id = StreamId::new([7; 32], "live").unwrap();
+        assert_eq!(StreamId::from_topic(&id.topic()), Some(id));
+        assert_eq!(StreamId::from_topic(ANNOUNCE_TOPIC), None);
+        assert_eq!(StreamId::from_topic("/vilokanam/stream/1/nothex-x"), None);
+    }
+
+    #[test]
+    fn stream_id_text_form_round_trips() {
+        let id = StreamId::new([0xab; 32], "my-stream_1.0").unwrap();
+        let s = id.to_string();
+        assert_eq!(s.parse::<StreamId>().unwrap(), id);
+        assert!("nothex-x".parse::<StreamId>().is_err());
+        assert!(StreamId::new([0; 32], "bad name").is_err());
+        assert!(StreamId::new([0; 32], "").is_err());
+        assert!(StreamId::new([0; 32], "x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn cid_is_cidv1_raw_sha256() {
+        let c = ChunkCid::of(b"abc");
+        let s = c.to_string();
+        assert!(s.starts_with("bafkrei"), "{s}");
+        assert_eq!(s.parse::<ChunkCid>().unwrap(), c);
+        // A dag-pb CIDv0 is refused.
+        assert!("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+            .parse::<ChunkCid>()
+            .is_err());
+    }
+
+    #[test]
+    fn response_round_trips() {
+        let k = key(3);
+        let payload = Bytes::from_static(b"payload bytes");
+        let header = header(&k, 4, &payload).sign(&k).unwrap();
+        let r = ChunkResponse::Found {
+            header,
+            payload: payload.clone(),
+        };
+        assert_eq!(ChunkResponse::decode(Bytes::from(r.encode())).unwrap(), r);
+        assert_eq!(
+            ChunkResponse::decode(Bytes::from(ChunkResponse::NotFound.encode())).unwrap(),
+            ChunkResponse::NotFound
+        );
+    }
+
+    fn arb_stream() -> impl Strategy<Value = StreamId> {
+        (any::<[u8; 32]>(), "[A-Za-z0-9_.-]{1,64}")
+            .prop_map(|(creator, name)| StreamId { creator, name })
+    }
+
+    fn arb_header() -> impl Strategy<Value = ChunkHeader> {
+        (
+            arb_stream(),
+            any::<u64>(),
+            1u32..=30_000_000,
+            any::<[u8; 32]>(),
+            1u32..=MAX_CHUNK_PAYLOAD,
+            any::<u64>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(stream, seq, duration_us, d, size, published_at_ms, discontinuity)| ChunkHeader {
+                    stream,
+                    seq,
+                    duration_us,
+                    cid: ChunkCid(d),
+                    size,
+                    published_at_ms,
+                    discontinuity,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn gossip_chunk_round_trips(h in arb_header(), sig in any::<[u8; 32]>()) {
+            let mut s = [0u8; 64];
+            s[..32].copy_from_slice(&sig);
+            let msg = GossipMessage::Chunk(SignedHeader { header: h, signature: Sig(s) });
+            let bytes = msg.encode();
+            prop_assert!(bytes.len() <= MAX_GOSSIP_MESSAGE);
+            prop_assert_eq!(GossipMessage::decode(&bytes).unwrap(), msg);
+        }
+
+        #[test]
+        fn request_round_trips(stream in arb_stream(), seq in any::<u64>(), d in any::<[u8; 32]>()) {
+            for r in [ChunkRequest::ByCid(ChunkCid(d)), ChunkRequest::BySeq { stream: stream.clone(), seq }, ChunkRequest::Latest(stream.clone())] {
+                prop_assert_eq!(ChunkRequest::decode(&r.encode()).unwrap(), r);
+            }
+        }
+
+        #[test]
+        fn response_round_trips_any_payload(h in arb_header(), payload in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let r = ChunkResponse::Found { header: SignedHeader { header: h, signature: Sig([7; 64]) }, payload: Bytes::from(payload) };
+            prop_assert_eq!(ChunkResponse::decode(Bytes::from(r.encode())).unwrap(), r);
+        }
+
+        #[test]
+        fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            fuzz_decode_all(&data);
+        }
+
+        #[test]
+        fn decoders_never_panic_on_mutated_messages(h in arb_header(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = GossipMessage::Chunk(SignedHeader { header: h, signature: Sig([1; 64]) }).encode();
+            for (i, b) in flips { let i = i.index(bytes.len()); bytes[i] ^= b; }
+            fuzz_decode_all(&bytes);
+        }
+    }
+}
