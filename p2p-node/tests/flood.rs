@@ -238,12 +238,17 @@ async fn announcement_and_subscription_flood_is_bounded() -> Result<()> {
             .collect();
         published += attack(&tx, Attack::Announce(msgs)).await?;
         let want = seen_before + published as f64;
-        wait_until("the victim decided on the burst", Duration::from_secs(30), || async {
-            Ok(announces_seen(&victim).await? >= want)
-        })
+        wait_until(
+            "the victim decided on the burst",
+            Duration::from_secs(30),
+            || async { Ok(announces_seen(&victim).await? >= want) },
+        )
         .await?;
     }
-    ensure!(published == 10_000, "the attacker's gossipsub sent only {published}");
+    ensure!(
+        published == 10_000,
+        "the attacker's gossipsub sent only {published}"
+    );
     let stats = victim.stats().await?;
     let (hwm_after, rss_after) = memory_kib(pid)?;
     println!(

@@ -27,17 +27,7 @@ async fn penalties(api: &Api) -> Result<f64> {
 /// one, and no honest node may be penalised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Result<()> {
-    let mut t = Testnet::new(BIN, None)?;
-    for i in 0..4usize {
-        t.spawn(NodeOptions {
-            relay: true,
-            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
-            extra: vec!["--window".into(), "8".into()],
-            ..NodeOptions::default()
-        })
-        .await?;
-    }
-    t.wait_connected().await?;
+    let mut t = Testnet::line_with(BIN, 4, &["--window", "8"]).await?;
     let stream = t.node(0)?.stream("loop");
     let viewer = t.api(3)?;
     viewer.watch(&stream).await?;
@@ -88,17 +78,7 @@ async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Re
 /// never evicts or shadows the other's chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_streams_with_identical_payloads_both_play() -> Result<()> {
-    let mut t = Testnet::new(BIN, None)?;
-    for i in 0..3usize {
-        t.spawn(NodeOptions {
-            relay: true,
-            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
-            extra: vec!["--window".into(), "8".into()],
-            ..NodeOptions::default()
-        })
-        .await?;
-    }
-    t.wait_connected().await?;
+    let mut t = Testnet::line_with(BIN, 3, &["--window", "8"]).await?;
     let viewer = t.api(2)?;
     let clip = t.root().join("sample.ts");
     std::fs::write(&clip, FIXTURE)?;
@@ -238,14 +218,14 @@ async fn testnet_command_without_ffmpeg_keeps_playing() -> Result<()> {
             "--nodes",
             "3",
             "--duration-secs",
-            "75",
+            "120",
         ])
         .arg("--dir")
         .arg(dir.path())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), out)
+    let out = tokio::time::timeout(Duration::from_secs(200), out)
         .await
         .context("the testnet did not stop")??;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -256,14 +236,14 @@ async fn testnet_command_without_ffmpeg_keeps_playing() -> Result<()> {
     );
     ensure!(stdout.contains("shipped 6 s fixture"), "{stdout}");
     ensure!(!stdout.contains("STALLED"), "{stdout}");
-    // 75 s of status lines, each a newer chunk than the last.
+    // Two minutes of status lines, each a newer chunk than the last.
     let chunks: Vec<u64> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("viewer: chunk #"))
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
-    ensure!(chunks.len() >= 12, "status lines: {chunks:?}\n{stdout}");
+    ensure!(chunks.len() >= 20, "status lines: {chunks:?}\n{stdout}");
     ensure!(chunks.windows(2).all(|w| w[1] > w[0]), "{chunks:?}");
-    ensure!(*chunks.last().unwrap_or(&0) >= 60, "{chunks:?}");
+    ensure!(*chunks.last().unwrap_or(&0) >= 100, "{chunks:?}");
     Ok(())
 }

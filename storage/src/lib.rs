@@ -84,6 +84,66 @@ impl Store {
     }
 }
 
+/// What [`update_record`] does with a record it cannot decode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfCorrupt {
+    /// Start over from the initial value (caches).
+    Replace,
+    /// Fail with [`StorageError::CorruptRecord`] and leave it alone.
+    Fail,
+}
+
+/// Changes one record atomically (sled's compare-and-swap loop: `f` may
+/// run more than once), creating it from `init` if absent; returns the
+/// record as written. Writers of different fields never overwrite each
+/// other.
+pub(crate) fn update_record<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &str,
+    if_corrupt: IfCorrupt,
+    init: impl Fn() -> T,
+    mut f: impl FnMut(&mut T),
+) -> Result<T, StorageError> {
+    let mut failed = None;
+    let mut last = None;
+    tree.update_and_fetch(key.as_bytes(), |old| {
+        failed = None;
+        let mut rec = match old.map(postcard::from_bytes::<T>) {
+            None => init(),
+            Some(Ok(r)) => r,
+            Some(Err(_)) if if_corrupt == IfCorrupt::Replace => init(),
+            Some(Err(e)) => {
+                failed = Some(StorageError::CorruptRecord {
+                    tree: name,
+                    key: key.to_owned(),
+                    reason: e.to_string(),
+                });
+                return old.map(<[u8]>::to_vec);
+            }
+        };
+        f(&mut rec);
+        match encode(&rec, name, key) {
+            Ok(b) => {
+                last = Some(rec);
+                Some(b)
+            }
+            Err(e) => {
+                failed = Some(e);
+                old.map(<[u8]>::to_vec)
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    last.ok_or_else(|| StorageError::CorruptRecord {
+        tree: name,
+        key: key.to_owned(),
+        reason: "record vanished during update".into(),
+    })
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     tree: &'static str,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{decode, encode, StorageError};
+use crate::{decode, update_record, IfCorrupt, StorageError};
 
 /// Most peer records kept.
 pub const MAX_PEERS: usize = 1024;
@@ -30,30 +30,23 @@ impl Peers {
     /// Records that `peer` was reached at `addr` (atomically, so
     /// concurrent connections never lose an address).
     pub fn remember(&self, peer: &str, addr: &str, now_ms: u64) -> Result<(), StorageError> {
-        let mut failed = None;
-        self.tree.update_and_fetch(peer.as_bytes(), |old| {
-            failed = None;
-            let mut rec = old
-                .and_then(|b| postcard::from_bytes::<KnownPeer>(b).ok())
-                .unwrap_or(KnownPeer {
-                    addrs: vec![],
-                    last_seen_ms: 0,
-                });
-            rec.addrs.retain(|a| a != addr);
-            rec.addrs.insert(0, addr.to_owned());
-            rec.addrs.truncate(MAX_ADDRS);
-            rec.last_seen_ms = now_ms;
-            match encode(&rec, "peers", peer) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    failed = Some(e);
-                    old.map(<[u8]>::to_vec)
-                }
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        // A corrupt record of a cache is simply replaced.
+        update_record(
+            &self.tree,
+            "peers",
+            peer,
+            IfCorrupt::Replace,
+            || KnownPeer {
+                addrs: vec![],
+                last_seen_ms: 0,
+            },
+            |rec| {
+                rec.addrs.retain(|a| a != addr);
+                rec.addrs.insert(0, addr.to_owned());
+                rec.addrs.truncate(MAX_ADDRS);
+                rec.last_seen_ms = now_ms;
+            },
+        )?;
         if self.tree.len() > MAX_PEERS {
             self.prune(MAX_PEERS)?;
         }

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{decode, encode, StorageError};
+use crate::{decode, encode, update_record, IfCorrupt, StorageError};
 
 /// Why a stream is in the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,44 +95,19 @@ impl Streams {
         &self,
         id: &str,
         role: StreamRole,
-        mut f: impl FnMut(&mut StreamRecord),
+        f: impl FnMut(&mut StreamRecord),
     ) -> Result<StreamRecord, StorageError> {
-        let mut failed = None;
-        let written = self.tree.update_and_fetch(id.as_bytes(), |old| {
-            failed = None;
-            let mut rec = match old.map(postcard::from_bytes::<StreamRecord>) {
-                None => StreamRecord {
-                    role,
-                    ..StreamRecord::default()
-                },
-                Some(Ok(r)) => r,
-                Some(Err(e)) => {
-                    failed = Some(StorageError::CorruptRecord {
-                        tree: "streams",
-                        key: id.to_owned(),
-                        reason: e.to_string(),
-                    });
-                    return old.map(<[u8]>::to_vec);
-                }
-            };
-            f(&mut rec);
-            match encode(&rec, "streams", id) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    failed = Some(e);
-                    old.map(<[u8]>::to_vec)
-                }
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let bytes = written.ok_or_else(|| StorageError::CorruptRecord {
-            tree: "streams",
-            key: id.to_owned(),
-            reason: "record vanished during update".into(),
-        })?;
-        decode(&bytes, "streams", id)
+        update_record(
+            &self.tree,
+            "streams",
+            id,
+            IfCorrupt::Fail,
+            || StreamRecord {
+                role,
+                ..StreamRecord::default()
+            },
+            f,
+        )
     }
 
     /// Removes a stream's record.

@@ -39,6 +39,8 @@ pub mod protocols;
 pub mod scoring;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 
 pub use build::build_swarm;
 pub use libp2p;

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Notify};
 use vilokanam_swarm::behaviour::BehaviourEvent;
 use vilokanam_swarm::protocols::live::core::{Misbehaviour, Rejection};
+use vilokanam_swarm::test_utils::signed_chunk;
 use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig, WireError};
 use vilokanam_swarm::{
     Chunk, ChunkCid, ChunkHeader, Client, Config, Event, JoinReason, RejectReason, StreamId,
@@ -246,19 +247,12 @@ async fn forger(
 }
 
 fn chunk(key: &SigningKey, stream: &StreamId, seq: u64) -> Chunk {
-    let payload = Bytes::from(format!("chunk {seq} ").repeat(5000));
-    let header = ChunkHeader {
-        stream: stream.clone(),
+    signed_chunk(
+        key,
+        stream,
         seq,
-        duration_us: 1_000_000,
-        cid: ChunkCid::of(&payload),
-        size: payload.len() as u32,
-        published_at_ms: 0,
-        discontinuity: false,
-    }
-    .sign(key)
-    .expect("valid header");
-    Chunk { header, payload }
+        Bytes::from(format!("chunk {seq} ").repeat(5000)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -242,11 +242,17 @@ impl Testnet {
     /// `n` nodes in a line, each linked only to its predecessor: node 0
     /// is `n - 1` hops from node `n - 1`. Every node relays.
     pub async fn line(bin: impl Into<PathBuf>, n: usize) -> Result<Self> {
+        Self::line_with(bin, n, &[]).await
+    }
+
+    /// [`Testnet::line`] with `extra` daemon flags on every node.
+    pub async fn line_with(bin: impl Into<PathBuf>, n: usize, extra: &[&str]) -> Result<Self> {
         let mut t = Testnet::new(bin, None)?;
         for i in 0..n {
             t.spawn(NodeOptions {
                 relay: true,
                 bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+                extra: extra.iter().map(|s| s.to_string()).collect(),
                 ..NodeOptions::default()
             })
             .await?;

@@ -9,9 +9,11 @@
 //!   every neighbour is on the stream's topic.
 //! - **Links**: each link gets a one-way latency drawn uniformly from
 //!   `latency ± jitter`. Every message is cut into 1,200-byte packets; each
-//!   packet is lost with probability [`SimConfig::loss`] and, as over TCP or
-//!   QUIC, retransmitted after one retransmission timeout (the larger of
-//!   200 ms and two link latencies), so loss costs time, not messages.
+//!   packet is lost with probability [`SimConfig::loss`] and repaired as
+//!   TCP with SACK or QUIC repair it: losses inside a message cost one
+//!   round trip (fast retransmit), a loss among its last three packets one
+//!   retransmission timeout (the larger of 200 ms and a round trip). Loss
+//!   costs time, never messages.
 //! - **Bandwidth**: each node has one upload link of
 //!   [`SimConfig::upload_bps`]; messages it sends queue on it.
 //! - **Gossip**: as gossipsub in validation mode does, a node forwards a
@@ -336,20 +338,30 @@ impl Sim {
             .get(&(from, to))
             .copied()
             .unwrap_or(self.cfg.latency);
-        let rto = (2 * lat).max(Duration::from_millis(200));
+        // Loss as TCP with SACK (or QUIC) repairs it: a packet lost inside
+        // the message is resent after duplicate acks, one round trip
+        // later (however many were lost); a packet lost among the last
+        // three has no acks behind it and waits for the retransmission
+        // timeout. Nothing is lost end to end.
+        let rtt = 2 * lat;
+        let rto = rtt.max(Duration::from_millis(200));
         let packets = size.div_ceil(PACKET_BYTES).max(1);
-        let mut lost = 0u32;
+        let (mut inner_loss, mut tail_loss) = (false, false);
         if self.cfg.loss > 0.0 {
-            for _ in 0..packets {
+            for i in 0..packets {
                 if self.rng.unit() < self.cfg.loss {
-                    lost += 1;
+                    self.report.retransmitted_packets += 1;
+                    if i + 3 >= packets {
+                        tail_loss = true;
+                    } else {
+                        inner_loss = true;
+                    }
                 }
             }
         }
-        self.report.retransmitted_packets += u64::from(lost);
-        // Isolated losses are repaired one RTO each; a burst costs at most
-        // a few, as the congestion window recovers.
-        let arrive = start + serialise + lat + rto * lost.min(3);
+        let repair = if tail_loss { rto } else { Duration::ZERO }
+            + if inner_loss { rtt } else { Duration::ZERO };
+        let arrive = start + serialise + lat + repair;
         let id = self.next_event;
         self.next_event += 1;
         self.pending.insert(id, msg);

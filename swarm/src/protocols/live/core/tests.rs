@@ -2,8 +2,10 @@
 //! every bound.
 
 use super::*;
-use crate::protocols::live::wire::{ChunkHeader, Sig};
+use crate::protocols::live::wire::{Sig, WireError};
+use bytes::Bytes;
 use ed25519_dalek::SigningKey;
+use std::time::Duration;
 
 fn key() -> SigningKey {
     SigningKey::from_bytes(&[5; 32])
@@ -18,18 +20,7 @@ fn stream_named(name: &str) -> StreamId {
 }
 
 fn chunk_with(stream: &StreamId, seq: u64, payload: Bytes) -> Chunk {
-    let header = ChunkHeader {
-        stream: stream.clone(),
-        seq,
-        duration_us: 1_000_000,
-        cid: ChunkCid::of(&payload),
-        size: payload.len() as u32,
-        published_at_ms: 0,
-        discontinuity: false,
-    }
-    .sign(&key())
-    .unwrap();
-    Chunk { header, payload }
+    crate::test_utils::signed_chunk(&key(), stream, seq, payload)
 }
 
 fn chunk(seq: u64) -> Chunk {

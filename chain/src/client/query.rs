@@ -1,0 +1,127 @@
+//! Reads: chain status, balances, channels, ticks.
+
+use super::*;
+
+impl Settlement {
+    /// Chain name, finalized height, runtime version and channel count.
+    pub async fn status(&self) -> Result<ChainStatus, SettlementError> {
+        let chain: String = self
+            .retry(|| async {
+                self.rpc
+                    .request::<String>("system_chain", subxt::rpcs::rpc_params![])
+                    .await
+                    .map_err(rpc_error)
+            })
+            .await?;
+        let (finalized, spec_version) = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                Ok::<_, subxt::Error>((at.block_number(), at.spec_version()))
+            })
+            .await?;
+        let open_channels = self.channels().await?.len() as u64;
+        Ok(ChainStatus {
+            endpoint: self.endpoint.clone(),
+            chain,
+            genesis: self.genesis(),
+            finalized,
+            spec_version,
+            open_channels,
+        })
+    }
+
+    /// Number of the latest finalized block.
+    pub async fn finalized_number(&self) -> Result<u64, SettlementError> {
+        self.retry(|| async {
+            Ok::<_, subxt::Error>(self.api.at_current_block().await?.block_number())
+        })
+        .await
+    }
+
+    /// Free and held balance of an account.
+    pub async fn balance(&self, who: &AccountId) -> Result<AccountBalance, SettlementError> {
+        let info = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                let v = at
+                    .storage()
+                    .fetch(api::storage().system().account(), (*who,))
+                    .await?;
+                Ok::<_, subxt::Error>(v.decode()?)
+            })
+            .await?;
+        Ok(AccountBalance {
+            free: info.data.free,
+            reserved: info.data.reserved,
+            nonce: info.nonce,
+        })
+    }
+
+    /// A channel, or `None` if it does not exist (never opened, or closed).
+    pub async fn channel(&self, id: ChannelId) -> Result<Option<ChannelInfo>, SettlementError> {
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            let v = at
+                .storage()
+                .try_fetch(api::storage().tick_stream().channels(), (id,))
+                .await?;
+            Ok::<_, subxt::Error>(match v {
+                None => None,
+                Some(v) => Some(channel_info(id, v.decode()?)),
+            })
+        })
+        .await
+    }
+
+    /// Every open channel (ordered by id).
+    pub async fn channels(&self) -> Result<Vec<ChannelInfo>, SettlementError> {
+        let mut out = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                let mut it = at
+                    .storage()
+                    .iter(api::storage().tick_stream().channels(), ())
+                    .await?;
+                let mut out = Vec::new();
+                while let Some(kv) = it.next().await {
+                    let kv = kv?;
+                    let (id,) = kv.key()?.decode()?;
+                    out.push(channel_info(id, kv.value().decode()?));
+                }
+                Ok::<_, subxt::Error>(out)
+            })
+            .await?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Seconds paid to `payee` over all its channels.
+    pub async fn payee_ticks(&self, payee: &AccountId) -> Result<u64, SettlementError> {
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            let v = at
+                .storage()
+                .fetch(api::storage().tick_stream().payee_ticks(), (*payee,))
+                .await?;
+            Ok::<_, subxt::Error>(v.decode()?)
+        })
+        .await
+    }
+}
+
+type RawChannel =
+    api::runtime_types::pallet_tick_stream::pallet::Channel<AccountId, Balance, BlockNumber>;
+
+fn channel_info(id: ChannelId, c: RawChannel) -> ChannelInfo {
+    ChannelInfo {
+        id,
+        payer: c.payer,
+        payee: c.payee,
+        voucher_key: c.voucher_key,
+        price_per_second: c.price_per_second,
+        deposit: c.deposit,
+        claimed: c.claimed,
+        expires_at: c.expires_at,
+        ticks: c.ticks,
+    }
+}
