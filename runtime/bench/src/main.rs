@@ -114,8 +114,8 @@ struct Measured {
 
 fn main() -> Result<(), String> {
     let args = Args::parse();
-    let wasm =
-        vilokanam_runtime_wasm::WASM_BINARY.ok_or("runtime built without wasm (SKIP_WASM_BUILD)")?;
+    let wasm = vilokanam_runtime_wasm::WASM_BINARY
+        .ok_or("runtime built without wasm (SKIP_WASM_BUILD)")?;
     let mut genesis = vilokanam_runtime::genesis::build_storage(&args.preset.as_str().into())?;
     genesis
         .top
