@@ -57,12 +57,18 @@ chain_spec() {
   fi
 }
 
+# The test build, plus the binaries no test builds (vilokanam-chain-spec,
+# mesh-bench): same features and wrapper, so nothing is compiled twice.
+build() {
+  cargo test --workspace --all-targets --no-run --locked --features "$CI_FEATURES"
+  cargo build --workspace --bins --locked --features "$CI_FEATURES"
+}
+
 started=$SECONDS
 step "tools (ffmpeg, rustup target, chopsticks)" tools
 step "cargo fmt --check" fmt_check
 clippy_env
-step "build + clippy -D warnings (one build, all targets)" \
-  cargo test --workspace --all-targets --no-run --locked --features "$CI_FEATURES"
+step "build + clippy -D warnings (one build, all targets)" build
 step "chain spec, genesis and metadata checks" chain_spec
 # Missing optional parts (dev chain, ffmpeg) fail here instead of skipping.
 export VILOKANAM_REQUIRE=1

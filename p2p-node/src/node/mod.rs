@@ -452,23 +452,33 @@ impl NodeHandle {
         Ok(id)
     }
 
-    /// Stops following `stream` for the user.
+    /// Stops following `stream` for the user, and forgets it (also a
+    /// watched stream restored from the store after a restart).
     pub async fn unwatch(&self, stream: &str) -> Result<(), NodeError> {
         let id = parse_stream(stream)?;
-        if !lock(&self.inner.playback).watching(&id) {
-            return Err(NodeError::NotWatched {
-                stream: id.to_string(),
-            });
+        let key = id.to_string();
+        let watching = lock(&self.inner.playback).watching(&id);
+        let stored = self
+            .inner
+            .store
+            .streams
+            .get(&key)?
+            .is_some_and(|r| r.role == StreamRole::Watched);
+        if !watching && !stored {
+            return Err(NodeError::NotWatched { stream: key });
         }
-        self.inner
-            .swarm
-            .leave(id.clone(), JoinReason::Watch)
-            .await?;
-        lock(&self.inner.playback).close(&id, Local::Watch);
-        let publishing = lock(&self.inner.playback).publishing(&id);
-        if !publishing {
+        if watching {
+            self.inner
+                .swarm
+                .leave(id.clone(), JoinReason::Watch)
+                .await?;
+            lock(&self.inner.playback).close(&id, Local::Watch);
+        }
+        if !lock(&self.inner.playback).publishing(&id) {
             lock(&self.inner.catalog).unpin(&id);
-            self.inner.store.streams.remove(&id.to_string())?;
+            if stored {
+                self.inner.store.streams.remove(&key)?;
+            }
         }
         Ok(())
     }

@@ -163,6 +163,15 @@ async fn published_and_watched_streams_survive_a_restart() {
     let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
     assert!(ids.contains(&id.to_string().as_str()), "{ids:?}");
     assert!(ids.contains(&watched.to_string().as_str()), "{ids:?}");
+    // A restored watched stream can be let go of.
+    node.unwatch(&watched.to_string()).await.unwrap();
+    assert!(node
+        .inner
+        .store
+        .streams
+        .get(&watched.to_string())
+        .unwrap()
+        .is_none());
     let mine = list.iter().find(|s| s.id == id.to_string()).unwrap();
     assert_eq!(mine.title.as_deref(), Some("Mine"));
     assert_eq!(

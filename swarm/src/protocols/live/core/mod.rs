@@ -149,6 +149,9 @@ pub struct RelayCore {
     /// one chunk never hides another.
     by_cid: HashMap<ChunkCid, Vec<(StreamId, u64)>>,
     total_bytes: usize,
+    /// Relayed streams left for silence, and when (bounded: at most
+    /// `4 × max_relayed`, oldest first out).
+    silenced: std::collections::VecDeque<(StreamId, Instant)>,
 }
 
 impl RelayCore {
@@ -159,6 +162,7 @@ impl RelayCore {
             streams: HashMap::new(),
             by_cid: HashMap::new(),
             total_bytes: 0,
+            silenced: std::collections::VecDeque::new(),
         }
     }
 
@@ -230,6 +234,9 @@ impl RelayCore {
                         cap: self.config.max_streams,
                     });
                 }
+                if reason == JoinReason::Relay && self.recently_silent(now, &stream) {
+                    return Err(JoinError::RecentlySilent);
+                }
                 if reason == JoinReason::Relay && self.stats().relayed >= self.config.max_relayed {
                     return Err(JoinError::RelayCapReached {
                         cap: self.config.max_relayed,
@@ -247,6 +254,13 @@ impl RelayCore {
         }
         out.extend(self.request_latest(now, &stream));
         Ok(out)
+    }
+
+    fn recently_silent(&mut self, now: Instant, stream: &StreamId) -> bool {
+        let cooldown = self.config.silence_timeout;
+        self.silenced
+            .retain(|(_, at)| now.duration_since(*at) < cooldown);
+        self.silenced.iter().any(|(s, _)| s == stream)
     }
 
     /// Stops following `stream` for `reason`; when no reason is left the
@@ -608,7 +622,7 @@ impl RelayCore {
                     .ended_at
                     .is_some_and(|t| now.duration_since(t) >= cfg.ended_linger);
                 if silent || ended {
-                    leave.push(stream.clone());
+                    leave.push((stream.clone(), silent && !ended));
                 }
             }
         }
@@ -618,7 +632,14 @@ impl RelayCore {
         for (stream, seq) in due {
             out.extend(self.drive(now, &stream, seq));
         }
-        for stream in leave {
+        let cap = self.config.max_relayed.max(1) * 4;
+        for (stream, silent) in leave {
+            if silent {
+                if self.silenced.len() >= cap {
+                    self.silenced.pop_front();
+                }
+                self.silenced.push_back((stream.clone(), now));
+            }
             out.extend(self.drop_stream(&stream));
         }
         out

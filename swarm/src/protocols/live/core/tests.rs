@@ -510,6 +510,27 @@ fn relayed_streams_are_left_when_silent_or_ended_but_watched_ones_stay() {
         .any(|o| matches!(o, Output::Unsubscribe(s) if *s == silent)));
     assert!(core.is_joined(&watched), "the user's stream stays");
     assert_eq!(core.stats().streams, 1);
+    // A stream left for silence is not relayed again at once (its next
+    // announcement would only repeat the silence), but after a while.
+    let t1 = t0 + config.silence_timeout;
+    assert_eq!(
+        core.join(t1, silent.clone(), JoinReason::Relay, None, [])
+            .err(),
+        Some(JoinError::RecentlySilent)
+    );
+    core.join(t1, ended.clone(), JoinReason::Relay, None, [])
+        .expect("an ended stream may come back at once");
+    core.join(t1, silent.clone(), JoinReason::Watch, None, [])
+        .expect("the user may always watch it");
+    core.leave(&silent, JoinReason::Watch);
+    core.join(
+        t1 + config.silence_timeout,
+        silent.clone(),
+        JoinReason::Relay,
+        None,
+        [],
+    )
+    .expect("relayed again after the cooldown");
 }
 
 #[test]

@@ -160,6 +160,21 @@ pub enum JoinError {
         /// The cap.
         cap: usize,
     },
+    /// The stream was left for silence less than `silence_timeout` ago:
+    /// relaying it again at once would only repeat the silence.
+    #[error("this stream went silent here recently; not relaying it again yet")]
+    RecentlySilent,
+}
+
+impl JoinError {
+    /// A metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            JoinError::TooManyStreams { .. } => "max_streams",
+            JoinError::RelayCapReached { .. } => "relay_cap",
+            JoinError::RecentlySilent => "recently_silent",
+        }
+    }
 }
 
 /// Why a gossip message was refused and its sender penalised (P4).
