@@ -10,9 +10,14 @@ fuzz_target!(|data: &[u8]| {
     let mut p = Playlist::new(usize::from(data.first().copied().unwrap_or(6) % 16));
     let mut last_media_sequence = 0u64;
     for op in data.chunks(3).skip(1) {
-        let seq = u64::from(op.get(1).copied().unwrap_or(0)) + u64::from(op.get(2).copied().unwrap_or(0)) * 256;
+        let seq = u64::from(op.get(1).copied().unwrap_or(0))
+            + u64::from(op.get(2).copied().unwrap_or(0)) * 256;
         match op[0] % 5 {
-            0 => p.on_ready(seq, Duration::from_millis(u64::from(op[0]) * 20 + 1), op[0] & 0x80 != 0),
+            0 => p.on_ready(
+                seq,
+                Duration::from_millis(u64::from(op[0]) * 20 + 1),
+                op[0] & 0x80 != 0,
+            ),
             1 => p.on_missing(seq),
             2 => p.on_end(if op[0] & 0x40 != 0 { Some(seq) } else { None }),
             3 => p.on_restart(),

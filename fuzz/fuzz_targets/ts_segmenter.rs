@@ -21,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         out.push(s);
     }
     for s in out {
-        assert!(validate_segment(&s.data).is_ok(), "segmenter emitted an invalid segment");
+        assert!(
+            validate_segment(&s.data).is_ok(),
+            "segmenter emitted an invalid segment"
+        );
     }
 });

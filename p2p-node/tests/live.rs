@@ -1,6 +1,7 @@
 //! Live streaming through real daemon processes on the paths a fresh
-//! machine takes without ffmpeg: the shipped fixture, looped in real time
-//! (so payloads repeat), a killed publisher, and the `testnet` command.
+//! machine takes without ffmpeg: the shipped fixture in real time
+//! (repeated byte for byte, so payloads repeat), a killed publisher, and
+//! the `testnet` command.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,27 +21,30 @@ async fn penalties(api: &Api) -> Result<f64> {
 }
 
 /// The bug behind "the testnet without ffmpeg stops after 30 s": the
-/// looped fixture repeats payloads, chunks share CIDs, and evicting an old
-/// chunk hid the newer one with the same payload, so relays answered with
-/// the wrong header and were penalised. With a window of 8 chunks, 26
-/// chunks are three windows: the viewer three hops away must get every
-/// one, and no honest node may be penalised.
+/// looped fixture repeated payloads, chunks shared CIDs, and evicting an
+/// old chunk hid the newer one with the same payload, so relays answered
+/// with the wrong header and were penalised. `--loop` now retimes each
+/// pass (payloads no longer repeat), so this publishes the fixture
+/// concatenated five times, byte for byte: its chunks repeat every six.
+/// With a window of 8 chunks, 26 chunks are three windows: the viewer
+/// three hops away must get every one, and no honest node may be
+/// penalised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Result<()> {
+async fn repeated_payloads_play_for_several_windows_with_no_gap_or_penalty() -> Result<()> {
     let mut t = Testnet::line_with(BIN, 4, &["--window", "8"]).await?;
     let stream = t.node(0)?.stream("loop");
     let viewer = t.api(3)?;
     viewer.watch(&stream).await?;
-    let clip = t.root().join("sample.ts");
-    std::fs::write(&clip, FIXTURE)?;
+    let clip = t.root().join("sample-x5.ts");
+    std::fs::write(&clip, FIXTURE.repeat(5))?;
     let clip = clip.to_string_lossy().into_owned();
     let mut publish = t.publish(
         0,
-        &["--name", "loop", "--input", &clip, "--realtime", "--loop"],
+        &["--name", "loop", "--input", &clip, "--realtime"],
         Stdio::null(),
     )?;
     // The window holds 8 chunks: collect every chunk seen while it plays.
-    let seen = std::sync::Mutex::new(Vec::<u64>::new());
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<u64, String>::new());
     wait_until(
         "26 chunks at the viewer",
         Duration::from_secs(60),
@@ -48,18 +52,23 @@ async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Re
             let chunks = viewer.chunks(&stream).await?;
             let mut seen = seen.lock().expect("lock");
             for c in chunks {
-                if !seen.contains(&c.seq) {
-                    seen.push(c.seq);
-                }
+                seen.insert(c.seq, c.cid);
             }
-            Ok(seen.iter().any(|s| *s >= 25))
+            Ok(seen.keys().any(|s| *s >= 25))
         },
     )
     .await?;
     let _ = publish.start_kill();
     let _ = publish.wait().await;
-    let mut seen = seen.into_inner().expect("lock");
-    seen.sort_unstable();
+    let seen = seen.into_inner().expect("lock");
+    let cids: std::collections::HashSet<&String> = seen.values().collect();
+    ensure!(
+        cids.len() * 2 < seen.len(),
+        "the payloads were meant to repeat: {} CIDs for {} chunks",
+        cids.len(),
+        seen.len()
+    );
+    let seen: Vec<u64> = seen.into_keys().collect();
     let first = seen[0];
     ensure!(first <= 2, "the viewer joined late: {seen:?}");
     ensure!(seqs_contiguous(&seen), "gap at the viewer: {seen:?}");
@@ -74,8 +83,9 @@ async fn looped_fixture_plays_for_several_windows_with_no_gap_or_penalty() -> Re
     t.shutdown().await
 }
 
-/// Two streams carrying the same payloads both play: one stream's window
-/// never evicts or shadows the other's chunks.
+/// Two streams carrying the same payloads (the same file, looped the same
+/// way) both play: one stream's window never evicts or shadows the
+/// other's chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_streams_with_identical_payloads_both_play() -> Result<()> {
     let mut t = Testnet::line_with(BIN, 3, &["--window", "8"]).await?;

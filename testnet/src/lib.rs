@@ -606,7 +606,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     println!("(Ctrl-C stops the testnet)");
     let mut status = tokio::time::interval(Duration::from_secs(5));
     status.tick().await;
-    let stop = tokio::signal::ctrl_c();
+    let stop = stop_signal();
     tokio::pin!(stop);
     let until = opts.duration.map(|d| tokio::time::Instant::now() + d);
     let creator = t.api(0)?;
@@ -650,6 +650,21 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     let _ = publish.wait().await;
     t.shutdown().await?;
     outcome
+}
+
+/// Ctrl-C or SIGTERM: both stop the testnet cleanly (every process by PID).
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = ctrl_c.await;
 }
 
 /// Notices a viewer that stops advancing while its creator goes on.

@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tracing::info;
 use vilokanam_api::{ApiClient, OutputEvent, SegmentQuery, SegmentResponse, StartRequest};
-use vilokanam_media::ts::{Segment, Segmenter};
+use vilokanam_media::ts::{Retimer, Segment, Segmenter, SpanMeter, TS_PACKET_SIZE};
 
 /// Where the MPEG-TS comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +57,8 @@ pub struct PublishOptions {
     pub input: Input,
     /// Pace a file by its timestamps (as if it were live).
     pub realtime: bool,
-    /// Restart a file at its end (with a discontinuity) until interrupted.
+    /// Restart a file at its end until interrupted, its timestamps running
+    /// on as one continuous stream.
     pub repeat: bool,
     /// Target segment duration.
     pub segment: Duration,
@@ -247,6 +248,57 @@ impl<S: Sink> Publisher<S> {
         }
     }
 
+    /// Publishes a file `passes` times. Passes after the first are
+    /// retimed ([`Retimer`]) to continue the timestamps and continuity
+    /// counters of the one before, so players see one continuous stream
+    /// rather than a reset every pass; the segmenter runs on across the
+    /// seam, cutting at the next keyframe as usual. The file is streamed,
+    /// never held in memory whole.
+    pub(crate) async fn file(
+        &mut self,
+        seg: &mut Segmenter,
+        path: &std::path::Path,
+        passes: u64,
+    ) -> Result<()> {
+        if passes <= 1 {
+            let mut r = FileReader::open(path).await?;
+            while let Some(bytes) = r.next().await? {
+                self.feed(seg, bytes).await?;
+            }
+            return self.finish(seg).await;
+        }
+        let span = {
+            let mut meter = SpanMeter::new(seg.target());
+            let mut r = FileReader::open(path).await?;
+            while let Some(bytes) = r.next().await? {
+                meter
+                    .push(bytes)
+                    .with_context(|| format!("reading {}", path.display()))?;
+            }
+            meter
+                .finish()
+                .with_context(|| format!("at end of {}", path.display()))?
+        };
+        if span == 0 {
+            bail!(
+                "{} holds no complete segment (no keyframe): nothing to loop",
+                path.display()
+            );
+        }
+        let mut retimer = Retimer::new();
+        for pass in 0..passes {
+            let mut r = FileReader::open(path).await?;
+            while let Some(bytes) = r.next().await? {
+                retimer.rewrite(bytes);
+                self.feed(seg, bytes).await?;
+            }
+            if pass + 1 < passes {
+                retimer.advance(span);
+            }
+        }
+        self.finish(seg).await
+    }
+
     async fn close(&mut self) -> Result<()> {
         if self.live {
             self.sink
@@ -275,19 +327,14 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
     let mut seg = Segmenter::new(opts.segment);
     let result: Result<()> = async {
         match &opts.input {
-            Input::File(path) => loop {
-                let data = tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?;
-                for piece in data.chunks(64 * 1024) {
-                    p.feed(&mut seg, piece).await?;
+            Input::File(path) => {
+                let passes = if opts.repeat { u64::MAX } else { 1 };
+                let stop = tokio::signal::ctrl_c();
+                tokio::select! {
+                    r = p.file(&mut seg, path, passes) => r,
+                    _ = stop => Ok(()),
                 }
-                p.finish(&mut seg).await?;
-                if !opts.repeat {
-                    break Ok(());
-                }
-                p.discontinuity = true;
-            },
+            }
             Input::Stdin => {
                 let mut src = StdinSource(tokio::io::stdin(), vec![0u8; 64 * 1024]);
                 p.live(&mut seg, opts.idle, &mut src).await
@@ -314,6 +361,47 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
     }
     .print();
     Ok(p.published())
+}
+
+/// Reads a file in pieces of whole 188-byte packets counted from its
+/// start (what [`Retimer`] rewrites); only the last piece may be shorter.
+struct FileReader {
+    file: tokio::fs::File,
+    path: std::path::PathBuf,
+    buf: Vec<u8>,
+}
+
+impl FileReader {
+    /// 348 packets: just under 64 KiB per read.
+    const PIECE: usize = TS_PACKET_SIZE * 348;
+
+    async fn open(path: &std::path::Path) -> Result<Self> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(FileReader {
+            file,
+            path: path.to_owned(),
+            buf: vec![0; Self::PIECE],
+        })
+    }
+
+    /// The next piece, `None` at the end of the file.
+    async fn next(&mut self) -> Result<Option<&mut [u8]>> {
+        let mut n = 0;
+        while n < self.buf.len() {
+            let r = self
+                .file
+                .read(&mut self.buf[n..])
+                .await
+                .with_context(|| format!("reading {}", self.path.display()))?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        Ok((n > 0).then(|| &mut self.buf[..n]))
+    }
 }
 
 /// A live input: `None` at its end.

@@ -34,6 +34,7 @@ mod nal;
 mod packet;
 mod pes;
 mod psi;
+mod retime;
 mod segmenter;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ pub(crate) use nal::*;
 pub(crate) use packet::*;
 pub(crate) use pes::*;
 pub(crate) use psi::*;
+pub use retime::{span_ticks, Retimer, SpanMeter};
 pub use segmenter::Segmenter;
 pub use validate::validate_segment;
 

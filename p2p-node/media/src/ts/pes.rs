@@ -35,6 +35,15 @@ pub(crate) fn read_timestamp(bytes: &[u8]) -> Option<u64> {
     )
 }
 
+/// Rewrites a 5-byte PTS/DTS field in place, keeping its prefix bits.
+pub(crate) fn write_timestamp(field: &mut [u8], ts: u64) {
+    field[0] = (field[0] & 0xF0) | (((ts >> 29) & 0x0E) as u8) | 1;
+    field[1] = (ts >> 22) as u8;
+    field[2] = (((ts >> 14) & 0xFE) as u8) | 1;
+    field[3] = (ts >> 7) as u8;
+    field[4] = (((ts << 1) & 0xFE) as u8) | 1;
+}
+
 /// Parses a PES header from the collected start of a PES; `Ok(None)` means
 /// more bytes are needed.
 pub(crate) fn parse_pes_header(data: &[u8]) -> Result<Option<PesHeader>, String> {

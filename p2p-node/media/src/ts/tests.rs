@@ -377,15 +377,6 @@ fn nal_scan_finds_keyframes_without_rai() {
     }
 }
 
-/// Rewrites a 5-byte PTS/DTS field in place, keeping its prefix bits.
-fn write_timestamp(field: &mut [u8], ts: u64) {
-    field[0] = (field[0] & 0xF0) | (((ts >> 29) & 0x0E) as u8) | 1;
-    field[1] = (ts >> 22) as u8;
-    field[2] = (((ts >> 14) & 0xFE) as u8) | 1;
-    field[3] = (ts >> 7) as u8;
-    field[4] = (((ts << 1) & 0xFE) as u8) | 1;
-}
-
 /// Adds `shift` (mod 2^33) to every PES PTS/DTS.
 fn shift_timestamps(data: &[u8], shift: u64) -> Vec<u8> {
     let mut out = data.to_vec();

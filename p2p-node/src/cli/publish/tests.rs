@@ -9,7 +9,12 @@ use vilokanam_media::fixtures::SAMPLE_TS;
 #[derive(Debug, PartialEq)]
 enum Call {
     Start,
-    Segment { at: Duration, discontinuity: bool },
+    Segment {
+        at: Duration,
+        discontinuity: bool,
+        start_pts: u64,
+        data: Vec<u8>,
+    },
     End,
 }
 
@@ -35,10 +40,12 @@ impl Sink for &mut Recorder {
         self.calls.push(Call::Start);
         Ok(("s".into(), self.next))
     }
-    async fn segment(&mut self, _seg: &Segment, discontinuity: bool) -> Result<SegmentResponse> {
+    async fn segment(&mut self, seg: &Segment, discontinuity: bool) -> Result<SegmentResponse> {
         self.calls.push(Call::Segment {
             at: self.t0.elapsed(),
             discontinuity,
+            start_pts: seg.start_pts,
+            data: seg.data.to_vec(),
         });
         self.next += 1;
         Ok(SegmentResponse {
@@ -181,4 +188,74 @@ async fn silent_live_input_ends_the_stream_and_resumes_with_a_discontinuity() {
         at >= Duration::from_secs(5) && at < Duration::from_secs(6),
         "flushed at {at:?}"
     );
+}
+
+/// `--loop`: three passes of a 6 s file publish as one 18 s stream, each
+/// pass one span after the last with no discontinuity, every
+/// one valid and none repeating the bytes (hence the CID) of an earlier
+/// one. Before the retimer, each pass restarted the timestamps and mpv
+/// reset playback at every seam.
+#[tokio::test(start_paused = true)]
+async fn looped_file_is_one_continuous_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.ts");
+    std::fs::write(&path, SAMPLE_TS).unwrap();
+    let first = segments()[0].start_pts;
+    let span = vilokanam_media::ts::span_ticks(SAMPLE_TS, Duration::from_secs(1)).unwrap();
+    let mut rec = Recorder::new();
+    {
+        let mut p = Publisher::new(&mut rec, false);
+        let mut seg = Segmenter::new(Duration::from_secs(1));
+        p.file(&mut seg, &path, 3).await.unwrap();
+    }
+    let segs: Vec<(bool, u64, &[u8])> = rec
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Segment {
+                discontinuity,
+                start_pts,
+                data,
+                ..
+            } => Some((*discontinuity, *start_pts, data.as_slice())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segs.len(), 18);
+    let mut seen = std::collections::HashSet::new();
+    for (i, (disc, pts, data)) in segs.iter().enumerate() {
+        assert!(!disc, "segment {i} marked as a discontinuity");
+        let (pass, k) = (i as u64 / 6, i as u64 % 6);
+        assert_eq!(*pts, first + pass * span + k * 90_000, "segment {i}");
+        vilokanam_media::ts::validate_segment(data).unwrap();
+        assert!(
+            seen.insert(data.to_vec()),
+            "segment {i} repeats an earlier one"
+        );
+    }
+}
+
+/// A file that cannot loop is refused with the reason, not busy-looped
+/// publishing nothing: one without video, one without a keyframe.
+#[tokio::test(start_paused = true)]
+async fn looping_a_file_without_keyframes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, reason) in [
+        (
+            "audio.ts",
+            vilokanam_media::fixtures::AUDIO_ONLY_TS,
+            "lists no video stream",
+        ),
+        ("tables.ts", &SAMPLE_TS[..188 * 3], "no video keyframe"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut rec = Recorder::new();
+        let mut p = Publisher::new(&mut rec, false);
+        let mut seg = Segmenter::new(Duration::from_secs(1));
+        let err = p.file(&mut seg, &path, u64::MAX).await.unwrap_err();
+        assert!(format!("{err:#}").contains(reason), "{name}: {err:#}");
+        drop(p);
+        assert!(rec.calls.is_empty(), "{name}: {:?}", rec.calls);
+    }
 }
