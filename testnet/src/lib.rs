@@ -19,6 +19,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 pub use vilokanam_api::{ApiClient as Api, ChunkInfo, OutputEvent};
 
+pub mod browser;
+pub use browser::{BrowserPlayer, PlayReport};
+
 /// A 6 s, 1 s-GOP H.264/AAC MPEG-TS clip shipped for machines without ffmpeg.
 pub const FIXTURE: &[u8] = vilokanam_media::fixtures::SAMPLE_TS;
 

@@ -1,0 +1,186 @@
+//! A real browser as the viewer's player: hls.js in headless Chromium,
+//! driven by `scripts/tools/play-hls.mjs` on the pinned Node 22.
+//!
+//! Tests find the parts with [`BrowserPlayer::locate`] and the
+//! skip-or-require switch; `scripts/test-all.sh` installs them (Debian
+//! `chromium`; npm `playwright-core` and `hls.js` in the tools folder).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+
+/// What the player script needs: Node, the tools folder with
+/// `playwright-core` and `hls.js`, and a Chromium binary.
+#[derive(Clone, Debug)]
+pub struct BrowserPlayer {
+    node: PathBuf,
+    tools: PathBuf,
+    chromium: PathBuf,
+    script: PathBuf,
+}
+
+/// One look at the `<video>` element.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PlaySample {
+    /// Seconds since playback was asked for.
+    pub at: f64,
+    /// The playhead (`currentTime`, s).
+    pub t: f64,
+    /// Decoded picture width (0 before the first frame).
+    pub width: u32,
+    /// Decoded picture height.
+    pub height: u32,
+    /// Frames decoded so far.
+    pub frames: u64,
+}
+
+/// What the browser saw, sample by sample, and every hls.js error.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PlayReport {
+    /// One sample every 5 s.
+    pub samples: Vec<PlaySample>,
+    /// hls.js error details (`Hls.Events.ERROR`), in order.
+    pub errors: Vec<String>,
+    /// How often the `<video>` element waited for data.
+    pub waiting: u32,
+    /// The fatal error that ended playback, if any.
+    pub fatal: Option<String>,
+}
+
+impl PlayReport {
+    /// Fails unless playback started within the first samples and then
+    /// moved on by at least 4 s in every 5 s sample: no stall, no reset,
+    /// no fatal or media error, a real picture decoded.
+    pub fn ensure_smooth(&self) -> Result<()> {
+        ensure!(self.fatal.is_none(), "fatal player error: {self:?}");
+        ensure!(
+            self.errors.is_empty(),
+            "hls.js reported errors: {:?}",
+            self.errors
+        );
+        let started = self
+            .samples
+            .iter()
+            .position(|s| s.t > 0.0 && s.width > 0)
+            .with_context(|| format!("playback never started: {self:?}"))?;
+        ensure!(
+            started <= 2,
+            "playback took {started} samples to start: {self:?}"
+        );
+        for w in self.samples[started..].windows(2) {
+            let moved = w[1].t - w[0].t;
+            ensure!(
+                moved >= 4.0,
+                "the playhead moved {moved:.1} s between {:.0} s and {:.0} s: {self:?}",
+                w[0].at,
+                w[1].at
+            );
+        }
+        Ok(())
+    }
+}
+
+impl BrowserPlayer {
+    /// Finds the parts: `VILOKANAM_NODE` and `VILOKANAM_TOOLS` (set by
+    /// `scripts/lib.sh`), `VILOKANAM_CHROMIUM` or `/usr/bin/chromium`.
+    pub fn locate() -> Result<Self> {
+        let var = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        let node = var("VILOKANAM_NODE").context("VILOKANAM_NODE is not set")?;
+        let tools = var("VILOKANAM_TOOLS").context("VILOKANAM_TOOLS is not set")?;
+        let chromium = var("VILOKANAM_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools/play-hls.mjs");
+        for (what, p) in [
+            ("node", &node),
+            ("chromium", &chromium),
+            ("play-hls.mjs", &script),
+            (
+                "playwright-core",
+                &tools.join("node_modules/playwright-core/package.json"),
+            ),
+            ("hls.js", &tools.join("node_modules/hls.js/dist/hls.min.js")),
+        ] {
+            ensure!(p.is_file(), "{what} not found at {}", p.display());
+        }
+        Ok(Self {
+            node,
+            tools,
+            chromium,
+            script,
+        })
+    }
+
+    /// Plays `url` for `seconds` and returns what the browser saw.
+    pub async fn play(&self, url: &str, seconds: u32) -> Result<PlayReport> {
+        let out = tokio::process::Command::new(&self.node)
+            .arg(&self.script)
+            .arg(&self.tools)
+            .arg(&self.chromium)
+            .arg(url)
+            .arg(seconds.to_string())
+            .kill_on_drop(true)
+            .output();
+        let budget = Duration::from_secs(u64::from(seconds) + 60);
+        let out = tokio::time::timeout(budget, out)
+            .await
+            .context("the browser did not finish")?
+            .context("running node play-hls.mjs")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(json) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+            bail!(
+                "play-hls.mjs gave no result ({}): {stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        serde_json::from_str(json).with_context(|| format!("bad result line: {json}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at: f64, t: f64) -> PlaySample {
+        PlaySample {
+            at,
+            t,
+            width: 320,
+            height: 180,
+            frames: (t * 30.0) as u64,
+        }
+    }
+
+    fn report(ts: &[f64]) -> PlayReport {
+        PlayReport {
+            samples: ts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| sample(5.0 * (i + 1) as f64, *t))
+                .collect(),
+            errors: vec![],
+            waiting: 1,
+            fatal: None,
+        }
+    }
+
+    #[test]
+    fn smooth_playback_passes_and_each_fault_fails() {
+        report(&[0.0, 4.0, 9.0, 14.0, 19.0])
+            .ensure_smooth()
+            .unwrap();
+        // A stall after start.
+        assert!(report(&[4.0, 9.0, 9.5, 14.0]).ensure_smooth().is_err());
+        // A reset to the start (what a timestamp jump does to a player).
+        assert!(report(&[4.0, 9.0, 1.0, 6.0]).ensure_smooth().is_err());
+        // Never started.
+        assert!(report(&[0.0, 0.0, 0.0, 0.0]).ensure_smooth().is_err());
+        let mut r = report(&[4.0, 9.0, 14.0]);
+        r.errors.push("bufferStalledError".into());
+        assert!(r.ensure_smooth().is_err());
+        let mut r = report(&[4.0, 9.0]);
+        r.fatal = Some("manifestLoadError".into());
+        assert!(r.ensure_smooth().is_err());
+    }
+}
