@@ -1,6 +1,7 @@
 //! TICK amounts: the token's decimals, and parsing and formatting of
-//! amounts as people write them (`1.5TICK`, `0.001 TICK`) or as planck
-//! integers.
+//! amounts as people write them (`1.5TICK`, `0.001 TICK`, `500mTICK`,
+//! `2µTICK`) or as planck integers, and of prices per second of playback
+//! (`2µTICK/s`).
 
 use crate::client::Balance;
 
@@ -17,26 +18,33 @@ pub fn parse_amount(s: &str) -> Result<Balance, AmountError> {
     parse(s).map_err(AmountError)
 }
 
+/// SI prefixes a unit may carry, with their power of ten below TICK.
+const PREFIXES: [(&str, u32); 6] = [("m", 3), ("µ", 6), ("μ", 6), ("u", 6), ("n", 9), ("p", 12)];
+
 fn parse(s: &str) -> Result<Balance, String> {
     let s = s.trim();
-    let Some(tick) = s
-        .strip_suffix("TICK")
-        .or_else(|| s.strip_suffix("tick"))
-        .map(str::trim)
-    else {
+    let Some(tick) = s.strip_suffix("TICK").or_else(|| s.strip_suffix("tick")) else {
         return s
             .parse::<Balance>()
             .map_err(|e| format!("{s:?}: not an amount (e.g. 1.5TICK or 1500000000000): {e}"));
     };
+    // `2µTICK`: the prefix sits right before the unit, and leaves fewer
+    // decimals to write.
+    let (tick, below) = PREFIXES
+        .iter()
+        .find_map(|(p, e)| tick.strip_suffix(p).map(|t| (t, *e)))
+        .unwrap_or((tick, 0));
+    let tick = tick.trim();
+    let decimals = DECIMALS - below;
     let (whole, frac) = tick.split_once('.').unwrap_or((tick, ""));
-    if frac.len() > DECIMALS as usize {
-        return Err(format!("{s:?}: at most {DECIMALS} decimals"));
+    if frac.len() > decimals as usize {
+        return Err(format!("{s:?}: at most {decimals} decimals"));
     }
     let digits = |t: &str| t.is_empty() || t.bytes().all(|b| b.is_ascii_digit());
     if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) {
         return Err(format!("{s:?}: not an amount (e.g. 1.5TICK)"));
     }
-    let unit = 10u128.pow(DECIMALS);
+    let unit = 10u128.pow(decimals);
     let whole: Balance = if whole.is_empty() {
         0
     } else {
@@ -46,7 +54,7 @@ fn parse(s: &str) -> Result<Balance, String> {
         0
     } else {
         frac.parse::<Balance>().map_err(|e| format!("{s:?}: {e}"))?
-            * 10u128.pow(DECIMALS - frac.len() as u32)
+            * 10u128.pow(decimals - frac.len() as u32)
     };
     whole
         .checked_mul(unit)
@@ -63,6 +71,41 @@ pub fn format_amount(v: Balance) -> String {
     }
     let frac = format!("{frac:012}");
     format!("{}.{} TICK", v / unit, frac.trim_end_matches('0'))
+}
+
+/// Parses a price per second of playback in planck: `2µTICK/s`,
+/// `0.000002TICK/s`, `2000000/s` or `2000000` (planck per second). The
+/// `/s` may be left out; no other time unit is accepted, so a price can
+/// never be misread as per minute or per hour.
+pub fn parse_rate(s: &str) -> Result<Balance, AmountError> {
+    let t = s.trim();
+    let amount = match t.split_once('/') {
+        None => t,
+        Some((a, "s")) => a,
+        Some((_, unit)) => {
+            return Err(AmountError(format!(
+                "{s:?}: a price is per second (e.g. 2µTICK/s), not per {unit:?}"
+            )))
+        }
+    };
+    parse_amount(amount)
+}
+
+/// Formats a price per second with the largest prefix that keeps it at
+/// least 1 (`2 µTICK/s`, `1.5 TICK/s`); [`parse_rate`] reads it back.
+pub fn format_rate(v: Balance) -> String {
+    let (prefix, below) = [("", 0u32), ("m", 3), ("µ", 6), ("n", 9)]
+        .into_iter()
+        .find(|(_, e)| v >= 10u128.pow(DECIMALS - e))
+        .unwrap_or(("p", 12));
+    let unit = 10u128.pow(DECIMALS - below);
+    let (whole, frac) = (v / unit, v % unit);
+    if frac == 0 {
+        return format!("{whole} {prefix}TICK/s");
+    }
+    let width = (DECIMALS - below) as usize;
+    let frac = format!("{frac:0width$}");
+    format!("{whole}.{} {prefix}TICK/s", frac.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -109,6 +152,59 @@ mod tests {
         fn amounts_never_panic_and_round_trip(text in ".{0,48}", v in proptest::num::u128::ANY) {
             let _ = parse_amount(&text);
             proptest::prop_assert_eq!(parse_amount(&format_amount(v).replace(' ', "")), Ok::<Balance, AmountError>(v));
+        }
+    }
+
+    #[test]
+    fn prefixed_amounts_and_rates_parse() {
+        let ok = |s: &str| parse_rate(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        assert_eq!(ok("2µTICK/s"), 2_000_000);
+        assert_eq!(ok("2μTICK/s"), 2_000_000); // Greek mu, as some keyboards type it
+        assert_eq!(ok("2uTICK/s"), 2_000_000);
+        assert_eq!(ok("2 µTICK/s"), 2_000_000);
+        assert_eq!(ok("0.000002TICK/s"), 2_000_000);
+        assert_eq!(ok("1.5mTICK/s"), 1_500_000_000);
+        assert_eq!(ok("3nTICK/s"), 3_000);
+        assert_eq!(ok("7pTICK/s"), 7);
+        assert_eq!(ok("2000000/s"), 2_000_000);
+        assert_eq!(ok("2000000"), 2_000_000);
+        assert_eq!(ok("0"), 0);
+        assert_eq!(parse_amount("500mTICK"), Ok(500_000_000_000));
+        for bad in [
+            "2µTICK/min",
+            "2µTICK/h",
+            "2µTICK/",
+            "1.5pTICK/s",
+            "0.0000001µTICK/s",
+            "2kTICK/s",
+            "/s",
+            "µTICK/s",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_rate("2µTICK/min")
+            .unwrap_err()
+            .to_string()
+            .contains("per second"));
+    }
+
+    #[test]
+    fn rates_format_with_the_largest_prefix() {
+        assert_eq!(format_rate(2_000_000), "2 µTICK/s");
+        assert_eq!(format_rate(1_500_000_000_000), "1.5 TICK/s");
+        assert_eq!(format_rate(2_500_000), "2.5 µTICK/s");
+        assert_eq!(format_rate(999), "999 pTICK/s");
+        assert_eq!(format_rate(1_000), "1 nTICK/s");
+        assert_eq!(format_rate(0), "0 pTICK/s");
+    }
+
+    proptest::proptest! {
+        /// Any rate text gives a value or an error, never a panic; any
+        /// value formats and parses back to itself.
+        #[test]
+        fn rates_never_panic_and_round_trip(text in ".{0,48}", v in proptest::num::u128::ANY) {
+            let _ = parse_rate(&text);
+            proptest::prop_assert_eq!(parse_rate(&format_rate(v)), Ok::<Balance, AmountError>(v));
         }
     }
 

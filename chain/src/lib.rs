@@ -34,7 +34,7 @@ pub mod runtime;
 pub mod test_utils;
 pub mod voucher;
 
-pub use amount::{format_amount, parse_amount, AmountError, DECIMALS};
+pub use amount::{format_amount, format_rate, parse_amount, parse_rate, AmountError, DECIMALS};
 pub use channel::{Payee, Payer};
 pub use client::{
     AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,

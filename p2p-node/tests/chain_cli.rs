@@ -135,3 +135,121 @@ async fn account_chain_and_channel_commands() {
 
     chain.stop().await.unwrap();
 }
+
+/// `publish --price` against the real dev chain: the payee defaults to the
+/// node's chain account and the chain's genesis hash is read from the
+/// chain; both arrive signed at a viewer, whose `vilokanam streams` shows
+/// the price. Bad prices and a missing account are refused up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_stream_announces_its_price_payee_and_chain() {
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let genesis =
+        vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
+            .await
+            .expect("connect")
+            .genesis();
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::line(bin, 2)
+        .await
+        .expect("testnet");
+    let creator_dir = t.node(0).unwrap().data_dir.clone();
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
+    let clip = clip.to_string_lossy().into_owned();
+    let dir = creator_dir.to_string_lossy().into_owned();
+    let publish = |t: &mut vilokanam_testnet::Testnet, extra: &[&str]| {
+        let mut args = vec!["--name", "paid", "--input", &clip, "--realtime", "--loop"];
+        args.extend_from_slice(extra);
+        t.publish(0, &args, std::process::Stdio::null())
+            .expect("publish runs")
+    };
+    let refused = |out: Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A price per minute, and a paid stream with no payout account.
+    let err = refused(
+        publish(&mut t, &["--price", "2µTICK/min"])
+            .wait_with_output()
+            .await
+            .unwrap(),
+    );
+    assert!(err.contains("per second"), "{err}");
+    let err = refused(
+        publish(
+            &mut t,
+            &[
+                "--price",
+                "2µTICK/s",
+                "--data-dir",
+                &dir,
+                "--chain-rpc",
+                &rpc,
+            ],
+        )
+        .wait_with_output()
+        .await
+        .unwrap(),
+    );
+    assert!(
+        err.contains("a paid stream needs a payout account"),
+        "{err}"
+    );
+    assert!(
+        t.api(0).unwrap().streams().await.unwrap().is_empty(),
+        "nothing was started"
+    );
+
+    ok(&vilokanam(&creator_dir, &rpc, &["account", "import", "//Alice"]).await);
+    let mut p = publish(
+        &mut t,
+        &[
+            "--price",
+            "2µTICK/s",
+            "--data-dir",
+            &dir,
+            "--chain-rpc",
+            &rpc,
+        ],
+    );
+    let viewer = t.api(1).unwrap();
+    let creator_key = t.node(0).unwrap().creator_key.clone();
+    let stream = format!("{creator_key}-paid");
+    vilokanam_testnet::wait_until(
+        "the viewer hears the offer",
+        std::time::Duration::from_secs(30),
+        || async {
+            Ok(viewer
+                .streams()
+                .await?
+                .iter()
+                .any(|s| s.id == stream && s.offer.is_some()))
+        },
+    )
+    .await
+    .unwrap();
+    let offer = viewer.stream(&stream).await.unwrap().offer.unwrap();
+    assert_eq!(offer.price_per_sec, "2000000");
+    assert_eq!(
+        offer.payee,
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    assert_eq!(offer.genesis, format!("0x{}", hex::encode(genesis)));
+    let out = tokio::process::Command::new(bin)
+        .args(["streams", "--api", &t.node(1).unwrap().api_addr])
+        .output()
+        .await
+        .unwrap();
+    let listing = ok(&out);
+    assert!(
+        listing.contains("2 µTICK/s to 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"),
+        "{listing}"
+    );
+    let _ = p.start_kill();
+    let _ = p.wait().await;
+    t.shutdown().await.unwrap();
+}

@@ -64,6 +64,7 @@ fn announcement(key: &SigningKey, name: &str, now_ms: u64, ended: bool) -> Vec<u
         updated_at_ms: now_ms,
         last_seq: None,
         ended,
+        offer: None,
     }
     .sign(key)
     .expect("valid announcement");

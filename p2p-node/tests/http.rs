@@ -8,7 +8,7 @@ use vilokanam::config::NodeConfig;
 use vilokanam::http;
 use vilokanam::node::{Node, NodeHandle};
 use vilokanam_api::reqwest::{header, Method};
-use vilokanam_api::{ApiClient, StartRequest, StreamState};
+use vilokanam_api::{ApiClient, OfferInfo, StartRequest, StreamState};
 use vilokanam_media::fixtures::SAMPLE_TS;
 use vilokanam_media::ts::{Segment, Segmenter};
 use vilokanam_storage::Store;
@@ -80,6 +80,15 @@ async fn publish(api: &ApiClient, name: &str, segs: &[Segment]) {
     }
 }
 
+/// Paid-stream terms: 2 µTICK/s to Alice on a made-up chain.
+fn offer() -> OfferInfo {
+    OfferInfo {
+        price_per_sec: "2000000".into(),
+        payee: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+        genesis: format!("0x{}", "42".repeat(32)),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_over_two_nodes() {
     let creator = Running::start(config()).await;
@@ -110,6 +119,7 @@ async fn every_endpoint_answers_over_two_nodes() {
                 title: "The show".into(),
                 tags: vec!["music".into()],
                 codec: String::new(),
+                offer: Some(offer()),
             },
         )
         .await
@@ -171,6 +181,8 @@ async fn every_endpoint_answers_over_two_nodes() {
     // streams/{id}, stats, metrics
     let one = viewer.api.stream(&start.stream).await.unwrap();
     assert_eq!(one.title.as_deref(), Some("The show"));
+    // The price, payee and chain arrive signed with the announcement.
+    assert_eq!(one.offer, Some(offer()));
     assert!(one.watching && !one.publishing);
     let stats = viewer.api.stats().await.unwrap();
     assert_eq!(stats.joined_streams, 1);
@@ -214,6 +226,43 @@ async fn errors_have_precise_status_codes() {
         .unwrap();
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("invalid stream id"), "{body}");
+    // 400: an offer that cannot be signed, each with its field.
+    for (o, why) in [
+        (
+            OfferInfo {
+                price_per_sec: "0".into(),
+                ..offer()
+            },
+            "zero",
+        ),
+        (
+            OfferInfo {
+                payee: "alice".into(),
+                ..offer()
+            },
+            "payee",
+        ),
+        (
+            OfferInfo {
+                genesis: "0x12".into(),
+                ..offer()
+            },
+            "genesis",
+        ),
+    ] {
+        let req = StartRequest {
+            offer: Some(o),
+            ..StartRequest::default()
+        };
+        let e = api.start("paid", &req).await.unwrap_err();
+        assert_eq!(e.status(), Some(400), "{e}");
+        assert!(
+            e.to_string().contains("invalid offer") && e.to_string().contains(why),
+            "{e}"
+        );
+    }
+    // ...and nothing was started.
+    assert!(api.streams().await.unwrap().is_empty());
     // 409: a segment before the start.
     let seg = segments()[0].data.to_vec();
     let (code, body) = raw(

@@ -51,5 +51,6 @@ pub use network::{
 pub use protocols::live::announce::AnnounceConfig;
 pub use protocols::live::core::{Chunk, JoinError, JoinReason, RelayConfig};
 pub use protocols::live::wire::{
-    self as wire, Announcement, ChunkCid, ChunkHeader, SignedAnnouncement, SignedHeader, StreamId,
+    self as wire, Announcement, ChunkCid, ChunkHeader, Offer, SignedAnnouncement, SignedHeader,
+    StreamId,
 };

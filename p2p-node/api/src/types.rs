@@ -89,6 +89,21 @@ pub struct StreamInfo {
     pub relaying: bool,
     /// Playlist path on this node.
     pub playlist: String,
+    /// What watching costs; `None` for a free stream.
+    #[serde(default)]
+    pub offer: Option<OfferInfo>,
+}
+
+/// A paid stream's terms, as its creator signed them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferInfo {
+    /// Price per second of playback in planck, as a decimal string (a
+    /// `u128` does not fit a JSON number).
+    pub price_per_sec: String,
+    /// The creator's payout account (SS58).
+    pub payee: String,
+    /// Genesis hash of the settlement chain (`0x` + 64 hex digits).
+    pub genesis: String,
 }
 
 impl StreamInfo {
@@ -117,6 +132,8 @@ pub struct StartRequest {
     pub tags: Vec<String>,
     /// Codec description (default `mpegts`).
     pub codec: String,
+    /// The price of watching; absent for a free stream.
+    pub offer: Option<OfferInfo>,
 }
 
 /// Answer to a start.

@@ -104,6 +104,44 @@ impl ChainArgs {
     }
 }
 
+/// A paid stream's terms for `publish --price`: the payee given (checked)
+/// or this node's chain account, and the genesis hash given (checked) or
+/// read from the configured chain.
+pub async fn offer(
+    args: &ChainArgs,
+    price_per_sec: Balance,
+    payee: Option<String>,
+    genesis: Option<String>,
+) -> Result<vilokanam_api::OfferInfo> {
+    let payee =
+        match payee {
+            Some(p) => account::parse_address(&p).context("--payee")?,
+            None => account::account_id(&args.keypair().context(
+                "a paid stream needs a payout account: pass --payee <SS58> or create one",
+            )?),
+        };
+    let genesis = match genesis {
+        Some(g) => {
+            let hex = g.trim().strip_prefix("0x").unwrap_or(g.trim());
+            let bytes = hex::decode(hex).ok().filter(|b| b.len() == 32);
+            bytes.with_context(|| format!("--genesis {g:?}: not 32 bytes of hex"))?;
+            format!("0x{hex}")
+        }
+        None => {
+            let chain = args
+                .connect()
+                .await
+                .context("reading the settlement chain's genesis hash (or pass --genesis 0x…)")?;
+            format!("0x{}", hex::encode(chain.genesis()))
+        }
+    };
+    Ok(vilokanam_api::OfferInfo {
+        price_per_sec: price_per_sec.to_string(),
+        payee: payee.to_string(),
+        genesis,
+    })
+}
+
 /// The data directory: `--data-dir`, else the platform's data dir.
 pub fn resolve_data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     match given {

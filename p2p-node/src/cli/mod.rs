@@ -140,6 +140,20 @@ struct PublishCmd {
     /// input comes back.
     #[arg(long, default_value_t = 5)]
     idle_secs: u64,
+    /// Price per second of playback, e.g. `2µTICK/s` (0 or absent: free).
+    /// Signed into the stream's announcement with the payee and the chain.
+    #[arg(long)]
+    price: Option<String>,
+    /// Payout account (SS58) of a paid stream (default: this node's chain
+    /// account, `vilokanam account`).
+    #[arg(long, requires = "price")]
+    payee: Option<String>,
+    /// Genesis hash (`0x…`) of the chain that settles a paid stream
+    /// (default: read from the configured chain).
+    #[arg(long, requires = "price")]
+    genesis: Option<String>,
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG`; colours only on a terminal, so
@@ -167,9 +181,24 @@ pub async fn main() -> Result<()> {
             if cmd.idle_secs == 0 {
                 anyhow::bail!("--idle-secs must be at least 1");
             }
+            let offer = match cmd.price.as_deref().map(vilokanam_chain::parse_rate) {
+                None | Some(Ok(0)) => None,
+                Some(Ok(price)) => {
+                    let o = chain::offer(&cmd.chain, price, cmd.payee, cmd.genesis).await?;
+                    eprintln!(
+                        "paid stream: {} to {} on chain {}",
+                        vilokanam_chain::format_rate(price),
+                        o.payee,
+                        o.genesis
+                    );
+                    Some(o)
+                }
+                Some(Err(e)) => return Err(e).context("--price"),
+            };
             let n = publish::run(
                 &cmd.api.client(),
                 publish::PublishOptions {
+                    offer,
                     name: cmd.name,
                     title: cmd.title,
                     tags: cmd.tags,

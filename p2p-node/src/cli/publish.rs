@@ -13,7 +13,9 @@ use anyhow::{bail, Context, Result};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tracing::info;
-use vilokanam_api::{ApiClient, OutputEvent, SegmentQuery, SegmentResponse, StartRequest};
+use vilokanam_api::{
+    ApiClient, OfferInfo, OutputEvent, SegmentQuery, SegmentResponse, StartRequest,
+};
 use vilokanam_media::ts::{Retimer, Segment, Segmenter, SpanMeter, TS_PACKET_SIZE};
 
 /// Where the MPEG-TS comes from.
@@ -64,6 +66,8 @@ pub struct PublishOptions {
     pub segment: Duration,
     /// A live input silent this long ends the stream until input returns.
     pub idle: Duration,
+    /// A paid stream's terms; `None` for a free stream.
+    pub offer: Option<OfferInfo>,
 }
 
 /// Where segments go: the daemon's API (or, in tests, a recorder).
@@ -321,6 +325,7 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
             title: opts.title.clone(),
             tags: opts.tags.clone(),
             codec: "mpegts".into(),
+            offer: opts.offer.clone(),
         },
     };
     let mut p = Publisher::new(sink, opts.realtime);

@@ -21,8 +21,19 @@ pub struct WatchCmd {
 impl WatchCmd {
     /// Follows the stream; prints its URL or plays it.
     pub async fn run(self) -> Result<()> {
-        let url = self.api.client().watch(&self.stream).await?;
+        let client = self.api.client();
+        let url = client.watch(&self.stream).await?;
         println!("{url}");
+        // Say so when the stream is known to be paid: this version shows
+        // prices but does not pay them yet.
+        if let Ok(info) = client.stream(&self.stream).await {
+            if info.offer.is_some() {
+                eprintln!(
+                    "note: this stream is paid ({}); this version does not pay yet, so it plays unpaid",
+                    price_of(&info)
+                );
+            }
+        }
         if let Some(player) = self.player {
             let mut parts = player.split_whitespace();
             let prog = parts.next().context("--player is empty")?;
@@ -77,14 +88,26 @@ pub async fn streams(client: &ApiClient) -> Result<()> {
             _ => "",
         };
         println!(
-            "{state:5} {} {:?} last_seq={}{role} {}",
+            "{state:5} {} {:?} last_seq={} {}{role} {}",
             s.id,
-            s.title.unwrap_or_default(),
+            s.title.clone().unwrap_or_default(),
             s.last_seq.map_or("-".into(), |n| n.to_string()),
+            price_of(&s),
             client.url(&s.playlist)
         );
     }
     Ok(())
+}
+
+/// `free`, or the price and payee of a paid stream (`2 µTICK/s to 5Grw…`).
+fn price_of(s: &vilokanam_api::StreamInfo) -> String {
+    match &s.offer {
+        None => "free".into(),
+        Some(o) => match o.price_per_sec.parse() {
+            Ok(p) => format!("{} to {}", vilokanam_chain::format_rate(p), o.payee),
+            Err(_) => format!("price {:?} (unreadable)", o.price_per_sec),
+        },
+    }
 }
 
 /// Prints the connected peers.

@@ -46,9 +46,9 @@ impl IntoResponse for HttpError {
 impl From<NodeError> for HttpError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
-            NodeError::InvalidStreamId { .. } | NodeError::InvalidStream { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            NodeError::InvalidStreamId { .. }
+            | NodeError::InvalidStream { .. }
+            | NodeError::InvalidOffer(_) => StatusCode::BAD_REQUEST,
             NodeError::NotStarted { .. } | NodeError::Ended { .. } => StatusCode::CONFLICT,
             NodeError::NotPublished { .. }
             | NodeError::NotWatched { .. }

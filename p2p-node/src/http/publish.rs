@@ -32,7 +32,7 @@ async fn start(
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (id, next_seq) = api
         .node
-        .start_publish(&name, req.title, req.tags, req.codec)
+        .start_publish(&name, req.title, req.tags, req.codec, req.offer.as_ref())
         .await?;
     Ok(Json(StartResponse {
         playlist: playlist_path(&id),

@@ -26,6 +26,10 @@ pub enum NodeError {
         /// What is out of range.
         reason: WireError,
     },
+    /// A paid stream's terms that cannot be signed: price, payee or
+    /// chain out of range.
+    #[error("invalid offer: {0}")]
+    InvalidOffer(String),
     /// A segment for a stream that was never started here.
     #[error("stream {name:?} is not started: POST /api/v0/publish/{name}/start first")]
     NotStarted {

@@ -20,6 +20,7 @@ pub mod announcer;
 pub mod catalog;
 pub mod error;
 pub mod metrics;
+pub mod offer;
 pub mod playback;
 pub mod publisher;
 #[cfg(test)]
@@ -34,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
-use vilokanam_api::{ChunkInfo, NodeStats, StreamInfo};
+use vilokanam_api::{ChunkInfo, NodeStats, OfferInfo, StreamInfo};
 use vilokanam_storage::{NodeKeys, Store, StreamRole};
 use vilokanam_swarm::libp2p::{identity, Multiaddr, PeerId};
 use vilokanam_swarm::wire::GossipMessage;
@@ -372,6 +373,7 @@ impl NodeHandle {
             publishing,
             relaying: reasons.contains(&JoinReason::Relay),
             playlist: playlist_path(id),
+            offer: a.and_then(|a| a.offer.as_ref()).map(offer::to_api),
         }
     }
 
@@ -483,16 +485,22 @@ impl NodeHandle {
         Ok(())
     }
 
-    /// Starts (or restarts) publishing stream `name`.
+    /// Starts (or restarts) publishing stream `name`; with an offer, the
+    /// stream is paid and its announcement carries the signed terms.
     pub async fn start_publish(
         &self,
         name: &str,
         title: String,
         tags: Vec<String>,
         codec: String,
+        offer: Option<&OfferInfo>,
     ) -> Result<(StreamId, u64), NodeError> {
-        let (id, announcement, next_seq) =
-            self.inner.publisher.start(name, title, tags, codec).await?;
+        let offer = offer.map(offer::from_api).transpose()?;
+        let (id, announcement, next_seq) = self
+            .inner
+            .publisher
+            .start(name, title, tags, codec, offer)
+            .await?;
         self.inner
             .swarm
             .join(id.clone(), JoinReason::Publish, None)

@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 use vilokanam_media::ts;
 use vilokanam_storage::{StreamRole, Streams};
-use vilokanam_swarm::{Announcement, Chunk, ChunkCid, ChunkHeader, SignedAnnouncement, StreamId};
+use vilokanam_swarm::{
+    Announcement, Chunk, ChunkCid, ChunkHeader, Offer, SignedAnnouncement, StreamId,
+};
 
 use super::error::NodeError;
 
@@ -127,6 +129,7 @@ impl Publisher {
         title: String,
         tags: Vec<String>,
         codec: String,
+        offer: Option<Offer>,
     ) -> Result<(StreamId, SignedAnnouncement, u64), NodeError> {
         let stream = self.stream_id(name)?;
         let now = now_ms();
@@ -143,6 +146,7 @@ impl Publisher {
             updated_at_ms: now,
             last_seq: None,
             ended: false,
+            offer,
         };
         announcement
             .validate()

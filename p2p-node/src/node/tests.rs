@@ -44,7 +44,13 @@ async fn a_published_stream_plays_locally_and_ends() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_in(dir.path(), local_config()).await;
     let (id, next) = node
-        .start_publish("show", "A show".into(), vec!["t".into()], String::new())
+        .start_publish(
+            "show",
+            "A show".into(),
+            vec!["t".into()],
+            String::new(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(next, 0);
@@ -111,7 +117,7 @@ async fn a_failed_publish_never_reuses_its_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_in(dir.path(), local_config()).await;
     let (id, _) = node
-        .start_publish("s", String::new(), vec![], String::new())
+        .start_publish("s", String::new(), vec![], String::new(), None)
         .await
         .unwrap();
     let segs = segments();
@@ -150,7 +156,7 @@ async fn published_and_watched_streams_survive_a_restart() {
     let id = {
         let node = node_in(dir.path(), local_config()).await;
         let (id, _) = node
-            .start_publish("mine", "Mine".into(), vec![], String::new())
+            .start_publish("mine", "Mine".into(), vec![], String::new(), None)
             .await
             .unwrap();
         publish_all(&node, "mine").await;
@@ -179,7 +185,7 @@ async fn published_and_watched_streams_survive_a_restart() {
         "the start's announcement (before any chunk)"
     );
     let (_, next) = node
-        .start_publish("mine", "Mine".into(), vec![], String::new())
+        .start_publish("mine", "Mine".into(), vec![], String::new(), None)
         .await
         .unwrap();
     assert_eq!(next, 6, "the restarted stream continues its sequence");
@@ -200,7 +206,7 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_is_published() {
         .await
         .unwrap_err();
     assert!(matches!(e, NodeError::NotStarted { .. }), "{e}");
-    node.start_publish("s", String::new(), vec![], String::new())
+    node.start_publish("s", String::new(), vec![], String::new(), None)
         .await
         .unwrap();
     let e = node
@@ -210,12 +216,12 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_is_published() {
     assert!(matches!(e, NodeError::BadSegment(_)), "{e}");
     assert!(e.to_string().starts_with("segment refused: "), "{e}");
     let e = node
-        .start_publish("bad name", String::new(), vec![], String::new())
+        .start_publish("bad name", String::new(), vec![], String::new(), None)
         .await
         .unwrap_err();
     assert!(matches!(e, NodeError::InvalidStream { .. }), "{e}");
     let e = node
-        .start_publish("s", "t".repeat(201), vec![], String::new())
+        .start_publish("s", "t".repeat(201), vec![], String::new(), None)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("title"), "{e}");
@@ -239,7 +245,7 @@ async fn announcer_repeats_live_streams_and_ends_silent_ones() {
     let node = node_in(dir.path(), config).await;
     let sent = || node.inner.metrics.announcements_sent.get();
     let (id, _) = node
-        .start_publish("s", String::new(), vec![], String::new())
+        .start_publish("s", String::new(), vec![], String::new(), None)
         .await
         .unwrap();
     publish_all(&node, "s").await;
@@ -298,7 +304,7 @@ async fn playback_reports_segments_served_to_players() {
     let node = node_in(dir.path(), local_config()).await;
     let mut events = node.playback_events();
     let (id, _) = node
-        .start_publish("s", String::new(), vec![], String::new())
+        .start_publish("s", String::new(), vec![], String::new(), None)
         .await
         .unwrap();
     publish_all(&node, "s").await;

@@ -251,6 +251,7 @@ mod tests {
             updated_at_ms: updated,
             last_seq: None,
             ended,
+            offer: None,
         }
         .sign(key)
         .unwrap()

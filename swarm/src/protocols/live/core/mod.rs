@@ -22,7 +22,7 @@
 //! sequence window), and the bookkeeping of each stream. A stream followed
 //! only to relay it is left when it ends or goes silent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,97 +32,14 @@ use tracing::{debug, warn};
 
 use super::wire::{ChunkCid, ChunkRequest, ChunkResponse, SignedHeader, StreamId};
 
+mod state;
 #[cfg(test)]
 mod tests;
 mod types;
 
+use state::{Pending, StreamState, MAX_MSGS_PER_PENDING};
+
 pub use types::*;
-
-struct Pending {
-    header: Option<SignedHeader>,
-    msgs: Vec<(MessageId, PeerId)>,
-    /// Peers to try, in order; the gossip source first.
-    candidates: Vec<PeerId>,
-    tried: HashSet<PeerId>,
-    in_flight: Option<(PeerId, Instant)>,
-    retry_at: Option<Instant>,
-    first_seen: Instant,
-}
-
-impl Pending {
-    fn new(header: Option<SignedHeader>, candidates: Vec<PeerId>, now: Instant) -> Self {
-        Pending {
-            header,
-            msgs: vec![],
-            candidates,
-            tried: HashSet::new(),
-            in_flight: None,
-            retry_at: None,
-            first_seen: now,
-        }
-    }
-
-    /// The gossipsub verdict for every message that announced this chunk.
-    fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
-        self.msgs
-            .into_iter()
-            .map(move |(msg_id, source)| Output::Validation {
-                msg_id,
-                source,
-                verdict: verdict.clone(),
-            })
-    }
-}
-
-/// Most gossip messages one pending chunk remembers (for verdicts). Every
-/// mesh peer may forward the header once; more copies are ignored.
-const MAX_MSGS_PER_PENDING: usize = 32;
-
-struct StreamState {
-    reasons: BTreeSet<JoinReason>,
-    chunks: BTreeMap<u64, HeldChunk>,
-    bytes: usize,
-    pending: BTreeMap<u64, Pending>,
-    peers: BTreeSet<PeerId>,
-    bad_peers: HashSet<PeerId>,
-    /// First sequence this node follows (join point); earlier ones are not wanted.
-    start: Option<u64>,
-    highest: Option<u64>,
-    given_up: BTreeSet<u64>,
-    latest_in_flight: Option<(PeerId, Instant)>,
-    latest_asked: HashSet<PeerId>,
-    /// Last time a chunk arrived (or the join), for the silence timeout.
-    last_activity: Instant,
-    /// When the creator announced the end.
-    ended_at: Option<Instant>,
-    /// Chunks below this were evicted on purpose and are not fetched again.
-    floor: u64,
-}
-
-impl StreamState {
-    fn new(now: Instant) -> Self {
-        StreamState {
-            reasons: BTreeSet::new(),
-            chunks: BTreeMap::new(),
-            bytes: 0,
-            pending: BTreeMap::new(),
-            peers: BTreeSet::new(),
-            bad_peers: HashSet::new(),
-            start: None,
-            highest: None,
-            given_up: BTreeSet::new(),
-            latest_in_flight: None,
-            latest_asked: HashSet::new(),
-            last_activity: now,
-            ended_at: None,
-            floor: 0,
-        }
-    }
-
-    fn relay_only(&self) -> bool {
-        self.reasons.iter().all(|r| *r == JoinReason::Relay)
-    }
-}
 
 /// A snapshot of what the core holds, for metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,8 +19,11 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-/// Version byte that prefixes every encoded message.
-pub const WIRE_VERSION: u8 = 1;
+/// Version byte that prefixes every encoded message. 2: announcements
+/// carry an optional [`Offer`] (price, payee, chain). A node refuses other
+/// versions with [`WireError::Version`], so mixed versions fail loudly
+/// instead of misreading each other.
+pub const WIRE_VERSION: u8 = 2;
 /// Largest chunk payload a node accepts: the media layer's segment limit,
 /// so that the segmenter, the HTTP API and the wire agree.
 pub const MAX_CHUNK_PAYLOAD: u32 = vilokanam_media::limits::MAX_SEGMENT_BYTES as u32;
@@ -440,6 +443,45 @@ pub struct Announcement {
     pub last_seq: Option<u64>,
     /// True once the creator has stopped the stream.
     pub ended: bool,
+    /// What watching costs; `None` for a free stream.
+    pub offer: Option<Offer>,
+}
+
+/// Highest price per second an announcement may state, in planck
+/// (1,000 TICK/s): far above any sane price, low enough that a year of
+/// playback cannot overflow a `u128` sum of many streams.
+pub const MAX_PRICE_PER_SEC: u128 = 1_000 * 1_000_000_000_000;
+
+/// A paid stream's terms, signed with the announcement, so that a viewer
+/// knows what it will pay, to whom and on which chain before it joins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// Price per second of playback, in planck (1..=[`MAX_PRICE_PER_SEC`]).
+    pub price_per_sec: u128,
+    /// The creator's payout account on the settlement chain (AccountId32).
+    pub payee: [u8; 32],
+    /// Genesis hash of the settlement chain, so that a viewer never pays
+    /// on a chain it did not mean to.
+    pub genesis: [u8; 32],
+}
+
+impl Offer {
+    /// Checks the price's range.
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.price_per_sec == 0 {
+            return Err(field(
+                "offer.price_per_sec",
+                "zero (a free stream carries no offer)",
+            ));
+        }
+        if self.price_per_sec > MAX_PRICE_PER_SEC {
+            return Err(field(
+                "offer.price_per_sec",
+                format!("above the {MAX_PRICE_PER_SEC} planck/s limit"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Announcement {
@@ -457,6 +499,9 @@ impl Announcement {
         }
         if self.codec.len() > MAX_TAG {
             return Err(field("codec", format!("longer than {MAX_TAG} bytes")));
+        }
+        if let Some(offer) = &self.offer {
+            offer.validate()?;
         }
         Ok(())
     }

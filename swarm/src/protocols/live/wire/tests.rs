@@ -194,3 +194,81 @@ proptest! {
         fuzz_decode_all(&bytes);
     }
 }
+
+fn announcement(key: &SigningKey, offer: Option<Offer>) -> Announcement {
+    Announcement {
+        stream: StreamId::new(key.verifying_key().to_bytes(), "paid").unwrap(),
+        title: "t".into(),
+        tags: vec![],
+        codec: "h264/aac mpegts".into(),
+        started_at_ms: 1,
+        updated_at_ms: 2,
+        last_seq: None,
+        ended: false,
+        offer,
+    }
+}
+
+fn offer(price_per_sec: u128) -> Offer {
+    Offer {
+        price_per_sec,
+        payee: [5; 32],
+        genesis: [9; 32],
+    }
+}
+
+#[test]
+fn a_paid_announcement_carries_its_offer_under_the_signature() {
+    let k = key(3);
+    let signed = announcement(&k, Some(offer(2_000_000))).sign(&k).unwrap();
+    let bytes = GossipMessage::Announce(signed.clone()).encode();
+    let GossipMessage::Announce(back) = GossipMessage::decode(&bytes).unwrap() else {
+        panic!("not an announcement");
+    };
+    back.verify().unwrap();
+    assert_eq!(back, signed);
+    // The price, the payee and the chain are all signed: changing any of
+    // them breaks the signature.
+    for tamper in [
+        |o: &mut Offer| o.price_per_sec = 1,
+        |o: &mut Offer| o.payee[0] ^= 1,
+        |o: &mut Offer| o.genesis[31] ^= 1,
+    ] {
+        let mut forged = signed.clone();
+        tamper(forged.announcement.offer.as_mut().unwrap());
+        assert_eq!(forged.verify(), Err(WireError::BadSignature));
+    }
+    // Dropping the offer (a paid stream passed off as free) too.
+    let mut forged = signed;
+    forged.announcement.offer = None;
+    assert_eq!(forged.verify(), Err(WireError::BadSignature));
+}
+
+#[test]
+fn offers_out_of_range_are_refused_with_their_reason() {
+    let k = key(4);
+    for (price, why) in [(0, "zero"), (MAX_PRICE_PER_SEC + 1, "limit")] {
+        let err = announcement(&k, Some(offer(price))).sign(&k).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Field { field: "offer.price_per_sec", reason } if reason.contains(why)),
+            "{err:?}"
+        );
+    }
+    announcement(&k, Some(offer(MAX_PRICE_PER_SEC)))
+        .sign(&k)
+        .unwrap();
+    announcement(&k, None).sign(&k).unwrap();
+}
+
+proptest! {
+    #[test]
+    fn announcements_with_any_offer_round_trip(price in 1..=MAX_PRICE_PER_SEC, payee in any::<[u8; 32]>(), genesis in any::<[u8; 32]>(), paid in any::<bool>()) {
+        let k = key(6);
+        let o = paid.then_some(Offer { price_per_sec: price, payee, genesis });
+        let signed = announcement(&k, o).sign(&k).unwrap();
+        let msg = GossipMessage::Announce(signed);
+        let bytes = msg.encode();
+        prop_assert!(bytes.len() <= MAX_GOSSIP_MESSAGE);
+        prop_assert_eq!(GossipMessage::decode(&bytes).unwrap(), msg);
+    }
+}
