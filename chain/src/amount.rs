@@ -79,7 +79,7 @@ pub fn format_amount(v: Balance) -> String {
 /// never be misread as per minute or per hour.
 pub fn parse_rate(s: &str) -> Result<Balance, AmountError> {
     let t = s.trim();
-    let amount = match t.split_once('/') {
+    let amount = match t.split_once('/').map(|(a, u)| (a, u.trim())) {
         None => t,
         Some((a, "s")) => a,
         Some((_, unit)) => {
@@ -162,6 +162,7 @@ mod tests {
         assert_eq!(ok("2μTICK/s"), 2_000_000); // Greek mu, as some keyboards type it
         assert_eq!(ok("2uTICK/s"), 2_000_000);
         assert_eq!(ok("2 µTICK/s"), 2_000_000);
+        assert_eq!(ok("2µTICK / s"), 2_000_000);
         assert_eq!(ok("0.000002TICK/s"), 2_000_000);
         assert_eq!(ok("1.5mTICK/s"), 1_500_000_000);
         assert_eq!(ok("3nTICK/s"), 3_000);

@@ -180,6 +180,28 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
     );
     assert!(err.contains("per second"), "{err}");
     let err = refused(
+        publish(&mut t, &["--price", "2000TICK/s"])
+            .wait_with_output()
+            .await
+            .unwrap(),
+    );
+    assert!(err.contains("above the limit"), "{err}");
+    let err = refused(
+        publish(
+            &mut t,
+            &[
+                "--price",
+                "0",
+                "--payee",
+                "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+            ],
+        )
+        .wait_with_output()
+        .await
+        .unwrap(),
+    );
+    assert!(err.contains("are for a paid stream"), "{err}");
+    let err = refused(
         publish(
             &mut t,
             &[

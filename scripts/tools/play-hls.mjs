@@ -41,7 +41,7 @@ try {
     if (!window.Hls || !Hls.isSupported()) { window.log.fatal = 'hls.js unsupported'; return; }
     const h = new Hls();
     h.on(Hls.Events.ERROR, (_, d) => {
-      window.log.errors.push(d.details);
+      window.log.errors.push(d.type + '/' + d.details);
       if (d.fatal) window.log.fatal = d.details;
     });
     h.loadSource(u);
@@ -54,7 +54,8 @@ try {
     const s = await page.evaluate(() => {
       const v = document.getElementById('v');
       return { t: v.currentTime, width: v.videoWidth, height: v.videoHeight,
-        frames: v.getVideoPlaybackQuality().totalVideoFrames, fatal: window.log.fatal };
+        frames: v.getVideoPlaybackQuality().totalVideoFrames,
+        playing: !v.paused && v.readyState >= 3, fatal: window.log.fatal };
     });
     s.at = (Date.now() - t0) / 1000;
     samples.push(s);

@@ -125,7 +125,7 @@ pub async fn offer(
             let hex = g.trim().strip_prefix("0x").unwrap_or(g.trim());
             let bytes = hex::decode(hex).ok().filter(|b| b.len() == 32);
             bytes.with_context(|| format!("--genesis {g:?}: not 32 bytes of hex"))?;
-            format!("0x{hex}")
+            format!("0x{}", hex.to_ascii_lowercase())
         }
         None => {
             let chain = args

@@ -144,8 +144,9 @@ struct PublishCmd {
     /// Signed into the stream's announcement with the payee and the chain.
     #[arg(long)]
     price: Option<String>,
-    /// Payout account (SS58) of a paid stream (default: this node's chain
-    /// account, `vilokanam account`).
+    /// Payout account (SS58) of a paid stream (default: the chain account
+    /// in `--data-dir`, whose default is the daemon's default data dir;
+    /// pass the daemon's `--data-dir` if it runs with another).
     #[arg(long, requires = "price")]
     payee: Option<String>,
     /// Genesis hash (`0x…`) of the chain that settles a paid stream
@@ -182,7 +183,15 @@ pub async fn main() -> Result<()> {
                 anyhow::bail!("--idle-secs must be at least 1");
             }
             let offer = match cmd.price.as_deref().map(vilokanam_chain::parse_rate) {
-                None | Some(Ok(0)) => None,
+                None => None,
+                Some(Ok(0)) if cmd.payee.is_some() || cmd.genesis.is_some() => {
+                    anyhow::bail!("--payee and --genesis are for a paid stream: --price is 0")
+                }
+                Some(Ok(0)) => None,
+                Some(Ok(p)) if p > vilokanam_swarm::wire::MAX_PRICE_PER_SEC => anyhow::bail!(
+                    "--price: above the limit of {}",
+                    vilokanam_chain::format_rate(vilokanam_swarm::wire::MAX_PRICE_PER_SEC)
+                ),
                 Some(Ok(price)) => {
                     let o = chain::offer(&cmd.chain, price, cmd.payee, cmd.genesis).await?;
                     eprintln!(

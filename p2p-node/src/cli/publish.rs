@@ -90,6 +90,16 @@ pub(crate) struct ApiSink<'a> {
 impl Sink for ApiSink<'_> {
     async fn start(&mut self) -> Result<(String, u64)> {
         let r = self.api.start(&self.name, &self.start).await?;
+        // A daemon that does not know offers would publish the stream for
+        // free: check that it signed the terms asked for.
+        if let Some(asked) = &self.start.offer {
+            let signed = self.api.stream(&r.stream).await?.offer;
+            if signed.as_ref() != Some(asked) {
+                anyhow::bail!(
+                    "the daemon did not sign the offer (signed: {signed:?}); is it an older version?"
+                );
+            }
+        }
         Ok((r.stream, r.next_seq))
     }
 

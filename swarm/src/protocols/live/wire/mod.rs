@@ -20,9 +20,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// Version byte that prefixes every encoded message. 2: announcements
-/// carry an optional [`Offer`] (price, payee, chain). A node refuses other
-/// versions with [`WireError::Version`], so mixed versions fail loudly
-/// instead of misreading each other.
+/// carry an optional [`Offer`] (price, payee, chain). The topic names and
+/// the chunk protocol carry the same number, so nodes of different wire
+/// versions never share a mesh (and never score each other down for
+/// messages they cannot read); a stray message of another version is
+/// refused with [`WireError::Version`].
 pub const WIRE_VERSION: u8 = 2;
 /// Largest chunk payload a node accepts: the media layer's segment limit,
 /// so that the segmenter, the HTTP API and the wire agree.
@@ -50,9 +52,9 @@ pub const RAW_CODEC: u64 = 0x55;
 pub const SHA2_256: u64 = 0x12;
 
 /// Prefix of every stream's gossipsub topic; the stream id follows.
-pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/1/";
+pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/2/";
 /// The global topic on which stream announcements travel.
-pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/1";
+pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/2";
 
 const DOMAIN_CHUNK: &[u8] = b"vilokanam/chunk-header/v1\0";
 const DOMAIN_ANNOUNCE: &[u8] = b"vilokanam/announcement/v1\0";
@@ -550,7 +552,7 @@ pub enum GossipMessage {
     Announce(SignedAnnouncement),
 }
 
-/// A request on `/vilokanam/chunk/1`.
+/// A request on `/vilokanam/chunk/2`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkRequest {
     /// The chunk whose payload has this CID.
@@ -566,7 +568,7 @@ pub enum ChunkRequest {
     Latest(StreamId),
 }
 
-/// A response on `/vilokanam/chunk/1`.
+/// A response on `/vilokanam/chunk/2`.
 // Moved once per request; boxing the header would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]

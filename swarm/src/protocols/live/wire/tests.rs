@@ -88,7 +88,7 @@ fn stream_topic_round_trips() {
     let id = StreamId::new([7; 32], "live").unwrap();
     assert_eq!(StreamId::from_topic(&id.topic()), Some(id));
     assert_eq!(StreamId::from_topic(ANNOUNCE_TOPIC), None);
-    assert_eq!(StreamId::from_topic("/vilokanam/stream/1/nothex-x"), None);
+    assert_eq!(StreamId::from_topic("/vilokanam/stream/2/nothex-x"), None);
 }
 
 #[test]
