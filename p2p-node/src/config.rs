@@ -82,6 +82,10 @@ pub struct NodeConfig {
     /// the chain is reached through the embedded light client instead of
     /// `chain_rpc`.
     pub chain_spec: Option<PathBuf>,
+    /// Highest price per second this node agrees to watch, e.g.
+    /// `"5µTICK/s"`; `vilokanam watch --max-price` overrides it. A dearer
+    /// stream is refused with its price. Default none: any price.
+    pub max_price: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -118,6 +122,7 @@ impl Default for NodeConfig {
             http_max_connections: 256,
             chain_rpc: "ws://127.0.0.1:9944".into(),
             chain_spec: None,
+            max_price: None,
         }
     }
 }
@@ -137,6 +142,7 @@ impl NodeConfig {
 
     /// Refuses settings that cannot work, saying why.
     pub fn validate(&self) -> Result<()> {
+        self.max_price_per_sec()?;
         if self.playlist_len < 3 {
             bail!(
                 "playlist_len ({}) must be at least 3 (HLS players need three segments)",
@@ -193,6 +199,15 @@ impl NodeConfig {
             bail!("announce_rate and announce_burst must be positive");
         }
         self.network().map(|_| ())
+    }
+
+    /// `max_price` in planck per second.
+    pub fn max_price_per_sec(&self) -> Result<Option<u128>> {
+        self.max_price
+            .as_deref()
+            .map(vilokanam_chain::parse_rate)
+            .transpose()
+            .context("max_price")
     }
 
     /// Interval between re-announcements.
@@ -292,6 +307,25 @@ mod tests {
         };
         let e = c.network().unwrap_err().to_string();
         assert!(e.contains("invalid listen multiaddr \"tcp:4010\""), "{e}");
+    }
+
+    #[test]
+    fn max_price_is_a_per_second_rate() {
+        let c = NodeConfig {
+            max_price: Some("5µTICK/s".into()),
+            ..NodeConfig::default()
+        };
+        assert_eq!(c.max_price_per_sec().unwrap(), Some(5_000_000));
+        c.validate().unwrap();
+        let text = c.to_toml().unwrap();
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+        let bad = NodeConfig {
+            max_price: Some("5µTICK/h".into()),
+            ..NodeConfig::default()
+        };
+        let e = format!("{:#}", bad.validate().unwrap_err());
+        assert!(e.contains("max_price") && e.contains("per second"), "{e}");
+        assert_eq!(NodeConfig::default().max_price_per_sec().unwrap(), None);
     }
 
     /// Before this check, a window smaller than the playlist made the

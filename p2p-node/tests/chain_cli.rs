@@ -271,6 +271,25 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
         listing.contains("2 µTICK/s to 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"),
         "{listing}"
     );
+    // `watch --max-price` below the price: refused with the price.
+    let api1 = t.node(1).unwrap().api_addr.clone();
+    let out = tokio::process::Command::new(bin)
+        .args(["watch", &stream, "--max-price", "1µTICK/s", "--api", &api1])
+        .output()
+        .await
+        .unwrap();
+    let err = failed(&out);
+    assert!(
+        err.contains("costs 2 µTICK/s, above the limit of 1 µTICK/s"),
+        "{err}"
+    );
+    let out = tokio::process::Command::new(bin)
+        .args(["watch", &stream, "--max-price", "2µTICK/s", "--api", &api1])
+        .output()
+        .await
+        .unwrap();
+    assert!(ok(&out).contains("/live.m3u8"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this stream is paid"));
     let _ = p.start_kill();
     let _ = p.wait().await;
     t.shutdown().await.unwrap();

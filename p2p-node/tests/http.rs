@@ -8,7 +8,7 @@ use vilokanam::config::NodeConfig;
 use vilokanam::http;
 use vilokanam::node::{Node, NodeHandle};
 use vilokanam_api::reqwest::{header, Method};
-use vilokanam_api::{ApiClient, OfferInfo, StartRequest, StreamState};
+use vilokanam_api::{ApiClient, OfferInfo, StartRequest, StreamState, WatchRequest};
 use vilokanam_media::fixtures::SAMPLE_TS;
 use vilokanam_media::ts::{Segment, Segmenter};
 use vilokanam_storage::Store;
@@ -407,4 +407,79 @@ async fn requests_beyond_the_concurrency_limit_get_503() {
     let busy = n.api.metric("vilokanam_node_http_busy", &[]).await.unwrap();
     assert!(busy >= 1.0);
     n.stop().await;
+}
+
+/// `watch` with a price cap: a stream announced dearer is refused with its
+/// price (402); one heard dearer only after the watch has its playlist
+/// refused; a cap at or above the price plays; a bad cap is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_cap_refuses_dearer_streams() {
+    let creator = Running::start(config()).await;
+    let cid = creator.api.id().await.unwrap();
+    let viewer = Running::start(NodeConfig {
+        bootstrap: vec![cid.listen[0].clone()],
+        ..config()
+    })
+    .await;
+    let stream = format!("{}-paid", cid.creator_key);
+    let cap = |planck: &str| WatchRequest {
+        max_price_per_sec: Some(planck.into()),
+    };
+    // Watched before its price is known: accepted.
+    viewer
+        .api
+        .watch_with(&stream, &cap("1000000"))
+        .await
+        .unwrap();
+    let req = StartRequest {
+        offer: Some(offer()),
+        ..StartRequest::default()
+    };
+    creator.api.start("paid", &req).await.unwrap();
+    wait_until(
+        "the viewer hears the price",
+        Duration::from_secs(10),
+        || async { Ok(viewer.api.stream(&stream).await?.offer.is_some()) },
+    )
+    .await
+    .unwrap();
+    let dearer = "costs 2 µTICK/s, above the limit of 1 µTICK/s";
+    let e = viewer.api.playlist(&stream).await.unwrap_err();
+    assert_eq!(e.status(), Some(402), "{e}");
+    assert!(e.to_string().contains(dearer), "{e}");
+    // Known dearer at watch time: refused, and not watched.
+    viewer.api.unwatch(&stream).await.unwrap();
+    let e = viewer
+        .api
+        .watch_with(&stream, &cap("1000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(402), "{e}");
+    assert!(e.to_string().contains(dearer), "{e}");
+    assert!(!viewer.api.stream(&stream).await.unwrap().watching);
+    // A cap at the price: watched, and its playlist is served.
+    viewer
+        .api
+        .watch_with(&stream, &cap("2000000"))
+        .await
+        .unwrap();
+    publish(&creator.api, "paid", &segments()).await;
+    wait_until("the playlist plays", Duration::from_secs(10), || async {
+        Ok(viewer.api.playlist(&stream).await?.contains(".ts"))
+    })
+    .await
+    .unwrap();
+    // Without a cap (and none configured), any price.
+    viewer.api.watch(&stream).await.unwrap();
+    viewer.api.playlist(&stream).await.unwrap();
+    // A cap that is not planck per second.
+    let e = viewer
+        .api
+        .watch_with(&stream, &cap("5µTICK"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(e.to_string().contains("max_price_per_sec"), "{e}");
+    viewer.stop().await;
+    creator.stop().await;
 }

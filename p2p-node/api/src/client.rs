@@ -181,6 +181,20 @@ impl ApiClient {
         Ok(self.url(&r.playlist))
     }
 
+    /// `POST /api/v0/watch/{stream}` with a body (e.g. a price cap);
+    /// returns the playlist URL.
+    pub async fn watch_with(&self, stream: &str, req: &WatchRequest) -> Result<String, ApiError> {
+        let r: WatchResponse = self
+            .json(
+                self.http
+                    .post(self.url(&format!("/api/v0/watch/{stream}")))
+                    .json(req),
+                "watching",
+            )
+            .await?;
+        Ok(self.url(&r.playlist))
+    }
+
     /// `DELETE /api/v0/watch/{stream}`.
     pub async fn unwatch(&self, stream: &str) -> Result<(), ApiError> {
         self.send(

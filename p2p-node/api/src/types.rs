@@ -7,7 +7,7 @@
 //! | GET | `/api/v0/stats` | → [`NodeStats`]: what the node holds, against its caps |
 //! | GET | `/api/v0/streams` | → `[`[`StreamInfo`]`]` |
 //! | GET | `/api/v0/streams/{stream}` | → [`StreamInfo`] |
-//! | POST | `/api/v0/watch/{stream}` | → [`WatchResponse`]: follow a stream |
+//! | POST | `/api/v0/watch/{stream}` | optional [`WatchRequest`] → [`WatchResponse`]: follow a stream |
 //! | DELETE | `/api/v0/watch/{stream}` | → 204: stop following it |
 //! | POST | `/api/v0/publish/{name}/start` | [`StartRequest`] → [`StartResponse`] |
 //! | POST | `/api/v0/publish/{name}/segment?duration_us=N[&discontinuity=true]` | MPEG-TS bytes → [`SegmentResponse`] |
@@ -111,6 +111,16 @@ impl StreamInfo {
     pub fn live(&self) -> bool {
         self.state == StreamState::Live
     }
+}
+
+/// Optional body of `POST /api/v0/watch/{stream}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchRequest {
+    /// Highest price per second to accept, in planck as a decimal string
+    /// (default: the node's `max_price`, else any price). A dearer stream
+    /// is refused with 402 and its price.
+    pub max_price_per_sec: Option<String>,
 }
 
 /// `POST /api/v0/watch/{stream}`.

@@ -16,13 +16,26 @@ pub struct WatchCmd {
     /// Start this player with the URL, e.g. `mpv`, `vlc`, `ffplay`.
     #[arg(long)]
     player: Option<String>,
+    /// Refuse the stream if it costs more than this per second, e.g.
+    /// `5µTICK/s` (default: `max_price` in the daemon's config.toml).
+    #[arg(long)]
+    max_price: Option<String>,
 }
 
 impl WatchCmd {
     /// Follows the stream; prints its URL or plays it.
     pub async fn run(self) -> Result<()> {
         let client = self.api.client();
-        let url = client.watch(&self.stream).await?;
+        let max = self
+            .max_price
+            .as_deref()
+            .map(vilokanam_chain::parse_rate)
+            .transpose()
+            .context("--max-price")?;
+        let req = vilokanam_api::WatchRequest {
+            max_price_per_sec: max.map(|m| m.to_string()),
+        };
+        let url = client.watch_with(&self.stream, &req).await?;
         println!("{url}");
         // Say so when the stream is known to be paid: this version shows
         // prices but does not pay them yet.

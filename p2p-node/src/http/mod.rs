@@ -55,6 +55,7 @@ impl From<NodeError> for HttpError {
             | NodeError::UnknownStream { .. }
             | NodeError::NotHeld { .. } => StatusCode::NOT_FOUND,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            NodeError::TooExpensive { .. } => StatusCode::PAYMENT_REQUIRED,
             NodeError::Capacity(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

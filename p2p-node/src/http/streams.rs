@@ -4,9 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use vilokanam_api::{StreamInfo, WatchResponse};
+use vilokanam_api::{StreamInfo, WatchRequest, WatchResponse};
 
-use super::{Api, HttpResult};
+use super::{Api, HttpError, HttpResult};
 use crate::node::playlist_path;
 
 pub(super) fn routes() -> Router<Api> {
@@ -27,8 +27,19 @@ async fn one(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<J
 async fn watch(
     State(api): State<Api>,
     Path(stream): Path<String>,
+    body: Option<Json<WatchRequest>>,
 ) -> HttpResult<Json<WatchResponse>> {
-    let id = api.node.watch(&stream).await?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let cap = match req.max_price_per_sec.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<u128>().map_err(|e| {
+            HttpError(
+                StatusCode::BAD_REQUEST,
+                format!("max_price_per_sec {text:?}: not planck per second: {e}"),
+            )
+        })?),
+    };
+    let id = api.node.watch(&stream, cap).await?;
     Ok(Json(WatchResponse {
         playlist: playlist_path(&id),
         stream: id.to_string(),

@@ -30,6 +30,16 @@ pub enum NodeError {
     /// chain out of range.
     #[error("invalid offer: {0}")]
     InvalidOffer(String),
+    /// A stream dearer than the price cap the user set.
+    #[error("stream {stream} costs {}, above the limit of {} (--max-price, or max_price in config.toml)", vilokanam_chain::format_rate(*.price), vilokanam_chain::format_rate(*.cap))]
+    TooExpensive {
+        /// The stream.
+        stream: String,
+        /// Its price per second (planck).
+        price: u128,
+        /// The cap (planck per second).
+        cap: u128,
+    },
     /// A segment for a stream that was never started here.
     #[error("stream {name:?} is not started: POST /api/v0/publish/{name}/start first")]
     NotStarted {

@@ -26,6 +26,7 @@ pub mod publisher;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -72,6 +73,9 @@ pub(crate) struct Inner {
     catalog: Mutex<Catalog>,
     publisher: Publisher,
     playback: Mutex<Playback>,
+    /// The price cap of each watched stream that has one (at most one
+    /// entry per watched stream: set by `watch`, dropped by `unwatch`).
+    price_caps: Mutex<HashMap<StreamId, u128>>,
     playback_events: broadcast::Sender<PlaybackEvent>,
     listen: watch::Receiver<Vec<Multiaddr>>,
     stop: watch::Sender<bool>,
@@ -147,6 +151,7 @@ impl Node {
             catalog: Mutex::new(Catalog::new(config.max_known_streams)),
             publisher: Publisher::new(keys.creator.clone(), store.streams.clone()),
             playback: Mutex::new(Playback::new(config.playlist_len, playback_events.clone())),
+            price_caps: Mutex::new(HashMap::new()),
             playback_events,
             listen: listen_rx.clone(),
             identity,
@@ -422,8 +427,17 @@ impl NodeHandle {
     }
 
     /// Follows `stream` for the user (idempotent); returns its id.
-    pub async fn watch(&self, stream: &str) -> Result<StreamId, NodeError> {
+    pub async fn watch(
+        &self,
+        stream: &str,
+        max_price: Option<u128>,
+    ) -> Result<StreamId, NodeError> {
         let id = parse_stream(stream)?;
+        // The user's cap, else the configured one (validated at start).
+        let cap = max_price.or(self.inner.config.max_price_per_sec().ok().flatten());
+        if let Some(cap) = cap {
+            self.check_price(&id, cap)?;
+        }
         self.inner
             .swarm
             .join(id.clone(), JoinReason::Watch, None)
@@ -450,8 +464,34 @@ impl NodeHandle {
                 }
                 r.updated_ms = now_ms();
             })?;
+        {
+            let mut caps = lock(&self.inner.price_caps);
+            match cap {
+                Some(cap) => caps.insert(id.clone(), cap),
+                None => caps.remove(&id),
+            };
+        }
         info!(stream = %id, "watching");
         Ok(id)
+    }
+
+    /// Refuses a stream whose announced price is above `cap`. A stream not
+    /// announced yet passes; its playlist is refused once its price is
+    /// heard (see [`NodeHandle::playlist`]).
+    fn check_price(&self, id: &StreamId, cap: u128) -> Result<(), NodeError> {
+        let price = lock(&self.inner.catalog)
+            .get(id)
+            .and_then(|e| e.announcement.as_ref())
+            .and_then(|a| a.announcement.offer.as_ref())
+            .map(|o| o.price_per_sec);
+        match price {
+            Some(price) if price > cap => Err(NodeError::TooExpensive {
+                stream: id.to_string(),
+                price,
+                cap,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Stops following `stream` for the user, and forgets it (also a
@@ -475,6 +515,7 @@ impl NodeHandle {
                 .leave(id.clone(), JoinReason::Watch)
                 .await?;
             lock(&self.inner.playback).close(&id, Local::Watch);
+            lock(&self.inner.price_caps).remove(&id);
         }
         if !lock(&self.inner.playback).publishing(&id) {
             lock(&self.inner.catalog).unpin(&id);
@@ -561,6 +602,10 @@ impl NodeHandle {
     /// The live playlist of a watched or published stream.
     pub fn playlist(&self, stream: &str) -> Result<String, NodeError> {
         let id = parse_stream(stream)?;
+        let cap = lock(&self.inner.price_caps).get(&id).copied();
+        if let Some(cap) = cap {
+            self.check_price(&id, cap)?;
+        }
         let prefix = format!("/streams/{id}/");
         lock(&self.inner.playback)
             .render(&id, &prefix)

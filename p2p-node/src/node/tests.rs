@@ -94,7 +94,7 @@ async fn playlists_exist_only_for_watched_or_published_streams() {
         node.inner.swarm.joined().await.unwrap().is_empty(),
         "nothing joined"
     );
-    node.watch(&other).await.unwrap();
+    node.watch(&other, None).await.unwrap();
     assert!(node.playlist(&other).is_ok());
     node.unwatch(&other).await.unwrap();
     assert!(node.inner.swarm.joined().await.unwrap().is_empty());
@@ -103,7 +103,7 @@ async fn playlists_exist_only_for_watched_or_published_streams() {
         NodeError::NotWatched { .. }
     ));
     assert!(matches!(
-        node.watch("not-a-stream").await.unwrap_err(),
+        node.watch("not-a-stream", None).await.unwrap_err(),
         NodeError::InvalidStreamId { .. }
     ));
     node.shutdown().await.unwrap();
@@ -160,7 +160,7 @@ async fn published_and_watched_streams_survive_a_restart() {
             .await
             .unwrap();
         publish_all(&node, "mine").await;
-        node.watch(&watched.to_string()).await.unwrap();
+        node.watch(&watched.to_string(), None).await.unwrap();
         node.shutdown().await.unwrap();
         id
     };
@@ -308,7 +308,7 @@ async fn playback_reports_segments_served_to_players() {
         .await
         .unwrap();
     publish_all(&node, "s").await;
-    node.watch(&id.to_string()).await.unwrap();
+    node.watch(&id.to_string(), None).await.unwrap();
     node.segment(&id.to_string(), 2).await.unwrap();
     assert_eq!(
         events.recv().await.unwrap(),
