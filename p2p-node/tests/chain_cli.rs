@@ -167,56 +167,40 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
         t.publish(0, &args, std::process::Stdio::null())
             .expect("publish runs")
     };
-    let refused = |out: Output| {
+    // Runs a publish that must fail, and returns its stderr.
+    let refused = async |t: &mut vilokanam_testnet::Testnet, extra: &[&str]| {
+        let out = publish(t, extra).wait_with_output().await.unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     // A price per minute, and a paid stream with no payout account.
-    let err = refused(
-        publish(&mut t, &["--price", "2µTICK/min"])
-            .wait_with_output()
-            .await
-            .unwrap(),
-    );
+    let err = refused(&mut t, &["--price", "2µTICK/min"]).await;
     assert!(err.contains("per second"), "{err}");
-    let err = refused(
-        publish(&mut t, &["--price", "2000TICK/s"])
-            .wait_with_output()
-            .await
-            .unwrap(),
-    );
+    let err = refused(&mut t, &["--price", "2000TICK/s"]).await;
     assert!(err.contains("above the limit"), "{err}");
     let err = refused(
-        publish(
-            &mut t,
-            &[
-                "--price",
-                "0",
-                "--payee",
-                "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
-            ],
-        )
-        .wait_with_output()
-        .await
-        .unwrap(),
-    );
+        &mut t,
+        &[
+            "--price",
+            "0",
+            "--payee",
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+        ],
+    )
+    .await;
     assert!(err.contains("are for a paid stream"), "{err}");
     let err = refused(
-        publish(
-            &mut t,
-            &[
-                "--price",
-                "2µTICK/s",
-                "--data-dir",
-                &dir,
-                "--chain-rpc",
-                &rpc,
-            ],
-        )
-        .wait_with_output()
-        .await
-        .unwrap(),
-    );
+        &mut t,
+        &[
+            "--price",
+            "2µTICK/s",
+            "--data-dir",
+            &dir,
+            "--chain-rpc",
+            &rpc,
+        ],
+    )
+    .await;
     assert!(
         err.contains("a paid stream needs a payout account"),
         "{err}"
@@ -261,33 +245,28 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
         "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
     );
     assert_eq!(offer.genesis, format!("0x{}", hex::encode(genesis)));
-    let out = tokio::process::Command::new(bin)
-        .args(["streams", "--api", &t.node(1).unwrap().api_addr])
-        .output()
-        .await
-        .unwrap();
-    let listing = ok(&out);
+    // The viewer's CLI (API commands take no chain flags).
+    let api1 = t.node(1).unwrap().api_addr.clone();
+    let cli = async |args: &[&str]| {
+        tokio::process::Command::new(bin)
+            .args(args)
+            .args(["--api", &api1])
+            .output()
+            .await
+            .unwrap()
+    };
+    let listing = ok(&cli(&["streams"]).await);
     assert!(
         listing.contains("2 µTICK/s to 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"),
         "{listing}"
     );
     // `watch --max-price` below the price: refused with the price.
-    let api1 = t.node(1).unwrap().api_addr.clone();
-    let out = tokio::process::Command::new(bin)
-        .args(["watch", &stream, "--max-price", "1µTICK/s", "--api", &api1])
-        .output()
-        .await
-        .unwrap();
-    let err = failed(&out);
+    let err = failed(&cli(&["watch", &stream, "--max-price", "1µTICK/s"]).await);
     assert!(
         err.contains("costs 2 µTICK/s, above the limit of 1 µTICK/s"),
         "{err}"
     );
-    let out = tokio::process::Command::new(bin)
-        .args(["watch", &stream, "--max-price", "2µTICK/s", "--api", &api1])
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&["watch", &stream, "--max-price", "2µTICK/s"]).await;
     assert!(ok(&out).contains("/live.m3u8"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("this stream is paid"));
     let _ = p.start_kill();

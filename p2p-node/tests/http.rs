@@ -45,6 +45,15 @@ impl Running {
         }
     }
 
+    /// A node that dials `creator` at start (a bootstrap peer).
+    async fn viewer_of(creator: &vilokanam_api::IdResponse) -> Running {
+        Running::start(NodeConfig {
+            bootstrap: vec![creator.listen[0].clone()],
+            ..config()
+        })
+        .await
+    }
+
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -94,11 +103,7 @@ async fn every_endpoint_answers_over_two_nodes() {
     let creator = Running::start(config()).await;
     let cid = creator.api.id().await.unwrap();
     // The viewer dials the creator at start (a bootstrap peer).
-    let viewer = Running::start(NodeConfig {
-        bootstrap: vec![cid.listen[0].clone()],
-        ..config()
-    })
-    .await;
+    let viewer = Running::viewer_of(&cid).await;
     // id
     assert_eq!(cid.peer_id, creator.node.identity().peer_id.to_string());
     assert_eq!(cid.creator_key.len(), 64);
@@ -416,11 +421,7 @@ async fn requests_beyond_the_concurrency_limit_get_503() {
 async fn a_price_cap_refuses_dearer_streams() {
     let creator = Running::start(config()).await;
     let cid = creator.api.id().await.unwrap();
-    let viewer = Running::start(NodeConfig {
-        bootstrap: vec![cid.listen[0].clone()],
-        ..config()
-    })
-    .await;
+    let viewer = Running::viewer_of(&cid).await;
     let stream = format!("{}-paid", cid.creator_key);
     let cap = |planck: &str| WatchRequest {
         max_price_per_sec: Some(planck.into()),

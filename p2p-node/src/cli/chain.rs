@@ -121,12 +121,10 @@ pub async fn offer(
             )?),
         };
     let genesis = match genesis {
-        Some(g) => {
-            let hex = g.trim().strip_prefix("0x").unwrap_or(g.trim());
-            let bytes = hex::decode(hex).ok().filter(|b| b.len() == 32);
-            bytes.with_context(|| format!("--genesis {g:?}: not 32 bytes of hex"))?;
-            format!("0x{}", hex.to_ascii_lowercase())
-        }
+        Some(g) => crate::node::offer::parse_genesis(&g)
+            .map(|h| format!("0x{}", hex::encode(h)))
+            .map_err(anyhow::Error::msg)
+            .context("--genesis")?,
         None => {
             let chain = args
                 .connect()

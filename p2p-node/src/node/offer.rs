@@ -21,12 +21,7 @@ pub fn from_api(info: &OfferInfo) -> Result<Offer, NodeError> {
     let payee = parse_address(&info.payee)
         .map_err(|e| bad(format!("payee: not an SS58 address: {e}")))?
         .0;
-    let hex = info.genesis.trim();
-    let hex = hex.strip_prefix("0x").unwrap_or(hex);
-    let genesis: [u8; 32] = hex::decode(hex)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad(format!("genesis {:?}: not 32 bytes of hex", info.genesis)))?;
+    let genesis = parse_genesis(&info.genesis).map_err(bad)?;
     let offer = Offer {
         price_per_sec,
         payee,
@@ -34,6 +29,16 @@ pub fn from_api(info: &OfferInfo) -> Result<Offer, NodeError> {
     };
     offer.validate().map_err(|e| bad(e.to_string()))?;
     Ok(offer)
+}
+
+/// Reads a genesis hash: 64 hex digits, with or without `0x`.
+pub fn parse_genesis(text: &str) -> Result<[u8; 32], String> {
+    let hex = text.trim();
+    let hex = hex.strip_prefix("0x").unwrap_or(hex);
+    hex::decode(hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("genesis {text:?}: not 32 bytes of hex"))
 }
 
 /// The API's form of a signed offer.
