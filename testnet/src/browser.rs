@@ -51,12 +51,15 @@ pub struct PlayReport {
     pub fatal: Option<String>,
 }
 
-/// hls.js errors that report a short wait for data rather than a fault;
-/// whether the wait was short is judged by the playhead.
-const WAITS: [&str; 3] = [
+/// hls.js errors that report a short wait for data, or a request the
+/// player itself cancelled, rather than a fault; whether playback was
+/// smooth is judged by the playhead. (`networkError/aborted` was seen once
+/// in 150 s of smooth playback of the no-ffmpeg testnet.)
+const WAITS: [&str; 4] = [
     "mediaError/bufferStalledError",
     "mediaError/bufferNudgeOnStall",
     "mediaError/bufferSeekOverHole",
+    "networkError/aborted",
 ];
 
 impl PlayReport {
