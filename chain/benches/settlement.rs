@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use vilokanam_chain::account::{account_id, keypair};
 use vilokanam_chain::test_utils::{DevChain, DevChainParts};
-use vilokanam_chain::{Endpoint, Settlement, Voucher};
+use vilokanam_chain::{Endpoint, OpenTerms, Settlement, Voucher};
 
 const CLAIMS: u32 = 30;
 const PRICE: u128 = 1_000_000;
@@ -27,23 +27,23 @@ async fn main() -> anyhow::Result<()> {
     let (alice, bob) = (keypair("//Alice")?, keypair("//Bob")?);
     let key = SigningKey::from_bytes(&rand::random());
     let expires_at = client.finalized_number().await? as u32 + 1_000;
+    let terms = OpenTerms::single(account_id(&bob), 1_000_000 * PRICE, expires_at);
     let ch = client
-        .open_channel(
-            &alice,
-            &account_id(&bob),
-            key.verifying_key().to_bytes(),
-            PRICE,
-            1_000_000 * PRICE,
-            expires_at,
-        )
+        .open(&alice, key.verifying_key().to_bytes(), &terms)
         .await?;
-    println!("open_channel: fee charged {} planck", ch.fee);
+    println!("open: fee charged {} planck", ch.fee);
     let ch = ch.outcome;
     let mut latencies = Vec::new();
     let mut fees = Vec::new();
     let mut cost = None;
     for i in 1..=CLAIMS {
-        let v = Voucher::sign(&key, client.genesis(), ch.id, u128::from(i) * 60 * PRICE);
+        let v = Voucher::sign(
+            &key,
+            client.genesis(),
+            ch.id,
+            account_id(&bob).0,
+            u128::from(i) * 60 * PRICE,
+        );
         let c = client.claim_cost(&bob, &v).await?;
         cost.get_or_insert(c);
         let t = Instant::now();

@@ -23,7 +23,7 @@ fn main() {
     let mut vouchers = Vec::with_capacity(n);
     let sign = rate(n, || {
         for s in 0..n as u128 {
-            vouchers.push(Voucher::sign(&key, chain, 1, black_box(s * 10)));
+            vouchers.push(Voucher::sign(&key, chain, 1, [3; 32], black_box(s * 10)));
         }
     });
     let verify = rate(n, || {

@@ -1,16 +1,18 @@
 //! Off-chain side of Vilokanam's per-second payments.
 //!
-//! A viewer's node pays per second watched through a unidirectional
-//! payment channel of the `tick-stream` pallet (`runtime/pallets/tick-stream`).
-//! Every second it signs a [`Voucher`] for the *cumulative* amount owed;
-//! the payee keeps only the best one and submits it on chain with
+//! A viewer's node pays per second watched through a channel of the
+//! `tick-stream` pallet (`runtime/pallets/tick-stream`): one deposit that
+//! can pay several payees (the creator, later the relays). Every second it
+//! signs each payee a [`Voucher`] for the *cumulative* amount owed to it;
+//! each payee keeps only its best one and submits it on chain with
 //! `claim` when it likes. This crate holds:
 //!
 //! - [`voucher`]: the signed message, byte-identical to the pallet's
 //!   (a shared test vector pins it on both sides), signing, and single and
 //!   batch verification;
 //! - [`channel`]: IO-less accounting for both ends: [`channel::Payer`]
-//!   turns seconds watched into vouchers capped by the deposit, and
+//!   turns amounts owed into vouchers, never more in total than the
+//!   deposit nor to a payee than its limit, and
 //!   [`channel::Payee`] checks incoming vouchers with the same rules the
 //!   pallet applies, so a payee never accepts a voucher the chain would
 //!   refuse.
@@ -35,10 +37,10 @@ pub mod test_utils;
 pub mod voucher;
 
 pub use amount::{format_amount, format_rate, parse_amount, parse_rate, AmountError, DECIMALS};
-pub use channel::{Payee, Payer};
+pub use channel::{Payee, Payer, Terms};
 pub use client::{
     AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,
-    Closed, ConnectOptions, DispatchCost, Endpoint, Receipt, Settlement, SettlementError,
-    TickEvent,
+    Closed, ConnectOptions, DispatchCost, Endpoint, OpenTerms, PayeeInfo, Receipt, Settlement,
+    SettlementError, TickEvent,
 };
 pub use voucher::{Voucher, VoucherError};

@@ -1,13 +1,13 @@
-//! Vouchers: what the payer's node signs every second.
+//! Vouchers: what the payer's node signs every second, one per payee.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 /// Domain tag at the start of every voucher message (same as the pallet's
 /// `VOUCHER_TAG`).
-pub const VOUCHER_TAG: [u8; 16] = *b"tick-stream/v1\0\0";
+pub const VOUCHER_TAG: [u8; 16] = *b"tick-stream/v2\0\0";
 
-/// Length of a voucher message.
-pub const MESSAGE_LEN: usize = 16 + 32 + 8 + 16;
+/// Length of a voucher message: tag, genesis hash, channel, payee, amount.
+pub const MESSAGE_LEN: usize = 16 + 32 + 8 + 32 + 16;
 
 /// Why a voucher is refused. The variants mirror the pallet's errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,14 @@ pub enum VoucherError {
         /// Channel expected.
         expected: u64,
     },
+    /// Names another payee (a voucher is good only for the payee it names).
+    #[error("voucher for payee {voucher}, but this payee is {expected}")]
+    WrongPayee {
+        /// Payee in the voucher (hex).
+        voucher: String,
+        /// This payee (hex).
+        expected: String,
+    },
     /// The signature does not verify against the channel's voucher key.
     #[error("voucher signature does not verify against the channel's voucher key")]
     BadSignature,
@@ -43,7 +51,7 @@ pub enum VoucherError {
         /// Amount already accepted.
         accepted: u128,
     },
-    /// More than the channel's deposit.
+    /// More than the channel's deposit (the limit of a named payee).
     #[error("voucher for {amount} exceeds the deposit {deposit}")]
     ExceedsDeposit {
         /// Amount of the voucher.
@@ -51,40 +59,64 @@ pub enum VoucherError {
         /// Deposit.
         deposit: u128,
     },
-    /// The payer's deposit cannot pay another second.
-    #[error("deposit {deposit} exhausted: paying second {second} needs {needed}")]
+    /// More than the channel's cap for payees not named at open.
+    #[error("voucher for {amount} exceeds the channel's cap {cap} for late payees")]
+    ExceedsPayeeCap {
+        /// Amount of the voucher.
+        amount: u128,
+        /// The cap.
+        cap: u128,
+    },
+    /// The deposit cannot pay this much more: the payer's node never signs
+    /// more in total than its deposit.
+    #[error("deposit {deposit} exhausted: {owed} already owed, {wanted} more wanted")]
     DepositExhausted {
         /// Deposit.
         deposit: u128,
-        /// The second that could not be paid.
-        second: u64,
-        /// Cumulative amount it would need.
-        needed: u128,
+        /// Owed to all payees so far.
+        owed: u128,
+        /// The amount that could not be paid.
+        wanted: u128,
+    },
+    /// Every payee slot of the channel is taken by other payees.
+    #[error("the channel already pays its {max} payees")]
+    TooManyPayees {
+        /// The channel's `max_payees`.
+        max: u32,
     },
     /// An amount overflowed.
     #[error("amount overflow")]
     Overflow,
 }
 
-/// The exact bytes signed: tag, genesis hash, channel (u64 LE), cumulative
-/// amount (u128 LE, as SCALE encodes it).
-pub fn message(genesis: &[u8; 32], channel: u64, cumulative: u128) -> [u8; MESSAGE_LEN] {
+/// The exact bytes signed: tag, genesis hash, channel (u64 LE), payee
+/// account (32 bytes), cumulative amount (u128 LE, as SCALE encodes it).
+pub fn message(
+    genesis: &[u8; 32],
+    channel: u64,
+    payee: &[u8; 32],
+    cumulative: u128,
+) -> [u8; MESSAGE_LEN] {
     let mut m = [0u8; MESSAGE_LEN];
     m[..16].copy_from_slice(&VOUCHER_TAG);
     m[16..48].copy_from_slice(genesis);
     m[48..56].copy_from_slice(&channel.to_le_bytes());
-    m[56..].copy_from_slice(&cumulative.to_le_bytes());
+    m[56..88].copy_from_slice(payee);
+    m[88..].copy_from_slice(&cumulative.to_le_bytes());
     m
 }
 
-/// A signed statement: "on `chain`, channel `channel` owes `cumulative` in total".
+/// A signed statement: "on `chain`, channel `channel` owes `payee`
+/// `cumulative` in total".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Voucher {
     /// Genesis hash of the chain.
     pub chain: [u8; 32],
     /// Channel id.
     pub channel: u64,
-    /// Cumulative amount owed.
+    /// The payee's account id.
+    pub payee: [u8; 32],
+    /// Cumulative amount owed to the payee.
     pub cumulative: u128,
     /// ed25519 signature over [`message`].
     pub signature: [u8; 64],
@@ -92,11 +124,20 @@ pub struct Voucher {
 
 impl Voucher {
     /// Signs a voucher with the payer node's key.
-    pub fn sign(key: &SigningKey, chain: [u8; 32], channel: u64, cumulative: u128) -> Self {
-        let signature = key.sign(&message(&chain, channel, cumulative)).to_bytes();
+    pub fn sign(
+        key: &SigningKey,
+        chain: [u8; 32],
+        channel: u64,
+        payee: [u8; 32],
+        cumulative: u128,
+    ) -> Self {
+        let signature = key
+            .sign(&message(&chain, channel, &payee, cumulative))
+            .to_bytes();
         Voucher {
             chain,
             channel,
+            payee,
             cumulative,
             signature,
         }
@@ -104,7 +145,7 @@ impl Voucher {
 
     /// The signed bytes.
     pub fn message(&self) -> [u8; MESSAGE_LEN] {
-        message(&self.chain, self.channel, self.cumulative)
+        message(&self.chain, self.channel, &self.payee, self.cumulative)
     }
 
     /// Checks the signature (the chain's `ed25519_verify` accepts the same).
@@ -136,20 +177,27 @@ mod tests {
     /// Same vector as the pallet's `voucher_message_matches_the_node_encoding`.
     #[test]
     fn message_matches_the_pallet_encoding() {
-        let m = message(&[1; 32], 7, 1000);
+        let m = message(&[1; 32], 7, &[2; 32], 1000);
         let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "7469636b2d73747265616d2f7631000001010101010101010101010101010101010101010101010101010101010101010700000000000000e8030000000000000000000000000000");
+        assert_eq!(hex, "7469636b2d73747265616d2f7632000001010101010101010101010101010101010101010101010101010101010101010700000000000000\
+0202020202020202020202020202020202020202020202020202020202020202e8030000000000000000000000000000");
     }
 
     #[test]
     fn sign_verify_and_tamper() {
         let k = SigningKey::from_bytes(&[3; 32]);
-        let v = Voucher::sign(&k, [9; 32], 1, 500);
+        let v = Voucher::sign(&k, [9; 32], 1, [2; 32], 500);
         v.verify(&k.verifying_key()).unwrap();
         let other = SigningKey::from_bytes(&[4; 32]).verifying_key();
         assert_eq!(v.verify(&other), Err(VoucherError::BadSignature));
-        for mut t in [v.clone(), v.clone(), v.clone()] {
-            t.cumulative += 1;
+        let tampered: [fn(&mut Voucher); 3] = [
+            |t| t.cumulative += 1,
+            |t| t.channel += 1,
+            |t| t.payee[0] ^= 1,
+        ];
+        for tamper in tampered {
+            let mut t = v.clone();
+            tamper(&mut t);
             assert_eq!(
                 t.verify(&k.verifying_key()),
                 Err(VoucherError::BadSignature)
@@ -167,7 +215,7 @@ mod tests {
     fn batch_verification_catches_one_bad_voucher() {
         let k = SigningKey::from_bytes(&[3; 32]);
         let mut vs: Vec<Voucher> = (1..=16)
-            .map(|s| Voucher::sign(&k, [0; 32], 2, s * 10))
+            .map(|s| Voucher::sign(&k, [0; 32], 2, [3; 32], s * 10))
             .collect();
         let keys = vec![k.verifying_key(); vs.len()];
         verify_batch(&vs, &keys).unwrap();

@@ -78,20 +78,18 @@ async fn settlement_through_the_light_client() {
     let bob = keypair("//Bob").unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
     let expires_at = client.finalized_number().await.unwrap() as u32 + 5;
+    let terms = vilokanam_chain::OpenTerms::single(account_id(&bob), 200_000, expires_at);
     let ch = client
-        .open_channel(
-            &alice,
-            &account_id(&bob),
-            key.verifying_key().to_bytes(),
-            1_000,
-            200_000,
-            expires_at,
-        )
+        .open(&alice, key.verifying_key().to_bytes(), &terms)
         .await
         .unwrap()
         .outcome;
-    let v = vilokanam_chain::Voucher::sign(&key, client.genesis(), ch.id, 120_000);
-    assert_eq!(client.claim(&bob, &v).await.unwrap().outcome.ticks, 120);
+    let v =
+        vilokanam_chain::Voucher::sign(&key, client.genesis(), ch.id, account_id(&bob).0, 120_000);
+    assert_eq!(
+        client.claim(&bob, &v).await.unwrap().outcome.amount,
+        120_000
+    );
     assert_eq!(
         client.close(&bob, ch.id).await.unwrap().outcome.refunded,
         80_000

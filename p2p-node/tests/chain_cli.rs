@@ -104,8 +104,6 @@ async fn account_chain_and_channel_commands() {
             "open",
             "--payee",
             BOB,
-            "--price",
-            "0.000001TICK",
             "--deposit",
             "0.0001TICK",
             "--expires-in",
@@ -118,12 +116,44 @@ async fn account_chain_and_channel_commands() {
     assert!(d.join("identity.key").exists());
 
     let out = ok(&vilokanam(d, &rpc, &["channel", "top-up", "0", "0.0001TICK"]).await);
-    assert!(out.contains("deposit now 0.0002 TICK"), "{out}");
+    assert!(
+        out.contains("deposit now 0.0002 TICK, collateral 0 TICK"),
+        "{out}"
+    );
     let out = ok(&vilokanam(d, &rpc, &["channel", "list"]).await);
     assert!(out.contains("channel 0") && out.contains("(you)"), "{out}");
     assert!(out.contains("deposit:        0.0002 TICK"), "{out}");
+    assert!(out.contains("payees:         1 of 1 bound"), "{out}");
     let out = ok(&vilokanam(d, &rpc, &["account"]).await);
     assert!(out.contains("held:    0.0002 TICK"), "{out}");
+
+    // A channel for a creator and two relays needs collateral for the
+    // relays' caps; too little is refused before anything is sent.
+    let three = |collateral: &'static str| {
+        [
+            "channel",
+            "open",
+            "--payee",
+            BOB,
+            "--max-payees",
+            "3",
+            "--payee-cap",
+            "0.00001TICK",
+            "--deposit",
+            "0.0001TICK",
+            "--collateral",
+            collateral,
+        ]
+    };
+    let err = failed(&vilokanam(d, &rpc, &three("0.00001TICK")).await);
+    assert!(
+        err.contains("below the 0.00002 TICK these terms need"),
+        "{err}"
+    );
+    let out = ok(&vilokanam(d, &rpc, &three("0.00002TICK")).await);
+    assert!(out.contains("opened channel 1"), "{out}");
+    assert!(out.contains("collateral:     0.00002 TICK"), "{out}");
+    assert!(out.contains("payees:         1 of 3 bound"), "{out}");
 
     // The payer may not close before expiry: the pallet's reason is shown.
     let err = failed(&vilokanam(d, &rpc, &["channel", "close", "0"]).await);

@@ -297,11 +297,24 @@ async fn errors_have_precise_status_codes() {
     let (code, _) = raw(
         Method::POST,
         "/api/v0/publish/s/segment?duration_us=1000000",
-        big,
+        big.clone(),
     )
     .await
     .unwrap();
     assert_eq!(code, 413);
+    // The unread rest of that body spoils the connection: the response
+    // says so, or the client's next request on it fails to send.
+    let r = vilokanam_api::reqwest::Client::new()
+        .post(api.url("/api/v0/publish/s/segment?duration_us=1000000"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     // 400: a missing query.
     let (code, _) = raw(Method::POST, "/api/v0/publish/s/segment", seg)
         .await

@@ -43,6 +43,16 @@ pub enum SettlementError {
     /// The voucher asks for more than the channel's deposit.
     #[error("voucher for channel {0} exceeds the channel's deposit")]
     ExceedsDeposit(ChannelId),
+    /// A late payee's voucher asks for more than the channel's cap.
+    #[error("voucher for channel {0} exceeds the channel's cap for payees not named at open")]
+    ExceedsPayeeCap(ChannelId),
+    /// Every payee slot of the channel is bound to other payees.
+    #[error("channel {0} already pays as many payees as it allows")]
+    TooManyPayees(ChannelId),
+    /// The collateral does not cover what the payees could be owed beyond
+    /// the deposit.
+    #[error("the collateral is below what the channel's payees could be owed beyond its deposit")]
+    CollateralTooLow,
     /// The voucher names another chain.
     #[error("voucher was signed for another chain ({0})")]
     WrongChain(String),
@@ -220,6 +230,9 @@ fn classify_dispatch(
                 ("TickStream", "VoucherReplayed") => SettlementError::VoucherReplayed(ch),
                 ("TickStream", "VoucherOutdated") => SettlementError::VoucherOutdated(ch),
                 ("TickStream", "ExceedsDeposit") => SettlementError::ExceedsDeposit(ch),
+                ("TickStream", "ExceedsPayeeCap") => SettlementError::ExceedsPayeeCap(ch),
+                ("TickStream", "TooManyPayees") => SettlementError::TooManyPayees(ch),
+                ("TickStream", "CollateralTooLow") => SettlementError::CollateralTooLow,
                 ("TickStream", "WrongChain") => {
                     SettlementError::WrongChain(format!("this chain is 0x{}", hex::encode(genesis)))
                 }

@@ -51,18 +51,26 @@ async fn block_events(
             E::ChannelOpened {
                 channel,
                 payer,
-                payee,
+                payees,
                 deposit,
+                collateral,
                 ..
             } => TickEvent::Opened {
                 channel,
                 payer,
-                payee,
+                payees,
                 deposit,
+                collateral,
             },
             E::ToppedUp {
-                channel, deposit, ..
-            } => TickEvent::ToppedUp { channel, deposit },
+                channel,
+                deposit,
+                collateral,
+            } => TickEvent::ToppedUp {
+                channel,
+                deposit,
+                collateral,
+            },
             E::Extended {
                 channel,
                 expires_at,
@@ -72,24 +80,37 @@ async fn block_events(
             },
             E::Claimed {
                 channel,
+                payee,
                 amount,
                 cumulative,
-                ticks,
             } => TickEvent::Claimed {
                 channel,
                 claimed: Claimed {
+                    payee,
                     amount,
                     cumulative,
-                    ticks,
+                    from_collateral: 0,
                 },
+            },
+            E::Overdrawn {
+                channel,
+                from_collateral,
+            } => TickEvent::Overdrawn {
+                channel,
+                from_collateral,
             },
             E::ChannelClosed {
                 channel,
                 refunded,
-                claimed,
+                paid,
+                slashed,
             } => TickEvent::Closed {
                 channel,
-                closed: Closed { refunded, claimed },
+                closed: Closed {
+                    refunded,
+                    paid,
+                    slashed,
+                },
             },
         });
     }

@@ -12,9 +12,10 @@
 //! re-established, the node's RPC limit was hit) are retried with
 //! exponential backoff, a bounded number of times. A transaction is signed
 //! once; only its submission is retried, with the same bytes, and a
-//! transaction whose fate became unknown is reported, never re-signed. Dispatch failures are mapped to precise
-//! errors: a bad voucher signature, a replayed or outdated voucher, too
-//! little money, a closed channel.
+//! transaction whose fate became unknown is reported, never re-signed.
+//! Dispatch failures are mapped to precise errors: a bad voucher
+//! signature, a replayed or outdated voucher, an amount over the payee's
+//! limit, no payee slot left, too little money, a closed channel.
 
 mod error;
 mod events;
@@ -108,27 +109,97 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// A tick-stream channel as stored on chain.
+/// A tick-stream channel as stored on chain: one payer's deposit and
+/// collateral, paying up to `max_payees` payees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelInfo {
     /// Channel id.
     pub id: ChannelId,
     /// Who pays.
     pub payer: AccountId,
-    /// Who is paid.
-    pub payee: AccountId,
     /// ed25519 key that signs vouchers.
     pub voucher_key: [u8; 32],
-    /// Price of one second.
-    pub price_per_second: Balance,
-    /// Total deposit held.
+    /// Deposit held: what vouchers are paid from.
     pub deposit: Balance,
-    /// Total paid out.
-    pub claimed: Balance,
+    /// Collateral held: pays claims beyond the deposit, burned if the
+    /// channel closes overdrawn.
+    pub collateral: Balance,
+    /// Most payees.
+    pub max_payees: u32,
+    /// Payees named at open.
+    pub named_payees: u32,
+    /// Payees bound so far.
+    pub bound_payees: u32,
+    /// Most a payee not named at open may be owed.
+    pub payee_cap: Balance,
+    /// Total paid out to all payees.
+    pub paid: Balance,
     /// Block after which the payer may close.
     pub expires_at: BlockNumber,
-    /// Seconds paid for.
-    pub ticks: u64,
+    /// Migrated from a single-payee channel (old, payee-less vouchers).
+    pub legacy: bool,
+}
+
+impl ChannelInfo {
+    /// Whether claims have reached the collateral (the payer signed more
+    /// than its deposit).
+    pub fn overdrawn(&self) -> bool {
+        self.paid > self.deposit
+    }
+}
+
+/// One payee of a channel, as stored on chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayeeInfo {
+    /// The payee.
+    pub payee: AccountId,
+    /// Cumulative amount claimed so far.
+    pub claimed: Balance,
+    /// Named at open (limited by the deposit rather than the cap).
+    pub named: bool,
+}
+
+/// What to open a channel with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenTerms {
+    /// Payees bound now (the creator of the stream watched).
+    pub payees: Vec<AccountId>,
+    /// Most payees, named ones included.
+    pub max_payees: u32,
+    /// Most a payee not named may be owed.
+    pub payee_cap: Balance,
+    /// Deposit to hold.
+    pub deposit: Balance,
+    /// Collateral to hold (at least [`OpenTerms::required_collateral`]).
+    pub collateral: Balance,
+    /// Block after which the payer may close.
+    pub expires_at: BlockNumber,
+}
+
+impl OpenTerms {
+    /// Terms of a channel that pays exactly one payee (no collateral).
+    pub fn single(payee: AccountId, deposit: Balance, expires_at: BlockNumber) -> Self {
+        OpenTerms {
+            payees: vec![payee],
+            max_payees: 1,
+            payee_cap: 0,
+            deposit,
+            collateral: 0,
+            expires_at,
+        }
+    }
+
+    /// The least collateral the pallet accepts for these terms:
+    /// `named·D + late·min(cap, D) - D` (saturating), as the pallet's
+    /// `required_collateral`.
+    pub fn required_collateral(&self) -> Option<Balance> {
+        let named = u128::try_from(self.payees.len()).ok()?;
+        let late = u128::from(self.max_payees).checked_sub(named)?;
+        let worst = named
+            .checked_mul(self.deposit)?
+            .checked_add(late.checked_mul(self.payee_cap.min(self.deposit))?)?;
+        Some(worst.saturating_sub(self.deposit))
+    }
 }
 
 /// Balances of an account.
@@ -182,23 +253,29 @@ pub struct DispatchCost {
 }
 
 /// Result of a successful claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claimed {
+    /// The payee paid.
+    pub payee: AccountId,
     /// Paid out by this claim.
     pub amount: Balance,
     /// Cumulative amount of the voucher.
     pub cumulative: Balance,
-    /// Seconds paid on the channel so far.
-    pub ticks: u64,
+    /// Of `amount`, what came from the collateral (the channel is
+    /// overdrawn if this is not zero).
+    pub from_collateral: Balance,
 }
 
 /// Result of closing a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Closed {
-    /// Returned to the payer.
+    /// Returned to the payer (unused deposit, and the collateral unless
+    /// the channel was overdrawn).
     pub refunded: Balance,
-    /// Total paid to the payee.
-    pub claimed: Balance,
+    /// Total paid to all payees.
+    pub paid: Balance,
+    /// Collateral burned because the channel was overdrawn.
+    pub slashed: Balance,
 }
 
 /// A tick-stream event seen in a finalized block.
@@ -210,17 +287,21 @@ pub enum TickEvent {
         channel: ChannelId,
         /// Payer.
         payer: AccountId,
-        /// Payee.
-        payee: AccountId,
+        /// Payees named at open.
+        payees: Vec<AccountId>,
         /// Deposit held.
         deposit: Balance,
+        /// Collateral held.
+        collateral: Balance,
     },
-    /// Deposit was added.
+    /// Deposit and/or collateral was added.
     ToppedUp {
         /// Channel.
         channel: ChannelId,
         /// New total deposit.
         deposit: Balance,
+        /// New total collateral.
+        collateral: Balance,
     },
     /// Expiry moved later.
     Extended {
@@ -233,14 +314,22 @@ pub enum TickEvent {
     Claimed {
         /// Channel.
         channel: ChannelId,
-        /// What the claim paid.
+        /// What the claim paid (`from_collateral` is reported separately,
+        /// by [`TickEvent::Overdrawn`]).
         claimed: Claimed,
+    },
+    /// A claim reached the collateral.
+    Overdrawn {
+        /// Channel.
+        channel: ChannelId,
+        /// Paid from the collateral.
+        from_collateral: Balance,
     },
     /// A channel was closed.
     Closed {
         /// Channel.
         channel: ChannelId,
-        /// What was paid and refunded.
+        /// What was paid, refunded and burned.
         closed: Closed,
     },
 }

@@ -1,4 +1,4 @@
-//! Reads: chain status, balances, channels, ticks.
+//! Reads: chain status, balances, channels and their payees.
 
 use super::*;
 
@@ -95,17 +95,32 @@ impl Settlement {
         Ok(out)
     }
 
-    /// Seconds paid to `payee` over all its channels.
-    pub async fn payee_ticks(&self, payee: &AccountId) -> Result<u64, SettlementError> {
-        self.retry(|| async {
-            let at = self.api.at_current_block().await?;
-            let v = at
-                .storage()
-                .fetch(api::storage().tick_stream().payee_ticks(), (*payee,))
-                .await?;
-            Ok::<_, subxt::Error>(v.decode()?)
-        })
-        .await
+    /// The payees bound to a channel, with what each claimed (ordered by
+    /// account).
+    pub async fn payees(&self, channel: ChannelId) -> Result<Vec<PayeeInfo>, SettlementError> {
+        let mut out = self
+            .retry(|| async {
+                let at = self.api.at_current_block().await?;
+                let mut it = at
+                    .storage()
+                    .iter(api::storage().tick_stream().payees(), (channel,))
+                    .await?;
+                let mut out = Vec::new();
+                while let Some(kv) = it.next().await {
+                    let kv = kv?;
+                    let (_, payee) = kv.key()?.decode()?;
+                    let v = kv.value().decode()?;
+                    out.push(PayeeInfo {
+                        payee,
+                        claimed: v.claimed,
+                        named: v.named,
+                    });
+                }
+                Ok::<_, subxt::Error>(out)
+            })
+            .await?;
+        out.sort_by_key(|p| p.payee.0);
+        Ok(out)
     }
 }
 
@@ -116,12 +131,15 @@ fn channel_info(id: ChannelId, c: RawChannel) -> ChannelInfo {
     ChannelInfo {
         id,
         payer: c.payer,
-        payee: c.payee,
         voucher_key: c.voucher_key,
-        price_per_second: c.price_per_second,
         deposit: c.deposit,
-        claimed: c.claimed,
+        collateral: c.collateral,
+        max_payees: c.max_payees,
+        named_payees: c.named_payees,
+        bound_payees: c.bound_payees,
+        payee_cap: c.payee_cap,
+        paid: c.paid,
         expires_at: c.expires_at,
-        ticks: c.ticks,
+        legacy: c.legacy,
     }
 }

@@ -5,52 +5,59 @@ use super::*;
 use crate::voucher::Voucher;
 
 impl Settlement {
-    /// Opens a channel from `payer` to `payee`, holding `deposit`; vouchers
-    /// will be signed by `voucher_key` (the payer node's ed25519 key).
-    pub async fn open_channel(
+    /// Opens a channel from `payer` on `terms`, holding its deposit and
+    /// collateral; vouchers will be signed by `voucher_key` (the payer
+    /// node's ed25519 key).
+    pub async fn open(
         &self,
         payer: &Keypair,
-        payee: &AccountId,
         voucher_key: [u8; 32],
-        price_per_second: Balance,
-        deposit: Balance,
-        expires_at: BlockNumber,
+        terms: &OpenTerms,
     ) -> Result<Receipt<ChannelInfo>, SettlementError> {
-        let call = api::tx().tick_stream().open_channel(
-            *payee,
+        use api::runtime_types::bounded_collections::bounded_vec::BoundedVec;
+        let call = api::tx().tick_stream().open(
             voucher_key,
-            price_per_second,
-            deposit,
-            expires_at,
+            BoundedVec(terms.payees.clone()),
+            terms.max_payees,
+            terms.payee_cap,
+            terms.deposit,
+            terms.collateral,
+            terms.expires_at,
         );
         let events = self.submit(&call, payer, None).await?;
         // The event has everything a fresh channel holds; no second query.
         let ev = find::<api::tick_stream::events::ChannelOpened>(&events)?;
+        let named = u32::try_from(ev.payees.len()).map_err(other)?;
         let outcome = ChannelInfo {
             id: ev.channel,
             payer: ev.payer,
-            payee: ev.payee,
             voucher_key,
-            price_per_second: ev.price_per_second,
             deposit: ev.deposit,
-            claimed: 0,
+            collateral: ev.collateral,
+            max_payees: ev.max_payees,
+            named_payees: named,
+            bound_payees: named,
+            payee_cap: ev.payee_cap,
+            paid: 0,
             expires_at: ev.expires_at,
-            ticks: 0,
+            legacy: false,
         };
         receipt(&events, outcome)
     }
 
-    /// Adds `amount` to a channel's deposit; returns the new deposit.
+    /// Adds `deposit` to a channel's deposit and `collateral` to its
+    /// collateral; returns the new (deposit, collateral).
     pub async fn top_up(
         &self,
         payer: &Keypair,
         channel: ChannelId,
-        amount: Balance,
-    ) -> Result<Receipt<Balance>, SettlementError> {
-        let call = api::tx().tick_stream().top_up(channel, amount);
+        deposit: Balance,
+        collateral: Balance,
+    ) -> Result<Receipt<(Balance, Balance)>, SettlementError> {
+        let call = api::tx().tick_stream().top_up(channel, deposit, collateral);
         let events = self.submit(&call, payer, Some(channel)).await?;
-        let deposit = find::<api::tick_stream::events::ToppedUp>(&events)?.deposit;
-        receipt(&events, deposit)
+        let ev = find::<api::tick_stream::events::ToppedUp>(&events)?;
+        receipt(&events, (ev.deposit, ev.collateral))
     }
 
     /// Moves a channel's expiry later.
@@ -79,10 +86,16 @@ impl Settlement {
         );
         let events = self.submit(&call, payee, Some(voucher.channel)).await?;
         let ev = find::<api::tick_stream::events::Claimed>(&events)?;
+        let from_collateral = match events.find_first::<api::tick_stream::events::Overdrawn>() {
+            Some(Ok(o)) => o.from_collateral,
+            Some(Err(e)) => return Err(other(e)),
+            None => 0,
+        };
         let outcome = Claimed {
+            payee: ev.payee,
             amount: ev.amount,
             cumulative: ev.cumulative,
-            ticks: ev.ticks,
+            from_collateral,
         };
         receipt(&events, outcome)
     }
@@ -140,7 +153,8 @@ impl Settlement {
         })
     }
 
-    /// Closes a channel (the payee at any time, the payer after expiry).
+    /// Closes a channel (the payer after expiry; the only payee of a
+    /// single-payee channel at any time).
     pub async fn close(
         &self,
         who: &Keypair,
@@ -151,7 +165,8 @@ impl Settlement {
         let ev = find::<api::tick_stream::events::ChannelClosed>(&events)?;
         let outcome = Closed {
             refunded: ev.refunded,
-            claimed: ev.claimed,
+            paid: ev.paid,
+            slashed: ev.slashed,
         };
         receipt(&events, outcome)
     }

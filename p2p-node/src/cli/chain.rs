@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use vilokanam_chain::account;
-use vilokanam_chain::{format_amount, Balance, ChannelId, ChannelInfo, Endpoint, Settlement};
+use vilokanam_chain::{
+    format_amount, Balance, ChannelId, ChannelInfo, Endpoint, OpenTerms, PayeeInfo, Settlement,
+};
 
 use crate::config::NodeConfig;
 
@@ -187,28 +189,42 @@ pub enum ChainCmd {
 /// `vilokanam channel ...`
 #[derive(Subcommand, Clone, Debug)]
 pub enum ChannelCmd {
-    /// Open a channel paying `--payee` per second, signed by this node's key.
+    /// Open a channel: one deposit that pays the `--payee`s named now and
+    /// up to `--max-payees` in all, with vouchers signed by this node's key.
     Open {
-        /// Payee's SS58 address.
-        #[arg(long)]
-        payee: String,
-        /// Price per second (`0.001TICK`, or an integer in planck).
-        #[arg(long, value_parser = amount)]
-        price: Balance,
+        /// A payee named now (SS58 address; repeat for several). Each may
+        /// be owed up to the deposit.
+        #[arg(long = "payee", required = true)]
+        payees: Vec<String>,
         /// Deposit held for the channel (`1TICK`, or planck).
         #[arg(long, value_parser = amount)]
         deposit: Balance,
+        /// Most payees in all (default: the named ones). Payees not named
+        /// bind with their first claim.
+        #[arg(long)]
+        max_payees: Option<u32>,
+        /// Most a payee not named may be owed (default 0).
+        #[arg(long, value_parser = amount, default_value = "0")]
+        payee_cap: Balance,
+        /// Collateral held beside the deposit (default: the least the
+        /// chain accepts, `named·deposit + late·cap - deposit`). Burned if
+        /// claims ever exceed the deposit.
+        #[arg(long, value_parser = amount)]
+        collateral: Option<Balance>,
         /// Blocks until the payer may close (6 s each).
         #[arg(long, default_value_t = DEFAULT_EXPIRY_BLOCKS)]
         expires_in: u32,
     },
-    /// Add to a channel's deposit.
+    /// Add to a channel's deposit (and collateral).
     TopUp {
         /// Channel id.
         channel: ChannelId,
-        /// Amount (`1TICK`, or planck).
+        /// Deposit to add (`1TICK`, or planck).
         #[arg(value_parser = amount)]
         amount: Balance,
+        /// Collateral to add.
+        #[arg(long, value_parser = amount, default_value = "0")]
+        collateral: Balance,
     },
     /// Move a channel's expiry to `--expires-in` blocks from now.
     Extend {
@@ -218,7 +234,8 @@ pub enum ChannelCmd {
         #[arg(long, default_value_t = DEFAULT_EXPIRY_BLOCKS)]
         expires_in: u32,
     },
-    /// Close a channel (payee: any time; payer: after expiry).
+    /// Close a channel (payer: after expiry; the only payee of a
+    /// single-payee channel: any time).
     Close {
         /// Channel id.
         channel: ChannelId,
@@ -306,26 +323,63 @@ pub async fn channel(args: &ChainArgs, cmd: ChannelCmd) -> Result<()> {
     let chain = args.connect().await?;
     match cmd {
         ChannelCmd::Open {
-            payee,
-            price,
+            payees,
             deposit,
+            max_payees,
+            payee_cap,
+            collateral,
             expires_in,
         } => {
-            let payee = account::parse_address(&payee)?;
+            let payees = payees
+                .iter()
+                .map(|p| account::parse_address(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let named = u32::try_from(payees.len()).context("too many payees")?;
             let node_key = node_voucher_key(&args.data_dir()?)?;
             let expires_at = expiry(&chain, expires_in).await?;
-            let r = chain
-                .open_channel(&key, &payee, node_key, price, deposit, expires_at)
-                .await?;
+            let mut terms = OpenTerms {
+                payees,
+                max_payees: max_payees.unwrap_or(named),
+                payee_cap,
+                deposit,
+                collateral: 0,
+                expires_at,
+            };
+            if terms.max_payees < named {
+                bail!(
+                    "--max-payees {} is fewer than the {named} payees named",
+                    terms.max_payees
+                );
+            }
+            let required = terms
+                .required_collateral()
+                .context("deposit and cap too large")?;
+            terms.collateral = collateral.unwrap_or(required);
+            if terms.collateral < required {
+                bail!(
+                    "--collateral {} is below the {} these terms need ({named} named payee(s) \
+                     may each be owed the deposit, {} more up to --payee-cap)",
+                    format_amount(terms.collateral),
+                    format_amount(required),
+                    terms.max_payees - named
+                );
+            }
+            let r = chain.open(&key, node_key, &terms).await?;
             println!("opened channel {}", r.outcome.id);
-            print_channel(&r.outcome, &me);
+            let payees = chain.payees(r.outcome.id).await?;
+            print_channel(&r.outcome, &payees, &me);
             println!("fee:            {}", format_amount(r.fee));
         }
-        ChannelCmd::TopUp { channel, amount } => {
-            let r = chain.top_up(&key, channel, amount).await?;
+        ChannelCmd::TopUp {
+            channel,
+            amount,
+            collateral,
+        } => {
+            let r = chain.top_up(&key, channel, amount, collateral).await?;
             println!(
-                "channel {channel}: deposit now {} (fee {})",
-                format_amount(r.outcome),
+                "channel {channel}: deposit now {}, collateral {} (fee {})",
+                format_amount(r.outcome.0),
+                format_amount(r.outcome.1),
                 format_amount(r.fee)
             );
         }
@@ -343,25 +397,25 @@ pub async fn channel(args: &ChainArgs, cmd: ChannelCmd) -> Result<()> {
         ChannelCmd::Close { channel } => {
             let r = chain.close(&key, channel).await?;
             println!(
-                "closed channel {channel}: paid {} to the payee, refunded {} (fee {})",
-                format_amount(r.outcome.claimed),
+                "closed channel {channel}: paid {} to its payees, refunded {}, burned {} (fee {})",
+                format_amount(r.outcome.paid),
                 format_amount(r.outcome.refunded),
+                format_amount(r.outcome.slashed),
                 format_amount(r.fee)
             );
         }
         ChannelCmd::List { all } => {
-            let list: Vec<ChannelInfo> = chain
-                .channels()
-                .await?
-                .into_iter()
-                .filter(|c| all || c.payer == me || c.payee == me)
-                .collect();
-            if list.is_empty() {
-                println!("no open channels");
+            let mut shown = 0;
+            for c in chain.channels().await? {
+                let payees = chain.payees(c.id).await?;
+                if all || c.payer == me || payees.iter().any(|p| p.payee == me) {
+                    println!("channel {}", c.id);
+                    print_channel(&c, &payees, &me);
+                    shown += 1;
+                }
             }
-            for c in &list {
-                println!("channel {}", c.id);
-                print_channel(c, &me);
+            if shown == 0 {
+                println!("no open channels");
             }
         }
     }
@@ -388,17 +442,35 @@ async fn expiry(chain: &Settlement, blocks: u32) -> Result<u32> {
     now.checked_add(blocks).context("--expires-in too large")
 }
 
-fn print_channel(c: &ChannelInfo, me: &vilokanam_chain::AccountId) {
+fn print_channel(c: &ChannelInfo, payees: &[PayeeInfo], me: &vilokanam_chain::AccountId) {
     let role = |who: &vilokanam_chain::AccountId| if who == me { " (you)" } else { "" };
     println!("  payer:          {}{}", c.payer, role(&c.payer));
-    println!("  payee:          {}{}", c.payee, role(&c.payee));
-    println!("  voucher key:    {}", hex::encode(c.voucher_key));
-    println!("  price/second:   {}", format_amount(c.price_per_second));
-    println!("  deposit:        {}", format_amount(c.deposit));
+    for p in payees {
+        println!(
+            "  payee:          {}{} claimed {}{}",
+            p.payee,
+            role(&p.payee),
+            format_amount(p.claimed),
+            if p.named { "" } else { " (late, capped)" }
+        );
+    }
     println!(
-        "  claimed:        {} ({} s paid)",
-        format_amount(c.claimed),
-        c.ticks
+        "  payees:         {} of {} bound; late payees capped at {}",
+        c.bound_payees,
+        c.max_payees,
+        format_amount(c.payee_cap)
+    );
+    println!("  voucher key:    {}", hex::encode(c.voucher_key));
+    println!("  deposit:        {}", format_amount(c.deposit));
+    println!("  collateral:     {}", format_amount(c.collateral));
+    println!(
+        "  paid:           {}{}",
+        format_amount(c.paid),
+        if c.overdrawn() {
+            " (OVERDRAWN: the payer signed more than its deposit)"
+        } else {
+            ""
+        }
     );
     println!("  expires at:     #{}", c.expires_at);
 }

@@ -104,28 +104,32 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             if !local_origin(origin) {
                 api.node.metrics().http_cross_origin.inc();
-                return HttpError(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "cross-origin {} from {:?} refused: only pages on this machine may change the node",
-                        req.method(),
-                        origin
-                    ),
-                )
-                .into_response();
+                return close_after(
+                    HttpError(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "cross-origin {} from {:?} refused: only pages on this machine may change the node",
+                            req.method(),
+                            origin
+                        ),
+                    )
+                    .into_response(),
+                );
             }
         }
     }
     let Ok(_permit) = api.requests.clone().try_acquire_owned() else {
         api.node.metrics().http_busy.inc();
-        return HttpError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the API is serving its maximum of {} requests; try again (http_max_requests)",
-                api.node.config().http_max_requests
-            ),
-        )
-        .into_response();
+        return close_after(
+            HttpError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the API is serving its maximum of {} requests; try again (http_max_requests)",
+                    api.node.config().http_max_requests
+                ),
+            )
+            .into_response(),
+        );
     };
     api.in_flight.fetch_add(1, Ordering::Relaxed);
     let mut resp = next.run(req).await;
@@ -134,6 +138,20 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp = close_after(resp);
+    }
+    resp
+}
+
+/// Marks a response sent before the request's body was read (refused
+/// early, or over the body limit) as the connection's last: the unread
+/// rest of the body makes the connection unusable, and without the header
+/// a client reuses it for its next request, which then fails to send
+/// (seen as "error sending request" right after a 413).
+fn close_after(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 

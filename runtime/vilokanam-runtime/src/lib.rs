@@ -54,7 +54,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("vilokanam"),
     impl_name: alloc::borrow::Cow::Borrowed("vilokanam"),
     authoring_version: 1,
-    spec_version: 1,
+    spec_version: 2,
     impl_version: 1,
     apis: RUNTIME_API_VERSIONS,
     transaction_version: 1,
@@ -85,8 +85,18 @@ pub type UncheckedExtrinsic = <Block as frame::traits::Block>::Extrinsic;
 pub type Address = MultiAddress<AccountId, ()>;
 
 /// Executive: dispatches blocks and extrinsics to the pallets.
-pub type RuntimeExecutive =
-    Executive<Runtime, Block, frame_system::ChainContext<Runtime>, Runtime, AllPalletsWithSystem>;
+pub type RuntimeExecutive = Executive<
+    Runtime,
+    Block,
+    frame_system::ChainContext<Runtime>,
+    Runtime,
+    AllPalletsWithSystem,
+    Migrations,
+>;
+
+/// Storage migrations run on the next runtime upgrade (each checks the
+/// pallet's storage version, so it runs once).
+pub type Migrations = (pallet_tick_stream::migrations::v1::MigrateV0ToV1<Runtime>,);
 
 #[frame_construct_runtime]
 mod runtime {
@@ -216,6 +226,7 @@ impl pallet_grandpa::Config for Runtime {
 impl pallet_tick_stream::Config for Runtime {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
+    type MaxPayees = ConstU32<16>;
     type WeightInfo = pallet_tick_stream::weights::SubstrateWeight<Runtime>;
 }
 

@@ -38,12 +38,14 @@ fn tick_stream_channel_runs_in_the_runtime() {
         let alice = Sr25519Keyring::Alice.to_account_id();
         let bob = Sr25519Keyring::Bob.to_account_id();
         let deposit = 100 * UNIT;
-        assert!(TickStream::open_channel(
+        assert!(TickStream::open(
             RuntimeOrigin::signed(alice.clone()),
-            bob.clone(),
             [1; 32],
-            UNIT,
+            vec![bob.clone()].try_into().expect("one payee"),
+            1,
+            0,
             deposit,
+            0,
             100
         )
         .is_ok());
@@ -62,7 +64,7 @@ fn metadata_lists_tick_stream_calls() {
     let meta = Runtime::metadata();
     let text = format!("{meta:?}");
     assert!(text.contains("TickStream"));
-    assert!(text.contains("open_channel") && text.contains("claim"));
+    assert!(text.contains("open") && text.contains("claim") && text.contains("Overdrawn"));
 }
 
 #[test]

@@ -15,8 +15,8 @@ use polkadot_sdk::frame_system;
 
 /// Weight functions needed by the pallet.
 pub trait WeightInfo {
-    /// `open_channel`
-    fn open_channel() -> Weight;
+    /// `open`
+    fn open() -> Weight;
     /// `top_up`
     fn top_up() -> Weight;
     /// `extend`
@@ -31,7 +31,7 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
-    fn open_channel() -> Weight {
+    fn open() -> Weight {
         Weight::from_parts(43_905_000, 146)
             .saturating_add(T::DbWeight::get().reads(3))
             .saturating_add(T::DbWeight::get().writes(4))
@@ -60,7 +60,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 
 /// For tests: the same figures with RocksDB weights.
 impl WeightInfo for () {
-    fn open_channel() -> Weight {
+    fn open() -> Weight {
         Weight::from_parts(43_905_000, 146)
             .saturating_add(RocksDbWeight::get().reads(3))
             .saturating_add(RocksDbWeight::get().writes(4))
