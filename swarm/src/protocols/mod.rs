@@ -1,6 +1,8 @@
 //! Vilokanam's wire protocols, one folder each: wire format, codec,
 //! IO-less cores (policy), and the actor that runs them on the swarm.
 //!
-//! - [`live`]: live streams (announce, then pull).
+//! - [`live`]: live streams (announce, then pull);
+//! - [`keys`]: the paywall of paid streams (epoch keys for vouchers).
 
+pub mod keys;
 pub mod live;

@@ -32,57 +32,57 @@ pub struct SubstrateWeight<T>(PhantomData<T>);
 
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
     fn open() -> Weight {
-        Weight::from_parts(43_905_000, 146)
+        Weight::from_parts(172_546_000, 146)
             .saturating_add(T::DbWeight::get().reads(3))
-            .saturating_add(T::DbWeight::get().writes(4))
+            .saturating_add(T::DbWeight::get().writes(20))
     }
     fn top_up() -> Weight {
-        Weight::from_parts(46_159_000, 436)
+        Weight::from_parts(129_272_000, 445)
             .saturating_add(T::DbWeight::get().reads(3))
             .saturating_add(T::DbWeight::get().writes(3))
     }
     fn extend() -> Weight {
-        Weight::from_parts(7_911_000, 241)
+        Weight::from_parts(13_079_000, 230)
             .saturating_add(T::DbWeight::get().reads(1))
             .saturating_add(T::DbWeight::get().writes(1))
     }
     fn claim() -> Weight {
-        Weight::from_parts(79_209_000, 593)
+        Weight::from_parts(177_604_000, 1_050)
             .saturating_add(T::DbWeight::get().reads(6))
             .saturating_add(T::DbWeight::get().writes(5))
     }
     fn close() -> Weight {
-        Weight::from_parts(39_949_000, 436)
-            .saturating_add(T::DbWeight::get().reads(3))
-            .saturating_add(T::DbWeight::get().writes(3))
+        Weight::from_parts(93_359_000, 1_676)
+            .saturating_add(T::DbWeight::get().reads(19))
+            .saturating_add(T::DbWeight::get().writes(19))
     }
 }
 
 /// For tests: the same figures with RocksDB weights.
 impl WeightInfo for () {
     fn open() -> Weight {
-        Weight::from_parts(43_905_000, 146)
+        Weight::from_parts(172_546_000, 146)
             .saturating_add(RocksDbWeight::get().reads(3))
-            .saturating_add(RocksDbWeight::get().writes(4))
+            .saturating_add(RocksDbWeight::get().writes(20))
     }
     fn top_up() -> Weight {
-        Weight::from_parts(46_159_000, 436)
+        Weight::from_parts(129_272_000, 445)
             .saturating_add(RocksDbWeight::get().reads(3))
             .saturating_add(RocksDbWeight::get().writes(3))
     }
     fn extend() -> Weight {
-        Weight::from_parts(7_911_000, 241)
+        Weight::from_parts(13_079_000, 230)
             .saturating_add(RocksDbWeight::get().reads(1))
             .saturating_add(RocksDbWeight::get().writes(1))
     }
     fn claim() -> Weight {
-        Weight::from_parts(79_209_000, 593)
+        Weight::from_parts(177_604_000, 1_050)
             .saturating_add(RocksDbWeight::get().reads(6))
             .saturating_add(RocksDbWeight::get().writes(5))
     }
     fn close() -> Weight {
-        Weight::from_parts(39_949_000, 436)
-            .saturating_add(RocksDbWeight::get().reads(3))
-            .saturating_add(RocksDbWeight::get().writes(3))
+        Weight::from_parts(93_359_000, 1_676)
+            .saturating_add(RocksDbWeight::get().reads(19))
+            .saturating_add(RocksDbWeight::get().writes(19))
     }
 }
