@@ -17,6 +17,7 @@ fn main() {
         size: payload.len() as u32,
         published_at_ms: 0,
         discontinuity: false,
+        epoch: None,
     }
     .sign(&key)
     .expect("header is valid");

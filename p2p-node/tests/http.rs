@@ -95,6 +95,8 @@ fn offer() -> OfferInfo {
         price_per_sec: "2000000".into(),
         payee: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
         genesis: format!("0x{}", "42".repeat(32)),
+        epoch_secs: 6,
+        key_servers: vec![],
     }
 }
 
@@ -124,7 +126,7 @@ async fn every_endpoint_answers_over_two_nodes() {
                 title: "The show".into(),
                 tags: vec!["music".into()],
                 codec: String::new(),
-                offer: Some(offer()),
+                offer: None,
             },
         )
         .await
@@ -186,8 +188,7 @@ async fn every_endpoint_answers_over_two_nodes() {
     // streams/{id}, stats, metrics
     let one = viewer.api.stream(&start.stream).await.unwrap();
     assert_eq!(one.title.as_deref(), Some("The show"));
-    // The price, payee and chain arrive signed with the announcement.
-    assert_eq!(one.offer, Some(offer()));
+    assert_eq!(one.offer, None, "a free stream");
     assert!(one.watching && !one.publishing);
     let stats = viewer.api.stats().await.unwrap();
     assert_eq!(stats.joined_streams, 1);
@@ -478,14 +479,16 @@ async fn a_price_cap_refuses_dearer_streams() {
         .await
         .unwrap();
     publish(&creator.api, "paid", &segments()).await;
-    wait_until("the playlist plays", Duration::from_secs(10), || async {
-        Ok(viewer.api.playlist(&stream).await?.contains(".ts"))
-    })
-    .await
-    .unwrap();
+    // Within the cap, the price no longer refuses it; the paywall does,
+    // since this viewer has not paid.
+    let unpaid = "holds no key for any epoch";
+    let e = viewer.api.playlist(&stream).await.unwrap_err();
+    assert_eq!(e.status(), Some(402), "{e}");
+    assert!(e.to_string().contains(unpaid), "{e}");
     // Without a cap (and none configured), any price.
     viewer.api.watch(&stream).await.unwrap();
-    viewer.api.playlist(&stream).await.unwrap();
+    let e = viewer.api.playlist(&stream).await.unwrap_err();
+    assert!(e.to_string().contains(unpaid), "{e}");
     // A cap that is not planck per second.
     let e = viewer
         .api
@@ -494,6 +497,114 @@ async fn a_price_cap_refuses_dearer_streams() {
         .unwrap_err();
     assert_eq!(e.status(), Some(400), "{e}");
     assert!(e.to_string().contains("max_price_per_sec"), "{e}");
+    viewer.stop().await;
+    creator.stop().await;
+}
+
+/// ffprobe's verdict on a file: `Ok` if it decodes video frames.
+fn ffprobe_frames(path: &std::path::Path) -> Result<usize, String> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=key_frame", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("ffprobe: {e}"))?;
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    if out.status.success() && frames > 0 {
+        Ok(frames)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_paid_stream_reaches_non_payers_only_as_ciphertext() {
+    let ffprobe = vilokanam_chain::test_utils::skip_or_require(
+        "ffprobe",
+        std::process::Command::new("ffprobe")
+            .arg("-version")
+            .output()
+            .map(|_| ())
+            .map_err(|e| format!("ffprobe not on PATH: {e}")),
+    )
+    .is_some();
+    let creator = Running::start(config()).await;
+    let cid = creator.api.id().await.unwrap();
+    let viewer = Running::viewer_of(&cid).await;
+    let stream = format!("{}-paid", cid.creator_key);
+    viewer.api.watch(&stream).await.unwrap();
+    let req = StartRequest {
+        offer: Some(offer()),
+        ..StartRequest::default()
+    };
+    creator.api.start("paid", &req).await.unwrap();
+    let segs = segments();
+    publish(&creator.api, "paid", &segs).await;
+    wait_until(
+        "the viewer holds every chunk",
+        Duration::from_secs(20),
+        || async { Ok(viewer.api.chunks(&stream).await?.len() == segs.len()) },
+    )
+    .await
+    .unwrap();
+    // The announcement names this node as the key server, and the epoch
+    // length.
+    // The price, payee, chain and epoch arrive signed with the
+    // announcement, which names this node as the key server.
+    let info = viewer.api.stream(&stream).await.unwrap().offer.unwrap();
+    assert_eq!(
+        info,
+        OfferInfo {
+            key_servers: vec![cid.peer_id.clone()],
+            ..offer()
+        }
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let held = viewer.api.chunks(&stream).await.unwrap();
+    let ids = |c: &[vilokanam_api::ChunkInfo]| -> Vec<_> {
+        c.iter().map(|c| (c.seq, c.cid.clone(), c.size)).collect()
+    };
+    assert_eq!(
+        ids(&held),
+        ids(&creator.api.chunks(&stream).await.unwrap()),
+        "same CIDs: relays verify the ciphertext"
+    );
+    for (c, seg) in held.iter().zip(&segs) {
+        // The creator plays its own stream: the plaintext, byte for byte.
+        let plain = creator
+            .api
+            .segment_file(&stream, c.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&plain[..], &seg.data[..], "chunk {}", c.seq);
+        // The viewer holds ciphertext: 16 bytes longer, not MPEG-TS.
+        let raw = viewer.node.raw_payload(&stream, c.seq).await.unwrap();
+        assert_eq!(raw.len(), seg.data.len() + 16);
+        assert_ne!(&raw[..188], &seg.data[..188]);
+        assert!(vilokanam_media::ts::validate_segment(&raw).is_err());
+        // ...and its HLS refuses to serve it, saying why.
+        let e = viewer.api.segment_file(&stream, c.seq).await.unwrap_err();
+        assert_eq!(e.status(), Some(402), "{e}");
+        assert!(e.to_string().contains("holds no key for epoch"), "{e}");
+        if ffprobe {
+            let p = dir.path().join(format!("plain{}.ts", c.seq));
+            std::fs::write(&p, &plain).unwrap();
+            assert!(ffprobe_frames(&p).is_ok(), "the creator's copy decodes");
+            let p = dir.path().join(format!("cipher{}.ts", c.seq));
+            std::fs::write(&p, &raw).unwrap();
+            assert!(
+                ffprobe_frames(&p).is_err(),
+                "ffprobe decoded the ciphertext of {}",
+                c.seq
+            );
+        }
+    }
+    let e = viewer.api.playlist(&stream).await.unwrap_err();
+    assert_eq!(e.status(), Some(402), "{e}");
     viewer.stop().await;
     creator.stop().await;
 }

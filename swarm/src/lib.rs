@@ -3,7 +3,7 @@
 //! A live stream is a sequence of *chunks*: keyframe-aligned media
 //! segments whose header (stream, sequence, duration, payload CID, size)
 //! the creator signs with ed25519. Headers are gossiped on one gossipsub
-//! topic per stream; payloads are pulled by CID over the `/vilokanam/chunk/2`
+//! topic per stream; payloads are pulled by CID over the `/vilokanam/chunk/3`
 //! request-response protocol from the peer that forwarded the header.
 //! Gossipsub runs in validation mode: a node forwards a header only after
 //! it checked the signature, the size limit, the sequence window *and*

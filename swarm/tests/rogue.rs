@@ -326,6 +326,7 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
         size: 4,
         published_at_ms: 0,
         discontinuity: false,
+        epoch: None,
     }
     .sign(&rogue_key)?;
     forged.header.stream = stream.clone();

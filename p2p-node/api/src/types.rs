@@ -104,6 +104,21 @@ pub struct OfferInfo {
     pub payee: String,
     /// Genesis hash of the settlement chain (`0x` + 64 hex digits).
     pub genesis: String,
+    /// Seconds per paywall epoch: each has its own content key, and a
+    /// viewer that stops paying keeps at most one more epoch.
+    #[serde(default = "default_epoch_secs")]
+    pub epoch_secs: u32,
+    /// Peer ids of the nodes that sell the epoch keys (set by the
+    /// creator's node, ignored in a start request).
+    #[serde(default)]
+    pub key_servers: Vec<String>,
+}
+
+/// Default paywall epoch: 6 seconds.
+pub const DEFAULT_EPOCH_SECS: u32 = 6;
+
+fn default_epoch_secs() -> u32 {
+    DEFAULT_EPOCH_SECS
 }
 
 impl StreamInfo {

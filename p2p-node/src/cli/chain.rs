@@ -139,6 +139,8 @@ pub async fn offer(
         price_per_sec: price_per_sec.to_string(),
         payee: payee.to_string(),
         genesis,
+        epoch_secs: vilokanam_api::DEFAULT_EPOCH_SECS,
+        key_servers: vec![],
     })
 }
 

@@ -153,6 +153,11 @@ struct PublishCmd {
     /// (default: read from the configured chain).
     #[arg(long, requires = "price")]
     genesis: Option<String>,
+    /// Seconds per paywall epoch of a paid stream: each has its own
+    /// content key, and a viewer that stops paying keeps at most one more.
+    #[arg(long, requires = "price", default_value_t = vilokanam_api::DEFAULT_EPOCH_SECS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(vilokanam_swarm::wire::MAX_EPOCH_SECS)))]
+    epoch_secs: u32,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -193,7 +198,8 @@ pub async fn main() -> Result<()> {
                     vilokanam_chain::format_rate(vilokanam_swarm::wire::MAX_PRICE_PER_SEC)
                 ),
                 Some(Ok(price)) => {
-                    let o = chain::offer(&cmd.chain, price, cmd.payee, cmd.genesis).await?;
+                    let mut o = chain::offer(&cmd.chain, price, cmd.payee, cmd.genesis).await?;
+                    o.epoch_secs = cmd.epoch_secs;
                     eprintln!(
                         "paid stream: {} to {} on chain {}",
                         vilokanam_chain::format_rate(price),

@@ -55,7 +55,10 @@ impl From<NodeError> for HttpError {
             | NodeError::UnknownStream { .. }
             | NodeError::NotHeld { .. } => StatusCode::NOT_FOUND,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            NodeError::TooExpensive { .. } => StatusCode::PAYMENT_REQUIRED,
+            NodeError::TooExpensive { .. } | NodeError::Unpaid { .. } => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            NodeError::Undecryptable { .. } => StatusCode::BAD_GATEWAY,
             NodeError::Capacity(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

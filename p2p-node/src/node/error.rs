@@ -40,6 +40,27 @@ pub enum NodeError {
         /// The cap (planck per second).
         cap: u128,
     },
+    /// A paid stream's payload, or its playlist, on a node that holds no
+    /// key for it: it has not paid.
+    #[error("stream {stream} is paid ({}): this node holds no key for {what}, so it cannot serve it as video (it has not paid for it)", vilokanam_chain::format_rate(*.price))]
+    Unpaid {
+        /// The stream.
+        stream: String,
+        /// Its price per second (planck).
+        price: u128,
+        /// What is missing: `epoch 4711`, or `any epoch`.
+        what: String,
+    },
+    /// A paid payload that does not decrypt with the key of its epoch.
+    #[error("segment {seq} of {stream} does not decrypt: {reason}")]
+    Undecryptable {
+        /// The stream.
+        stream: String,
+        /// The sequence number.
+        seq: u64,
+        /// The paywall's reason.
+        reason: vilokanam_swarm::protocols::keys::paywall::PaywallError,
+    },
     /// A segment for a stream that was never started here.
     #[error("stream {name:?} is not started: POST /api/v0/publish/{name}/start first")]
     NotStarted {

@@ -39,6 +39,7 @@ use tracing::{info, warn};
 use vilokanam_api::{ChunkInfo, NodeStats, OfferInfo, StreamInfo};
 use vilokanam_storage::{NodeKeys, Store, StreamRole};
 use vilokanam_swarm::libp2p::{identity, Multiaddr, PeerId};
+use vilokanam_swarm::protocols::keys::paywall;
 use vilokanam_swarm::wire::GossipMessage;
 use vilokanam_swarm::{Client, Event, JoinReason, PeerInfo, SignedAnnouncement, StreamId};
 
@@ -200,7 +201,7 @@ async fn consume(
                 lock(&inner.playback).on_missing(&stream, seq);
             }
             Event::Announcement { announcement, .. } => {
-                NodeHandle::on_announcement(&inner, announcement);
+                NodeHandle::on_announcement(&inner, *announcement);
             }
             Event::PeerConnected { peer, addr } => {
                 let full = addr.with_p2p(peer).unwrap_or_else(|a| a);
@@ -306,6 +307,34 @@ impl NodeHandle {
             .iter()
             .map(|a| a.clone().with_p2p(peer).unwrap_or_else(|a| a).to_string())
             .collect()
+    }
+
+    /// This node as a seller of epoch keys: its peer id and (at most four,
+    /// loopback last) listen addresses, for a paid stream's offer.
+    fn key_server_addr(&self) -> vilokanam_swarm::wire::KeyServerAddr {
+        use vilokanam_swarm::wire::{MAX_ADDR, MAX_KEY_SERVER_ADDRS};
+        let mut addrs: Vec<String> = self
+            .inner
+            .listen
+            .borrow()
+            .iter()
+            .map(|a| a.to_string())
+            .filter(|a| a.len() <= MAX_ADDR)
+            .collect();
+        addrs.sort_by_key(|a| a.contains("/127.0.0.1/") || a.contains("/::1/"));
+        addrs.truncate(MAX_KEY_SERVER_ADDRS);
+        vilokanam_swarm::wire::KeyServerAddr {
+            peer_id: self.inner.identity.peer_id.to_bytes(),
+            addrs,
+        }
+    }
+
+    /// The signed offer of a stream, if it is paid (as last announced).
+    fn offer_of(&self, id: &StreamId) -> Option<vilokanam_swarm::Offer> {
+        lock(&self.inner.catalog)
+            .get(id)
+            .and_then(|e| e.announcement.as_ref())
+            .and_then(|a| a.announcement.offer.clone())
     }
 
     /// Connected peers with scores.
@@ -536,7 +565,10 @@ impl NodeHandle {
         codec: String,
         offer: Option<&OfferInfo>,
     ) -> Result<(StreamId, u64), NodeError> {
-        let offer = offer.map(offer::from_api).transpose()?;
+        let server = self.key_server_addr();
+        let offer = offer
+            .map(|o| offer::from_api(o, server.clone()))
+            .transpose()?;
         let (id, announcement, next_seq) = self
             .inner
             .publisher
@@ -606,6 +638,17 @@ impl NodeHandle {
         if let Some(cap) = cap {
             self.check_price(&id, cap)?;
         }
+        // A paid stream's HLS plays only where its keys are: on the
+        // creator's node (viewers' keys come with payments, not yet).
+        if let Some(offer) = self.offer_of(&id) {
+            if !lock(&self.inner.playback).publishing(&id) {
+                return Err(NodeError::Unpaid {
+                    stream: id.to_string(),
+                    price: offer.price_per_sec,
+                    what: "any epoch".into(),
+                });
+            }
+        }
         let prefix = format!("/streams/{id}/");
         lock(&self.inner.playback)
             .render(&id, &prefix)
@@ -627,7 +670,42 @@ impl NodeHandle {
                 seq,
             })?;
         let h = &chunk.header.header;
-        lock(&self.inner.playback).served(&id, seq, h.duration(), chunk.payload.len());
+        let payload = match h.epoch {
+            None => chunk.payload.clone(),
+            Some(epoch) => {
+                let key = self.inner.publisher.epoch_key(&id, epoch).ok_or_else(|| {
+                    NodeError::Unpaid {
+                        stream: id.to_string(),
+                        price: self.offer_of(&id).map_or(0, |o| o.price_per_sec),
+                        what: format!("epoch {epoch}"),
+                    }
+                })?;
+                paywall::open_payload(&key, &id, seq, epoch, &chunk.payload)
+                    .map(Bytes::from)
+                    .map_err(|reason| NodeError::Undecryptable {
+                        stream: id.to_string(),
+                        seq,
+                        reason,
+                    })?
+            }
+        };
+        lock(&self.inner.playback).served(&id, seq, h.duration(), payload.len());
+        Ok(payload)
+    }
+
+    /// A chunk's payload exactly as the mesh carries it (ciphertext for a
+    /// paid stream), for tests and pinning; no playback accounting.
+    pub async fn raw_payload(&self, stream: &str, seq: u64) -> Result<Bytes, NodeError> {
+        let id = parse_stream(stream)?;
+        let chunk = self
+            .inner
+            .swarm
+            .chunk(id.clone(), seq)
+            .await?
+            .ok_or_else(|| NodeError::NotHeld {
+                stream: id.to_string(),
+                seq,
+            })?;
         Ok(chunk.payload.clone())
     }
 

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 use vilokanam_media::ts;
 use vilokanam_storage::{StreamRole, Streams};
+use vilokanam_swarm::protocols::keys::paywall::{self, EpochKey, StreamSecret};
 use vilokanam_swarm::{
     Announcement, Chunk, ChunkCid, ChunkHeader, Offer, SignedAnnouncement, StreamId,
 };
@@ -239,6 +240,18 @@ impl Publisher {
         }
         let seq = p.next_seq;
         let id = p.stream.to_string();
+        let published_at_ms = now_ms();
+        // A paid stream's payload is encrypted with its epoch's key; the
+        // CID and size are the ciphertext's, so relays verify it unread.
+        let (epoch, body) = match &p.announcement.offer {
+            Some(offer) => {
+                let epoch = paywall::epoch_at(published_at_ms, offer.epoch_secs);
+                let key = StreamSecret::derive(&self.key, &p.stream).epoch_key(&p.stream, epoch);
+                let sealed = paywall::seal_payload(&key, &p.stream, seq, epoch, &body);
+                (Some(epoch), Bytes::from(sealed))
+            }
+            None => (None, body),
+        };
         // Persist the next number first: a crash after signing must never
         // make the restarted stream sign a second chunk for `seq`.
         self.store.update(&id, StreamRole::Published, |r| {
@@ -253,8 +266,9 @@ impl Publisher {
             duration_us,
             cid: ChunkCid::of(&body),
             size: body.len() as u32,
-            published_at_ms: now_ms(),
+            published_at_ms,
             discontinuity: p.discontinuity || discontinuity,
+            epoch,
         }
         .sign(&self.key)
         .map_err(|reason| NodeError::InvalidStream {
@@ -332,6 +346,16 @@ impl Publisher {
             }
         }
         out
+    }
+
+    /// The key of `epoch` of `stream` if this node publishes it (its own
+    /// playback, and the key server).
+    pub fn epoch_key(&self, stream: &StreamId, epoch: u64) -> Option<EpochKey> {
+        if stream.creator != self.key.verifying_key().to_bytes() {
+            return None;
+        }
+        self.entry(&stream.name)?;
+        Some(StreamSecret::derive(&self.key, stream).epoch_key(stream, epoch))
     }
 
     /// The state of stream `name`, if published here.

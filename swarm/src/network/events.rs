@@ -48,8 +48,8 @@ pub enum Event {
     },
     /// A valid announcement passed the announcement policy.
     Announcement {
-        /// The announcement.
-        announcement: SignedAnnouncement,
+        /// The announcement (boxed: it is the largest event).
+        announcement: Box<SignedAnnouncement>,
         /// Its stream is new here, or ended, or started again (not a
         /// periodic repeat).
         changed: bool,

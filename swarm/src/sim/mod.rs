@@ -436,6 +436,7 @@ impl Sim {
             size: payload.len() as u32,
             published_at_ms: 0,
             discontinuity: false,
+            epoch: None,
         };
         let Ok(header) = header.sign(key) else {
             return;

@@ -37,6 +37,14 @@ pub const SEALED_KEY_LEN: usize = 32 + TAG_LEN;
 const EPOCH_INFO: &[u8] = b"vilokanam/paywall/1/epoch";
 const PAYLOAD_AAD: &[u8] = b"vilokanam/paywall/1/payload";
 const SEAL_INFO: &[u8] = b"vilokanam/paywall/1/seal";
+const SECRET_INFO: &[u8] = b"vilokanam/paywall/1/stream-secret";
+
+/// The epoch a chunk published at `unix_ms` belongs to, for epochs of
+/// `epoch_secs`: wall-clock epochs, so they never repeat across restarts
+/// and every node agrees on which epoch is current.
+pub fn epoch_at(unix_ms: u64, epoch_secs: u32) -> u64 {
+    unix_ms / (u64::from(epoch_secs.max(1)) * 1000)
+}
 
 /// Why a payload or a sealed key does not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +80,16 @@ impl StreamSecret {
     /// The secret from 32 random bytes (the caller draws them: cores do no IO).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         StreamSecret(bytes)
+    }
+
+    /// The secret of `stream`, derived from its creator's signing key: the
+    /// same across restarts without storing anything, and never on the
+    /// wire (a delegate would get epoch keys or this secret sealed to it).
+    pub fn derive(creator: &SigningKey, stream: &StreamId) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(&stream_bytes(stream)), creator.as_bytes());
+        let mut okm = [0u8; 32];
+        let _ = hk.expand(SECRET_INFO, &mut okm);
+        StreamSecret(okm)
     }
 
     /// The raw bytes, to store the secret (never to log it).
@@ -288,6 +306,23 @@ mod tests {
             open_payload(&k5, &s, 40, 5, &ct[..3]),
             Err(PaywallError::TooShort(3))
         );
+    }
+
+    #[test]
+    fn the_derived_secret_is_stable_and_per_stream() {
+        let creator = SigningKey::from_bytes(&[1; 32]);
+        let s = stream();
+        assert_eq!(
+            StreamSecret::derive(&creator, &s),
+            StreamSecret::derive(&creator, &s)
+        );
+        let other = StreamId::new([3; 32], "other").unwrap();
+        assert_ne!(
+            StreamSecret::derive(&creator, &s),
+            StreamSecret::derive(&creator, &other)
+        );
+        assert_eq!(epoch_at(11_999, 6), 1);
+        assert_eq!(epoch_at(12_000, 6), 2);
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl LiveActor {
                     }
                 }
                 ctx.events.emit(Event::Announcement {
-                    announcement: a,
+                    announcement: Box::new(a),
                     changed: d.changed,
                 });
             }

@@ -25,10 +25,11 @@ use sha2::{Digest, Sha256};
 /// versions never share a mesh (and never score each other down for
 /// messages they cannot read); a stray message of another version is
 /// refused with [`WireError::Version`].
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Largest chunk payload a node accepts: the media layer's segment limit,
 /// so that the segmenter, the HTTP API and the wire agree.
-pub const MAX_CHUNK_PAYLOAD: u32 = vilokanam_media::limits::MAX_SEGMENT_BYTES as u32;
+pub const MAX_CHUNK_PAYLOAD: u32 =
+    (vilokanam_media::limits::MAX_SEGMENT_BYTES + crate::protocols::keys::paywall::TAG_LEN) as u32;
 /// Largest gossip message (chunk header or announcement) a node accepts.
 pub const MAX_GOSSIP_MESSAGE: usize = 4 * 1024;
 /// Largest chunk request.
@@ -52,9 +53,9 @@ pub const RAW_CODEC: u64 = 0x55;
 pub const SHA2_256: u64 = 0x12;
 
 /// Prefix of every stream's gossipsub topic; the stream id follows.
-pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/2/";
+pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/3/";
 /// The global topic on which stream announcements travel.
-pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/2";
+pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/3";
 
 const DOMAIN_CHUNK: &[u8] = b"vilokanam/chunk-header/v1\0";
 const DOMAIN_ANNOUNCE: &[u8] = b"vilokanam/announcement/v1\0";
@@ -330,6 +331,9 @@ pub struct ChunkHeader {
     /// Timestamps restart at this chunk (encoder restart, looped input):
     /// players need an `EXT-X-DISCONTINUITY` before it.
     pub discontinuity: bool,
+    /// The paywall epoch whose key encrypts the payload (a paid stream);
+    /// `None`: the payload is plain MPEG-TS.
+    pub epoch: Option<u64>,
 }
 
 impl ChunkHeader {
@@ -465,6 +469,29 @@ pub struct Offer {
     /// Genesis hash of the settlement chain, so that a viewer never pays
     /// on a chain it did not mean to.
     pub genesis: [u8; 32],
+    /// Seconds per paywall epoch (each epoch has its own content key).
+    pub epoch_secs: u32,
+    /// The nodes that sell this stream's epoch keys (the creator's own
+    /// node; later also nodes it delegates to), each with addresses to dial.
+    pub key_servers: Vec<KeyServerAddr>,
+}
+
+/// Longest paywall epoch, in seconds.
+pub const MAX_EPOCH_SECS: u32 = 60;
+/// Most key servers an offer names.
+pub const MAX_KEY_SERVERS: usize = 3;
+/// Most addresses per key server.
+pub const MAX_KEY_SERVER_ADDRS: usize = 4;
+/// Longest address (text multiaddr) or peer id (bytes).
+pub const MAX_ADDR: usize = 100;
+
+/// A node that sells epoch keys: its libp2p peer id and addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyServerAddr {
+    /// The peer id's bytes.
+    pub peer_id: Vec<u8>,
+    /// Multiaddrs (text) it listens on.
+    pub addrs: Vec<String>,
 }
 
 impl Offer {
@@ -481,6 +508,29 @@ impl Offer {
                 "offer.price_per_sec",
                 format!("above the {MAX_PRICE_PER_SEC} planck/s limit"),
             ));
+        }
+        if self.epoch_secs == 0 || self.epoch_secs > MAX_EPOCH_SECS {
+            return Err(field(
+                "offer.epoch_secs",
+                format!("{} not in 1..={MAX_EPOCH_SECS}", self.epoch_secs),
+            ));
+        }
+        if self.key_servers.is_empty() || self.key_servers.len() > MAX_KEY_SERVERS {
+            return Err(field(
+                "offer.key_servers",
+                format!("{} not in 1..={MAX_KEY_SERVERS}", self.key_servers.len()),
+            ));
+        }
+        for k in &self.key_servers {
+            if k.peer_id.is_empty() || k.peer_id.len() > MAX_ADDR {
+                return Err(field("offer.key_servers.peer_id", "not 1..=100 bytes"));
+            }
+            if k.addrs.len() > MAX_KEY_SERVER_ADDRS || k.addrs.iter().any(|a| a.len() > MAX_ADDR) {
+                return Err(field(
+                    "offer.key_servers.addrs",
+                    format!("at most {MAX_KEY_SERVER_ADDRS} addresses of at most {MAX_ADDR} bytes"),
+                ));
+            }
         }
         Ok(())
     }
@@ -552,7 +602,7 @@ pub enum GossipMessage {
     Announce(SignedAnnouncement),
 }
 
-/// A request on `/vilokanam/chunk/2`.
+/// A request on `/vilokanam/chunk/3`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkRequest {
     /// The chunk whose payload has this CID.
@@ -568,7 +618,7 @@ pub enum ChunkRequest {
     Latest(StreamId),
 }
 
-/// A response on `/vilokanam/chunk/2`.
+/// A response on `/vilokanam/chunk/3`.
 // Moved once per request; boxing the header would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,6 +17,7 @@ fn header(key: &SigningKey, seq: u64, payload: &[u8]) -> ChunkHeader {
         size: payload.len() as u32,
         published_at_ms: 1,
         discontinuity: false,
+        epoch: None,
     }
 }
 
@@ -88,7 +89,7 @@ fn stream_topic_round_trips() {
     let id = StreamId::new([7; 32], "live").unwrap();
     assert_eq!(StreamId::from_topic(&id.topic()), Some(id));
     assert_eq!(StreamId::from_topic(ANNOUNCE_TOPIC), None);
-    assert_eq!(StreamId::from_topic("/vilokanam/stream/2/nothex-x"), None);
+    assert_eq!(StreamId::from_topic("/vilokanam/stream/3/nothex-x"), None);
 }
 
 #[test]
@@ -154,6 +155,7 @@ fn arb_header() -> impl Strategy<Value = ChunkHeader> {
                 size,
                 published_at_ms,
                 discontinuity,
+                epoch: (seq % 2 == 0).then_some(published_at_ms / 7),
             },
         )
 }
@@ -214,6 +216,11 @@ fn offer(price_per_sec: u128) -> Offer {
         price_per_sec,
         payee: [5; 32],
         genesis: [9; 32],
+        epoch_secs: 6,
+        key_servers: vec![KeyServerAddr {
+            peer_id: vec![7; 38],
+            addrs: vec!["/ip4/127.0.0.1/tcp/4001".into(); MAX_KEY_SERVER_ADDRS],
+        }],
     }
 }
 
@@ -233,6 +240,8 @@ fn a_paid_announcement_carries_its_offer_under_the_signature() {
         |o: &mut Offer| o.price_per_sec = 1,
         |o: &mut Offer| o.payee[0] ^= 1,
         |o: &mut Offer| o.genesis[31] ^= 1,
+        |o: &mut Offer| o.epoch_secs += 1,
+        |o: &mut Offer| o.key_servers[0].peer_id[0] ^= 1,
     ] {
         let mut forged = signed.clone();
         tamper(forged.announcement.offer.as_mut().unwrap());
@@ -257,6 +266,29 @@ fn offers_out_of_range_are_refused_with_their_reason() {
     announcement(&k, Some(offer(MAX_PRICE_PER_SEC)))
         .sign(&k)
         .unwrap();
+    type Tamper = fn(&mut Offer);
+    let bad: [(Tamper, &str); 5] = [
+        (|o| o.epoch_secs = 0, "offer.epoch_secs"),
+        (|o| o.epoch_secs = MAX_EPOCH_SECS + 1, "offer.epoch_secs"),
+        (|o| o.key_servers.clear(), "offer.key_servers"),
+        (
+            |o| o.key_servers[0].peer_id.clear(),
+            "offer.key_servers.peer_id",
+        ),
+        (
+            |o| o.key_servers[0].addrs[0] = "x".repeat(MAX_ADDR + 1),
+            "offer.key_servers.addrs",
+        ),
+    ];
+    for (tamper, name) in bad {
+        let mut o = offer(1);
+        tamper(&mut o);
+        let err = announcement(&k, Some(o)).sign(&k).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Field { field, .. } if *field == name),
+            "{err:?}"
+        );
+    }
     announcement(&k, None).sign(&k).unwrap();
 }
 
@@ -264,7 +296,7 @@ proptest! {
     #[test]
     fn announcements_with_any_offer_round_trip(price in 1..=MAX_PRICE_PER_SEC, payee in any::<[u8; 32]>(), genesis in any::<[u8; 32]>(), paid in any::<bool>()) {
         let k = key(6);
-        let o = paid.then_some(Offer { price_per_sec: price, payee, genesis });
+        let o = paid.then_some(Offer { price_per_sec: price, payee, genesis, ..offer(1) });
         let signed = announcement(&k, o).sign(&k).unwrap();
         let msg = GossipMessage::Announce(signed);
         let bytes = msg.encode();
