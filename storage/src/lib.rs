@@ -10,7 +10,9 @@
 //!   - [`streams`]: the streams this node publishes or watches (never the
 //!     network's announcements), with the next sequence number of each
 //!     published stream;
-//!   - [`blocks`]: payloads by CID, verified on write.
+//!   - [`blocks`]: payloads by CID, verified on write;
+//!   - [`vouchers`]: the best voucher held per (channel, payee), written
+//!     before the key it paid for is sent.
 //!
 //! Every tree is bounded by what the local user does (publishing,
 //! watching) or by an explicit cap ([`peers::MAX_PEERS`]); nothing a peer
@@ -23,6 +25,7 @@ mod error;
 pub mod keys;
 pub mod peers;
 pub mod streams;
+pub mod vouchers;
 
 use std::path::Path;
 
@@ -33,6 +36,7 @@ pub use error::StorageError;
 pub use keys::{load_account, load_or_create as load_or_create_keys, store_account, NodeKeys};
 pub use peers::{KnownPeer, Peers};
 pub use streams::{StreamRecord, StreamRole, Streams};
+pub use vouchers::{VoucherRecord, Vouchers};
 
 /// The node's sled database, one handle per tree.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ pub struct Store {
     pub streams: Streams,
     /// Blocks by CID.
     pub blocks: Blocks,
+    /// Vouchers held as a payee.
+    pub vouchers: Vouchers,
 }
 
 impl Store {
@@ -59,6 +65,9 @@ impl Store {
             },
             blocks: Blocks {
                 tree: db.open_tree("blocks")?,
+            },
+            vouchers: Vouchers {
+                tree: db.open_tree("vouchers")?,
             },
             db,
         };

@@ -13,6 +13,7 @@ use libp2p::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::protocols::keys::codec::{KeyCodec, KEYS_PROTOCOL};
 use crate::protocols::live::codec::{ChunkCodec, CHUNK_PROTOCOL};
 use crate::protocols::live::wire::{StreamId, ANNOUNCE_TOPIC};
 use crate::scoring::{score_params, score_thresholds, topic_score_params};
@@ -97,6 +98,8 @@ mod composed {
         pub gossipsub: Gossipsub,
         /// Chunk payloads by CID / sequence.
         pub chunks: request_response::Behaviour<ChunkCodec>,
+        /// Paywall epoch keys for vouchers.
+        pub keys: request_response::Behaviour<KeyCodec>,
         /// Peer discovery (and, later, signed social records).
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
         /// Exchange of listen addresses and protocols.
@@ -181,6 +184,13 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(cfg.request_timeout)
                     .with_max_concurrent_streams(cfg.max_chunk_streams),
+            ),
+            keys: request_response::Behaviour::with_codec(
+                KeyCodec,
+                [(KEYS_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(cfg.request_timeout)
+                    .with_max_concurrent_streams(16),
             ),
             kad,
             identify: identify::Behaviour::new(

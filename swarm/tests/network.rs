@@ -99,3 +99,105 @@ async fn a_lagging_consumer_stalls_nothing_and_loses_no_chunk() -> Result<()> {
     client.shutdown().await?;
     Ok(())
 }
+
+/// `/vilokanam/keys/1` between two event loops: the viewer's request
+/// reaches the creator's node as an event (it dials the key server's
+/// address itself), the answer goes back by id, sealed to the viewer's
+/// voucher key, and only that key opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_request_is_answered_by_id_and_only_its_payer_opens_the_key() -> Result<()> {
+    use vilokanam_swarm::protocols::keys::core::{Ask, KeyServer, KeyServerConfig, Pricing};
+    use vilokanam_swarm::protocols::keys::paywall::{open_key, StreamSecret};
+    use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyRequest, KeyResponse};
+
+    let server_key = identity::Keypair::generate_ed25519();
+    let server_id = server_key.public().to_peer_id();
+    let (server, mut server_events, server_loop) =
+        vilokanam_swarm::new(server_key, local_config(), &mut Registry::default())?;
+    tokio::spawn(server_loop.run());
+    let addr = loop {
+        match tokio::time::timeout(Duration::from_secs(10), server_events.recv()).await? {
+            Some(Event::Listening(a)) => break a,
+            Some(_) => continue,
+            None => bail!("server stopped"),
+        }
+    };
+    let (viewer, _viewer_events, viewer_loop) = vilokanam_swarm::new(
+        identity::Keypair::generate_ed25519(),
+        local_config(),
+        &mut Registry::default(),
+    )?;
+    tokio::spawn(viewer_loop.run());
+
+    let creator = SigningKey::from_bytes(&[21; 32]);
+    let stream = StreamId::new(creator.verifying_key().to_bytes(), "paid")?;
+    let payer = SigningKey::from_bytes(&[22; 32]);
+    let mut keys = KeyServer::new(KeyServerConfig::default());
+    let secret = StreamSecret::derive(&creator, &stream);
+    keys.add_stream(
+        stream.clone(),
+        secret.clone(),
+        Pricing {
+            price_per_sec: 1,
+            epoch_secs: 6,
+        },
+    );
+    keys.advance(&stream, 5);
+    // The creator's side: answer each request with the core's decision.
+    let serving = {
+        let server = server.clone();
+        let payer_key = payer.verifying_key();
+        tokio::spawn(async move {
+            while let Some(ev) = server_events.recv().await {
+                if let Event::KeyRequested { id, request, .. } = ev {
+                    let ask = Ask {
+                        stream: &request.stream,
+                        channel: request.channel,
+                        viewer: &payer_key,
+                        epoch: request.epoch,
+                        paid: 0,
+                    };
+                    let response = match keys.grant(std::time::Instant::now(), ask, [9; 32]) {
+                        Ok(g) => KeyResponse::Granted {
+                            epoch: g.epoch,
+                            key: g.key.into(),
+                        },
+                        Err(r) => KeyResponse::Refused(r),
+                    };
+                    server.respond_key(id, response).await.expect("respond");
+                }
+            }
+        })
+    };
+    let ask = |epoch| KeyRequest {
+        stream: stream.clone(),
+        epoch,
+        channel: 3,
+        payment: None,
+    };
+    // First epoch: credit, granted and sealed to the payer.
+    let r = viewer
+        .request_key(server_id, vec![addr.clone()], ask(5))
+        .await?;
+    let KeyResponse::Granted { epoch, key } = r else {
+        bail!("refused: {r:?}")
+    };
+    assert_eq!(epoch, 5);
+    let sealed = key.into();
+    assert_eq!(
+        open_key(&sealed, &payer, &stream, 5)?,
+        secret.epoch_key(&stream, 5)
+    );
+    assert!(open_key(&sealed, &SigningKey::from_bytes(&[23; 32]), &stream, 5).is_err());
+    // The next one is not paid for: refused with the amounts.
+    let r = viewer.request_key(server_id, vec![], ask(6)).await?;
+    assert_eq!(
+        r,
+        KeyResponse::Refused(KeyRefusal::Unpaid {
+            required: 6,
+            paid: 0
+        })
+    );
+    serving.abort();
+    Ok(())
+}

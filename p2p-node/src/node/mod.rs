@@ -200,6 +200,25 @@ async fn consume(
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
             }
+            Event::KeyRequested { id, request, peer } => {
+                // Keys are sold against vouchers checked on the chain; that
+                // check is not wired into the node yet, so no key leaves it
+                // (the reason says so). Streams not published here: none.
+                use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
+                let ours = lock(&inner.playback).publishing(&request.stream);
+                let refusal = if ours {
+                    KeyRefusal::bad_channel(
+                        "this node does not check payment channels on the chain yet, so it sells no keys",
+                    )
+                } else {
+                    KeyRefusal::NotServed
+                };
+                tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, %refusal, "key request refused");
+                let _ = inner
+                    .swarm
+                    .respond_key(id, KeyResponse::Refused(refusal))
+                    .await;
+            }
             Event::Announcement { announcement, .. } => {
                 NodeHandle::on_announcement(&inner, *announcement);
             }

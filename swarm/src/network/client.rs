@@ -6,6 +6,7 @@ use std::sync::Arc;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::protocols::keys::wire::{KeyRequest, KeyResponse};
 use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
 
@@ -41,6 +42,14 @@ pub enum SwarmError {
     /// Following one more stream would break a bound.
     #[error(transparent)]
     Join(#[from] JoinError),
+    /// A key request to a peer failed (unreachable, timed out, closed).
+    #[error("key request to {peer} failed: {reason}")]
+    Key {
+        /// The key server.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
     /// Subscribing to a topic failed.
     #[error("subscribing to {topic}: {reason}")]
     Subscribe {
@@ -141,6 +150,19 @@ pub enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     /// What the swarm holds.
     Stats(oneshot::Sender<SwarmStats>),
+    /// Ask `peer` (dialing `addrs` if needed) for an epoch key.
+    RequestKey {
+        /// The key server.
+        peer: PeerId,
+        /// Where it listens.
+        addrs: Vec<Multiaddr>,
+        /// The request.
+        request: Box<KeyRequest>,
+        /// Reply.
+        reply: oneshot::Sender<Result<KeyResponse, SwarmError>>,
+    },
+    /// Answer inbound key request `id` (from [`crate::Event::KeyRequested`]).
+    RespondKey(u64, Box<KeyResponse>),
     /// Stop the event loop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -242,6 +264,30 @@ impl Client {
     /// What the swarm holds now.
     pub async fn stats(&self) -> Result<SwarmStats, SwarmError> {
         self.call(Command::Stats).await
+    }
+
+    /// Asks `peer` for an epoch key (dialing `addrs` if not connected).
+    pub async fn request_key(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: KeyRequest,
+    ) -> Result<KeyResponse, SwarmError> {
+        self.call(|reply| Command::RequestKey {
+            peer,
+            addrs,
+            request: Box::new(request),
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers inbound key request `id`.
+    pub async fn respond_key(&self, id: u64, response: KeyResponse) -> Result<(), SwarmError> {
+        self.tx
+            .send(Command::RespondKey(id, Box::new(response)))
+            .await
+            .map_err(|_| SwarmError::Stopped)
     }
 
     /// Stops the event loop and waits for it to acknowledge.

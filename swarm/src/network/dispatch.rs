@@ -97,6 +97,18 @@ impl EventLoop {
                 };
                 let _ = reply.send(stats);
             }
+            Command::RequestKey {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => {
+                self.keys
+                    .request(&mut self.swarm, peer, addrs, *request, reply);
+            }
+            Command::RespondKey(id, response) => {
+                self.keys.respond(&mut self.swarm, id, *response);
+            }
             Command::Shutdown(reply) => {
                 // Handled in `run`; answering here keeps the match total.
                 let _ = reply.send(());
@@ -207,6 +219,9 @@ impl EventLoop {
                 peer, error, ..
             }) => {
                 debug!(%peer, %error, "inbound chunk request failed");
+            }
+            BehaviourEvent::Keys(ev) => {
+                self.keys.on_event(&mut self.swarm, &mut self.events, ev);
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) =>

@@ -40,6 +40,7 @@ pub use events::{Emitter, Event, RejectReason};
 use crate::behaviour::{Behaviour, BehaviourConfig};
 use crate::build::build_swarm;
 use crate::metrics::Metrics;
+use crate::protocols::keys::actor::KeysActor;
 use crate::protocols::live::actor::LiveActor;
 use crate::protocols::live::announce::AnnounceConfig;
 use crate::protocols::live::core::RelayConfig;
@@ -127,6 +128,7 @@ pub fn new(
             swarm,
             config,
             live,
+            keys: KeysActor::default(),
             commands: cmd_rx,
             events,
             metrics,
@@ -143,6 +145,7 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: Config,
     live: LiveActor,
+    keys: KeysActor,
     commands: mpsc::Receiver<Command>,
     events: Emitter,
     metrics: Metrics,

@@ -13,11 +13,11 @@
 //! - [`wire`]: the request and response, size-capped, with a distinct
 //!   refusal for each reason;
 //! - [`codec`]: the request-response codec;
-//! - [`core`]: the IO-less key-release policy.
-//!
-//! Not yet wired to the swarm and the node (issue #8 continues): no actor
-//! yet, and publishing does not encrypt yet.
+//! - [`core`]: the IO-less key-release policy;
+//! - [`actor`]: the glue on the swarm (requests out, requests in to the
+//!   node, answers back by id).
 
+pub mod actor;
 pub mod codec;
 pub mod core;
 pub mod paywall;
