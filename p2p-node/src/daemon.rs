@@ -22,7 +22,19 @@ pub async fn run(data_dir: PathBuf, config: NodeConfig) -> Result<()> {
         .await
         .with_context(|| format!("binding the HTTP API on {}", config.api))?;
     let api_addr = axum::serve::Listener::local_addr(&listener)?;
-    let node = Node::spawn(config, keys, store)
+    // The chain for paid streams: the configured endpoint and the node's
+    // account, if it has one. Nothing connects until a paid stream needs it.
+    let endpoint = match &config.chain_spec {
+        Some(spec) => vilokanam_chain::Endpoint::LightClient(
+            std::fs::read_to_string(spec)
+                .with_context(|| format!("reading chain_spec {}", spec.display()))?,
+        ),
+        None => vilokanam_chain::Endpoint::Rpc(config.chain_rpc.clone()),
+    };
+    let account = vilokanam_storage::load_account(&data_dir)
+        .with_context(|| format!("loading the chain account in {}", data_dir.display()))?;
+    let chain = crate::node::payments::ChainAccess { endpoint, account };
+    let node = Node::spawn_with_chain(config, keys, store, Some(chain))
         .await
         .context("starting the node")?;
     let id = node.identity().clone();

@@ -303,3 +303,275 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
     let _ = p.wait().await;
     t.shutdown().await.unwrap();
 }
+
+/// Pay per second, end to end, with real processes and the dev chain: a
+/// creator (Bob's account) publishes a paid stream; a viewer two hops
+/// away (Alice's account, behind a relay) watches with a budget: one
+/// channel on chain, a voucher per second played, keys bought per epoch
+/// from the creator's node. Its HLS decodes; the relay holds only
+/// ciphertext. Afterwards the creator holds exactly what the viewer
+/// spent, claims it at shutdown and closes the channel, and on chain
+/// Bob received exactly that and Alice got the rest of her deposit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
+    use vilokanam_chain::account::{account_id, keypair};
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
+        .await
+        .expect("connect");
+    let (alice, bob) = (
+        account_id(&keypair("//Alice").unwrap()),
+        account_id(&keypair("//Bob").unwrap()),
+    );
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
+    // Accounts before the daemons start (they read them at start).
+    for (i, uri) in [(0, "//Bob"), (2, "//Alice")] {
+        let d = t.root().join(format!("node{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
+    }
+    let with_chain = vec!["--chain-rpc".to_string(), rpc.clone()];
+    for (i, relay) in [(0usize, false), (1, true), (2, false)] {
+        t.spawn(vilokanam_testnet::NodeOptions {
+            relay,
+            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            extra: with_chain.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("daemon");
+    }
+    t.wait_connected().await.expect("connected");
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
+    let clip = clip.to_string_lossy().into_owned();
+    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
+    let mut publisher = t
+        .publish(
+            0,
+            &[
+                "--name",
+                "paid",
+                "--input",
+                &clip,
+                "--realtime",
+                "--loop",
+                "--price",
+                "2µTICK/s",
+                "--epoch-secs",
+                "2",
+                "--data-dir",
+                &creator_dir,
+                "--chain-rpc",
+                &rpc,
+            ],
+            std::process::Stdio::null(),
+        )
+        .expect("publish");
+    let stream = t.node(0).unwrap().stream("paid");
+    let viewer = t.api(2).unwrap();
+    vilokanam_testnet::wait_until(
+        "the viewer hears the offer",
+        std::time::Duration::from_secs(30),
+        || async {
+            Ok(viewer
+                .stream(&stream)
+                .await
+                .map(|s| s.offer.is_some())
+                .unwrap_or(false))
+        },
+    )
+    .await
+    .unwrap();
+    let alice_before = client.balance(&alice).await.unwrap();
+    let bob_before = client.balance(&bob).await.unwrap();
+    // Watch with a budget: one channel on chain.
+    let api2 = t.node(2).unwrap().api_addr.clone();
+    let out = tokio::process::Command::new(bin)
+        .args(["watch", &stream, "--budget", "0.001TICK", "--api", &api2])
+        .output()
+        .await
+        .unwrap();
+    assert!(ok(&out).contains("/live.m3u8"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("paying 2 µTICK/s to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty from a budget of 0.001 TICK"),
+        "{said}"
+    );
+    let channels = client.channels().await.unwrap();
+    assert_eq!(channels.len(), 1, "one channel for the session");
+    let channel = channels[0].clone();
+    assert_eq!((channel.payer, channel.deposit), (alice, 1_000_000_000));
+    // Play like a player for a while: every new segment of the playlist.
+    let dir = tempfile::tempdir().unwrap();
+    let mut fetched = std::collections::BTreeSet::new();
+    let mut decoded = 0;
+    let started = std::time::Instant::now();
+    let mut last_error = None;
+    while started.elapsed() < std::time::Duration::from_secs(12) {
+        let list = viewer.playlist(&stream).await;
+        if let Err(e) = &list {
+            last_error = Some(e.to_string());
+        }
+        if let Ok(list) = list {
+            for seq in list.lines().filter_map(|l| {
+                l.strip_suffix(".ts")?
+                    .rsplit('/')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            }) {
+                if fetched.insert(seq) {
+                    let seg = viewer
+                        .segment_file(&stream, seq)
+                        .await
+                        .unwrap()
+                        .expect("held");
+                    if decoded < 3 && which_ffprobe() {
+                        let p = dir.path().join(format!("{seq}.ts"));
+                        std::fs::write(&p, &seg).unwrap();
+                        assert!(
+                            ffprobe_decodes(&p),
+                            "segment {seq} of the paying viewer decodes"
+                        );
+                        decoded += 1;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    if fetched.is_empty() {
+        let _ = publisher.start_kill();
+        let out = publisher.wait_with_output().await.unwrap();
+        panic!(
+            "nothing played (last playlist error: {last_error:?}); publisher: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(fetched.len() >= 8, "played {} segments", fetched.len());
+    // The relay holds the same chunks, as ciphertext only.
+    let relay = t.api(1).unwrap();
+    let any = *fetched.iter().next().unwrap();
+    assert!(
+        relay.segment_file(&stream, any).await.is_err(),
+        "the relay cannot serve it as video"
+    );
+    // What the viewer paid, and what the creator holds.
+    let spending = viewer.spending().await.unwrap();
+    assert_eq!(spending.len(), 1);
+    let spent: u128 = spending[0].spent.parse().unwrap();
+    assert!(spending[0].seconds_paid >= 8, "{spending:?}");
+    assert!(
+        spent >= 2_000_000 * u128::from(spending[0].seconds_paid),
+        "{spending:?}"
+    );
+    ok(&tokio::process::Command::new(bin)
+        .args(["unwatch", &stream, "--api", &api2])
+        .output()
+        .await
+        .unwrap());
+    let creator = t.api(0).unwrap();
+    vilokanam_testnet::wait_until(
+        "the creator holds the last voucher",
+        std::time::Duration::from_secs(10),
+        || async {
+            let e = creator.earnings().await?;
+            Ok(e.len() == 1 && e[0].accrued == spent.to_string())
+        },
+    )
+    .await
+    .unwrap();
+    // Ctrl-C on the creator: it claims and closes the channel.
+    let mut events = Box::pin(client.watch_events().await.unwrap());
+    let _ = publisher.start_kill();
+    let _ = publisher.wait().await;
+    t.stop(0).await.expect("creator stops");
+    let mut claimed = None;
+    let mut closed = None;
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        use futures::StreamExt;
+        while closed.is_none() {
+            for ev in events.next().await.expect("events").expect("batch").1 {
+                match ev {
+                    vilokanam_chain::TickEvent::Claimed {
+                        channel: c,
+                        claimed: x,
+                    } if c == channel.id => claimed = Some(x),
+                    vilokanam_chain::TickEvent::Closed {
+                        channel: c,
+                        closed: x,
+                    } if c == channel.id => closed = Some(x),
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await
+    .expect("claim and close within 30 s");
+    let closed = closed.expect("closed");
+    // On chain, exactly what the viewer signed went to its only payee,
+    // Bob (the claim's own event may fall between two blocks the event
+    // stream reports; `paid` at close is the sum of all claims), and the
+    // rest of the deposit back to Alice.
+    if let Some(c) = claimed {
+        assert_eq!((c.payee, c.amount), (bob, spent));
+    }
+    assert_eq!(closed.paid, spent);
+    assert_eq!(closed.refunded, channel.deposit - spent);
+    assert!(client.channel(channel.id).await.unwrap().is_none());
+    let alice_after = client.balance(&alice).await.unwrap();
+    assert_eq!(
+        alice_after.reserved, alice_before.reserved,
+        "the deposit is released"
+    );
+    let alice_loss =
+        (alice_before.free + alice_before.reserved) - (alice_after.free + alice_after.reserved);
+    // What she watched, plus the one fee of opening (under 0.01 TICK).
+    assert!(
+        alice_loss > spent && alice_loss - spent < 10_000_000_000,
+        "Alice -{alice_loss} for {spent}"
+    );
+    let bob_after = client.balance(&bob).await.unwrap();
+    assert_ne!(bob_after.free, bob_before.free);
+    t.shutdown().await.unwrap();
+    chain.stop().await.unwrap();
+}
+
+fn which_ffprobe() -> bool {
+    vilokanam_chain::test_utils::skip_or_require(
+        "ffprobe",
+        std::process::Command::new("ffprobe")
+            .arg("-version")
+            .output()
+            .map(|_| ())
+            .map_err(|e| format!("ffprobe not on PATH: {e}")),
+    )
+    .is_some()
+}
+
+fn ffprobe_decodes(p: &Path) -> bool {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=key_frame",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(p)
+        .output()
+        .expect("ffprobe");
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| !l.trim().is_empty())
+}

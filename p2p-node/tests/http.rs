@@ -439,6 +439,7 @@ async fn a_price_cap_refuses_dearer_streams() {
     let stream = format!("{}-paid", cid.creator_key);
     let cap = |planck: &str| WatchRequest {
         max_price_per_sec: Some(planck.into()),
+        budget: None,
     };
     // Watched before its price is known: accepted.
     viewer

@@ -195,6 +195,34 @@ impl ApiClient {
         Ok(self.url(&r.playlist))
     }
 
+    /// `GET /api/v0/spending`.
+    pub async fn spending(&self) -> Result<Vec<crate::SpendingInfo>, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/spending")),
+            "reading spending",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/earnings`.
+    pub async fn earnings(&self) -> Result<Vec<crate::EarningInfo>, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/earnings")),
+            "reading earnings",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/earnings/claim`: claims every held voucher now;
+    /// returns the planck claimed.
+    pub async fn claim(&self) -> Result<String, ApiError> {
+        self.json(
+            self.http.post(self.url("/api/v0/earnings/claim")),
+            "claiming",
+        )
+        .await
+    }
+
     /// `DELETE /api/v0/watch/{stream}`.
     pub async fn unwatch(&self, stream: &str) -> Result<(), ApiError> {
         self.send(

@@ -136,6 +136,44 @@ pub struct WatchRequest {
     /// (default: the node's `max_price`, else any price). A dearer stream
     /// is refused with 402 and its price.
     pub max_price_per_sec: Option<String>,
+    /// For a paid stream: the most to spend, in planck as a decimal
+    /// string. The node opens one on-chain channel with it and pays from
+    /// it for every second it plays (default: no budget, so a paid stream
+    /// does not play).
+    #[serde(default)]
+    pub budget: Option<String>,
+}
+
+/// `GET /api/v0/spending`: one entry per paid stream this node pays for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendingInfo {
+    /// The stream.
+    pub stream: String,
+    /// The channel paying it.
+    pub channel: u64,
+    /// Seconds of playback paid.
+    pub seconds_paid: u64,
+    /// Planck signed over so far (decimal string).
+    pub spent: String,
+    /// The budget (decimal string).
+    pub budget: String,
+    /// Seconds the rest of the budget pays for.
+    pub seconds_left: u64,
+}
+
+/// `GET /api/v0/earnings`: one entry per voucher this node holds as a payee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarningInfo {
+    /// The stream paid for.
+    pub stream: String,
+    /// The payer's channel.
+    pub channel: u64,
+    /// Seconds paid for.
+    pub seconds: u64,
+    /// Planck the best voucher pays (decimal string).
+    pub accrued: String,
+    /// Planck of it claimed on chain (decimal string).
+    pub claimed: String,
 }
 
 /// `POST /api/v0/watch/{stream}`.

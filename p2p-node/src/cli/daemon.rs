@@ -56,6 +56,9 @@ pub struct DaemonCmd {
     /// Streams of others kept in the catalog.
     #[arg(long)]
     pub max_known_streams: Option<usize>,
+    /// Websocket RPC of the settlement chain (paid streams).
+    #[arg(long)]
+    pub chain_rpc: Option<String>,
 }
 
 impl DaemonCmd {
@@ -82,6 +85,10 @@ impl DaemonCmd {
             c.discovery = false;
         }
         c.relay_all |= self.relay;
+        if let Some(rpc) = self.chain_rpc {
+            c.chain_rpc = rpc;
+            c.chain_spec = None;
+        }
         let set = |slot: &mut usize, v: Option<usize>| {
             if let Some(v) = v {
                 *slot = v;

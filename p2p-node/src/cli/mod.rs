@@ -58,6 +58,20 @@ enum Command {
         #[command(flatten)]
         api: ApiArg,
     },
+    /// What this node pays for paid streams: seconds paid, spent, left.
+    Spending {
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// What this node earned as a payee: vouchers held, accrued, claimed
+    /// (`--claim`: claim them on chain now).
+    Earnings {
+        #[command(flatten)]
+        api: ApiArg,
+        /// Claim every held voucher now (it is also done at shutdown).
+        #[arg(long)]
+        claim: bool,
+    },
     /// Show connected peers and their scores.
     Peers {
         #[command(flatten)]
@@ -231,6 +245,8 @@ pub async fn main() -> Result<()> {
         Command::Watch(cmd) => cmd.run().await,
         Command::Unwatch(cmd) => cmd.run().await,
         Command::Streams { api } => watch::streams(&api.client()).await,
+        Command::Spending { api } => watch::spending(&api.client()).await,
+        Command::Earnings { api, claim } => watch::earnings(&api.client(), claim).await,
         Command::Peers { api } => watch::peers(&api.client()).await,
         Command::Id { api } => watch::id(&api.client()).await,
         Command::Stats { api } => watch::stats(&api.client()).await,

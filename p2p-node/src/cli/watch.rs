@@ -20,6 +20,11 @@ pub struct WatchCmd {
     /// `5µTICK/s` (default: `max_price` in the daemon's config.toml).
     #[arg(long)]
     max_price: Option<String>,
+    /// For a paid stream: the most to spend, e.g. `0.5TICK`. The daemon
+    /// opens one channel on the chain with it (one transaction) and pays
+    /// from it for every second it plays.
+    #[arg(long)]
+    budget: Option<String>,
 }
 
 impl WatchCmd {
@@ -32,19 +37,30 @@ impl WatchCmd {
             .map(vilokanam_chain::parse_rate)
             .transpose()
             .context("--max-price")?;
+        let budget = self
+            .budget
+            .as_deref()
+            .map(vilokanam_chain::parse_amount)
+            .transpose()
+            .context("--budget")?;
         let req = vilokanam_api::WatchRequest {
             max_price_per_sec: max.map(|m| m.to_string()),
+            budget: budget.map(|b| b.to_string()),
         };
         let url = client.watch_with(&self.stream, &req).await?;
         println!("{url}");
-        // Say so when the stream is known to be paid: this version shows
-        // prices but does not pay them yet.
         if let Ok(info) = client.stream(&self.stream).await {
-            if info.offer.is_some() {
-                eprintln!(
-                    "note: this stream is paid ({}); this version does not pay yet, so it plays unpaid",
+            match (&info.offer, budget) {
+                (Some(_), None) => eprintln!(
+                    "note: this stream is paid ({}); without --budget this node does not pay, so it will not play",
                     price_of(&info)
-                );
+                ),
+                (Some(_), Some(b)) => eprintln!(
+                    "paying {} from a budget of {}",
+                    price_of(&info),
+                    vilokanam_chain::format_amount(b)
+                ),
+                _ => {}
             }
         }
         if let Some(player) = self.player {
@@ -138,5 +154,56 @@ pub async fn id(client: &ApiClient) -> Result<()> {
 /// Prints what the node holds.
 pub async fn stats(client: &ApiClient) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&client.stats().await?)?);
+    Ok(())
+}
+
+/// `vilokanam spending`.
+pub async fn spending(client: &ApiClient) -> Result<()> {
+    let list = client.spending().await?;
+    if list.is_empty() {
+        println!("paying for no stream");
+    }
+    for s in list {
+        let amount = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+        println!(
+            "{}\n  channel {}: {} s paid, spent {} of {}, {} s left",
+            s.stream,
+            s.channel,
+            s.seconds_paid,
+            amount(&s.spent),
+            amount(&s.budget),
+            s.seconds_left
+        );
+    }
+    Ok(())
+}
+
+/// `vilokanam earnings [--claim]`.
+pub async fn earnings(client: &ApiClient, claim: bool) -> Result<()> {
+    let amount = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+    if claim {
+        let claimed = client.claim().await?;
+        println!("claimed {} now", amount(&claimed));
+    }
+    let list = client.earnings().await?;
+    if list.is_empty() {
+        println!("no vouchers held");
+    }
+    for e in list {
+        let pending = e
+            .accrued
+            .parse::<u128>()
+            .unwrap_or(0)
+            .saturating_sub(e.claimed.parse().unwrap_or(0));
+        println!(
+            "{}\n  channel {}: {} s paid, accrued {}, claimed {}, pending {}",
+            e.stream,
+            e.channel,
+            e.seconds,
+            amount(&e.accrued),
+            amount(&e.claimed),
+            vilokanam_chain::format_amount(pending)
+        );
+    }
     Ok(())
 }

@@ -55,9 +55,11 @@ impl From<NodeError> for HttpError {
             | NodeError::UnknownStream { .. }
             | NodeError::NotHeld { .. } => StatusCode::NOT_FOUND,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            NodeError::TooExpensive { .. } | NodeError::Unpaid { .. } => {
-                StatusCode::PAYMENT_REQUIRED
-            }
+            NodeError::TooExpensive { .. }
+            | NodeError::Unpaid { .. }
+            | NodeError::BudgetExhausted { .. }
+            | NodeError::KeyRefused { .. }
+            | NodeError::Payment { .. } => StatusCode::PAYMENT_REQUIRED,
             NodeError::Undecryptable { .. } => StatusCode::BAD_GATEWAY,
             NodeError::Capacity(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

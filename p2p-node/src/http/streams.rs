@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use vilokanam_api::{StreamInfo, WatchRequest, WatchResponse};
+use vilokanam_api::{EarningInfo, SpendingInfo, StreamInfo, WatchRequest, WatchResponse};
 
 use super::{Api, HttpError, HttpResult};
 use crate::node::playlist_path;
@@ -14,6 +14,47 @@ pub(super) fn routes() -> Router<Api> {
         .route("/api/v0/streams", get(list))
         .route("/api/v0/streams/{stream}", get(one))
         .route("/api/v0/watch/{stream}", post(watch).delete(unwatch))
+        .route("/api/v0/spending", get(spending))
+        .route("/api/v0/earnings", get(earnings))
+        .route("/api/v0/earnings/claim", post(claim))
+}
+
+async fn spending(State(api): State<Api>) -> Json<Vec<SpendingInfo>> {
+    Json(
+        api.node
+            .spending()
+            .await
+            .into_iter()
+            .map(|s| SpendingInfo {
+                stream: s.stream.to_string(),
+                channel: s.channel,
+                seconds_paid: s.seconds_paid,
+                spent: s.spent.to_string(),
+                budget: s.budget.to_string(),
+                seconds_left: s.seconds_left,
+            })
+            .collect(),
+    )
+}
+
+async fn earnings(State(api): State<Api>) -> HttpResult<Json<Vec<EarningInfo>>> {
+    Ok(Json(
+        api.node
+            .earnings()?
+            .into_iter()
+            .map(|r| EarningInfo {
+                stream: r.stream,
+                channel: r.channel,
+                seconds: r.seconds,
+                accrued: r.cumulative.to_string(),
+                claimed: r.claimed.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+async fn claim(State(api): State<Api>) -> HttpResult<Json<String>> {
+    Ok(Json(api.node.claim().await?.to_string()))
 }
 
 async fn list(State(api): State<Api>) -> HttpResult<Json<Vec<StreamInfo>>> {
@@ -39,7 +80,16 @@ async fn watch(
             )
         })?),
     };
-    let id = api.node.watch(&stream, cap).await?;
+    let budget = match req.budget.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<u128>().map_err(|e| {
+            HttpError(
+                StatusCode::BAD_REQUEST,
+                format!("budget {text:?}: not an amount in planck: {e}"),
+            )
+        })?),
+    };
+    let id = api.node.watch_paying(&stream, cap, budget).await?;
     Ok(Json(WatchResponse {
         playlist: playlist_path(&id),
         stream: id.to_string(),

@@ -51,6 +51,37 @@ pub enum NodeError {
         /// What is missing: `epoch 4711`, or `any epoch`.
         what: String,
     },
+    /// Paying for a stream failed: no chain, no account, wrong chain, the
+    /// channel could not be opened, the key server unreachable.
+    #[error("paying for {stream}: {reason}")]
+    Payment {
+        /// The stream.
+        stream: String,
+        /// Why.
+        reason: String,
+    },
+    /// The budget is spent: nothing more is signed.
+    #[error("budget exhausted for {stream}: paid {seconds} s, spent {} of {}; watch it again with a larger --budget", vilokanam_chain::format_amount(*.spent), vilokanam_chain::format_amount(*.budget))]
+    BudgetExhausted {
+        /// The stream.
+        stream: String,
+        /// Seconds paid.
+        seconds: u64,
+        /// Amount signed over.
+        spent: u128,
+        /// The budget.
+        budget: u128,
+    },
+    /// The key server refused the key, with its reason.
+    #[error("the key server refused epoch {epoch} of {stream}: {reason}")]
+    KeyRefused {
+        /// The stream.
+        stream: String,
+        /// The epoch.
+        epoch: u64,
+        /// Its reason.
+        reason: vilokanam_swarm::protocols::keys::wire::KeyRefusal,
+    },
     /// A paid payload that does not decrypt with the key of its epoch.
     #[error("segment {seq} of {stream} does not decrypt: {reason}")]
     Undecryptable {

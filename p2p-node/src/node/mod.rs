@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod error;
 pub mod metrics;
 pub mod offer;
+pub mod payments;
 pub mod playback;
 pub mod publisher;
 #[cfg(test)]
@@ -77,6 +78,7 @@ pub(crate) struct Inner {
     /// The price cap of each watched stream that has one (at most one
     /// entry per watched stream: set by `watch`, dropped by `unwatch`).
     price_caps: Mutex<HashMap<StreamId, u128>>,
+    payments: payments::Payments,
     playback_events: broadcast::Sender<PlaybackEvent>,
     listen: watch::Receiver<Vec<Multiaddr>>,
     stop: watch::Sender<bool>,
@@ -105,6 +107,9 @@ fn parse_stream(s: &str) -> Result<StreamId, NodeError> {
     })
 }
 
+/// How long shutdown may spend claiming held vouchers.
+const CLAIM_AT_SHUTDOWN: Duration = Duration::from_secs(60);
+
 /// How long shutdown lets the event loop send the end announcements.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
@@ -121,6 +126,17 @@ impl Node {
         config: NodeConfig,
         keys: NodeKeys,
         store: Store,
+    ) -> Result<NodeHandle, NodeError> {
+        Self::spawn_with_chain(config, keys, store, None).await
+    }
+
+    /// [`Node::spawn`], with the settlement chain (and the node's account)
+    /// for paid streams: selling keys as a creator, paying as a viewer.
+    pub async fn spawn_with_chain(
+        config: NodeConfig,
+        keys: NodeKeys,
+        store: Store,
+        chain: Option<payments::ChainAccess>,
     ) -> Result<NodeHandle, NodeError> {
         let keypair = identity::Keypair::ed25519_from_bytes(keys.transport.to_bytes())
             .map_err(|e| NodeError::Swarm(vilokanam_swarm::SwarmError::Build(e.to_string())))?;
@@ -153,6 +169,7 @@ impl Node {
             publisher: Publisher::new(keys.creator.clone(), store.streams.clone()),
             playback: Mutex::new(Playback::new(config.playlist_len, playback_events.clone())),
             price_caps: Mutex::new(HashMap::new()),
+            payments: payments::Payments::new(chain, keys.voucher.clone(), store.vouchers.clone()),
             playback_events,
             listen: listen_rx.clone(),
             identity,
@@ -201,23 +218,18 @@ async fn consume(
                 lock(&inner.playback).on_missing(&stream, seq);
             }
             Event::KeyRequested { id, request, peer } => {
-                // Keys are sold against vouchers checked on the chain; that
-                // check is not wired into the node yet, so no key leaves it
-                // (the reason says so). Streams not published here: none.
-                use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
-                let ours = lock(&inner.playback).publishing(&request.stream);
-                let refusal = if ours {
-                    KeyRefusal::bad_channel(
-                        "this node does not check payment channels on the chain yet, so it sells no keys",
-                    )
-                } else {
-                    KeyRefusal::NotServed
-                };
-                tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, %refusal, "key request refused");
-                let _ = inner
-                    .swarm
-                    .respond_key(id, KeyResponse::Refused(refusal))
-                    .await;
+                // Checking the channel may query the chain: not in this loop.
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let paid = inner.publisher.paid_stream(&request.stream).await;
+                    let response = inner.payments.answer(&request, paid).await;
+                    if let vilokanam_swarm::protocols::keys::wire::KeyResponse::Refused(r) =
+                        &response
+                    {
+                        tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
+                    }
+                    let _ = inner.swarm.respond_key(id, response).await;
+                });
             }
             Event::Announcement { announcement, .. } => {
                 NodeHandle::on_announcement(&inner, *announcement);
@@ -480,11 +492,32 @@ impl NodeHandle {
         stream: &str,
         max_price: Option<u128>,
     ) -> Result<StreamId, NodeError> {
+        self.watch_paying(stream, max_price, None).await
+    }
+
+    /// [`NodeHandle::watch`], paying for a paid stream from `budget`
+    /// (one on-chain channel for the session).
+    pub async fn watch_paying(
+        &self,
+        stream: &str,
+        max_price: Option<u128>,
+        budget: Option<u128>,
+    ) -> Result<StreamId, NodeError> {
         let id = parse_stream(stream)?;
         // The user's cap, else the configured one (validated at start).
         let cap = max_price.or(self.inner.config.max_price_per_sec().ok().flatten());
         if let Some(cap) = cap {
             self.check_price(&id, cap)?;
+        }
+        if let Some(budget) = budget {
+            let offer = self.offer_of(&id).ok_or_else(|| NodeError::Payment {
+                stream: id.to_string(),
+                reason: "its terms are not known yet (no announcement heard, or a free stream): try again once it is listed as paid".into(),
+            })?;
+            self.inner
+                .payments
+                .open_session(&id, &offer, budget)
+                .await?;
         }
         self.inner
             .swarm
@@ -546,6 +579,10 @@ impl NodeHandle {
     /// watched stream restored from the store after a restart).
     pub async fn unwatch(&self, stream: &str) -> Result<(), NodeError> {
         let id = parse_stream(stream)?;
+        self.inner
+            .payments
+            .end_session(&self.inner.swarm, &id)
+            .await;
         let key = id.to_string();
         let watching = lock(&self.inner.playback).watching(&id);
         let stored = self
@@ -658,9 +695,9 @@ impl NodeHandle {
             self.check_price(&id, cap)?;
         }
         // A paid stream's HLS plays only where its keys are: on the
-        // creator's node (viewers' keys come with payments, not yet).
+        // creator's node, and on viewers that pay for it.
         if let Some(offer) = self.offer_of(&id) {
-            if !lock(&self.inner.playback).publishing(&id) {
+            if !lock(&self.inner.playback).publishing(&id) && !self.inner.payments.paying(&id) {
                 return Err(NodeError::Unpaid {
                     stream: id.to_string(),
                     price: offer.price_per_sec,
@@ -692,13 +729,28 @@ impl NodeHandle {
         let payload = match h.epoch {
             None => chunk.payload.clone(),
             Some(epoch) => {
-                let key = self.inner.publisher.epoch_key(&id, epoch).ok_or_else(|| {
-                    NodeError::Unpaid {
-                        stream: id.to_string(),
-                        price: self.offer_of(&id).map_or(0, |o| o.price_per_sec),
-                        what: format!("epoch {epoch}"),
+                let key = match self.inner.publisher.epoch_key(&id, epoch) {
+                    Some(k) => k,
+                    None if self.inner.payments.paying(&id) => {
+                        self.inner
+                            .payments
+                            .pay_and_key(
+                                &self.inner.swarm,
+                                &id,
+                                seq,
+                                epoch,
+                                u64::from(h.duration_us),
+                            )
+                            .await?
                     }
-                })?;
+                    None => {
+                        return Err(NodeError::Unpaid {
+                            stream: id.to_string(),
+                            price: self.offer_of(&id).map_or(0, |o| o.price_per_sec),
+                            what: format!("epoch {epoch}"),
+                        })
+                    }
+                };
                 paywall::open_payload(&key, &id, seq, epoch, &chunk.payload)
                     .map(Bytes::from)
                     .map_err(|reason| NodeError::Undecryptable {
@@ -748,10 +800,43 @@ impl NodeHandle {
             .collect())
     }
 
-    /// Ends this node's streams (telling viewers), stops every task and
-    /// flushes the store.
+    /// What this node paid, per watched paid stream.
+    pub async fn spending(&self) -> Vec<payments::Spending> {
+        self.inner.payments.spending().await
+    }
+
+    /// The vouchers this node holds as a payee (earned), claimed or not.
+    pub fn earnings(&self) -> Result<Vec<vilokanam_storage::VoucherRecord>, NodeError> {
+        self.inner.payments.earnings()
+    }
+
+    /// Claims every held voucher on chain now.
+    pub async fn claim(&self) -> Result<u128, NodeError> {
+        self.inner
+            .payments
+            .claim_all(false)
+            .await
+            .map_err(|reason| NodeError::Payment {
+                stream: "(all)".into(),
+                reason,
+            })
+    }
+
+    /// Ends this node's streams (telling viewers), claims what it earned,
+    /// stops every task and flushes the store.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
         let _ = self.inner.stop.send(true);
+        for s in self.inner.payments.paid_streams() {
+            self.inner.payments.end_session(&self.inner.swarm, &s).await;
+        }
+        match tokio::time::timeout(CLAIM_AT_SHUTDOWN, self.inner.payments.claim_all(true)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(claimed = n, "claimed held vouchers at shutdown"),
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not claim held vouchers at shutdown (they stay stored)")
+            }
+            Err(_) => warn!("claiming at shutdown timed out (the vouchers stay stored)"),
+        }
         let ends = self.inner.publisher.end_all().await;
         let told = !ends.is_empty();
         for a in ends {

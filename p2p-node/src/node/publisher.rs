@@ -358,6 +358,16 @@ impl Publisher {
         Some(StreamSecret::derive(&self.key, stream).epoch_key(stream, epoch))
     }
 
+    /// The offer and secret of a paid stream this node publishes.
+    pub async fn paid_stream(&self, stream: &StreamId) -> Option<(Offer, StreamSecret)> {
+        if stream.creator != self.key.verifying_key().to_bytes() {
+            return None;
+        }
+        let e = self.entry(&stream.name)?;
+        let offer = e.lock().await.announcement.offer.clone()?;
+        Some((offer, StreamSecret::derive(&self.key, stream)))
+    }
+
     /// The state of stream `name`, if published here.
     pub async fn state(&self, name: &str) -> Option<(u64, Option<EndCause>)> {
         let e = self.entry(name)?;

@@ -1,0 +1,695 @@
+//! Payments: the creator's key service (channels checked on the chain,
+//! vouchers kept in sled before a key leaves) and the viewer's paying
+//! session (one channel, a voucher per second played, keys bought per
+//! epoch). Protocol: docs/PAYMENTS.md.
+//!
+//! Decisions live in IO-less cores — `chain::{Payer, Payee}` for vouchers,
+//! `swarm::protocols::keys::core::KeyServer` for keys; this module does
+//! the IO around them (chain queries and transactions, sled, the swarm).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use lru::LruCache;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+use vilokanam_chain::{
+    AccountId, Endpoint, OpenTerms, Payee, Payer, Settlement, Terms, Voucher, VoucherError,
+};
+use vilokanam_storage::{VoucherRecord, Vouchers};
+use vilokanam_swarm::protocols::keys::core::{Ask, KeyServer, KeyServerConfig, Pricing};
+use vilokanam_swarm::protocols::keys::paywall::{epoch_at, open_key, EpochKey, StreamSecret};
+use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyRequest, KeyResponse, Payment};
+use vilokanam_swarm::wire::Sig;
+use vilokanam_swarm::{Client, Offer, StreamId};
+
+use super::error::NodeError;
+use super::publisher::now_ms;
+
+/// How the node reaches the chain, and with which account.
+#[derive(Clone, Debug)]
+pub struct ChainAccess {
+    /// RPC endpoint or light client.
+    pub endpoint: Endpoint,
+    /// The node's account (secret URI), if it has one.
+    pub account: Option<String>,
+}
+
+/// Blocks a channel must still run for its payee to trust it (a minute of
+/// 6 s blocks: time to claim).
+const MIN_BLOCKS_LEFT: u32 = 10;
+/// Channels the key service remembers.
+const MAX_CHANNELS: usize = 10_000;
+/// Epoch keys a viewer keeps per stream.
+const KEYS_KEPT: usize = 8;
+/// Sequence numbers a viewer remembers as paid per stream.
+const SEQS_KEPT: usize = 256;
+
+/// A channel the key service checked on the chain.
+struct Checked {
+    payee: Payee,
+    voucher_key: VerifyingKey,
+    stream: StreamId,
+}
+
+/// A viewer's paying session for one stream.
+pub(crate) struct Session {
+    channel: u64,
+    offer: Offer,
+    payer: Payer,
+    last: Option<Voucher>,
+    keys: BTreeMap<u64, EpochKey>,
+    paid_seqs: BTreeSet<u64>,
+    /// Media microseconds paid for.
+    paid_us: u64,
+    budget: u128,
+}
+
+/// What a viewer has paid, for the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spending {
+    /// The stream.
+    pub stream: StreamId,
+    /// The channel.
+    pub channel: u64,
+    /// Seconds of playback paid.
+    pub seconds_paid: u64,
+    /// Amount signed over to the creator (planck).
+    pub spent: u128,
+    /// The budget (deposit).
+    pub budget: u128,
+    /// Seconds the rest of the budget pays for.
+    pub seconds_left: u64,
+}
+
+/// The payments service of a node.
+pub(crate) struct Payments {
+    access: Option<ChainAccess>,
+    chain: OnceCell<Settlement>,
+    voucher_key: SigningKey,
+    vouchers: Vouchers,
+    keys: Mutex<KeyServer>,
+    channels: tokio::sync::Mutex<LruCache<u64, Checked>>,
+    sessions: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Payments {
+    pub(crate) fn new(
+        access: Option<ChainAccess>,
+        voucher_key: SigningKey,
+        vouchers: Vouchers,
+    ) -> Self {
+        Payments {
+            access,
+            chain: OnceCell::new(),
+            voucher_key,
+            vouchers,
+            keys: Mutex::new(KeyServer::new(KeyServerConfig::default())),
+            channels: tokio::sync::Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_CHANNELS).unwrap_or(NonZeroUsize::MIN),
+            )),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn chain(&self) -> Result<&Settlement, String> {
+        let access = self
+            .access
+            .as_ref()
+            .ok_or_else(|| "this node has no settlement chain configured".to_owned())?;
+        self.chain
+            .get_or_try_init(|| async {
+                Settlement::connect(&access.endpoint)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+    }
+
+    fn account(&self) -> Result<subxt_signer::sr25519::Keypair, String> {
+        let uri = self
+            .access
+            .as_ref()
+            .and_then(|a| a.account.clone())
+            .ok_or_else(|| {
+                "this node has no chain account: run `vilokanam account new` or `vilokanam account import`"
+                    .to_owned()
+            })?;
+        vilokanam_chain::account::keypair(&uri).map_err(|e| e.to_string())
+    }
+
+    // ---- the creator's side: selling keys ----
+
+    /// Answers a key request for a stream this node publishes with `offer`
+    /// and `secret` (`None`: not published here, or free).
+    pub(crate) async fn answer(
+        &self,
+        request: &KeyRequest,
+        paid_stream: Option<(Offer, StreamSecret)>,
+    ) -> KeyResponse {
+        match self.try_answer(request, paid_stream).await {
+            Ok(r) => r,
+            Err(refusal) => KeyResponse::Refused(refusal),
+        }
+    }
+
+    async fn try_answer(
+        &self,
+        req: &KeyRequest,
+        paid_stream: Option<(Offer, StreamSecret)>,
+    ) -> Result<KeyResponse, KeyRefusal> {
+        let (offer, secret) = paid_stream.ok_or(KeyRefusal::NotServed)?;
+        let mut channels = self.channels.lock().await;
+        if !channels.contains(&req.channel) {
+            let checked = self.check_channel(req, &offer).await?;
+            channels.put(req.channel, checked);
+        }
+        let c = channels.get_mut(&req.channel).ok_or(KeyRefusal::Busy)?;
+        if c.stream != req.stream {
+            return Err(KeyRefusal::bad_channel(format!(
+                "channel {} pays for stream {}, not this one",
+                req.channel, c.stream
+            )));
+        }
+        if let Some(p) = &req.payment {
+            let v = Voucher {
+                chain: offer.genesis,
+                channel: req.channel,
+                payee: offer.payee,
+                cumulative: p.cumulative,
+                signature: p.signature.0,
+            };
+            match c.payee.accept(v.clone()) {
+                Ok(_) => {
+                    // Kept (and flushed) before the key leaves this node.
+                    let rec = VoucherRecord {
+                        stream: req.stream.to_string(),
+                        chain: v.chain,
+                        channel: v.channel,
+                        payee: v.payee,
+                        cumulative: v.cumulative,
+                        signature: v.signature.to_vec(),
+                        claimed: 0,
+                        seconds: u64::try_from(v.cumulative / offer.price_per_sec)
+                            .unwrap_or(u64::MAX),
+                    };
+                    self.vouchers
+                        .keep_best(rec)
+                        .map_err(|e| KeyRefusal::bad_voucher(format!("cannot store it: {e}")))?;
+                }
+                Err(VoucherError::Replayed(_)) => {}
+                Err(e) => return Err(KeyRefusal::bad_voucher(e)),
+            }
+        }
+        let paid = c.payee.owed();
+        let viewer = c.voucher_key;
+        drop(channels);
+        let mut keys = lock(&self.keys);
+        if keys.epoch_key(&req.stream, 0).is_none() {
+            keys.add_stream(
+                req.stream.clone(),
+                secret,
+                Pricing {
+                    price_per_sec: offer.price_per_sec,
+                    epoch_secs: offer.epoch_secs,
+                },
+            );
+        }
+        keys.advance(&req.stream, epoch_at(now_ms(), offer.epoch_secs));
+        let g = keys.grant(
+            std::time::Instant::now(),
+            Ask {
+                stream: &req.stream,
+                channel: req.channel,
+                viewer: &viewer,
+                epoch: req.epoch,
+                paid,
+            },
+            rand::random(),
+        )?;
+        Ok(KeyResponse::Granted {
+            epoch: g.epoch,
+            key: g.key.into(),
+        })
+    }
+
+    async fn check_channel(&self, req: &KeyRequest, offer: &Offer) -> Result<Checked, KeyRefusal> {
+        let chain = self.chain().await.map_err(KeyRefusal::bad_channel)?;
+        if chain.genesis() != offer.genesis {
+            return Err(KeyRefusal::bad_channel(
+                "this node's chain is not the one the stream's offer names",
+            ));
+        }
+        let info = chain
+            .channel(req.channel)
+            .await
+            .map_err(KeyRefusal::bad_channel)?
+            .ok_or_else(|| {
+                KeyRefusal::bad_channel(format!(
+                    "channel {} does not exist on the chain",
+                    req.channel
+                ))
+            })?;
+        let payees = chain
+            .payees(req.channel)
+            .await
+            .map_err(KeyRefusal::bad_channel)?;
+        let named: Vec<[u8; 32]> = payees
+            .iter()
+            .filter(|p| p.named)
+            .map(|p| p.payee.0)
+            .collect();
+        if !named.contains(&offer.payee) {
+            return Err(KeyRefusal::bad_channel(format!(
+                "channel {} does not name this stream's payee {}",
+                req.channel,
+                AccountId::from(offer.payee)
+            )));
+        }
+        let now = u32::try_from(
+            chain
+                .finalized_number()
+                .await
+                .map_err(KeyRefusal::bad_channel)?,
+        )
+        .unwrap_or(u32::MAX);
+        if info.expires_at < now.saturating_add(MIN_BLOCKS_LEFT) {
+            return Err(KeyRefusal::bad_channel(format!(
+                "channel {} expires at block #{}, too soon to claim (now #{now})",
+                req.channel, info.expires_at
+            )));
+        }
+        let voucher_key = VerifyingKey::from_bytes(&info.voucher_key)
+            .map_err(|_| KeyRefusal::bad_channel("the channel's voucher key is not a valid key"))?;
+        let terms = Terms {
+            chain: offer.genesis,
+            channel: req.channel,
+            deposit: info.deposit,
+            max_payees: info.max_payees,
+            named,
+            payee_cap: info.payee_cap,
+        };
+        let mut payee = Payee::new(voucher_key, terms, offer.payee);
+        // What this node already holds for the channel (a restart).
+        if let Ok(Some(held)) = self.vouchers.get(req.channel, &offer.payee) {
+            if let Ok(sig) = <[u8; 64]>::try_from(held.signature.as_slice()) {
+                let _ = payee.accept(Voucher {
+                    chain: held.chain,
+                    channel: held.channel,
+                    payee: held.payee,
+                    cumulative: held.cumulative,
+                    signature: sig,
+                });
+            }
+        }
+        info!(channel = req.channel, stream = %req.stream, deposit = info.deposit, "paying channel checked on the chain");
+        Ok(Checked {
+            payee,
+            voucher_key,
+            stream: req.stream.clone(),
+        })
+    }
+
+    /// Claims every held voucher not yet claimed, as this node's account
+    /// (the payee); with `close`, then closes the single-payee channels it
+    /// claimed from, which returns the rest of each deposit to its payer
+    /// (shutdown: the streams ended). Returns what was claimed.
+    pub(crate) async fn claim_all(&self, close: bool) -> Result<u128, String> {
+        let held = self.vouchers.all().map_err(|e| e.to_string())?;
+        let todo: Vec<_> = held
+            .into_iter()
+            .filter(|r| r.cumulative > r.claimed)
+            .collect();
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        let chain = self.chain().await?;
+        let key = self.account()?;
+        let me = vilokanam_chain::account::account_id(&key);
+        let mut total = 0;
+        for r in todo {
+            if r.payee != me.0 {
+                warn!(
+                    channel = r.channel,
+                    "held voucher names another payee account: not claimed here"
+                );
+                continue;
+            }
+            let Ok(signature) = <[u8; 64]>::try_from(r.signature.as_slice()) else {
+                continue;
+            };
+            let v = Voucher {
+                chain: r.chain,
+                channel: r.channel,
+                payee: r.payee,
+                cumulative: r.cumulative,
+                signature,
+            };
+            match chain.claim(&key, &v).await {
+                Ok(receipt) => {
+                    total += receipt.outcome.amount;
+                    info!(
+                        channel = r.channel,
+                        amount = receipt.outcome.amount,
+                        fee = receipt.fee,
+                        "claimed"
+                    );
+                    self.vouchers
+                        .set_claimed(r.channel, &r.payee, r.cumulative)
+                        .map_err(|e| e.to_string())?;
+                }
+                Err(vilokanam_chain::SettlementError::VoucherReplayed(_)) => {
+                    let _ = self.vouchers.set_claimed(r.channel, &r.payee, r.cumulative);
+                }
+                Err(e) => {
+                    warn!(channel = r.channel, error = %e, "claim failed");
+                    continue;
+                }
+            }
+            if close {
+                match chain.channel(r.channel).await {
+                    Ok(Some(c)) if c.max_payees == 1 => match chain.close(&key, r.channel).await {
+                        Ok(closed) => {
+                            info!(
+                                channel = r.channel,
+                                refunded = closed.outcome.refunded,
+                                "closed the channel; the rest went back to its payer"
+                            );
+                            let _ = self.vouchers.remove(r.channel, &r.payee);
+                        }
+                        Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
+                    },
+                    _ => {}
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// The held vouchers (what this node earned), for the API.
+    pub(crate) fn earnings(&self) -> Result<Vec<VoucherRecord>, NodeError> {
+        Ok(self.vouchers.all()?)
+    }
+
+    // ---- the viewer's side: paying while watching ----
+
+    /// Opens a channel paying `offer`'s payee with `budget`, for `stream`.
+    pub(crate) async fn open_session(
+        &self,
+        stream: &StreamId,
+        offer: &Offer,
+        budget: u128,
+    ) -> Result<u64, NodeError> {
+        let existing = lock(&self.sessions).get(stream).cloned();
+        if let Some(s) = existing {
+            return Ok(s.lock().await.channel);
+        }
+        let fail = |reason: String| NodeError::Payment {
+            stream: stream.to_string(),
+            reason,
+        };
+        if budget < offer.price_per_sec {
+            return Err(fail(format!(
+                "a budget of {} does not pay one second at {}",
+                vilokanam_chain::format_amount(budget),
+                vilokanam_chain::format_rate(offer.price_per_sec)
+            )));
+        }
+        let chain = self.chain().await.map_err(fail)?;
+        if chain.genesis() != offer.genesis {
+            return Err(fail(format!(
+                "the stream is paid on chain 0x{}, but this node's chain is 0x{}",
+                hex::encode(offer.genesis),
+                hex::encode(chain.genesis())
+            )));
+        }
+        let account = self.account().map_err(fail)?;
+        let now = u32::try_from(
+            chain
+                .finalized_number()
+                .await
+                .map_err(|e| fail(e.to_string()))?,
+        )
+        .unwrap_or(u32::MAX);
+        // Long enough to watch the whole budget (6 s blocks), plus a day.
+        let seconds = u32::try_from(budget / offer.price_per_sec).unwrap_or(u32::MAX);
+        let expires_at = now.saturating_add(seconds / 6).saturating_add(14_400);
+        let terms = OpenTerms::single(AccountId::from(offer.payee), budget, expires_at);
+        let opened = chain
+            .open(
+                &account,
+                self.voucher_key.verifying_key().to_bytes(),
+                &terms,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let channel = opened.outcome.id;
+        info!(stream = %stream, channel, budget, fee = opened.fee, "opened a channel to pay for the stream");
+        let payer = Payer::new(
+            self.voucher_key.clone(),
+            Terms {
+                chain: offer.genesis,
+                channel,
+                deposit: budget,
+                max_payees: 1,
+                named: vec![offer.payee],
+                payee_cap: 0,
+            },
+        );
+        let session = Session {
+            channel,
+            offer: offer.clone(),
+            payer,
+            last: None,
+            keys: BTreeMap::new(),
+            paid_seqs: BTreeSet::new(),
+            paid_us: 0,
+            budget,
+        };
+        lock(&self.sessions).insert(stream.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        Ok(channel)
+    }
+
+    /// Whether this node pays for `stream`.
+    pub(crate) fn paying(&self, stream: &StreamId) -> bool {
+        lock(&self.sessions).contains_key(stream)
+    }
+
+    /// Ends the session for `stream` (unwatch, shutdown): hands the
+    /// latest voucher to the key server, so the creator holds everything
+    /// this node signed (the answer does not matter).
+    pub(crate) async fn end_session(&self, swarm: &Client, stream: &StreamId) {
+        let Some(session) = lock(&self.sessions).remove(stream) else {
+            return;
+        };
+        let s = session.lock().await;
+        let (Some(last), Some(server)) = (&s.last, s.offer.key_servers.first()) else {
+            return;
+        };
+        let Ok(peer) = vilokanam_swarm::libp2p::PeerId::from_bytes(&server.peer_id) else {
+            return;
+        };
+        let request = KeyRequest {
+            stream: stream.clone(),
+            epoch: epoch_at(now_ms(), s.offer.epoch_secs),
+            channel: s.channel,
+            payment: Some(Payment {
+                cumulative: last.cumulative,
+                signature: Sig(last.signature),
+            }),
+        };
+        let addrs = server.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            swarm.request_key(peer, addrs, request),
+        )
+        .await;
+        info!(stream = %stream, channel = s.channel, spent = last.cumulative, "stopped paying; last voucher handed over");
+    }
+
+    /// Streams this node pays for.
+    pub(crate) fn paid_streams(&self) -> Vec<StreamId> {
+        lock(&self.sessions).keys().cloned().collect()
+    }
+
+    /// Pays for chunk `seq` (`duration_us` of media) and returns the key of
+    /// `epoch`, buying it from the offer's key server if needed.
+    pub(crate) async fn pay_and_key(
+        &self,
+        swarm: &Client,
+        stream: &StreamId,
+        seq: u64,
+        epoch: u64,
+        duration_us: u64,
+    ) -> Result<EpochKey, NodeError> {
+        let session =
+            lock(&self.sessions)
+                .get(stream)
+                .cloned()
+                .ok_or_else(|| NodeError::Unpaid {
+                    stream: stream.to_string(),
+                    price: 0,
+                    what: format!("epoch {epoch}"),
+                })?;
+        let mut s = session.lock().await;
+        let fail = |reason: String| NodeError::Payment {
+            stream: stream.to_string(),
+            reason,
+        };
+        if !s.paid_seqs.contains(&seq) {
+            // Pay for the media time, rounded up to whole planck.
+            let paid_us = s.paid_us.saturating_add(duration_us);
+            let due =
+                (s.offer.price_per_sec.saturating_mul(u128::from(paid_us))).div_ceil(1_000_000);
+            let amount = due.saturating_sub(s.payer.total_owed());
+            let payee = s.offer.payee;
+            match s.payer.pay(payee, amount) {
+                Ok(v) => s.last = Some(v),
+                Err(VoucherError::DepositExhausted { deposit, owed, .. }) => {
+                    return Err(NodeError::BudgetExhausted {
+                        stream: stream.to_string(),
+                        seconds: paid_us_to_secs(s.paid_us),
+                        spent: owed,
+                        budget: deposit,
+                    })
+                }
+                Err(e) => return Err(fail(e.to_string())),
+            }
+            s.paid_us = paid_us;
+            s.paid_seqs.insert(seq);
+            while s.paid_seqs.len() > SEQS_KEPT {
+                s.paid_seqs.pop_first();
+            }
+        }
+        if let Some(k) = s.keys.get(&epoch) {
+            return Ok(k.clone());
+        }
+        let key = self.buy_key(swarm, &mut s, stream, epoch).await?;
+        s.keys.insert(epoch, key.clone());
+        while s.keys.len() > KEYS_KEPT {
+            s.keys.pop_first();
+        }
+        Ok(key)
+    }
+
+    async fn buy_key(
+        &self,
+        swarm: &Client,
+        s: &mut Session,
+        stream: &StreamId,
+        epoch: u64,
+    ) -> Result<EpochKey, NodeError> {
+        let server = s
+            .offer
+            .key_servers
+            .first()
+            .cloned()
+            .ok_or_else(|| NodeError::Payment {
+                stream: stream.to_string(),
+                reason: "the offer names no key server".into(),
+            })?;
+        let peer = vilokanam_swarm::libp2p::PeerId::from_bytes(&server.peer_id).map_err(|_| {
+            NodeError::Payment {
+                stream: stream.to_string(),
+                reason: "the offer's key server id is not a peer id".into(),
+            }
+        })?;
+        let addrs = server
+            .addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect::<Vec<_>>();
+        // Once: a partial first epoch is paid in full when the next key is
+        // bought (the key server counts whole epochs).
+        for attempt in 0..2 {
+            let request = KeyRequest {
+                stream: stream.clone(),
+                epoch,
+                channel: s.channel,
+                payment: s.last.as_ref().map(|v| Payment {
+                    cumulative: v.cumulative,
+                    signature: Sig(v.signature),
+                }),
+            };
+            let response = swarm
+                .request_key(peer, addrs.clone(), request)
+                .await
+                .map_err(|e| NodeError::Payment {
+                    stream: stream.to_string(),
+                    reason: e.to_string(),
+                })?;
+            match response {
+                KeyResponse::Granted { epoch: e, key } if e == epoch => {
+                    return open_key(&key.into(), &self.voucher_key, stream, epoch).map_err(|e| {
+                        NodeError::Payment {
+                            stream: stream.to_string(),
+                            reason: e.to_string(),
+                        }
+                    })
+                }
+                KeyResponse::Refused(KeyRefusal::Unpaid { required, paid })
+                    if attempt == 0
+                        && required.saturating_sub(paid)
+                            <= s.offer.price_per_sec * u128::from(s.offer.epoch_secs) =>
+                {
+                    let more = required.saturating_sub(s.payer.total_owed());
+                    let payee = s.offer.payee;
+                    match s.payer.pay(payee, more) {
+                        Ok(v) => s.last = Some(v),
+                        Err(e) => {
+                            return Err(NodeError::Payment {
+                                stream: stream.to_string(),
+                                reason: e.to_string(),
+                            })
+                        }
+                    }
+                }
+                KeyResponse::Refused(reason) => {
+                    return Err(NodeError::KeyRefused {
+                        stream: stream.to_string(),
+                        epoch,
+                        reason,
+                    })
+                }
+                KeyResponse::Granted { .. } => break,
+            }
+        }
+        Err(NodeError::Payment {
+            stream: stream.to_string(),
+            reason: format!("no key for epoch {epoch}"),
+        })
+    }
+
+    /// What this node pays, per stream.
+    pub(crate) async fn spending(&self) -> Vec<Spending> {
+        let all: Vec<_> = lock(&self.sessions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (stream, s) in all {
+            let s = s.lock().await;
+            let spent = s.payer.total_owed();
+            out.push(Spending {
+                stream,
+                channel: s.channel,
+                seconds_paid: paid_us_to_secs(s.paid_us),
+                spent,
+                budget: s.budget,
+                seconds_left: u64::try_from(s.payer.remaining() / s.offer.price_per_sec.max(1))
+                    .unwrap_or(u64::MAX),
+            });
+        }
+        out
+    }
+}
+
+fn paid_us_to_secs(us: u64) -> u64 {
+    us / 1_000_000
+}
