@@ -575,3 +575,142 @@ fn ffprobe_decodes(p: &Path) -> bool {
             .lines()
             .any(|l| !l.trim().is_empty())
 }
+
+/// Crash safety of earnings: the creator's node is SIGKILLed after it
+/// accepted vouchers and before it claimed (nothing reached the chain).
+/// Restarted from its data directory, it still holds the best voucher,
+/// and `vilokanam earnings --claim` claims exactly it on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() {
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
+        .await
+        .expect("connect");
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
+    for (i, uri) in [(0, "//Charlie"), (1, "//Dave")] {
+        let d = t.root().join(format!("node{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
+    }
+    let opts = |bootstrap: Vec<usize>| vilokanam_testnet::NodeOptions {
+        bootstrap,
+        extra: vec!["--chain-rpc".to_string(), rpc.clone()],
+        ..Default::default()
+    };
+    t.spawn(opts(vec![])).await.expect("creator");
+    t.spawn(opts(vec![0])).await.expect("viewer");
+    t.wait_connected().await.expect("connected");
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
+    let clip = clip.to_string_lossy().into_owned();
+    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
+    let mut publisher = t
+        .publish(
+            0,
+            &[
+                "--name",
+                "paid",
+                "--input",
+                &clip,
+                "--realtime",
+                "--loop",
+                "--price",
+                "1µTICK/s",
+                "--data-dir",
+                &creator_dir,
+                "--chain-rpc",
+                &rpc,
+            ],
+            std::process::Stdio::null(),
+        )
+        .expect("publish");
+    let stream = t.node(0).unwrap().stream("paid");
+    let viewer = t.api(1).unwrap();
+    vilokanam_testnet::wait_until("the offer", std::time::Duration::from_secs(30), || async {
+        Ok(viewer
+            .stream(&stream)
+            .await
+            .map(|s| s.offer.is_some())
+            .unwrap_or(false))
+    })
+    .await
+    .unwrap();
+    let req = vilokanam_api::WatchRequest {
+        max_price_per_sec: None,
+        budget: Some("1000000000".into()),
+    };
+    viewer.watch_with(&stream, &req).await.unwrap();
+    // Play a few segments, then stop: the last voucher goes to the creator.
+    // Like a player: poll the playlist, fetch each new segment.
+    let mut played = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while played.len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "five segments within 30 s"
+        );
+        if let Ok(list) = viewer.playlist(&stream).await {
+            for seq in list.lines().filter_map(|l| {
+                l.strip_suffix(".ts")?
+                    .rsplit('/')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            }) {
+                if played.insert(seq) {
+                    viewer.segment_file(&stream, seq).await.unwrap();
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let spent: u128 = viewer.spending().await.unwrap()[0].spent.parse().unwrap();
+    viewer.unwatch(&stream).await.unwrap();
+    let creator = t.api(0).unwrap();
+    vilokanam_testnet::wait_until(
+        "the creator holds it",
+        std::time::Duration::from_secs(10),
+        || async {
+            Ok(creator.earnings().await?.first().map(|e| e.accrued.clone())
+                == Some(spent.to_string()))
+        },
+    )
+    .await
+    .unwrap();
+    let channel = client.channels().await.unwrap()[0].clone();
+    // SIGKILL: no claim at shutdown.
+    let _ = publisher.start_kill();
+    let _ = publisher.wait().await;
+    t.kill(0).await.unwrap();
+    assert_eq!(
+        client.channel(channel.id).await.unwrap().unwrap().paid,
+        0,
+        "nothing claimed"
+    );
+    t.restart(0, opts(vec![])).await.expect("restart");
+    let api0 = t.node(0).unwrap().api_addr.clone();
+    let out = ok(&tokio::process::Command::new(bin)
+        .args(["earnings", "--claim", "--api", &api0])
+        .output()
+        .await
+        .unwrap());
+    assert!(
+        out.contains(&format!(
+            "claimed {} now",
+            vilokanam_chain::format_amount(spent)
+        )),
+        "{out}"
+    );
+    assert!(out.contains("pending 0 TICK"), "{out}");
+    assert_eq!(
+        client.channel(channel.id).await.unwrap().unwrap().paid,
+        spent
+    );
+    t.shutdown().await.unwrap();
+    chain.stop().await.unwrap();
+}

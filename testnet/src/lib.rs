@@ -159,9 +159,29 @@ impl Testnet {
     /// Starts one daemon and waits for its ready line.
     pub async fn spawn(&mut self, opts: NodeOptions) -> Result<usize> {
         let index = self.nodes.len();
+        let node = self.launch(index, &opts).await?;
+        self.nodes.push(Some(node));
+        Ok(index)
+    }
+
+    /// Starts node `i` again from its data directory (after [`Testnet::kill`]
+    /// or [`Testnet::stop`]): same keys and store, new ports.
+    pub async fn restart(&mut self, i: usize, opts: NodeOptions) -> Result<()> {
+        if self.nodes.get(i).is_none_or(Option::is_some) {
+            bail!("node {i} does not exist or is still running");
+        }
+        let node = self.launch(i, &opts).await?;
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    async fn launch(&mut self, index: usize, opts: &NodeOptions) -> Result<Node> {
         let data_dir = self.root.join(format!("node{index}"));
         std::fs::create_dir_all(&data_dir)?;
-        let log = std::fs::File::create(data_dir.join("daemon.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("daemon.log"))?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("daemon")
             .arg("--data-dir")
@@ -229,7 +249,7 @@ impl Testnet {
         let (api_addr, peer_id, creator_key, addrs) = ready;
         // Keep draining stdout so the daemon never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        self.nodes.push(Some(Node {
+        Ok(Node {
             index,
             pid,
             api_addr,
@@ -238,8 +258,7 @@ impl Testnet {
             addrs,
             data_dir,
             child,
-        }));
-        Ok(index)
+        })
     }
 
     /// `n` nodes in a line, each linked only to its predecessor: node 0
