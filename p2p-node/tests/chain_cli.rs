@@ -476,7 +476,22 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
         .output()
         .await
         .unwrap());
+    // The same on /metrics, on both sides.
+    assert_eq!(
+        viewer
+            .metric("vilokanam_node_spent_planck", &[])
+            .await
+            .unwrap(),
+        spent as f64
+    );
     let creator = t.api(0).unwrap();
+    assert!(
+        creator
+            .metric("vilokanam_node_keys_granted", &[])
+            .await
+            .unwrap()
+            >= 2.0
+    );
     vilokanam_testnet::wait_until(
         "the creator holds the last voucher",
         std::time::Duration::from_secs(10),

@@ -24,6 +24,16 @@ pub struct NodeMetrics {
     pub http_busy: Counter,
     /// HTTP requests refused for a foreign `Origin`.
     pub http_cross_origin: Counter,
+    /// Epoch keys this node sold (as a creator).
+    pub keys_granted: Counter,
+    /// Key requests refused, by reason.
+    pub keys_refused: Family<Labels, Counter>,
+    /// Planck earned: the sum of the best vouchers held (creator).
+    pub earned_planck: Gauge,
+    /// Planck of it claimed on chain.
+    pub claimed_planck: Gauge,
+    /// Planck this node signed over while watching (viewer).
+    pub spent_planck: Gauge,
 }
 
 impl NodeMetrics {
@@ -65,6 +75,27 @@ impl NodeMetrics {
             "http_cross_origin",
             "HTTP requests refused for a foreign Origin",
             m.http_cross_origin.clone(),
+        );
+        r.register("keys_granted", "Epoch keys sold", m.keys_granted.clone());
+        r.register(
+            "keys_refused",
+            "Key requests refused, by reason",
+            m.keys_refused.clone(),
+        );
+        r.register(
+            "earned_planck",
+            "Planck of the best vouchers held as a payee",
+            m.earned_planck.clone(),
+        );
+        r.register(
+            "claimed_planck",
+            "Planck claimed on chain",
+            m.claimed_planck.clone(),
+        );
+        r.register(
+            "spent_planck",
+            "Planck signed over while watching",
+            m.spent_planck.clone(),
         );
         m
     }

@@ -223,11 +223,26 @@ async fn consume(
                 tokio::spawn(async move {
                     let paid = inner.publisher.paid_stream(&request.stream).await;
                     let response = inner.payments.answer(&request, paid).await;
-                    if let vilokanam_swarm::protocols::keys::wire::KeyResponse::Refused(r) =
-                        &response
-                    {
-                        tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
+                    use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
+                    match &response {
+                        KeyResponse::Refused(r) => {
+                            tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
+                            let reason = match r {
+                                KeyRefusal::NotServed => "not_served",
+                                KeyRefusal::EpochOutOfRange { .. } => "epoch",
+                                KeyRefusal::Unpaid { .. } => "unpaid",
+                                KeyRefusal::BadVoucher(_) => "bad_voucher",
+                                KeyRefusal::BadChannel(_) => "bad_channel",
+                                KeyRefusal::Busy => "busy",
+                                _ => "other",
+                            };
+                            NodeMetrics::inc(&inner.metrics.keys_refused, "reason", reason);
+                        }
+                        KeyResponse::Granted { .. } => {
+                            inner.metrics.keys_granted.inc();
+                        }
                     }
+                    inner.payments.update_metrics(&inner.metrics).await;
                     let _ = inner.swarm.respond_key(id, response).await;
                 });
             }
@@ -713,8 +728,20 @@ impl NodeHandle {
             })
     }
 
-    /// One segment's payload, if held (any stream this node follows).
+    /// One segment's payload, if held (any stream this node follows);
+    /// for a paid stream, decrypted (paying for it if this node pays).
     pub async fn segment(&self, stream: &str, seq: u64) -> Result<Bytes, NodeError> {
+        let r = self.segment_inner(stream, seq).await;
+        if r.is_ok() {
+            self.inner
+                .payments
+                .update_metrics(&self.inner.metrics)
+                .await;
+        }
+        r
+    }
+
+    async fn segment_inner(&self, stream: &str, seq: u64) -> Result<Bytes, NodeError> {
         let id = parse_stream(stream)?;
         let chunk = self
             .inner
@@ -802,6 +829,10 @@ impl NodeHandle {
 
     /// What this node paid, per watched paid stream.
     pub async fn spending(&self) -> Vec<payments::Spending> {
+        self.inner
+            .payments
+            .update_metrics(&self.inner.metrics)
+            .await;
         self.inner.payments.spending().await
     }
 

@@ -666,6 +666,20 @@ impl Payments {
         })
     }
 
+    /// Sets the payment gauges from the held vouchers and the sessions.
+    pub(crate) async fn update_metrics(&self, m: &super::metrics::NodeMetrics) {
+        if let Ok(held) = self.vouchers.all() {
+            let earned: u128 = held.iter().map(|r| r.cumulative).sum();
+            let claimed: u128 = held.iter().map(|r| r.claimed).sum();
+            m.earned_planck
+                .set(i64::try_from(earned).unwrap_or(i64::MAX));
+            m.claimed_planck
+                .set(i64::try_from(claimed).unwrap_or(i64::MAX));
+        }
+        let spent: u128 = self.spending().await.iter().map(|s| s.spent).sum();
+        m.spent_planck.set(i64::try_from(spent).unwrap_or(i64::MAX));
+    }
+
     /// What this node pays, per stream.
     pub(crate) async fn spending(&self) -> Vec<Spending> {
         let all: Vec<_> = lock(&self.sessions)
