@@ -86,6 +86,13 @@ pub struct NodeConfig {
     /// `"5µTICK/s"`; `vilokanam watch --max-price` overrides it. A dearer
     /// stream is refused with its price. Default none: any price.
     pub max_price: Option<String>,
+    /// As a payee, claim a channel's held voucher once what is unclaimed
+    /// is worth this many claim fees (the runtime's own estimate,
+    /// `claim_cost`). Default 10. Held vouchers are also claimed when
+    /// their channel nears expiry and at shutdown.
+    pub claim_fee_multiple: u32,
+    /// Seconds between settlement checks (claims due). Default 30.
+    pub claim_check_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -123,6 +130,8 @@ impl Default for NodeConfig {
             chain_rpc: "ws://127.0.0.1:9944".into(),
             chain_spec: None,
             max_price: None,
+            claim_fee_multiple: 10,
+            claim_check_secs: 30,
         }
     }
 }
@@ -160,6 +169,7 @@ impl NodeConfig {
             ("announce_interval_secs", self.announce_interval_secs),
             ("publish_idle_secs", self.publish_idle_secs),
             ("relay_silence_secs", self.relay_silence_secs),
+            ("claim_check_secs", self.claim_check_secs),
         ] {
             if v == 0 {
                 bail!("{key} must be at least 1");

@@ -46,6 +46,9 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     let config = NodeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         discovery: false,
+        // Claim as soon as what is held is worth one claim fee.
+        claim_fee_multiple: 1,
+        claim_check_secs: 1,
         ..NodeConfig::default()
     };
     let access = ChainAccess {
@@ -88,7 +91,7 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     let eve = keypair("//Eve").unwrap();
     let voucher_key = SigningKey::from_bytes(&[42; 32]);
     let expires = client.finalized_number().await.unwrap() as u32 + 1_000;
-    let deposit = 100_000_000;
+    let deposit = 10_000_000_000; // 0.01 TICK
     let ch = client
         .open(
             &eve,
@@ -224,9 +227,23 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     let held = node.earnings().unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!((held[0].channel, held[0].cumulative), (ch, 6_000_000));
-    // And it claims on chain.
-    assert_eq!(node.claim().await.unwrap(), 6_000_000);
-    assert_eq!(client.channel(ch).await.unwrap().unwrap().paid, 6_000_000);
+    // 6 µTICK is not worth a claim fee (0.0014 TICK): not claimed yet.
+    assert_eq!(client.channel(ch).await.unwrap().unwrap().paid, 0);
+    // 0.003 TICK is: the node's settlement check claims it by itself.
+    let big = sign(&voucher_key, genesis, ch, creator_account.0, 3_000_000_000);
+    assert!(matches!(
+        request(ask(ch, epoch + 1, Some(big))).await,
+        KeyResponse::Granted { .. }
+    ));
+    vilokanam_testnet::wait_until(
+        "claimed when worth the fee",
+        Duration::from_secs(30),
+        || async { Ok(client.channel(ch).await?.map(|c| c.paid) == Some(3_000_000_000)) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(node.earnings().unwrap()[0].claimed, 3_000_000_000);
+    assert_eq!(node.claim().await.unwrap(), 0, "nothing left to claim");
     node.shutdown().await.unwrap();
     rogue.shutdown().await.unwrap();
     chain.stop().await.unwrap();

@@ -1,6 +1,8 @@
 //! The announcer: re-announces every live published stream each
 //! `announce_interval_secs` (so nodes joining later learn of it), and ends
-//! published streams whose encoder went silent for `publish_idle_secs`.
+//! published streams whose encoder went silent for `publish_idle_secs`;
+//! and every `claim_check_secs` claims the held vouchers that are due
+//! (worth `claim_fee_multiple` fees, or their channel near expiry).
 //! Its clock is tokio's, so paused-time tests drive it.
 
 use std::time::Duration;
@@ -22,8 +24,16 @@ pub async fn run(node: NodeHandle, mut stop: watch::Receiver<bool>) {
     let mut idle = tokio::time::interval(IDLE_CHECK);
     idle.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let idle_after = config.publish_idle();
+    let mut settle = tokio::time::interval(Duration::from_secs(config.claim_check_secs.max(1)));
+    settle.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let fee_multiple = config.claim_fee_multiple;
     loop {
         tokio::select! {
+            _ = settle.tick() => {
+                if let Err(e) = node.inner.payments.claim_due(fee_multiple).await {
+                    warn!(error = %e, "settlement check failed (retried next time)");
+                }
+            }
             _ = every.tick() => {
                 for a in node.inner.publisher.live_announcements().await {
                     if let Err(e) = node.send_announcement(a).await {

@@ -40,6 +40,9 @@ pub struct ChainAccess {
 /// Blocks a channel must still run for its payee to trust it (a minute of
 /// 6 s blocks: time to claim).
 const MIN_BLOCKS_LEFT: u32 = 10;
+/// Claim a held voucher when its channel expires within this many blocks
+/// (10 minutes of 6 s blocks), whatever it is worth.
+pub const CLAIM_BEFORE_EXPIRY: u32 = 100;
 /// Channels the key service remembers.
 const MAX_CHANNELS: usize = 10_000;
 /// Epoch keys a viewer keeps per stream.
@@ -387,6 +390,73 @@ impl Payments {
                     },
                     _ => {}
                 }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Claims the held vouchers that are due: their unclaimed amount is
+    /// worth `fee_multiple` claim fees (the runtime's estimate), or their
+    /// channel expires within [`CLAIM_BEFORE_EXPIRY`] blocks (after that
+    /// the payer may take the rest back). Returns what was claimed.
+    pub(crate) async fn claim_due(&self, fee_multiple: u32) -> Result<u128, String> {
+        let held = self.vouchers.all().map_err(|e| e.to_string())?;
+        let pending: Vec<_> = held
+            .into_iter()
+            .filter(|r| r.cumulative > r.claimed)
+            .collect();
+        if pending.is_empty() || self.access.as_ref().is_none_or(|a| a.account.is_none()) {
+            return Ok(0);
+        }
+        let chain = self.chain().await?;
+        let key = self.account()?;
+        let now = chain.finalized_number().await.map_err(|e| e.to_string())?;
+        let mut total = 0;
+        for r in pending {
+            let Ok(signature) = <[u8; 64]>::try_from(r.signature.as_slice()) else {
+                continue;
+            };
+            let v = Voucher {
+                chain: r.chain,
+                channel: r.channel,
+                payee: r.payee,
+                cumulative: r.cumulative,
+                signature,
+            };
+            let expiring = match chain.channel(r.channel).await {
+                Ok(Some(c)) => u64::from(c.expires_at) <= now + u64::from(CLAIM_BEFORE_EXPIRY),
+                Ok(None) => {
+                    // Closed on chain: nothing more can be claimed.
+                    let _ = self.vouchers.remove(r.channel, &r.payee);
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let worth = match chain.claim_cost(&key, &v).await {
+                Ok(cost) => {
+                    r.cumulative - r.claimed
+                        >= cost.partial_fee.saturating_mul(u128::from(fee_multiple))
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            if !(worth || expiring) {
+                continue;
+            }
+            match chain.claim(&key, &v).await {
+                Ok(receipt) => {
+                    total += receipt.outcome.amount;
+                    info!(
+                        channel = r.channel,
+                        amount = receipt.outcome.amount,
+                        fee = receipt.fee,
+                        expiring,
+                        "claimed (due)"
+                    );
+                    self.vouchers
+                        .set_claimed(r.channel, &r.payee, r.cumulative)
+                        .map_err(|e| e.to_string())?;
+                }
+                Err(e) => warn!(channel = r.channel, error = %e, "claim failed"),
             }
         }
         Ok(total)
