@@ -655,19 +655,30 @@ async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() 
     })
     .await
     .unwrap();
+    // A budget of 5 s, topped up by 5 s at a time up to 20 s.
     let req = vilokanam_api::WatchRequest {
         max_price_per_sec: None,
-        budget: Some("1000000000".into()),
+        budget: Some("5000000".into()),
+        top_up_to: Some("20000000".into()),
     };
     viewer.watch_with(&stream, &req).await.unwrap();
     // Play a few segments, then stop: the last voucher goes to the creator.
     // Like a player: poll the playlist, fetch each new segment.
     let mut played = std::collections::BTreeSet::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while played.len() < 5 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let spent_now = async || -> u128 {
+        viewer
+            .spending()
+            .await
+            .ok()
+            .and_then(|s| s.first().and_then(|s| s.spent.parse().ok()))
+            .unwrap_or(0)
+    };
+    // Play past the first budget (5 s), so that the node tops up.
+    while played.len() < 5 || spent_now().await <= 6_000_000 {
         assert!(
             std::time::Instant::now() < deadline,
-            "five segments within 30 s"
+            "played past the first budget within 40 s"
         );
         if let Ok(list) = viewer.playlist(&stream).await {
             for seq in list.lines().filter_map(|l| {
@@ -684,7 +695,16 @@ async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() 
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let spent: u128 = viewer.spending().await.unwrap()[0].spent.parse().unwrap();
+    let spending = viewer.spending().await.unwrap();
+    let spent: u128 = spending[0].spent.parse().unwrap();
+    // Past the first budget: the node topped the channel up, on chain.
+    assert!(spent > 5_000_000, "{spending:?}");
+    assert_eq!(spending[0].budget, "10000000", "{spending:?}");
+    assert_eq!(
+        client.channels().await.unwrap()[0].deposit,
+        10_000_000,
+        "one top-up"
+    );
     viewer.unwatch(&stream).await.unwrap();
     let creator = t.api(0).unwrap();
     vilokanam_testnet::wait_until(

@@ -440,6 +440,7 @@ async fn a_price_cap_refuses_dearer_streams() {
     let cap = |planck: &str| WatchRequest {
         max_price_per_sec: Some(planck.into()),
         budget: None,
+        top_up_to: None,
     };
     // Watched before its price is known: accepted.
     viewer

@@ -238,11 +238,16 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     vilokanam_testnet::wait_until(
         "claimed when worth the fee",
         Duration::from_secs(30),
-        || async { Ok(client.channel(ch).await?.map(|c| c.paid) == Some(3_000_000_000)) },
+        || async {
+            // On chain, and recorded by the node (after the claim returned).
+            Ok(
+                client.channel(ch).await?.map(|c| c.paid) == Some(3_000_000_000)
+                    && node.earnings()?[0].claimed == 3_000_000_000,
+            )
+        },
     )
     .await
     .unwrap();
-    assert_eq!(node.earnings().unwrap()[0].claimed, 3_000_000_000);
     assert_eq!(node.claim().await.unwrap(), 0, "nothing left to claim");
     node.shutdown().await.unwrap();
     rogue.shutdown().await.unwrap();

@@ -142,6 +142,10 @@ pub struct WatchRequest {
     /// does not play).
     #[serde(default)]
     pub budget: Option<String>,
+    /// Let the node top the channel up when the budget runs out, by the
+    /// budget again each time, up to this total (planck, decimal string).
+    #[serde(default)]
+    pub top_up_to: Option<String>,
 }
 
 /// `GET /api/v0/spending`: one entry per paid stream this node pays for.

@@ -25,6 +25,11 @@ pub struct WatchCmd {
     /// from it for every second it plays.
     #[arg(long)]
     budget: Option<String>,
+    /// When the budget runs out, top the channel up by the budget again
+    /// (one transaction each), while the total stays within this, e.g.
+    /// `2TICK`. Default: no top-up; playback stops with the amounts.
+    #[arg(long, requires = "budget")]
+    top_up_to: Option<String>,
 }
 
 impl WatchCmd {
@@ -43,9 +48,16 @@ impl WatchCmd {
             .map(vilokanam_chain::parse_amount)
             .transpose()
             .context("--budget")?;
+        let top_up_to = self
+            .top_up_to
+            .as_deref()
+            .map(vilokanam_chain::parse_amount)
+            .transpose()
+            .context("--top-up-to")?;
         let req = vilokanam_api::WatchRequest {
             max_price_per_sec: max.map(|m| m.to_string()),
             budget: budget.map(|b| b.to_string()),
+            top_up_to: top_up_to.map(|b| b.to_string()),
         };
         let url = client.watch_with(&self.stream, &req).await?;
         println!("{url}");

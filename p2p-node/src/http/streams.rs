@@ -89,7 +89,19 @@ async fn watch(
             )
         })?),
     };
-    let id = api.node.watch_paying(&stream, cap, budget).await?;
+    let top_up_to = match req.top_up_to.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<u128>().map_err(|e| {
+            HttpError(
+                StatusCode::BAD_REQUEST,
+                format!("top_up_to {text:?}: not an amount in planck: {e}"),
+            )
+        })?),
+    };
+    let id = api
+        .node
+        .watch_paying(&stream, cap, budget.map(|b| (b, top_up_to.unwrap_or(b))))
+        .await?;
     Ok(Json(WatchResponse {
         playlist: playlist_path(&id),
         stream: id.to_string(),

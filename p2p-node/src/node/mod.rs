@@ -510,13 +510,15 @@ impl NodeHandle {
         self.watch_paying(stream, max_price, None).await
     }
 
-    /// [`NodeHandle::watch`], paying for a paid stream from `budget`
-    /// (one on-chain channel for the session).
+    /// [`NodeHandle::watch`], paying for a paid stream from a budget (one
+    /// on-chain channel for the session): `(budget, ceiling)`, where the
+    /// node tops the channel up by the budget while the total stays
+    /// within the ceiling.
     pub async fn watch_paying(
         &self,
         stream: &str,
         max_price: Option<u128>,
-        budget: Option<u128>,
+        budget: Option<(u128, u128)>,
     ) -> Result<StreamId, NodeError> {
         let id = parse_stream(stream)?;
         // The user's cap, else the configured one (validated at start).
@@ -524,14 +526,14 @@ impl NodeHandle {
         if let Some(cap) = cap {
             self.check_price(&id, cap)?;
         }
-        if let Some(budget) = budget {
+        if let Some((budget, ceiling)) = budget {
             let offer = self.offer_of(&id).ok_or_else(|| NodeError::Payment {
                 stream: id.to_string(),
                 reason: "its terms are not known yet (no announcement heard, or a free stream): try again once it is listed as paid".into(),
             })?;
             self.inner
                 .payments
-                .open_session(&id, &offer, budget)
+                .open_session(&id, &offer, budget, ceiling)
                 .await?;
         }
         self.inner

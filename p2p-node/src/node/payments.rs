@@ -67,7 +67,12 @@ pub(crate) struct Session {
     paid_seqs: BTreeSet<u64>,
     /// Media microseconds paid for.
     paid_us: u64,
+    /// The deposit so far (budget plus top-ups).
     budget: u128,
+    /// One top-up's size (the first budget).
+    step: u128,
+    /// Top-ups stop at this total.
+    ceiling: u128,
 }
 
 /// What a viewer has paid, for the API.
@@ -188,7 +193,27 @@ impl Payments {
                 cumulative: p.cumulative,
                 signature: p.signature.0,
             };
-            match c.payee.accept(v.clone()) {
+            let mut accepted = c.payee.accept(v.clone());
+            if let Err(VoucherError::ExceedsDeposit { deposit, .. }) = accepted {
+                // The payer may have topped up: look again.
+                if let Ok(Ok(Some(now))) =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                        self.chain()
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .channel(req.channel)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                {
+                    if now.deposit > deposit {
+                        let _ = c.payee.top_up(now.deposit - deposit);
+                        accepted = c.payee.accept(v.clone());
+                    }
+                }
+            }
+            match accepted {
                 Ok(_) => {
                     // Kept (and flushed) before the key leaves this node.
                     let rec = VoucherRecord {
@@ -475,6 +500,7 @@ impl Payments {
         stream: &StreamId,
         offer: &Offer,
         budget: u128,
+        ceiling: u128,
     ) -> Result<u64, NodeError> {
         let existing = lock(&self.sessions).get(stream).cloned();
         if let Some(s) = existing {
@@ -541,6 +567,8 @@ impl Payments {
             paid_seqs: BTreeSet::new(),
             paid_us: 0,
             budget,
+            step: budget,
+            ceiling: ceiling.max(budget),
         };
         lock(&self.sessions).insert(stream.clone(), Arc::new(tokio::sync::Mutex::new(session)));
         Ok(channel)
@@ -619,7 +647,7 @@ impl Payments {
                 (s.offer.price_per_sec.saturating_mul(u128::from(paid_us))).div_ceil(1_000_000);
             let amount = due.saturating_sub(s.payer.total_owed());
             let payee = s.offer.payee;
-            match s.payer.pay(payee, amount) {
+            match self.pay(stream, &mut s, payee, amount).await? {
                 Ok(v) => s.last = Some(v),
                 Err(VoucherError::DepositExhausted { deposit, owed, .. }) => {
                     return Err(NodeError::BudgetExhausted {
@@ -646,6 +674,50 @@ impl Payments {
             s.keys.pop_first();
         }
         Ok(key)
+    }
+
+    /// Signs `amount` more to `payee`, topping the channel up first (by one
+    /// budget, within the ceiling) if the deposit cannot take it.
+    async fn pay(
+        &self,
+        stream: &StreamId,
+        s: &mut Session,
+        payee: [u8; 32],
+        amount: u128,
+    ) -> Result<Result<Voucher, VoucherError>, NodeError> {
+        let mut paid = s.payer.pay(payee, amount);
+        while let Err(VoucherError::DepositExhausted { .. }) = paid {
+            let more = s.step.min(s.ceiling.saturating_sub(s.budget));
+            if more == 0 {
+                break;
+            }
+            self.top_up(stream, s, more).await?;
+            paid = s.payer.pay(payee, amount);
+        }
+        Ok(paid)
+    }
+
+    /// Adds `amount` to the session's channel on chain (one transaction).
+    async fn top_up(
+        &self,
+        stream: &StreamId,
+        s: &mut Session,
+        amount: u128,
+    ) -> Result<(), NodeError> {
+        let fail = |reason: String| NodeError::Payment {
+            stream: stream.to_string(),
+            reason: format!("topping up: {reason}"),
+        };
+        let chain = self.chain().await.map_err(fail)?;
+        let account = self.account().map_err(fail)?;
+        let r = chain
+            .top_up(&account, s.channel, amount, 0)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        s.payer.top_up(amount).map_err(|e| fail(e.to_string()))?;
+        s.budget = s.budget.saturating_add(amount);
+        info!(stream = %stream, channel = s.channel, amount, deposit = r.outcome.0, fee = r.fee, "topped up the channel");
+        Ok(())
     }
 
     async fn buy_key(
@@ -710,7 +782,7 @@ impl Payments {
                 {
                     let more = required.saturating_sub(s.payer.total_owed());
                     let payee = s.offer.payee;
-                    match s.payer.pay(payee, more) {
+                    match self.pay(stream, s, payee, more).await? {
                         Ok(v) => s.last = Some(v),
                         Err(e) => {
                             return Err(NodeError::Payment {
