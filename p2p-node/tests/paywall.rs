@@ -142,18 +142,51 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
         other => panic!("expected a refusal, got {other:?}"),
     };
 
-    // No payment at all: one epoch of credit, then nothing.
+    // No payment at all: refused, the first request must carry a voucher.
+    let why = refused(request(ask(ch, epoch, None)).await);
+    assert!(
+        matches!(&why, KeyRefusal::BadVoucher(r) if r.contains("must carry a voucher")),
+        "{why:?}"
+    );
+    // A voucher for 1 planck: one epoch of credit, then nothing more.
+    let one = sign(&voucher_key, genesis, ch, creator_account.0, 1);
     assert!(matches!(
-        request(ask(ch, epoch, None)).await,
+        request(ask(ch, epoch, Some(one.clone()))).await,
         KeyResponse::Granted { .. }
     ));
     assert_eq!(
-        refused(request(ask(ch, epoch + 1, None)).await),
+        refused(request(ask(ch, epoch + 1, Some(one))).await),
         KeyRefusal::Unpaid {
             required: 6_000_000,
-            paid: 0
+            paid: 1
         }
     );
+    // The channel is now bound to this peer: another one cannot use it
+    // (someone who read the channel id on chain, spending its credit).
+    let (thief, _thief_events, thief_loop) = vilokanam_swarm::new(
+        identity::Keypair::generate_ed25519(),
+        Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            discovery: false,
+            ..Config::default()
+        },
+        &mut Registry::default(),
+    )
+    .unwrap();
+    tokio::spawn(thief_loop.run());
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        thief.request_key(server, addrs.clone(), ask(ch, epoch, None)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let why = refused(r);
+    assert!(
+        matches!(&why, KeyRefusal::BadChannel(r) if r.contains("in use by another peer")),
+        "{why:?}"
+    );
+    thief.shutdown().await.unwrap();
     // Forged (another key), for another payee, for another chain: the
     // request names neither payee nor chain (the offer does), so each is a
     // signature that does not verify for this channel, payee and chain.
@@ -204,8 +237,10 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
         matches!(&why, KeyRefusal::BadChannel(r) if r.contains("does not exist")),
         "{why:?}"
     );
-    // Nothing bad was stored.
-    assert!(node.earnings().unwrap().is_empty());
+    // Nothing bad was stored: only the 1-planck voucher.
+    let held = node.earnings().unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].cumulative, 1);
 
     // A good voucher buys the next epoch and is stored; an older one is
     // refused afterwards and the same one again changes nothing.

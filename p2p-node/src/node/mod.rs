@@ -222,7 +222,7 @@ async fn consume(
                 let inner = inner.clone();
                 tokio::spawn(async move {
                     let paid = inner.publisher.paid_stream(&request.stream).await;
-                    let response = inner.payments.answer(&request, paid).await;
+                    let response = inner.payments.answer(peer, &request, paid).await;
                     use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
                     match &response {
                         KeyResponse::Refused(r) => {

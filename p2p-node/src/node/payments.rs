@@ -55,6 +55,11 @@ struct Checked {
     payee: Payee,
     voucher_key: VerifyingKey,
     stream: StreamId,
+    /// The peer that first paid on it: the only one served on it after.
+    /// (Vouchers travel only over the encrypted link to the key server, so
+    /// no one else can present one; without this, anyone who read the
+    /// channel id on chain could use up its payer's credit.)
+    peer: Option<vilokanam_swarm::libp2p::PeerId>,
 }
 
 /// A viewer's paying session for one stream.
@@ -158,10 +163,11 @@ impl Payments {
     /// and `secret` (`None`: not published here, or free).
     pub(crate) async fn answer(
         &self,
+        peer: vilokanam_swarm::libp2p::PeerId,
         request: &KeyRequest,
         paid_stream: Option<(Offer, StreamSecret)>,
     ) -> KeyResponse {
-        match self.try_answer(request, paid_stream).await {
+        match self.try_answer(peer, request, paid_stream).await {
             Ok(r) => r,
             Err(refusal) => KeyResponse::Refused(refusal),
         }
@@ -169,6 +175,7 @@ impl Payments {
 
     async fn try_answer(
         &self,
+        peer: vilokanam_swarm::libp2p::PeerId,
         req: &KeyRequest,
         paid_stream: Option<(Offer, StreamSecret)>,
     ) -> Result<KeyResponse, KeyRefusal> {
@@ -184,6 +191,20 @@ impl Payments {
                 "channel {} pays for stream {}, not this one",
                 req.channel, c.stream
             )));
+        }
+        match c.peer {
+            Some(p) if p != peer => {
+                return Err(KeyRefusal::bad_channel(format!(
+                    "channel {} is in use by another peer",
+                    req.channel
+                )))
+            }
+            None if req.payment.is_none() => {
+                return Err(KeyRefusal::bad_voucher(
+                    "the first request on a channel must carry a voucher (it binds the channel to its payer's node)",
+                ))
+            }
+            _ => {}
         }
         if let Some(p) = &req.payment {
             let v = Voucher {
@@ -234,6 +255,8 @@ impl Payments {
                 Err(VoucherError::Replayed(_)) => {}
                 Err(e) => return Err(KeyRefusal::bad_voucher(e)),
             }
+            // A valid voucher from this peer: the channel is its.
+            c.peer.get_or_insert(peer);
         }
         let paid = c.payee.owed();
         let viewer = c.voucher_key;
@@ -341,6 +364,7 @@ impl Payments {
             payee,
             voucher_key,
             stream: req.stream.clone(),
+            peer: None,
         })
     }
 
