@@ -362,7 +362,7 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
                 "--realtime",
                 "--loop",
                 "--price",
-                "2µTICK/s",
+                "200µTICK/s",
                 "--epoch-secs",
                 "2",
                 "--data-dir",
@@ -393,20 +393,20 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
     // Watch with a budget: one channel on chain.
     let api2 = t.node(2).unwrap().api_addr.clone();
     let out = tokio::process::Command::new(bin)
-        .args(["watch", &stream, "--budget", "0.001TICK", "--api", &api2])
+        .args(["watch", &stream, "--budget", "0.1TICK", "--api", &api2])
         .output()
         .await
         .unwrap();
     assert!(ok(&out).contains("/live.m3u8"));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("paying 2 µTICK/s to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty from a budget of 0.001 TICK"),
+        said.contains("paying 200 µTICK/s to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty from a budget of 0.1 TICK"),
         "{said}"
     );
     let channels = client.channels().await.unwrap();
     assert_eq!(channels.len(), 1, "one channel for the session");
     let channel = channels[0].clone();
-    assert_eq!((channel.payer, channel.deposit), (alice, 1_000_000_000));
+    assert_eq!((channel.payer, channel.deposit), (alice, 100_000_000_000));
     // Play like a player for a while: every new segment of the playlist.
     let dir = tempfile::tempdir().unwrap();
     let mut fetched = std::collections::BTreeSet::new();
@@ -468,7 +468,7 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
     let spent: u128 = spending[0].spent.parse().unwrap();
     assert!(spending[0].seconds_paid >= 8, "{spending:?}");
     assert!(
-        spent >= 2_000_000 * u128::from(spending[0].seconds_paid),
+        spent >= 200_000_000 * u128::from(spending[0].seconds_paid),
         "{spending:?}"
     );
     ok(&tokio::process::Command::new(bin)

@@ -284,7 +284,16 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     .await
     .unwrap();
     assert_eq!(node.claim().await.unwrap(), 0, "nothing left to claim");
+    // 1,000 planck more: at shutdown a claim would cost more than it
+    // brings, so it is kept (and the channel left open), not claimed.
+    let tip = sign(&voucher_key, genesis, ch, creator_account.0, 3_000_001_000);
+    assert!(matches!(
+        request(ask(ch, epoch + 1, Some(tip))).await,
+        KeyResponse::Granted { .. }
+    ));
     node.shutdown().await.unwrap();
+    let c = client.channel(ch).await.unwrap().expect("still open");
+    assert_eq!(c.paid, 3_000_000_000, "not claimed at a loss");
     rogue.shutdown().await.unwrap();
     chain.stop().await.unwrap();
 }

@@ -41,7 +41,7 @@ pub struct ChainAccess {
 /// 6 s blocks: time to claim).
 const MIN_BLOCKS_LEFT: u32 = 10;
 /// Claim a held voucher when its channel expires within this many blocks
-/// (10 minutes of 6 s blocks), whatever it is worth.
+/// (10 minutes of 6 s blocks), if it pays more than the claim's fee.
 pub const CLAIM_BEFORE_EXPIRY: u32 = 100;
 /// Channels the key service remembers.
 const MAX_CHANNELS: usize = 10_000;
@@ -368,11 +368,15 @@ impl Payments {
         })
     }
 
-    /// Claims every held voucher not yet claimed, as this node's account
-    /// (the payee); with `close`, then closes the single-payee channels it
-    /// claimed from, which returns the rest of each deposit to its payer
-    /// (shutdown: the streams ended). Returns what was claimed.
-    pub(crate) async fn claim_all(&self, close: bool) -> Result<u128, String> {
+    /// Claims the held vouchers not yet claimed, as this node's account
+    /// (the payee). At `shutdown`, only those worth at least one claim fee
+    /// (a claim that costs more than it brings is a loss; the rest stays
+    /// stored, to be claimed when it is worth it), and then closes the
+    /// single-payee channels it claimed from, which returns the rest of each
+    /// deposit to its payer. Otherwise (the user asked) every one. Returns
+    /// what was claimed.
+    pub(crate) async fn claim_all(&self, shutdown: bool) -> Result<u128, String> {
+        let close = shutdown;
         let held = self.vouchers.all().map_err(|e| e.to_string())?;
         let todo: Vec<_> = held
             .into_iter()
@@ -403,6 +407,24 @@ impl Payments {
                 cumulative: r.cumulative,
                 signature,
             };
+            if shutdown {
+                match chain.claim_cost(&key, &v).await {
+                    Ok(cost) if r.cumulative - r.claimed >= cost.partial_fee => {}
+                    Ok(cost) => {
+                        info!(
+                            channel = r.channel,
+                            pending = r.cumulative - r.claimed,
+                            fee = cost.partial_fee,
+                            "not worth a claim yet: kept"
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        warn!(channel = r.channel, error = %e, "claim cost unknown: kept");
+                        continue;
+                    }
+                }
+            }
             match chain.claim(&key, &v).await {
                 Ok(receipt) => {
                     total += receipt.outcome.amount;
@@ -481,14 +503,19 @@ impl Payments {
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            let worth = match chain.claim_cost(&key, &v).await {
+            let (worth, covers_fee) = match chain.claim_cost(&key, &v).await {
                 Ok(cost) => {
-                    r.cumulative - r.claimed
-                        >= cost.partial_fee.saturating_mul(u128::from(fee_multiple))
+                    let pending = r.cumulative - r.claimed;
+                    (
+                        pending >= cost.partial_fee.saturating_mul(u128::from(fee_multiple)),
+                        pending >= cost.partial_fee,
+                    )
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            if !(worth || expiring) {
+            // Near expiry, anything that pays more than its fee; never at a
+            // loss.
+            if !(worth || (expiring && covers_fee)) {
                 continue;
             }
             match chain.claim(&key, &v).await {
