@@ -12,4 +12,4 @@ out="$PWD/runtime/pallets/tick-stream/src/weights.rs"
   CARGO_TARGET_DIR="$HOME/.cache/vilokanam-bench-target" \
     cargo run --release -- --output "$out" "$@")
 cargo fmt -p pallet-tick-stream
-echo "wrote $out; now run scripts/chain-spec.sh --update-metadata if the metadata changed (and commit weights.rs)"
+echo "wrote $out; now run scripts/chain-spec.sh --update if the metadata changed (and commit weights.rs)"

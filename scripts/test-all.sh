@@ -49,12 +49,17 @@ fmt_check() {
 }
 
 # The natively built genesis must equal what the wasm's GenesisBuilder
-# builds, and the checked-in metadata must be the wasm's.
+# builds, and the checked-in metadata and the shipped raw spec (which the
+# binary embeds for `vilokanam testnet`) must be what this build makes.
 chain_spec() {
   write_chain_spec "$CARGO_TARGET_DIR/debug/vilokanam-chain-spec"
   "$VILOKANAM_NODE" scripts/tools/check-genesis.cjs "$VILOKANAM_TOOLS" target/chain/vilokanam_dev.raw.json
   if ! cmp -s target/chain/metadata.scale chain/metadata/vilokanam.scale; then
-    echo "chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update-metadata"
+    echo "chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update"
+    return 1
+  fi
+  if ! cmp -s target/chain/vilokanam_dev.raw.json chain/spec/vilokanam_dev.raw.json; then
+    echo "chain/spec/vilokanam_dev.raw.json is stale (or the wasm build is not reproducible here): run scripts/chain-spec.sh --update"
     return 1
   fi
 }

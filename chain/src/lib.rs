@@ -21,8 +21,10 @@
 //!   endpoint or the embedded smoldot light client (`light-client/`);
 //! - [`account`]: the node's sr25519 chain account from a secret URI;
 //! - [`amount`]: TICK amounts as people write them;
-//! - `test_utils` (feature `test-utils`): the dev chain launcher and the
-//!   skip-or-require switch of tests;
+//! - `dev_chain` (feature `dev-chain`): the dev chain launcher, with the
+//!   shipped raw chain spec and chopsticks installed on first use;
+//! - `test_utils` (feature `test-utils`): the skip-or-require switch of
+//!   tests;
 //! - [`runtime`]: types generated from the runtime's metadata.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -31,6 +33,8 @@ pub mod account;
 pub mod amount;
 pub mod channel;
 pub mod client;
+#[cfg(feature = "dev-chain")]
+pub mod dev_chain;
 pub mod runtime;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;

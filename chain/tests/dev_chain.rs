@@ -70,7 +70,7 @@ async fn pay_per_second_flow_on_the_real_runtime() {
         .expect("V16 metadata");
     assert!(
         on_chain == include_bytes!("../metadata/vilokanam.scale"),
-        "chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update-metadata"
+        "chain/metadata/vilokanam.scale is stale: run scripts/chain-spec.sh --update"
     );
 
     let alice = keypair("//Alice").unwrap();

@@ -14,6 +14,12 @@ use crate::node::Node;
 
 /// Runs the daemon with `config` (already validated) until SIGINT/SIGTERM.
 pub async fn run(data_dir: PathBuf, config: NodeConfig) -> Result<()> {
+    run_with(data_dir, config, false).await
+}
+
+/// [`run`], also stopping when the parent process exits if
+/// `exit_with_parent` (see `vilokanam daemon --exit-with-parent`).
+pub async fn run_with(data_dir: PathBuf, config: NodeConfig, exit_with_parent: bool) -> Result<()> {
     let keys = vilokanam_storage::load_or_create_keys(&data_dir)
         .with_context(|| format!("loading keys from {}", data_dir.display()))?;
     let store = Store::open(&data_dir)
@@ -47,7 +53,7 @@ pub async fn run(data_dir: PathBuf, config: NodeConfig) -> Result<()> {
         listen: node.listen_addrs(),
     }
     .print();
-    crate::http::serve(listener, node.clone(), shutdown_signal())
+    crate::http::serve(listener, node.clone(), shutdown_signal(exit_with_parent))
         .await
         .context("HTTP API server")?;
     info!("shutting down");
@@ -56,7 +62,28 @@ pub async fn run(data_dir: PathBuf, config: NodeConfig) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(exit_with_parent: bool) {
+    tokio::select! {
+        _ = signal() => {}
+        _ = parent_exit(), if exit_with_parent => info!("the parent process exited"),
+    }
+}
+
+/// Returns once this process's parent is gone (it was re-parented).
+async fn parent_exit() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        while std::os::unix::process::parent_id() == parent {
+            tick.tick().await;
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
+async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

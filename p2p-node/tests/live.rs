@@ -1,7 +1,8 @@
 //! Live streaming through real daemon processes on the paths a fresh
 //! machine takes without ffmpeg: the shipped fixture in real time
 //! (repeated byte for byte, so payloads repeat), a killed publisher, the
-//! `testnet` command, and a real browser playing the looped fixture.
+//! `testnet` command (paid, on the dev chain; and free with ffmpeg), and a
+//! real browser playing the looped fixture.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -216,46 +217,125 @@ async fn a_killed_publisher_ends_the_stream_and_a_new_one_resumes_it() -> Result
     t.shutdown().await
 }
 
-/// The README's first command, on a machine without ffmpeg, keeps playing
-/// for minutes (it once stalled after 30 s). `--duration-secs` makes the
-/// command fail if the viewer stalls while the creator goes on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn testnet_command_without_ffmpeg_keeps_playing() -> Result<()> {
+/// Runs `vilokanam testnet` with `args` until it stops by itself
+/// (`--duration-secs`), and returns its stdout; fails on a non-zero exit.
+async fn run_testnet(args: &[&str], timeout: Duration) -> Result<String> {
     let dir = tempfile::tempdir()?;
     let out = tokio::process::Command::new(BIN)
-        .args([
-            "testnet",
-            "--no-ffmpeg",
-            "--nodes",
-            "3",
-            "--duration-secs",
-            "120",
-        ])
+        .arg("testnet")
+        .args(args)
         .arg("--dir")
         .arg(dir.path())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(200), out)
+    let out = tokio::time::timeout(timeout, out)
         .await
         .context("the testnet did not stop")??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     ensure!(
         out.status.success(),
         "testnet failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    ensure!(stdout.contains("shipped 6 s fixture"), "{stdout}");
     ensure!(!stdout.contains("STALLED"), "{stdout}");
-    // Two minutes of status lines, each a newer chunk than the last.
-    let chunks: Vec<u64> = stdout
+    Ok(stdout)
+}
+
+/// The chunk numbers of the viewer's status lines.
+fn status_chunks(stdout: &str) -> Vec<u64> {
+    stdout
         .lines()
         .filter_map(|l| l.strip_prefix("viewer: chunk #"))
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect();
+        .collect()
+}
+
+/// The README's first command, on a machine without ffmpeg, keeps playing
+/// for minutes (it once stalled after 30 s) and pays: the dev chain starts
+/// from the shipped spec, the viewer pays the creator every second it
+/// plays, and stopping settles on chain. `--duration-secs` makes the
+/// command fail if the viewer stalls while the creator goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testnet_command_without_ffmpeg_keeps_playing_and_pays() -> Result<()> {
+    if vilokanam_chain::test_utils::parts_for_test().is_none() {
+        return Ok(());
+    }
+    let stdout = run_testnet(
+        &["--no-ffmpeg", "--nodes", "3", "--duration-secs", "120"],
+        Duration::from_secs(240),
+    )
+    .await?;
+    ensure!(stdout.contains("shipped 6 s fixture"), "{stdout}");
+    ensure!(
+        stdout.contains("paid stream: 200µTICK/s to the creator //Alice"),
+        "{stdout}"
+    );
+    // Two minutes of status lines, each a newer chunk than the last.
+    let chunks = status_chunks(&stdout);
     ensure!(chunks.len() >= 20, "status lines: {chunks:?}\n{stdout}");
     ensure!(chunks.windows(2).all(|w| w[1] > w[0]), "{chunks:?}");
     ensure!(*chunks.last().unwrap_or(&0) >= 100, "{chunks:?}");
+    // Seconds paid grow with playback, to about the time played.
+    let paid: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("viewer paid "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    ensure!(paid.windows(2).all(|w| w[1] >= w[0]), "{paid:?}");
+    let last = *paid.last().unwrap_or(&0);
+    ensure!(
+        (100..=130).contains(&last),
+        "paid {last} s of 120: {stdout}"
+    );
+    // Settled: the creator gained on chain, the viewer's channel is closed
+    // and nothing of the viewer's is held any more.
+    let settled = stdout
+        .split("settled on chain:")
+        .nth(1)
+        .context("no settlement printed")?;
+    let creator = settled
+        .lines()
+        .find(|l| l.contains("creator //Alice"))
+        .context("creator line")?;
+    ensure!(creator.contains("(+0.0"), "{creator}");
+    let viewer = settled
+        .lines()
+        .find(|l| l.contains("viewer  //Bob"))
+        .context("viewer line")?;
+    ensure!(
+        viewer.contains("(-0.0") && viewer.ends_with(" 0 TICK held"),
+        "{viewer}"
+    );
+    ensure!(settled.contains("open channels: 0"), "{settled}");
+    Ok(())
+}
+
+/// `vilokanam testnet --free` with ffmpeg's live signal: no chain at all,
+/// a free stream that plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testnet_command_free_with_ffmpeg_plays_without_a_chain() -> Result<()> {
+    if skip_or_require(
+        "ffmpeg",
+        vilokanam_testnet::ffmpeg_available()
+            .then_some(())
+            .ok_or("not on PATH"),
+    )
+    .is_none()
+    {
+        return Ok(());
+    }
+    let stdout = run_testnet(
+        &["--free", "--nodes", "2", "--duration-secs", "30"],
+        Duration::from_secs(120),
+    )
+    .await?;
+    ensure!(stdout.contains("source: ffmpeg test signal"), "{stdout}");
+    ensure!(!stdout.contains("dev chain"), "{stdout}");
+    ensure!(!stdout.contains("paid"), "{stdout}");
+    let chunks = status_chunks(&stdout);
+    ensure!(chunks.len() >= 4, "status lines: {chunks:?}\n{stdout}");
+    ensure!(chunks.windows(2).all(|w| w[1] > w[0]), "{chunks:?}");
     Ok(())
 }
 

@@ -68,11 +68,7 @@ fn main() {
         .arg("--no-default-features")
         .arg("--target-dir")
         .arg(&target_dir)
-        .env(
-            "RUSTFLAGS",
-            "-C link-arg=--export-table -C link-arg=--export=__heap_base \
-             -C link-arg=--import-memory --cfg substrate_runtime",
-        )
+        .env("RUSTFLAGS", rustflags(&root, &target_dir))
         // The outer build's settings must not leak into this one (CI
         // builds with clippy as the workspace wrapper).
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -120,6 +116,38 @@ fn main() {
             bloaty.display().to_string()
         ),
     );
+}
+
+/// The flags `substrate-wasm-builder` passes, plus path remapping: panic
+/// locations embed source paths, and the registry's
+/// (`$CARGO_HOME/registry/src/…`), the clone's and the target dir's differ
+/// from machine to machine. Remapped, the wasm (and so the shipped chain
+/// spec, whose `:code` it is) is the same wherever it is built with the
+/// same toolchain and `Cargo.lock`; CI checks that.
+fn rustflags(root: &Path, target_dir: &Path) -> String {
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let mut flags = String::from(
+        "-C link-arg=--export-table -C link-arg=--export=__heap_base \
+         -C link-arg=--import-memory --cfg substrate_runtime",
+    );
+    let mut remap = |from: &Path, to: &str| {
+        // RUSTFLAGS splits on spaces: a path with one cannot be remapped
+        // this way (the wasm then depends on it, and CI says so).
+        if let Some(from) = from.to_str().filter(|f| !f.contains(' ')) {
+            flags.push_str(&format!(" --remap-path-prefix={from}={to}"));
+        }
+    };
+    // The last matching remap wins: the most specific paths go last.
+    remap(root, "/vilokanam");
+    if let Some(home) = &cargo_home {
+        let home = home.canonicalize().unwrap_or_else(|_| home.clone());
+        remap(&home, "/cargo");
+    }
+    remap(target_dir, "/target");
+    flags
 }
 
 fn write(path: &Path, text: &str) {

@@ -184,6 +184,7 @@ impl Testnet {
             .open(data_dir.join("daemon.log"))?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("daemon")
+            .arg("--exit-with-parent")
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--api", "127.0.0.1:0"])
@@ -220,6 +221,10 @@ impl Testnet {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
+            // Its own process group: Ctrl-C in the terminal reaches only
+            // the testnet, which stops the nodes in order (a viewer hands
+            // its last voucher over before its creator settles).
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
@@ -337,6 +342,7 @@ impl Testnet {
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context("starting vilokanam publish")?;
@@ -508,6 +514,115 @@ pub struct InteractiveOptions {
     /// Stop after this long (default: until Ctrl-C). With a duration the
     /// run fails if the viewer stalls while the creator keeps publishing.
     pub duration: Option<Duration>,
+    /// Stream for free, with no chain (default: start the dev chain and
+    /// publish a paid stream that the viewer pays for).
+    pub free: bool,
+}
+
+/// The paid stream's terms in the testnet: the price, the viewer's budget
+/// and the ceiling of its top-ups (planck; 1 TICK = 10¹² planck).
+const PRICE: &str = "200µTICK/s";
+const BUDGET: u128 = 500_000_000_000;
+const TOP_UP_TO: u128 = 2_000_000_000_000;
+/// The dev accounts of the creator (payee) and the viewer (payer).
+const CREATOR_ACCOUNT: &str = "//Alice";
+const VIEWER_ACCOUNT: &str = "//Bob";
+
+/// The dev chain of a paid testnet, and the accounts it settles between.
+struct PaidTestnet {
+    chain: vilokanam_chain::dev_chain::DevChain,
+    client: vilokanam_chain::Settlement,
+    creator: vilokanam_chain::AccountId,
+    viewer: vilokanam_chain::AccountId,
+    before: (u128, u128),
+}
+
+impl PaidTestnet {
+    /// Installs chopsticks if needed, starts the dev chain from the shipped
+    /// spec and imports the dev accounts into the creator's and viewer's
+    /// data directories (before their daemons start: they read them then).
+    async fn start(t: &Testnet, viewer: usize) -> Result<Self> {
+        let parts = vilokanam_chain::dev_chain::DevChainParts::for_testnet(t.root()).await?;
+        println!("starting the dev chain (chopsticks executing our runtime's wasm)");
+        let chain = vilokanam_chain::dev_chain::DevChain::start(&parts).await?;
+        let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(
+            chain.ws_url.clone(),
+        ))
+        .await
+        .context("connecting to the dev chain")?;
+        for (i, uri) in [(0, CREATOR_ACCOUNT), (viewer, VIEWER_ACCOUNT)] {
+            let dir = t.root().join(format!("node{i}"));
+            std::fs::create_dir_all(&dir)?;
+            let out = Command::new(t.bin())
+                .args(["account", "import", uri, "--data-dir"])
+                .arg(&dir)
+                .args(["--chain-rpc", &chain.ws_url])
+                .env("RUST_LOG", "warn")
+                .output()
+                .await?;
+            if !out.status.success() {
+                bail!(
+                    "importing {uri} for node {i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let id = |uri| -> Result<vilokanam_chain::AccountId> {
+            Ok(vilokanam_chain::account::account_id(
+                &vilokanam_chain::account::keypair(uri)?,
+            ))
+        };
+        let (creator, viewer) = (id(CREATOR_ACCOUNT)?, id(VIEWER_ACCOUNT)?);
+        let before = (
+            client.balance(&creator).await?.free,
+            client.balance(&viewer).await?.free,
+        );
+        println!(
+            "dev chain at {}: creator {CREATOR_ACCOUNT} has {}, viewer {VIEWER_ACCOUNT} has {}",
+            chain.ws_url,
+            vilokanam_chain::format_amount(before.0),
+            vilokanam_chain::format_amount(before.1)
+        );
+        Ok(PaidTestnet {
+            chain,
+            client,
+            creator,
+            viewer,
+            before,
+        })
+    }
+
+    /// Prints what moved on chain since the start: the creator's gain (what
+    /// it claimed less its fees) and the viewer's cost (what it paid plus
+    /// its fees; the rest of its deposit came back when the channel closed).
+    async fn print_settlement(&self) -> Result<()> {
+        let creator = self.client.balance(&self.creator).await?;
+        let viewer = self.client.balance(&self.viewer).await?;
+        let open = self.client.channels().await?.len();
+        let fmt = vilokanam_chain::format_amount;
+        let signed = |after: u128, before: u128| {
+            if after >= before {
+                format!("+{}", fmt(after - before))
+            } else {
+                format!("-{}", fmt(before - after))
+            }
+        };
+        println!("settled on chain:");
+        println!(
+            "  creator {CREATOR_ACCOUNT}: {} ({} after its claim fees), {} held",
+            fmt(creator.free),
+            signed(creator.free, self.before.0),
+            fmt(creator.reserved)
+        );
+        println!(
+            "  viewer  {VIEWER_ACCOUNT}: {} ({} with its fees), {} held",
+            fmt(viewer.free),
+            signed(viewer.free, self.before.1),
+            fmt(viewer.reserved)
+        );
+        println!("  open channels: {open}");
+        Ok(())
+    }
 }
 
 /// `vilokanam testnet`: starts the nodes, streams a test signal from node 0,
@@ -515,6 +630,29 @@ pub struct InteractiveOptions {
 pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     let n = opts.nodes.max(2);
     let mut t = Testnet::new(&opts.bin, opts.dir)?;
+    let viewer = n - 1;
+    let paid = if opts.free {
+        None
+    } else {
+        match PaidTestnet::start(&t, viewer).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                println!("no dev chain, so the stream is free: {e:#}");
+                println!("(`vilokanam testnet --free` streams for free without trying)");
+                None
+            }
+        }
+    };
+    let chain_args: Vec<String> = match &paid {
+        Some(p) => vec!["--chain-rpc".into(), p.chain.ws_url.clone()],
+        None => vec![],
+    };
+    let creator_dir = t.root().join("node0").to_string_lossy().into_owned();
+    let mut publish_args: Vec<&str> = vec!["--name", "testnet", "--title", "Vilokanam testnet"];
+    if paid.is_some() {
+        publish_args.extend(["--price", PRICE, "--data-dir", &creator_dir]);
+        publish_args.extend(chain_args.iter().map(String::as_str));
+    }
     println!("starting {n} nodes in {}", t.root().display());
     for i in 0..n {
         // A chain of bootstrap links plus Kademlia discovery: the nodes end
@@ -525,6 +663,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             discovery: true,
             quic: true,
             bootstrap,
+            extra: chain_args.clone(),
             ..NodeOptions::default()
         })
         .await?;
@@ -566,6 +705,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context("starting ffmpeg")?;
@@ -576,18 +716,8 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             .try_into()
             .context("piping ffmpeg into publish")?;
         t.adopt(ffmpeg);
-        t.publish(
-            0,
-            &[
-                "--name",
-                "testnet",
-                "--title",
-                "Vilokanam testnet",
-                "--input",
-                "-",
-            ],
-            out,
-        )?
+        publish_args.extend(["--input", "-"]);
+        t.publish(0, &publish_args, out)?
     } else {
         let clip = t.root().join("sample.ts");
         std::fs::write(&clip, FIXTURE)?;
@@ -595,25 +725,38 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             "source: shipped 6 s fixture, looped in real time (install ffmpeg for a live signal)"
         );
         let clip = clip.to_string_lossy().into_owned();
-        t.publish(
-            0,
-            &[
-                "--name",
-                "testnet",
-                "--title",
-                "Vilokanam testnet",
-                "--input",
-                &clip,
-                "--realtime",
-                "--loop",
-            ],
-            Stdio::null(),
-        )?
+        publish_args.extend(["--input", &clip, "--realtime", "--loop"]);
+        t.publish(0, &publish_args, Stdio::null())?
     };
     let stream = stream_id_of(&mut publish).await?;
-    let viewer = n - 1;
     let api = t.api(viewer)?;
-    let url = api.watch(&stream).await?;
+    let url = if paid.is_some() {
+        // The viewer must know the offer (price, payee, chain) to pay.
+        wait_until(
+            "the viewer hears the offer",
+            Duration::from_secs(30),
+            || async { Ok(api.stream(&stream).await.is_ok_and(|s| s.offer.is_some())) },
+        )
+        .await?;
+        let url = api
+            .watch_with(
+                &stream,
+                &vilokanam_api::WatchRequest {
+                    max_price_per_sec: None,
+                    budget: Some(BUDGET.to_string()),
+                    top_up_to: Some(TOP_UP_TO.to_string()),
+                },
+            )
+            .await?;
+        println!(
+            "paid stream: {PRICE} to the creator {CREATOR_ACCOUNT}; the viewer {VIEWER_ACCOUNT} opened a channel with a budget of {} (tops up to {} at most)",
+            vilokanam_chain::format_amount(BUDGET),
+            vilokanam_chain::format_amount(TOP_UP_TO)
+        );
+        url
+    } else {
+        api.watch(&stream).await?
+    };
     wait_until(
         "first segment at the viewer",
         Duration::from_secs(30),
@@ -626,6 +769,13 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     println!("  vlc {url}");
     println!("  ffplay {url}");
     println!("(Ctrl-C stops the testnet)");
+    // The viewer's node pays for what its player fetches: a built-in
+    // player keeps it paying while no real player is open (a real one
+    // fetches the same segments, which are paid once).
+    let player = paid.is_some().then(|| {
+        println!("(a built-in player fetches every segment at the viewer, so it pays with no player open)");
+        tokio::spawn(play_along(api.clone(), stream.clone()))
+    });
     let mut status = tokio::time::interval(Duration::from_secs(5));
     status.tick().await;
     let stop = stop_signal();
@@ -651,6 +801,9 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                     c.size / 1024,
                     c.ready_at_ms.saturating_sub(c.published_at_ms)
                 );
+                if paid.is_some() {
+                    println!("  {}", payment_line(&api, &creator, &stream).await);
+                }
                 if let Some(stalled) = watch.observe(c.seq, p.seq) {
                     println!("STALLED: the viewer has been at chunk #{} for {stalled} status lines while the creator moved to #{}", c.seq, p.seq);
                     if opts.duration.is_some() {
@@ -666,12 +819,102 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         }
     }
     println!("stopping the testnet");
+    if let Some(p) = &paid {
+        // In order: the viewer hands its last voucher over as it stops,
+        // then the creator claims what is worth a claim and closes the
+        // channel (the rest of the deposit goes back to the viewer), then
+        // the balances are read; the chain stops last.
+        if let Some(player) = &player {
+            player.abort();
+        }
+        println!("  {}", payment_line(&api, &creator, &stream).await);
+        println!(
+            "settling: stopping the viewer, then the creator (it claims and closes the channel)"
+        );
+        t.stop(viewer).await?;
+        if let Some(pid) = publish.id() {
+            signal(pid, "-TERM");
+        }
+        let _ = publish.wait().await;
+        t.stop(0).await?;
+        if let Err(e) = p.print_settlement().await {
+            println!("could not read the balances: {e:#}");
+        }
+    }
     if let Some(pid) = publish.id() {
         signal(pid, "-TERM");
     }
     let _ = publish.wait().await;
     t.shutdown().await?;
+    if let Some(p) = paid {
+        p.chain.stop().await?;
+    }
     outcome
+}
+
+/// Plays `stream` at the viewer as a player would: every second, the
+/// playlist, then each segment in it not fetched yet.
+async fn play_along(viewer: Api, stream: String) {
+    let mut fetched = std::collections::BTreeSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Ok(list) = viewer.playlist(&stream).await else {
+            continue;
+        };
+        for seq in list.lines().filter_map(|l| {
+            l.strip_suffix(".ts")?
+                .rsplit('/')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        }) {
+            if fetched.insert(seq) {
+                let _ = viewer.segment_file(&stream, seq).await;
+            }
+        }
+        // Bounded: only the newest segments can be in a live playlist.
+        while fetched.len() > 64 {
+            fetched.pop_first();
+        }
+    }
+}
+
+/// One status line of a paid testnet: what the viewer paid and has left,
+/// and what the creator earned and claimed.
+async fn payment_line(viewer: &Api, creator: &Api, stream: &str) -> String {
+    let fmt = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+    let spent = match viewer.spending().await {
+        Ok(list) => match list.iter().find(|s| s.stream == stream) {
+            Some(s) => format!(
+                "viewer paid {} s: {} of {}, {} s left",
+                s.seconds_paid,
+                fmt(&s.spent),
+                fmt(&s.budget),
+                s.seconds_left
+            ),
+            None => "viewer: no channel yet".to_owned(),
+        },
+        Err(e) => format!("viewer: {e}"),
+    };
+    let earned = match creator.earnings().await {
+        Ok(list) => {
+            let sum = |f: fn(&vilokanam_api::EarningInfo) -> &str| {
+                list.iter()
+                    .filter(|e| e.stream == stream)
+                    .map(|e| f(e).parse::<u128>().unwrap_or(0))
+                    .sum::<u128>()
+            };
+            let (accrued, claimed) = (sum(|e| &e.accrued), sum(|e| &e.claimed));
+            format!(
+                "creator earned {}, claimed {} on chain",
+                vilokanam_chain::format_amount(accrued),
+                vilokanam_chain::format_amount(claimed)
+            )
+        }
+        Err(e) => format!("creator: {e}"),
+    };
+    format!("{spent}; {earned}")
 }
 
 /// Ctrl-C or SIGTERM: both stop the testnet cleanly (every process by PID).

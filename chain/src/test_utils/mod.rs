@@ -8,9 +8,14 @@
 //! run), a missing part fails the test. So no test is ever silently
 //! skipped in CI.
 
-pub mod dev_chain;
+pub use crate::dev_chain::{DevChain, DevChainParts};
 
-pub use dev_chain::{parts_for_test, DevChain, DevChainParts};
+/// The dev chain's parts for a test, through [`skip_or_require`]: `None`
+/// (the test returns, saying why) when they are missing and not required;
+/// a panic naming the missing part under `VILOKANAM_REQUIRE=1`.
+pub fn parts_for_test() -> Option<DevChainParts> {
+    skip_or_require("the dev chain", DevChainParts::locate())
+}
 
 /// The environment variable that turns a missing optional part from a skip
 /// into a failure.

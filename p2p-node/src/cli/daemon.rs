@@ -59,6 +59,13 @@ pub struct DaemonCmd {
     /// Websocket RPC of the settlement chain (paid streams).
     #[arg(long)]
     pub chain_rpc: Option<String>,
+    /// Shut down (cleanly, as on SIGTERM) when the process that started
+    /// this daemon exits. `vilokanam testnet` starts its daemons in their
+    /// own process group, so that Ctrl-C reaches only the testnet, which
+    /// then stops them in order; this makes sure none outlives a testnet
+    /// that was killed.
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
 }
 
 impl DaemonCmd {
@@ -112,7 +119,8 @@ impl DaemonCmd {
 
     /// Runs the daemon until SIGINT/SIGTERM.
     pub async fn run(self) -> Result<()> {
+        let exit_with_parent = self.exit_with_parent;
         let (data_dir, config) = self.resolve()?;
-        crate::daemon::run(data_dir, config).await
+        crate::daemon::run_with(data_dir, config, exit_with_parent).await
     }
 }

@@ -122,6 +122,10 @@ enum Command {
         /// Stop after this many seconds of streaming (default: until Ctrl-C).
         #[arg(long)]
         duration_secs: Option<u64>,
+        /// A free stream and no chain (default: the dev chain starts,
+        /// installed on first use, and the viewer pays the creator).
+        #[arg(long)]
+        free: bool,
     },
 }
 
@@ -261,6 +265,7 @@ pub async fn main() -> Result<()> {
             no_ffmpeg,
             dir,
             duration_secs,
+            free,
         } => {
             let bin = std::env::current_exe().context("locating the vilokanam binary")?;
             vilokanam_testnet::run_interactive(vilokanam_testnet::InteractiveOptions {
@@ -269,6 +274,7 @@ pub async fn main() -> Result<()> {
                 use_ffmpeg: !no_ffmpeg,
                 dir,
                 duration: duration_secs.map(Duration::from_secs),
+                free,
             })
             .await
         }
