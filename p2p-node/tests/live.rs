@@ -271,6 +271,10 @@ async fn testnet_command_without_ffmpeg_keeps_playing_and_pays() -> Result<()> {
         stdout.contains("paid stream: 200µTICK/s to the creator //Alice"),
         "{stdout}"
     );
+    ensure!(
+        stdout.contains("watch to first decrypted segment: "),
+        "{stdout}"
+    );
     // Two minutes of status lines, each a newer chunk than the last.
     let chunks = status_chunks(&stdout);
     ensure!(chunks.len() >= 20, "status lines: {chunks:?}\n{stdout}");

@@ -730,6 +730,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     };
     let stream = stream_id_of(&mut publish).await?;
     let api = t.api(viewer)?;
+    let watch_started = Instant::now();
     let url = if paid.is_some() {
         // The viewer must know the offer (price, payee, chain) to pay.
         wait_until(
@@ -757,12 +758,29 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     } else {
         api.watch(&stream).await?
     };
-    wait_until(
-        "first segment at the viewer",
-        Duration::from_secs(30),
-        || async { Ok(!api.chunks(&stream).await?.is_empty()) },
-    )
-    .await?;
+    if paid.is_some() {
+        let opened = watch_started.elapsed();
+        // The first segment a player can decode: the node paid for it and
+        // bought its epoch's key.
+        wait_until(
+            "the first decrypted segment at the viewer",
+            Duration::from_secs(30),
+            || async { Ok(first_playable(&api, &stream).await) },
+        )
+        .await?;
+        println!(
+            "watch to first decrypted segment: {} ms (the channel's opening on chain: {} ms)",
+            watch_started.elapsed().as_millis(),
+            opened.as_millis()
+        );
+    } else {
+        wait_until(
+            "first segment at the viewer",
+            Duration::from_secs(30),
+            || async { Ok(!api.chunks(&stream).await?.is_empty()) },
+        )
+        .await?;
+    }
     println!();
     println!("stream {stream} is live on node {viewer}. Play it with any of:");
     println!("  mpv {url}");
@@ -852,6 +870,29 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     outcome
 }
 
+/// Whether the first segment of `stream`'s playlist at the viewer can be
+/// read (for a paid stream: paid for and decrypted).
+async fn first_playable(viewer: &Api, stream: &str) -> bool {
+    let Ok(list) = viewer.playlist(stream).await else {
+        return false;
+    };
+    let Some(seq) = segment_seqs(&list).next() else {
+        return false;
+    };
+    matches!(viewer.segment_file(stream, seq).await, Ok(Some(_)))
+}
+
+/// The segment numbers of an HLS playlist of ours (`…/<seq>.ts` lines).
+fn segment_seqs(list: &str) -> impl Iterator<Item = u64> + '_ {
+    list.lines().filter_map(|l| {
+        l.strip_suffix(".ts")?
+            .rsplit('/')
+            .next()?
+            .parse::<u64>()
+            .ok()
+    })
+}
+
 /// Plays `stream` at the viewer as a player would: every second, the
 /// playlist, then each segment in it not fetched yet.
 async fn play_along(viewer: Api, stream: String) {
@@ -862,13 +903,7 @@ async fn play_along(viewer: Api, stream: String) {
         let Ok(list) = viewer.playlist(&stream).await else {
             continue;
         };
-        for seq in list.lines().filter_map(|l| {
-            l.strip_suffix(".ts")?
-                .rsplit('/')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        }) {
+        for seq in segment_seqs(&list) {
             if fetched.insert(seq) {
                 let _ = viewer.segment_file(&stream, seq).await;
             }
