@@ -356,17 +356,7 @@ impl Testnet {
 
     /// Stops every node and helper (SIGTERM, then SIGKILL).
     pub async fn shutdown(&mut self) -> Result<()> {
-        for mut h in self.helpers.drain(..) {
-            if let Some(pid) = h.id() {
-                signal(pid, "-TERM");
-            }
-            if tokio::time::timeout(Duration::from_secs(5), h.wait())
-                .await
-                .is_err()
-            {
-                let _ = h.kill().await;
-            }
-        }
+        self.stop_helpers().await;
         let mut errors = vec![];
         for i in 0..self.nodes.len() {
             if let Err(e) = self.stop(i).await {
@@ -377,6 +367,22 @@ impl Testnet {
             Ok(())
         } else {
             bail!("{}", errors.join("; "))
+        }
+    }
+
+    /// Stops the helpers (SIGTERM, then SIGKILL after 5 s): before the
+    /// publisher they feed, so that ffmpeg does not report a broken pipe.
+    pub async fn stop_helpers(&mut self) {
+        for mut h in self.helpers.drain(..) {
+            if let Some(pid) = h.id() {
+                signal(pid, "-TERM");
+            }
+            if tokio::time::timeout(Duration::from_secs(5), h.wait())
+                .await
+                .is_err()
+            {
+                let _ = h.kill().await;
+            }
         }
     }
 }
@@ -850,6 +856,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             "settling: stopping the viewer, then the creator (it claims and closes the channel)"
         );
         t.stop(viewer).await?;
+        t.stop_helpers().await;
         if let Some(pid) = publish.id() {
             signal(pid, "-TERM");
         }
@@ -859,6 +866,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             println!("could not read the balances: {e:#}");
         }
     }
+    t.stop_helpers().await;
     if let Some(pid) = publish.id() {
         signal(pid, "-TERM");
     }
