@@ -228,7 +228,17 @@ impl DevChain {
         // an empty directory without them.
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("chopsticks.log");
+        // Exits when its parent does: it runs in a process group of its
+        // own (below), so a killed parent would otherwise leave it behind.
+        let watch = dir.path().join("exit-with-parent.cjs");
+        std::fs::write(
+            &watch,
+            "const parent = process.ppid;\n\
+             setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 1000).unref();\n",
+        )?;
         let mut child = Command::new(&parts.node)
+            .arg("--require")
+            .arg(&watch)
             .arg(&parts.chopsticks)
             .arg("--genesis")
             .arg(&parts.spec)
