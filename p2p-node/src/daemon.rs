@@ -12,14 +12,10 @@ use vilokanam_storage::Store;
 use crate::config::NodeConfig;
 use crate::node::Node;
 
-/// Runs the daemon with `config` (already validated) until SIGINT/SIGTERM.
-pub async fn run(data_dir: PathBuf, config: NodeConfig) -> Result<()> {
-    run_with(data_dir, config, false).await
-}
-
-/// [`run`], also stopping when the parent process exits if
-/// `exit_with_parent` (see `vilokanam daemon --exit-with-parent`).
-pub async fn run_with(data_dir: PathBuf, config: NodeConfig, exit_with_parent: bool) -> Result<()> {
+/// Runs the daemon with `config` (already validated) until SIGINT/SIGTERM,
+/// or until the parent process exits if `exit_with_parent` (see
+/// `vilokanam daemon --exit-with-parent`).
+pub async fn run(data_dir: PathBuf, config: NodeConfig, exit_with_parent: bool) -> Result<()> {
     let keys = vilokanam_storage::load_or_create_keys(&data_dir)
         .with_context(|| format!("loading keys from {}", data_dir.display()))?;
     let store = Store::open(&data_dir)

@@ -419,13 +419,7 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
             last_error = Some(e.to_string());
         }
         if let Ok(list) = list {
-            for seq in list.lines().filter_map(|l| {
-                l.strip_suffix(".ts")?
-                    .rsplit('/')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            }) {
+            for seq in vilokanam_testnet::segment_seqs(&list) {
                 if fetched.insert(seq) {
                     let seg = viewer
                         .segment_file(&stream, seq)
@@ -681,13 +675,7 @@ async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() 
             "played past the first budget within 40 s"
         );
         if let Ok(list) = viewer.playlist(&stream).await {
-            for seq in list.lines().filter_map(|l| {
-                l.strip_suffix(".ts")?
-                    .rsplit('/')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            }) {
+            for seq in vilokanam_testnet::segment_seqs(&list) {
                 if played.insert(seq) {
                     viewer.segment_file(&stream, seq).await.unwrap();
                 }

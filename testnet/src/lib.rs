@@ -843,34 +843,32 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         }
     }
     println!("stopping the testnet");
-    if let Some(p) = &paid {
-        // In order: the viewer hands its last voucher over as it stops,
-        // then the creator claims what is worth a claim and closes the
-        // channel (the rest of the deposit goes back to the viewer), then
-        // the balances are read; the chain stops last.
-        if let Some(player) = &player {
-            player.abort();
-        }
+    if let Some(player) = &player {
+        player.abort();
+    }
+    // In order: the viewer hands its last voucher over as it stops; the
+    // source and the publisher stop; the creator claims what is worth a
+    // claim and closes the channel (the rest of the deposit goes back to
+    // the viewer); the balances are read; the chain stops last.
+    if paid.is_some() {
         println!("  {}", payment_line(&api, &creator, &stream).await);
         println!(
             "settling: stopping the viewer, then the creator (it claims and closes the channel)"
         );
         t.stop(viewer).await?;
-        t.stop_helpers().await;
-        if let Some(pid) = publish.id() {
-            signal(pid, "-TERM");
-        }
-        let _ = publish.wait().await;
-        t.stop(0).await?;
-        if let Err(e) = p.print_settlement().await {
-            println!("could not read the balances: {e:#}");
-        }
     }
+    // ffmpeg before the publisher it feeds: no broken-pipe noise.
     t.stop_helpers().await;
     if let Some(pid) = publish.id() {
         signal(pid, "-TERM");
     }
     let _ = publish.wait().await;
+    if let Some(p) = &paid {
+        t.stop(0).await?;
+        if let Err(e) = p.print_settlement().await {
+            println!("could not read the balances: {e:#}");
+        }
+    }
     t.shutdown().await?;
     if let Some(p) = paid {
         p.chain.stop().await?;
@@ -890,8 +888,9 @@ async fn first_playable(viewer: &Api, stream: &str) -> bool {
     matches!(viewer.segment_file(stream, seq).await, Ok(Some(_)))
 }
 
-/// The segment numbers of an HLS playlist of ours (`…/<seq>.ts` lines).
-fn segment_seqs(list: &str) -> impl Iterator<Item = u64> + '_ {
+/// The segment numbers of an HLS playlist of ours (`…/<seq>.ts` lines),
+/// in playlist order: what a player would fetch.
+pub fn segment_seqs(list: &str) -> impl Iterator<Item = u64> + '_ {
     list.lines().filter_map(|l| {
         l.strip_suffix(".ts")?
             .rsplit('/')

@@ -121,6 +121,6 @@ impl DaemonCmd {
     pub async fn run(self) -> Result<()> {
         let exit_with_parent = self.exit_with_parent;
         let (data_dir, config) = self.resolve()?;
-        crate::daemon::run_with(data_dir, config, exit_with_parent).await
+        crate::daemon::run(data_dir, config, exit_with_parent).await
     }
 }
