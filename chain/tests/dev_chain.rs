@@ -34,12 +34,7 @@ async fn dev_chain() -> Option<(DevChain, Settlement)> {
 
 /// Builds `count` more blocks (chopsticks dev RPC).
 async fn new_blocks(client: &Settlement, count: u32) {
-    let _: serde_json::Value = client
-        .rpc()
-        .request(
-            "dev_newBlock",
-            subxt::rpcs::rpc_params![serde_json::json!({ "count": count })],
-        )
+    vilokanam_chain::test_utils::new_blocks(client, count)
         .await
         .expect("dev_newBlock");
 }

@@ -91,8 +91,21 @@ pub struct NodeConfig {
     /// `claim_cost`). Default 10. Held vouchers are also claimed when
     /// their channel nears expiry and at shutdown.
     pub claim_fee_multiple: u32,
-    /// Seconds between settlement checks (claims due). Default 30.
+    /// Seconds between settlement checks (claims due; as a viewer, ended
+    /// channels to reclaim). Default 30.
     pub claim_check_secs: u64,
+    /// As a viewer, blocks a channel stays open past its budget's playing
+    /// time before this node may take the rest of the deposit back
+    /// itself: the creator's time to claim. Default 14,400 (a day of 6 s
+    /// blocks). The creator's node refuses channels that expire within
+    /// 10 blocks and claims within 100 blocks of expiry, so much less
+    /// than 100 risks its pay.
+    pub channel_grace_blocks: u32,
+    /// As a creator, close a viewer's single-payee channel (claiming first
+    /// if that pays its fee) once its node has not asked for a key for
+    /// this many seconds: the viewer is done, and gets the rest of its
+    /// deposit back then rather than at expiry. Default 300.
+    pub close_idle_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -132,6 +145,8 @@ impl Default for NodeConfig {
             max_price: None,
             claim_fee_multiple: 10,
             claim_check_secs: 30,
+            channel_grace_blocks: 14_400,
+            close_idle_secs: 300,
         }
     }
 }
@@ -170,6 +185,8 @@ impl NodeConfig {
             ("publish_idle_secs", self.publish_idle_secs),
             ("relay_silence_secs", self.relay_silence_secs),
             ("claim_check_secs", self.claim_check_secs),
+            ("channel_grace_blocks", u64::from(self.channel_grace_blocks)),
+            ("close_idle_secs", self.close_idle_secs),
         ] {
             if v == 0 {
                 bail!("{key} must be at least 1");

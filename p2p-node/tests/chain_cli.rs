@@ -304,17 +304,90 @@ async fn a_paid_stream_announces_its_price_payee_and_chain() {
     t.shutdown().await.unwrap();
 }
 
+/// What a test player got of a stream.
+#[derive(Debug, Default)]
+struct Played {
+    /// Segments served, with their media seconds.
+    segments: std::collections::BTreeMap<u64, f64>,
+    /// The first refusal, when the picture stopped.
+    refused: Option<String>,
+    /// Segments served after the first refusal (a picture that came back).
+    after_refusal: usize,
+    /// Segments ffprobe decoded.
+    decoded: usize,
+    /// The last playlist error, if no playlist came.
+    playlist_error: Option<String>,
+}
+
+impl Played {
+    fn media_secs(&self) -> f64 {
+        self.segments.values().sum()
+    }
+}
+
+/// Plays `stream` at `viewer` for `secs` as a player would: the playlist
+/// every 500 ms, then each segment in it not fetched yet, in order. A
+/// refused segment is the end of the picture: its reason is kept, and the
+/// player keeps trying the next ones (none may be served after it). The
+/// first three segments served go through ffprobe.
+async fn play(viewer: &vilokanam_api::ApiClient, stream: &str, secs: u64) -> Played {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Played::default();
+    let mut tried = std::collections::BTreeSet::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        match viewer.playlist(stream).await {
+            Err(e) => p.playlist_error = Some(e.to_string()),
+            Ok(list) => {
+                for (seq, duration) in vilokanam_testnet::segment_durations(&list) {
+                    if !tried.insert(seq) {
+                        continue;
+                    }
+                    match viewer.segment_file(stream, seq).await {
+                        Ok(Some(seg)) => {
+                            if p.refused.is_some() {
+                                p.after_refusal += 1;
+                            }
+                            p.segments.insert(seq, duration);
+                            if p.decoded < 3 && which_ffprobe() {
+                                let f = dir.path().join(format!("{seq}.ts"));
+                                std::fs::write(&f, &seg).unwrap();
+                                assert!(ffprobe_decodes(&f), "segment {seq} decodes");
+                                p.decoded += 1;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            p.refused.get_or_insert(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    p
+}
+
 /// Pay per second, end to end, with real processes and the dev chain: a
-/// creator (Bob's account) publishes a paid stream; a viewer two hops
-/// away (Alice's account, behind a relay) watches with a budget: one
-/// channel on chain, a voucher per second played, keys bought per epoch
-/// from the creator's node. Its HLS decodes; the relay holds only
-/// ciphertext. Afterwards the creator holds exactly what the viewer
-/// spent, claims it at shutdown and closes the channel, and on chain
-/// Bob received exactly that and Alice got the rest of her deposit back.
+/// creator (Bob's account) publishes a stream at 1 mTICK/s with 1 s
+/// epochs; viewer A (Alice, two hops away behind a relay) watches with a
+/// budget of 0.1 TICK, viewer B (Charlie, one hop) with 6 s of budget and
+/// no top-up, so it stops paying mid-stream. Each opens one channel on
+/// chain; vouchers pay the media time played; keys are bought per epoch
+/// from the creator's node. Both HLS outputs decode; the relay holds only
+/// ciphertext; B's picture ends when its budget does, with the reason,
+/// within one epoch. Afterwards the creator holds exactly what each
+/// viewer spent, which is the seconds each watched × the price (within
+/// one second), and at shutdown claims and closes both channels: on
+/// chain Bob received exactly that and each viewer got exactly the rest
+/// of its deposit back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
+async fn two_viewers_pay_for_the_seconds_they_watched_and_the_chain_settles_exactly() {
     use vilokanam_chain::account::{account_id, keypair};
+    const PRICE: u128 = 1_000_000_000; // 1 mTICK/s in planck
+    const BUDGET_A: u128 = 100 * PRICE;
+    const BUDGET_B: u128 = 6 * PRICE;
     let Some(parts) = parts_for_test() else {
         return;
     };
@@ -323,23 +396,31 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
     let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
         .await
         .expect("connect");
-    let (alice, bob) = (
+    let (alice, bob, charlie) = (
         account_id(&keypair("//Alice").unwrap()),
         account_id(&keypair("//Bob").unwrap()),
+        account_id(&keypair("//Charlie").unwrap()),
     );
     let bin = env!("CARGO_BIN_EXE_vilokanam");
     let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
     // Accounts before the daemons start (they read them at start).
-    for (i, uri) in [(0, "//Bob"), (2, "//Alice")] {
+    for (i, uri) in [(0, "//Bob"), (2, "//Alice"), (3, "//Charlie")] {
         let d = t.root().join(format!("node{i}"));
         std::fs::create_dir_all(&d).unwrap();
         ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
     }
     let with_chain = vec!["--chain-rpc".to_string(), rpc.clone()];
-    for (i, relay) in [(0usize, false), (1, true), (2, false)] {
+    // 0 creator, 1 relay (behind 0), 2 viewer A (behind 1), 3 viewer B
+    // (behind 0).
+    for (relay, bootstrap) in [
+        (false, vec![]),
+        (true, vec![0]),
+        (false, vec![1]),
+        (false, vec![0]),
+    ] {
         t.spawn(vilokanam_testnet::NodeOptions {
             relay,
-            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            bootstrap,
             extra: with_chain.clone(),
             ..Default::default()
         })
@@ -362,9 +443,9 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
                 "--realtime",
                 "--loop",
                 "--price",
-                "200µTICK/s",
+                "1mTICK/s",
                 "--epoch-secs",
-                "2",
+                "1",
                 "--data-dir",
                 &creator_dir,
                 "--chain-rpc",
@@ -374,180 +455,191 @@ async fn a_viewer_pays_per_second_and_the_creator_is_paid_on_chain() {
         )
         .expect("publish");
     let stream = t.node(0).unwrap().stream("paid");
-    let viewer = t.api(2).unwrap();
-    vilokanam_testnet::wait_until(
-        "the viewer hears the offer",
-        std::time::Duration::from_secs(30),
-        || async {
-            Ok(viewer
-                .stream(&stream)
-                .await
-                .map(|s| s.offer.is_some())
-                .unwrap_or(false))
-        },
-    )
-    .await
-    .unwrap();
-    let alice_before = client.balance(&alice).await.unwrap();
-    let bob_before = client.balance(&bob).await.unwrap();
-    // Watch with a budget: one channel on chain.
-    let api2 = t.node(2).unwrap().api_addr.clone();
-    let out = tokio::process::Command::new(bin)
-        .args(["watch", &stream, "--budget", "0.1TICK", "--api", &api2])
-        .output()
+    let (a, b) = (t.api(2).unwrap(), t.api(3).unwrap());
+    for v in [&a, &b] {
+        vilokanam_testnet::wait_until(
+            "the viewer hears the offer",
+            std::time::Duration::from_secs(30),
+            || async {
+                Ok(v.stream(&stream)
+                    .await
+                    .map(|s| s.offer.is_some())
+                    .unwrap_or(false))
+            },
+        )
         .await
         .unwrap();
-    assert!(ok(&out).contains("/live.m3u8"));
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("paying 200 µTICK/s to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty from a budget of 0.1 TICK"),
-        "{said}"
-    );
-    let channels = client.channels().await.unwrap();
-    assert_eq!(channels.len(), 1, "one channel for the session");
-    let channel = channels[0].clone();
-    assert_eq!((channel.payer, channel.deposit), (alice, 100_000_000_000));
-    // Play like a player for a while: every new segment of the playlist.
-    let dir = tempfile::tempdir().unwrap();
-    let mut fetched = std::collections::BTreeSet::new();
-    let mut decoded = 0;
-    let started = std::time::Instant::now();
-    let mut last_error = None;
-    while started.elapsed() < std::time::Duration::from_secs(12) {
-        let list = viewer.playlist(&stream).await;
-        if let Err(e) = &list {
-            last_error = Some(e.to_string());
-        }
-        if let Ok(list) = list {
-            for seq in vilokanam_testnet::segment_seqs(&list) {
-                if fetched.insert(seq) {
-                    let seg = viewer
-                        .segment_file(&stream, seq)
-                        .await
-                        .unwrap()
-                        .expect("held");
-                    if decoded < 3 && which_ffprobe() {
-                        let p = dir.path().join(format!("{seq}.ts"));
-                        std::fs::write(&p, &seg).unwrap();
-                        assert!(
-                            ffprobe_decodes(&p),
-                            "segment {seq} of the paying viewer decodes"
-                        );
-                        decoded += 1;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    if fetched.is_empty() {
+    let before = [
+        client.balance(&alice).await.unwrap(),
+        client.balance(&bob).await.unwrap(),
+        client.balance(&charlie).await.unwrap(),
+    ];
+    // Watch with a budget: one channel on chain per viewer.
+    let (api_a, api_b) = (
+        t.node(2).unwrap().api_addr.clone(),
+        t.node(3).unwrap().api_addr.clone(),
+    );
+    for (api, budget) in [(&api_a, "0.1TICK"), (&api_b, "0.006TICK")] {
+        let out = tokio::process::Command::new(bin)
+            .args(["watch", &stream, "--budget", budget, "--api", api])
+            .output()
+            .await
+            .unwrap();
+        assert!(ok(&out).contains("/live.m3u8"));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(&format!("paying 1 mTICK/s to {BOB} from a budget of")),
+            "{said}"
+        );
+    }
+    let channels = client.channels().await.unwrap();
+    assert_eq!(channels.len(), 2, "one channel per viewer session");
+    let channel_of = |who: &vilokanam_chain::AccountId| {
+        channels
+            .iter()
+            .find(|c| &c.payer == who)
+            .cloned()
+            .expect("the viewer's channel")
+    };
+    let (chan_a, chan_b) = (channel_of(&alice), channel_of(&charlie));
+    assert_eq!((chan_a.deposit, chan_b.deposit), (BUDGET_A, BUDGET_B));
+    // Both play at once: A for 14 s, B for 16 s (past its 6 s of budget).
+    let (played_a, played_b) = tokio::join!(play(&a, &stream, 14), play(&b, &stream, 16));
+    if played_a.segments.is_empty() || played_b.segments.is_empty() {
         let _ = publisher.start_kill();
         let out = publisher.wait_with_output().await.unwrap();
         panic!(
-            "nothing played (last playlist error: {last_error:?}); publisher: {}",
+            "nothing played: A {played_a:?}, B {played_b:?}; publisher: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(fetched.len() >= 8, "played {} segments", fetched.len());
+    let (secs_a, secs_b) = (played_a.media_secs(), played_b.media_secs());
+    eprintln!("A watched {secs_a:.2} s ({played_a:?}), B {secs_b:.2} s ({played_b:?})");
+    assert!(played_a.segments.len() >= 8, "{played_a:?}");
+    assert!(played_a.refused.is_none(), "{played_a:?}");
+    // B stopped paying when its budget ran out: the picture ended with
+    // the reason, within one epoch (1 s) of the 6 s it paid for, and did
+    // not come back.
+    let reason = played_b.refused.clone().expect("B's picture ends");
+    assert!(reason.contains("budget exhausted"), "{reason}");
+    assert_eq!(played_b.after_refusal, 0, "{played_b:?}");
+    assert!(secs_b <= 6.0 + 1.0, "B watched {secs_b} s on 6 s of budget");
     // The relay holds the same chunks, as ciphertext only.
     let relay = t.api(1).unwrap();
-    let any = *fetched.iter().next().unwrap();
+    let any = *played_a.segments.keys().next().unwrap();
     assert!(
         relay.segment_file(&stream, any).await.is_err(),
         "the relay cannot serve it as video"
     );
-    // What the viewer paid, and what the creator holds.
-    let spending = viewer.spending().await.unwrap();
-    assert_eq!(spending.len(), 1);
-    let spent: u128 = spending[0].spent.parse().unwrap();
-    assert!(spending[0].seconds_paid >= 8, "{spending:?}");
-    assert!(
-        spent >= 200_000_000 * u128::from(spending[0].seconds_paid),
-        "{spending:?}"
-    );
-    ok(&tokio::process::Command::new(bin)
-        .args(["unwatch", &stream, "--api", &api2])
-        .output()
-        .await
-        .unwrap());
-    // The same on /metrics, on both sides.
-    assert_eq!(
-        viewer
-            .metric("vilokanam_node_spent_planck", &[])
+    // What each viewer paid: the seconds it watched × the price, within
+    // one second (a partial first epoch is paid in full).
+    let mut spent = Vec::new();
+    for (v, secs, budget) in [(&a, secs_a, BUDGET_A), (&b, secs_b, BUDGET_B)] {
+        let s = v.spending().await.unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        let x: u128 = s[0].spent.parse().unwrap();
+        let watched = (secs * PRICE as f64) as u128;
+        assert!(
+            x + PRICE >= watched && x <= watched + PRICE,
+            "spent {x} for {secs} s watched at {PRICE}/s: {s:?}"
+        );
+        assert!(x <= budget);
+        assert!(
+            (s[0].seconds_paid as f64 - secs).abs() <= 1.0,
+            "{s:?} for {secs} s"
+        );
+        assert_eq!(
+            v.metric("vilokanam_node_spent_planck", &[]).await.unwrap(),
+            x as f64
+        );
+        spent.push(x);
+    }
+    for api in [&api_a, &api_b] {
+        ok(&tokio::process::Command::new(bin)
+            .args(["unwatch", &stream, "--api", api])
+            .output()
             .await
-            .unwrap(),
-        spent as f64
-    );
+            .unwrap());
+    }
     let creator = t.api(0).unwrap();
     assert!(
         creator
             .metric("vilokanam_node_keys_granted", &[])
             .await
             .unwrap()
-            >= 2.0
+            >= 8.0
     );
     vilokanam_testnet::wait_until(
-        "the creator holds the last voucher",
+        "the creator holds each viewer's last voucher",
         std::time::Duration::from_secs(10),
         || async {
             let e = creator.earnings().await?;
-            Ok(e.len() == 1 && e[0].accrued == spent.to_string())
+            let held = |ch: u64| {
+                e.iter()
+                    .find(|r| r.channel == ch)
+                    .map(|r| r.accrued.clone())
+            };
+            Ok(held(chan_a.id) == Some(spent[0].to_string())
+                && held(chan_b.id) == Some(spent[1].to_string()))
         },
     )
     .await
     .unwrap();
-    // Ctrl-C on the creator: it claims and closes the channel.
+    // Ctrl-C on the creator: it claims and closes both channels.
     let mut events = Box::pin(client.watch_events().await.unwrap());
     let _ = publisher.start_kill();
     let _ = publisher.wait().await;
     t.stop(0).await.expect("creator stops");
-    let mut claimed = None;
-    let mut closed = None;
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+    let mut closed = std::collections::BTreeMap::new();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
         use futures::StreamExt;
-        while closed.is_none() {
+        while closed.len() < 2 {
             for ev in events.next().await.expect("events").expect("batch").1 {
-                match ev {
-                    vilokanam_chain::TickEvent::Claimed {
-                        channel: c,
-                        claimed: x,
-                    } if c == channel.id => claimed = Some(x),
-                    vilokanam_chain::TickEvent::Closed {
-                        channel: c,
-                        closed: x,
-                    } if c == channel.id => closed = Some(x),
-                    _ => {}
+                if let vilokanam_chain::TickEvent::Closed {
+                    channel: c,
+                    closed: x,
+                } = ev
+                {
+                    closed.insert(c, x);
                 }
             }
         }
     })
     .await
-    .expect("claim and close within 30 s");
-    let closed = closed.expect("closed");
-    // On chain, exactly what the viewer signed went to its only payee,
-    // Bob (the claim's own event may fall between two blocks the event
-    // stream reports; `paid` at close is the sum of all claims), and the
-    // rest of the deposit back to Alice.
-    if let Some(c) = claimed {
-        assert_eq!((c.payee, c.amount), (bob, spent));
+    .expect("both channels claimed and closed within 60 s");
+    // On chain: exactly what each viewer signed was paid, the rest of
+    // each deposit refunded, nothing left on hold.
+    for (chan, x) in [(&chan_a, spent[0]), (&chan_b, spent[1])] {
+        let c = &closed[&chan.id];
+        assert_eq!((c.paid, c.refunded), (x, chan.deposit - x), "{c:?}");
+        assert!(client.channel(chan.id).await.unwrap().is_none());
     }
-    assert_eq!(closed.paid, spent);
-    assert_eq!(closed.refunded, channel.deposit - spent);
-    assert!(client.channel(channel.id).await.unwrap().is_none());
-    let alice_after = client.balance(&alice).await.unwrap();
-    assert_eq!(
-        alice_after.reserved, alice_before.reserved,
-        "the deposit is released"
-    );
-    let alice_loss =
-        (alice_before.free + alice_before.reserved) - (alice_after.free + alice_after.reserved);
-    // What she watched, plus the one fee of opening (under 0.01 TICK).
+    let after = [
+        client.balance(&alice).await.unwrap(),
+        client.balance(&bob).await.unwrap(),
+        client.balance(&charlie).await.unwrap(),
+    ];
+    for (i, x) in [(0, spent[0]), (2, spent[1])] {
+        assert_eq!(after[i].reserved, before[i].reserved, "deposit released");
+        let loss = (before[i].free + before[i].reserved) - (after[i].free + after[i].reserved);
+        // What it watched, plus the one fee of opening (under 0.01 TICK).
+        assert!(
+            loss > x && loss - x < 10_000_000_000,
+            "viewer {i}: -{loss} for {x}"
+        );
+    }
+    // Bob: what both signed, less his claim and close fees.
+    let gain = after[1].free - before[1].free;
+    let total = spent[0] + spent[1];
     assert!(
-        alice_loss > spent && alice_loss - spent < 10_000_000_000,
-        "Alice -{alice_loss} for {spent}"
+        gain < total && total - gain < 20_000_000_000,
+        "Bob +{gain} for {total}"
     );
-    let bob_after = client.balance(&bob).await.unwrap();
-    assert_ne!(bob_after.free, bob_before.free);
+    eprintln!(
+        "settled: A paid {} for {secs_a:.2} s, B {} for {secs_b:.2} s; Bob +{gain} after fees",
+        spent[0], spent[1]
+    );
     t.shutdown().await.unwrap();
     chain.stop().await.unwrap();
 }
@@ -733,6 +825,258 @@ async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() 
     assert_eq!(
         client.channel(channel.id).await.unwrap().unwrap().paid,
         spent
+    );
+    t.shutdown().await.unwrap();
+    chain.stop().await.unwrap();
+}
+
+/// Waits for the `Closed` event of `channel` (from `events`).
+async fn closed_event(
+    events: &mut (impl futures::Stream<
+        Item = Result<(u64, Vec<vilokanam_chain::TickEvent>), vilokanam_chain::SettlementError>,
+    > + Unpin),
+    channel: u64,
+    what: &str,
+) -> vilokanam_chain::Closed {
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            for ev in events.next().await.expect("events").expect("batch").1 {
+                if let vilokanam_chain::TickEvent::Closed { channel: c, closed } = ev {
+                    if c == channel {
+                        return closed;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 60 s"))
+}
+
+/// Plays `stream` at `viewer` until it paid for `min_secs` of it.
+async fn play_for(viewer: &vilokanam_api::ApiClient, stream: &str, min_secs: u64) -> u128 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut fetched = std::collections::BTreeSet::new();
+    loop {
+        let paid = viewer
+            .spending()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.stream == stream && s.state == vilokanam_api::SpendingState::Watching)
+            .map(|s| (s.seconds_paid, s.spent.parse::<u128>().unwrap()));
+        if let Some((secs, spent)) = paid {
+            if secs >= min_secs {
+                return spent;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "paid {paid:?} of {min_secs} s within 60 s"
+        );
+        if let Ok(list) = viewer.playlist(stream).await {
+            for seq in vilokanam_testnet::segment_seqs(&list) {
+                if fetched.insert(seq) {
+                    viewer.segment_file(stream, seq).await.unwrap();
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The viewer gets the rest of its deposit back when it is done, with no
+/// transaction of its own when the creator is up, and by itself when the
+/// creator never settles:
+/// 1. Alice watches, stops; the creator's node, no longer asked for keys
+///    (`close_idle_secs` = 3), claims what she signed and closes her
+///    channel while it keeps running: she gets exactly the rest back, and
+///    her `spending` says the creator closed it.
+/// 2. Charlie watches; the creator's node is SIGKILLed (it never
+///    closes: with a short `channel_grace_blocks` (20) the channel is near
+///    expiry from the start, so the creator may have claimed what it held,
+///    but no more); Charlie stops watching and his node is stopped. After
+///    the channel's expiry his node, restarted, closes the channel itself
+///    from the record on disk and gets exactly the rest back (what the
+///    creator did not claim in time is forfeit); `vilokanam spending`
+///    says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_gets_the_rest_back_when_done_and_by_itself_after_expiry() {
+    use vilokanam_chain::account::{account_id, keypair};
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
+        .await
+        .expect("connect");
+    let (alice, charlie) = (
+        account_id(&keypair("//Alice").unwrap()),
+        account_id(&keypair("//Charlie").unwrap()),
+    );
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
+    let configs = [
+        "claim_check_secs = 1\nclose_idle_secs = 3\n",
+        "claim_check_secs = 1\nchannel_grace_blocks = 20\n",
+        "claim_check_secs = 1\nchannel_grace_blocks = 20\n",
+    ];
+    for (i, uri) in [(0, "//Bob"), (1, "//Alice"), (2, "//Charlie")] {
+        let d = t.root().join(format!("node{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.toml"), configs[i]).unwrap();
+        ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
+    }
+    let opts = |bootstrap: Vec<usize>| vilokanam_testnet::NodeOptions {
+        bootstrap,
+        extra: vec!["--chain-rpc".to_string(), rpc.clone()],
+        ..Default::default()
+    };
+    t.spawn(opts(vec![])).await.expect("creator");
+    t.spawn(opts(vec![0])).await.expect("viewer Alice");
+    t.spawn(opts(vec![0])).await.expect("viewer Charlie");
+    t.wait_connected().await.expect("connected");
+    let clip = t.root().join("sample.ts");
+    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
+    let clip = clip.to_string_lossy().into_owned();
+    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
+    let mut publisher = t
+        .publish(
+            0,
+            &[
+                "--name",
+                "paid",
+                "--input",
+                &clip,
+                "--realtime",
+                "--loop",
+                "--price",
+                "1mTICK/s",
+                "--epoch-secs",
+                "1",
+                "--data-dir",
+                &creator_dir,
+                "--chain-rpc",
+                &rpc,
+            ],
+            std::process::Stdio::null(),
+        )
+        .expect("publish");
+    let stream = t.node(0).unwrap().stream("paid");
+    let (a, c) = (t.api(1).unwrap(), t.api(2).unwrap());
+    for v in [&a, &c] {
+        vilokanam_testnet::wait_until("the offer", std::time::Duration::from_secs(30), || async {
+            Ok(v.stream(&stream)
+                .await
+                .map(|s| s.offer.is_some())
+                .unwrap_or(false))
+        })
+        .await
+        .unwrap();
+    }
+    let budget = vilokanam_api::WatchRequest {
+        max_price_per_sec: None,
+        budget: Some("50000000000".into()), // 0.05 TICK: 50 s
+        top_up_to: None,
+    };
+    let mut events = Box::pin(client.watch_events().await.unwrap());
+
+    // 1. Alice is done: the creator closes her channel while it runs.
+    let alice_before = client.balance(&alice).await.unwrap();
+    a.watch_with(&stream, &budget).await.unwrap();
+    let chan_a = client.channels().await.unwrap()[0].clone();
+    assert_eq!(chan_a.payer, alice);
+    play_for(&a, &stream, 6).await;
+    a.unwatch(&stream).await.unwrap();
+    let spent_a: u128 = a.spending().await.unwrap()[0].spent.parse().unwrap();
+    let closed = closed_event(&mut events, chan_a.id, "the creator closes Alice's channel").await;
+    assert_eq!(
+        (closed.paid, closed.refunded),
+        (spent_a, chan_a.deposit - spent_a)
+    );
+    let alice_after = client.balance(&alice).await.unwrap();
+    assert_eq!(alice_after.reserved, alice_before.reserved, "nothing held");
+    vilokanam_testnet::wait_until(
+        "Alice's node sees the channel closed",
+        std::time::Duration::from_secs(30),
+        || async { Ok(a.spending().await?[0].state == vilokanam_api::SpendingState::Closed) },
+    )
+    .await
+    .unwrap();
+
+    // 2. The creator never settles Charlie's channel: he takes it back.
+    let charlie_before = client.balance(&charlie).await.unwrap();
+    c.watch_with(&stream, &budget).await.unwrap();
+    let chan_c = client
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|ch| ch.payer == charlie)
+        .expect("Charlie's channel");
+    let spent_c = play_for(&c, &stream, 3).await;
+    assert!(spent_c > 0);
+    let _ = publisher.start_kill();
+    let _ = publisher.wait().await;
+    t.kill(0).await.unwrap();
+    let claimed_c = client.channel(chan_c.id).await.unwrap().unwrap().paid;
+    assert!(claimed_c <= spent_c);
+    c.unwatch(&stream).await.unwrap();
+    let s = c.spending().await.unwrap();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(
+        (s[0].state, s[0].expires_at),
+        (vilokanam_api::SpendingState::Ended, chan_c.expires_at),
+        "{s:?}"
+    );
+    // Before expiry nothing happens; his node goes down with the record
+    // on disk.
+    t.stop(2).await.unwrap();
+    let now = client.finalized_number().await.unwrap();
+    assert!(now < u64::from(chan_c.expires_at));
+    vilokanam_chain::test_utils::new_blocks(&client, chan_c.expires_at - now as u32)
+        .await
+        .unwrap();
+    t.restart(2, opts(vec![]))
+        .await
+        .expect("Charlie's node again");
+    let closed = closed_event(&mut events, chan_c.id, "Charlie's node reclaims").await;
+    assert_eq!(
+        (closed.paid, closed.refunded),
+        (claimed_c, chan_c.deposit - claimed_c),
+        "the rest of the deposit comes back"
+    );
+    let charlie_after = client.balance(&charlie).await.unwrap();
+    assert_eq!(charlie_after.reserved, charlie_before.reserved);
+    let loss = (charlie_before.free + charlie_before.reserved)
+        - (charlie_after.free + charlie_after.reserved);
+    assert!(
+        loss >= claimed_c && loss - claimed_c < 10_000_000_000,
+        "what the creator claimed, and the fees of open and close: -{loss}"
+    );
+    let api2 = t.node(2).unwrap().api_addr.clone();
+    vilokanam_testnet::wait_until(
+        "Charlie's node records the reclaim",
+        std::time::Duration::from_secs(30),
+        || async {
+            Ok(t.api(2)?.spending().await?[0].state == vilokanam_api::SpendingState::Reclaimed)
+        },
+    )
+    .await
+    .unwrap();
+    let out = ok(&tokio::process::Command::new(bin)
+        .args(["spending", "--api", &api2])
+        .output()
+        .await
+        .unwrap());
+    assert!(
+        out.contains(&format!(
+            "settled: reclaimed {} after expiry",
+            vilokanam_chain::format_amount(chan_c.deposit - claimed_c)
+        )),
+        "{out}"
     );
     t.shutdown().await.unwrap();
     chain.stop().await.unwrap();

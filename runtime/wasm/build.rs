@@ -38,13 +38,13 @@ fn main() {
         .canonicalize()
         .expect("the workspace root exists");
     println!("cargo:rerun-if-env-changed=SKIP_WASM_BUILD");
-    for dir in ["runtime/vilokanam-runtime", "runtime/pallets"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    // Relative to this package (cargo resolves them against the package
+    // it builds): absolute paths would tie the cached build to the clone
+    // that first ran it, and a second clone sharing the target dir (whose
+    // units hash the same) would keep a wasm built from the other's tree.
+    for path in ["../vilokanam-runtime", "../pallets", "../../Cargo.lock"] {
+        println!("cargo:rerun-if-changed={path}");
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
     if std::env::var_os("SKIP_WASM_BUILD").is_some() {
         write(
             &dest,

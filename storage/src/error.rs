@@ -33,6 +33,12 @@ pub enum StorageError {
     /// The account file exists and overwriting was not asked for.
     #[error("an account is already stored in {0}; pass --force to replace it")]
     AccountExists(PathBuf),
+    /// Another process (or a handle this process has not dropped) holds
+    /// the database's lock: two nodes cannot share a data directory.
+    #[error(
+        "database {0} is in use by another vilokanam process (each node needs its own --data-dir)"
+    )]
+    InUse(PathBuf),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sled::Error),

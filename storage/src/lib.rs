@@ -12,7 +12,9 @@
 //!     published stream;
 //!   - [`blocks`]: payloads by CID, verified on write;
 //!   - [`vouchers`]: the best voucher held per (channel, payee), written
-//!     before the key it paid for is sent.
+//!     before the key it paid for is sent;
+//!   - [`sessions`]: the channels this node opened as a viewer, kept
+//!     until the rest of each deposit is back.
 //!
 //! Every tree is bounded by what the local user does (publishing,
 //! watching) or by an explicit cap ([`peers::MAX_PEERS`]); nothing a peer
@@ -24,10 +26,12 @@ pub mod blocks;
 mod error;
 pub mod keys;
 pub mod peers;
+pub mod sessions;
 pub mod streams;
 pub mod vouchers;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -35,6 +39,7 @@ pub use blocks::Blocks;
 pub use error::StorageError;
 pub use keys::{load_account, load_or_create as load_or_create_keys, store_account, NodeKeys};
 pub use peers::{KnownPeer, Peers};
+pub use sessions::{SessionRecord, Sessions};
 pub use streams::{StreamRecord, StreamRole, Streams};
 pub use vouchers::{VoucherRecord, Vouchers};
 
@@ -50,12 +55,14 @@ pub struct Store {
     pub blocks: Blocks,
     /// Vouchers held as a payee.
     pub vouchers: Vouchers,
+    /// Channels opened as a viewer.
+    pub sessions: Sessions,
 }
 
 impl Store {
     /// Opens (or creates) the database at `dir/db`, migrating old records.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = sled::open(dir.join("db"))?;
+        let db = open_db(&dir.join("db"))?;
         let store = Store {
             peers: Peers {
                 tree: db.open_tree("peers")?,
@@ -68,6 +75,9 @@ impl Store {
             },
             vouchers: Vouchers {
                 tree: db.open_tree("vouchers")?,
+            },
+            sessions: Sessions {
+                tree: db.open_tree("sessions")?,
             },
             db,
         };
@@ -90,6 +100,32 @@ impl Store {
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// How long [`open_db`] retries a database whose lock is held.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the sled database at `path`. sled holds an exclusive lock on
+/// the directory while any of its threads holds the database, and a
+/// handle dropped in this process can still be held for a moment by
+/// sled's background threads (its flusher finishing a write), so a held
+/// lock is retried for [`LOCK_WAIT`] before it is reported as
+/// [`StorageError::InUse`]. sled only offers a non-blocking `try_lock`,
+/// so there is no event to wait for.
+fn open_db(path: &Path) -> Result<sled::Db, StorageError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(StorageError::InUse(path.to_owned()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

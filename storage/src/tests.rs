@@ -149,3 +149,23 @@ fn blocks_are_verified_before_storing() {
         "a bad write does not corrupt the stored block"
     );
 }
+
+#[test]
+fn a_data_dir_in_use_is_refused_with_its_reason_and_freed_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    first
+        .peers
+        .remember("p1", "/ip4/127.0.0.1/tcp/1", 10)
+        .unwrap();
+    let err = Store::open(dir.path()).err().expect("the lock is held");
+    assert!(matches!(err, StorageError::InUse(_)), "{err}");
+    assert!(err
+        .to_string()
+        .contains("in use by another vilokanam process"));
+    drop(first);
+    // Reopening at once after the drop works (sled's threads may still
+    // hold the lock for a moment; open waits for them).
+    let again = Store::open(dir.path()).unwrap();
+    assert_eq!(again.peers.recent(10).unwrap()[0].0, "p1");
+}

@@ -900,6 +900,24 @@ pub fn segment_seqs(list: &str) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
+/// The segments of an HLS media playlist with their `#EXTINF` durations
+/// in seconds, in playlist order.
+pub fn segment_durations(list: &str) -> Vec<(u64, f64)> {
+    let mut out = Vec::new();
+    let mut duration = None;
+    for line in list.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d
+                .split(',')
+                .next()
+                .and_then(|d| d.trim().parse::<f64>().ok());
+        } else if let Some(seq) = segment_seqs(line).next() {
+            out.push((seq, duration.take().unwrap_or(0.0)));
+        }
+    }
+    out
+}
+
 /// Plays `stream` at the viewer as a player would: every second, the
 /// playlist, then each segment in it not fetched yet.
 async fn play_along(viewer: Api, stream: String) {
@@ -927,7 +945,10 @@ async fn play_along(viewer: Api, stream: String) {
 async fn payment_line(viewer: &Api, creator: &Api, stream: &str) -> String {
     let fmt = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
     let spent = match viewer.spending().await {
-        Ok(list) => match list.iter().find(|s| s.stream == stream) {
+        Ok(list) => match list
+            .iter()
+            .find(|s| s.stream == stream && s.state == vilokanam_api::SpendingState::Watching)
+        {
             Some(s) => format!(
                 "viewer paid {} s: {} of {}, {} s left",
                 s.seconds_paid,

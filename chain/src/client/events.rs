@@ -3,27 +3,66 @@
 use super::*;
 
 impl Settlement {
-    /// Tick-stream events of finalized blocks from now on, one batch per
-    /// block (blocks without such events are skipped).
+    /// Tick-stream events of the blocks finalized after this call, one
+    /// batch per block, in block order (blocks without such events are
+    /// skipped).
+    /// Finality may jump several blocks at once (a dev chain building
+    /// blocks in a burst, a light client catching up): the blocks it
+    /// skipped are fetched by number, so no event is lost.
     pub async fn watch_events(
         &self,
     ) -> Result<
         impl futures::Stream<Item = Result<(u64, Vec<TickEvent>), SettlementError>> + use<>,
         SettlementError,
     > {
+        // "From now on" is from the block finalized now: the subscription
+        // may report its first block only when first polled, later.
+        let now = self.finalized_number().await?;
         let blocks = self
             .retry(|| async { Ok::<_, subxt::Error>(self.api.stream_blocks().await?) })
             .await?;
-        let stream = futures::stream::unfold(blocks, |mut blocks| async move {
+        let state = Follow {
+            blocks,
+            api: self.api.clone(),
+            next: Some(now + 1),
+            todo: std::collections::VecDeque::new(),
+        };
+        let stream = futures::stream::unfold(state, |mut f| async move {
             loop {
-                let block = match blocks.next().await? {
+                if let Some(n) = f.todo.pop_front() {
+                    let at = match f.api.at_block(n).await {
+                        Ok(at) => at,
+                        Err(e) => return Some((Err(other(e)), f)),
+                    };
+                    match block_events(&at).await {
+                        Ok(evs) if evs.is_empty() => continue,
+                        Ok(evs) => return Some((Ok((n, evs)), f)),
+                        Err(e) => return Some((Err(e), f)),
+                    }
+                }
+                let block = match f.blocks.next().await? {
                     Ok(b) => b,
-                    Err(e) => return Some((Err(other(e)), blocks)),
+                    Err(e) => return Some((Err(other(e)), f)),
                 };
-                match block_events(&block).await {
+                let n = block.number();
+                let from = f.next.unwrap_or(n);
+                if n < from {
+                    continue; // already reported
+                }
+                f.next = Some(n + 1);
+                if from < n {
+                    // Finality skipped `from..n`: those first, then `n`.
+                    f.todo.extend(from..=n);
+                    continue;
+                }
+                let at = match block.at().await {
+                    Ok(at) => at,
+                    Err(e) => return Some((Err(other(e)), f)),
+                };
+                match block_events(&at).await {
                     Ok(evs) if evs.is_empty() => continue,
-                    Ok(evs) => return Some((Ok((block.number(), evs)), blocks)),
-                    Err(e) => return Some((Err(e), blocks)),
+                    Ok(evs) => return Some((Ok((n, evs)), f)),
+                    Err(e) => return Some((Err(e), f)),
                 }
             }
         });
@@ -31,11 +70,23 @@ impl Settlement {
     }
 }
 
+/// The state of [`Settlement::watch_events`].
+struct Follow {
+    blocks: subxt::client::Blocks<PolkadotConfig>,
+    api: OnlineClient<PolkadotConfig>,
+    /// The next block number to report.
+    next: Option<u64>,
+    /// Block numbers to fetch and report before reading the stream again.
+    todo: std::collections::VecDeque<u64>,
+}
+
 async fn block_events(
-    block: &subxt::client::Block<PolkadotConfig>,
+    at: &subxt::client::ClientAtBlock<
+        PolkadotConfig,
+        subxt::client::OnlineClientAtBlockImpl<PolkadotConfig>,
+    >,
 ) -> Result<Vec<TickEvent>, SettlementError> {
     use api::tick_stream::Event as E;
-    let at = block.at().await.map_err(other)?;
     let events = at.events().fetch().await.map_err(other)?;
     let mut out = Vec::new();
     // One pass, in block order; only TickStream events are decoded.

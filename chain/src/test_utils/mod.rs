@@ -38,3 +38,17 @@ pub fn skip_or_require<T, E: std::fmt::Display>(what: &str, found: Result<T, E>)
         Err(e) => panic!("{what} is missing and {REQUIRE_ENV}=1: {e:#}"),
     }
 }
+
+/// Builds `count` more blocks on a dev chain (chopsticks' `dev_newBlock`),
+/// e.g. to reach a channel's expiry.
+pub async fn new_blocks(client: &crate::Settlement, count: u32) -> Result<(), String> {
+    let _: serde_json::Value = client
+        .rpc()
+        .request(
+            "dev_newBlock",
+            subxt::rpcs::rpc_params![serde_json::json!({ "count": count })],
+        )
+        .await
+        .map_err(|e| format!("dev_newBlock: {e}"))?;
+    Ok(())
+}

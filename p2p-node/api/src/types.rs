@@ -148,7 +148,8 @@ pub struct WatchRequest {
     pub top_up_to: Option<String>,
 }
 
-/// `GET /api/v0/spending`: one entry per paid stream this node pays for.
+/// `GET /api/v0/spending`: one entry per channel this node opened to pay
+/// for a stream: the sessions on, then the ended ones it remembers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpendingInfo {
     /// The stream.
@@ -163,6 +164,33 @@ pub struct SpendingInfo {
     pub budget: String,
     /// Seconds the rest of the budget pays for.
     pub seconds_left: u64,
+    /// Where the channel is.
+    #[serde(default)]
+    pub state: SpendingState,
+    /// Block from which the node may close the channel itself and take
+    /// the rest of the deposit back.
+    #[serde(default)]
+    pub expires_at: u32,
+    /// Planck this node took back by closing the channel after expiry.
+    #[serde(default)]
+    pub refunded: Option<String>,
+}
+
+/// Where a viewer's channel is (`GET /api/v0/spending`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendingState {
+    /// The session is on: the node pays as it plays.
+    #[default]
+    Watching,
+    /// The session ended; the rest of the deposit stays on hold until the
+    /// creator closes the channel, or until `expires_at`, when the node
+    /// closes it itself.
+    Ended,
+    /// The creator closed the channel: the rest came back.
+    Closed,
+    /// The node closed it after expiry and took the rest back.
+    Reclaimed,
 }
 
 /// `GET /api/v0/earnings`: one entry per voucher this node holds as a payee.

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use vilokanam_api::{ApiClient, StreamState};
+use vilokanam_api::{ApiClient, SpendingState, StreamState};
 
 use super::ApiArg;
 
@@ -177,14 +177,25 @@ pub async fn spending(client: &ApiClient) -> Result<()> {
     }
     for s in list {
         let amount = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+        let state = match s.state {
+            SpendingState::Watching => format!("watching, {} s left", s.seconds_left),
+            SpendingState::Ended => format!(
+                "ended; the rest is held until the creator closes the channel or block {}, when this node takes it back",
+                s.expires_at
+            ),
+            SpendingState::Closed => "settled: the creator closed the channel, the rest came back".into(),
+            SpendingState::Reclaimed => format!(
+                "settled: reclaimed {} after expiry",
+                amount(s.refunded.as_deref().unwrap_or("0"))
+            ),
+        };
         println!(
-            "{}\n  channel {}: {} s paid, spent {} of {}, {} s left",
+            "{}\n  channel {}: {} s paid, spent {} of {}; {state}",
             s.stream,
             s.channel,
             s.seconds_paid,
             amount(&s.spent),
             amount(&s.budget),
-            s.seconds_left
         );
     }
     Ok(())

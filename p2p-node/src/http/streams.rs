@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use vilokanam_api::{EarningInfo, SpendingInfo, StreamInfo, WatchRequest, WatchResponse};
+use vilokanam_api::{
+    EarningInfo, SpendingInfo, SpendingState, StreamInfo, WatchRequest, WatchResponse,
+};
 
 use super::{Api, HttpError, HttpResult};
 use crate::node::playlist_path;
@@ -25,13 +27,27 @@ async fn spending(State(api): State<Api>) -> Json<Vec<SpendingInfo>> {
             .spending()
             .await
             .into_iter()
-            .map(|s| SpendingInfo {
-                stream: s.stream.to_string(),
-                channel: s.channel,
-                seconds_paid: s.seconds_paid,
-                spent: s.spent.to_string(),
-                budget: s.budget.to_string(),
-                seconds_left: s.seconds_left,
+            .map(|s| {
+                use crate::node::payments::SpendingState as S;
+                let (state, refunded) = match s.state {
+                    S::Watching => (SpendingState::Watching, None),
+                    S::Ended => (SpendingState::Ended, None),
+                    S::Closed => (SpendingState::Closed, None),
+                    S::Reclaimed { refunded } => {
+                        (SpendingState::Reclaimed, Some(refunded.to_string()))
+                    }
+                };
+                SpendingInfo {
+                    stream: s.stream.to_string(),
+                    channel: s.channel,
+                    seconds_paid: s.seconds_paid,
+                    spent: s.spent.to_string(),
+                    budget: s.budget.to_string(),
+                    seconds_left: s.seconds_left,
+                    state,
+                    expires_at: s.expires_at,
+                    refunded,
+                }
             })
             .collect(),
     )

@@ -2,7 +2,8 @@
 //! `announce_interval_secs` (so nodes joining later learn of it), and ends
 //! published streams whose encoder went silent for `publish_idle_secs`;
 //! and every `claim_check_secs` claims the held vouchers that are due
-//! (worth `claim_fee_multiple` fees, or their channel near expiry).
+//! (worth `claim_fee_multiple` fees, or their channel near expiry) and,
+//! as a viewer, closes its ended channels that expired unclosed.
 //! Its clock is tokio's, so paused-time tests drive it.
 
 use std::time::Duration;
@@ -27,11 +28,15 @@ pub async fn run(node: NodeHandle, mut stop: watch::Receiver<bool>) {
     let mut settle = tokio::time::interval(Duration::from_secs(config.claim_check_secs.max(1)));
     settle.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let fee_multiple = config.claim_fee_multiple;
+    let idle_close = Duration::from_secs(config.close_idle_secs);
     loop {
         tokio::select! {
             _ = settle.tick() => {
-                if let Err(e) = node.inner.payments.claim_due(fee_multiple).await {
+                if let Err(e) = node.inner.payments.claim_due(fee_multiple, idle_close).await {
                     warn!(error = %e, "settlement check failed (retried next time)");
+                }
+                if let Err(e) = node.inner.payments.reclaim_expired().await {
+                    warn!(error = %e, "reclaim check failed (retried next time)");
                 }
             }
             _ = every.tick() => {

@@ -18,7 +18,8 @@ use tracing::{info, warn};
 use vilokanam_chain::{
     AccountId, Endpoint, OpenTerms, Payee, Payer, Settlement, Terms, Voucher, VoucherError,
 };
-use vilokanam_storage::{VoucherRecord, Vouchers};
+use vilokanam_storage::sessions::Settlement as Settled;
+use vilokanam_storage::{SessionRecord, Sessions, VoucherRecord, Vouchers};
 use vilokanam_swarm::protocols::keys::core::{Ask, KeyServer, KeyServerConfig, Pricing};
 use vilokanam_swarm::protocols::keys::paywall::{epoch_at, open_key, EpochKey, StreamSecret};
 use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyRequest, KeyResponse, Payment};
@@ -60,6 +61,9 @@ struct Checked {
     /// no one else can present one; without this, anyone who read the
     /// channel id on chain could use up its payer's credit.)
     peer: Option<vilokanam_swarm::libp2p::PeerId>,
+    /// When its payer's node last asked for a key (ms since the epoch): a
+    /// watching viewer asks every epoch, so a long silence means it is done.
+    last_request_ms: u64,
 }
 
 /// A viewer's paying session for one stream.
@@ -78,6 +82,27 @@ pub(crate) struct Session {
     step: u128,
     /// Top-ups stop at this total.
     ceiling: u128,
+    /// The budget could not pay a segment: nothing more is paid, so the
+    /// picture ends there (a shorter later segment that would still fit
+    /// must not play after a gap).
+    exhausted: bool,
+}
+
+/// Where a viewer's channel is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendingState {
+    /// The session is on: the node pays as it plays.
+    Watching,
+    /// The session ended; the rest of the deposit is on hold until the
+    /// payee closes the channel or it expires (then this node closes it).
+    Ended,
+    /// The payee closed the channel: the rest came back.
+    Closed,
+    /// This node closed it after expiry and got `refunded` back.
+    Reclaimed {
+        /// Planck returned.
+        refunded: u128,
+    },
 }
 
 /// What a viewer has paid, for the API.
@@ -95,6 +120,10 @@ pub struct Spending {
     pub budget: u128,
     /// Seconds the rest of the budget pays for.
     pub seconds_left: u64,
+    /// Where the channel is.
+    pub state: SpendingState,
+    /// Block from which this node may close the channel itself.
+    pub expires_at: u32,
 }
 
 /// The payments service of a node.
@@ -106,6 +135,13 @@ pub(crate) struct Payments {
     keys: Mutex<KeyServer>,
     channels: tokio::sync::Mutex<LruCache<u64, Checked>>,
     sessions: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<Session>>>>,
+    /// The viewer's channels on disk (history, and reclaims after expiry).
+    history: Sessions,
+    /// Blocks a viewer's channel runs past its budget's playing time.
+    grace_blocks: u32,
+    /// When this service started (ms since the epoch): the idle clock of
+    /// channels it has not heard from since.
+    started_ms: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +153,8 @@ impl Payments {
         access: Option<ChainAccess>,
         voucher_key: SigningKey,
         vouchers: Vouchers,
+        history: Sessions,
+        grace_blocks: u32,
     ) -> Self {
         Payments {
             access,
@@ -128,6 +166,9 @@ impl Payments {
                 NonZeroUsize::new(MAX_CHANNELS).unwrap_or(NonZeroUsize::MIN),
             )),
             sessions: Mutex::new(HashMap::new()),
+            history,
+            grace_blocks,
+            started_ms: now_ms(),
         }
     }
 
@@ -258,6 +299,7 @@ impl Payments {
             // A valid voucher from this peer: the channel is its.
             c.peer.get_or_insert(peer);
         }
+        c.last_request_ms = now_ms();
         let paid = c.payee.owed();
         let viewer = c.voucher_key;
         drop(channels);
@@ -365,6 +407,7 @@ impl Payments {
             voucher_key,
             stream: req.stream.clone(),
             peer: None,
+            last_request_ms: now_ms(),
         })
     }
 
@@ -378,13 +421,13 @@ impl Payments {
     pub(crate) async fn claim_all(&self, shutdown: bool) -> Result<u128, String> {
         let close = shutdown;
         let held = self.vouchers.all().map_err(|e| e.to_string())?;
+        if held.is_empty() {
+            return Ok(0);
+        }
         let todo: Vec<_> = held
             .into_iter()
             .filter(|r| r.cumulative > r.claimed)
             .collect();
-        if todo.is_empty() {
-            return Ok(0);
-        }
         let chain = self.chain().await?;
         let key = self.account()?;
         let me = vilokanam_chain::account::account_id(&key);
@@ -446,44 +489,79 @@ impl Payments {
                     continue;
                 }
             }
-            if close {
-                match chain.channel(r.channel).await {
-                    Ok(Some(c)) if c.max_payees == 1 => match chain.close(&key, r.channel).await {
-                        Ok(closed) => {
-                            info!(
-                                channel = r.channel,
-                                refunded = closed.outcome.refunded,
-                                "closed the channel; the rest went back to its payer"
-                            );
-                            let _ = self.vouchers.remove(r.channel, &r.payee);
-                        }
-                        Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
-                    },
-                    _ => {}
-                }
-            }
+        }
+        if close {
+            self.close_settled(chain, &key).await?;
         }
         Ok(total)
+    }
+
+    /// Closes the single-payee channels whose held voucher is claimed in
+    /// full, which returns the rest of each deposit to its payer, and
+    /// forgets those already closed on chain. A voucher still pending (not
+    /// worth a claim yet) keeps its channel open.
+    async fn close_settled(
+        &self,
+        chain: &Settlement,
+        key: &subxt_signer::sr25519::Keypair,
+    ) -> Result<(), String> {
+        let me = vilokanam_chain::account::account_id(key);
+        let held = self.vouchers.all().map_err(|e| e.to_string())?;
+        for r in held
+            .into_iter()
+            .filter(|r| r.cumulative == r.claimed && r.payee == me.0)
+        {
+            match chain.channel(r.channel).await {
+                Ok(Some(c)) if c.max_payees == 1 => match chain.close(key, r.channel).await {
+                    Ok(closed) => {
+                        info!(
+                            channel = r.channel,
+                            refunded = closed.outcome.refunded,
+                            fee = closed.fee,
+                            "closed the channel; the rest went back to its payer"
+                        );
+                        let _ = self.vouchers.remove(r.channel, &r.payee);
+                    }
+                    Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
+                },
+                Ok(None) => {
+                    let _ = self.vouchers.remove(r.channel, &r.payee);
+                }
+                Ok(Some(_)) => {}
+                Err(e) => warn!(channel = r.channel, error = %e, "channel unknown: not closed"),
+            }
+        }
+        Ok(())
     }
 
     /// Claims the held vouchers that are due: their unclaimed amount is
     /// worth `fee_multiple` claim fees (the runtime's estimate), or their
     /// channel expires within [`CLAIM_BEFORE_EXPIRY`] blocks (after that
-    /// the payer may take the rest back). Returns what was claimed.
-    pub(crate) async fn claim_due(&self, fee_multiple: u32) -> Result<u128, String> {
+    /// the payer may take the rest back), or their payer's node has not
+    /// asked for a key for `idle_close` (the viewer is done) and it pays
+    /// more than its fee. A single-payee channel idle that long and claimed
+    /// in full is then closed, which returns the rest of the deposit to the
+    /// viewer at once instead of after expiry. Returns what was claimed.
+    pub(crate) async fn claim_due(
+        &self,
+        fee_multiple: u32,
+        idle_close: std::time::Duration,
+    ) -> Result<u128, String> {
         let held = self.vouchers.all().map_err(|e| e.to_string())?;
-        let pending: Vec<_> = held
-            .into_iter()
-            .filter(|r| r.cumulative > r.claimed)
-            .collect();
-        if pending.is_empty() || self.access.as_ref().is_none_or(|a| a.account.is_none()) {
+        if held.is_empty() || self.access.as_ref().is_none_or(|a| a.account.is_none()) {
             return Ok(0);
         }
         let chain = self.chain().await?;
         let key = self.account()?;
+        let me = vilokanam_chain::account::account_id(&key);
         let now = chain.finalized_number().await.map_err(|e| e.to_string())?;
+        let now_ms = now_ms();
+        let idle_ms = u64::try_from(idle_close.as_millis()).unwrap_or(u64::MAX);
         let mut total = 0;
-        for r in pending {
+        for r in held {
+            if r.payee != me.0 {
+                continue;
+            }
             let Ok(signature) = <[u8; 64]>::try_from(r.signature.as_slice()) else {
                 continue;
             };
@@ -494,45 +572,72 @@ impl Payments {
                 cumulative: r.cumulative,
                 signature,
             };
-            let expiring = match chain.channel(r.channel).await {
-                Ok(Some(c)) => u64::from(c.expires_at) <= now + u64::from(CLAIM_BEFORE_EXPIRY),
+            let c = match chain.channel(r.channel).await {
+                Ok(Some(c)) => c,
                 Ok(None) => {
                     // Closed on chain: nothing more can be claimed.
                     let _ = self.vouchers.remove(r.channel, &r.payee);
+                    self.channels.lock().await.pop(&r.channel);
                     continue;
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            let (worth, covers_fee) = match chain.claim_cost(&key, &v).await {
-                Ok(cost) => {
-                    let pending = r.cumulative - r.claimed;
-                    (
+            let expiring = u64::from(c.expires_at) <= now + u64::from(CLAIM_BEFORE_EXPIRY);
+            let last = self
+                .channels
+                .lock()
+                .await
+                .peek(&r.channel)
+                .map_or(self.started_ms, |k| k.last_request_ms)
+                .max(self.started_ms);
+            let idle = c.max_payees == 1 && now_ms.saturating_sub(last) >= idle_ms;
+            let pending = r.cumulative - r.claimed;
+            let mut claimed_all = pending == 0;
+            if pending > 0 {
+                let (worth, covers_fee) = match chain.claim_cost(&key, &v).await {
+                    Ok(cost) => (
                         pending >= cost.partial_fee.saturating_mul(u128::from(fee_multiple)),
                         pending >= cost.partial_fee,
-                    )
+                    ),
+                    Err(e) => return Err(e.to_string()),
+                };
+                // Near expiry or idle, anything that pays more than its
+                // fee; never at a loss.
+                if worth || ((expiring || idle) && covers_fee) {
+                    match chain.claim(&key, &v).await {
+                        Ok(receipt) => {
+                            total += receipt.outcome.amount;
+                            info!(
+                                channel = r.channel,
+                                amount = receipt.outcome.amount,
+                                fee = receipt.fee,
+                                expiring,
+                                idle,
+                                "claimed (due)"
+                            );
+                            self.vouchers
+                                .set_claimed(r.channel, &r.payee, r.cumulative)
+                                .map_err(|e| e.to_string())?;
+                            claimed_all = true;
+                        }
+                        Err(e) => warn!(channel = r.channel, error = %e, "claim failed"),
+                    }
                 }
-                Err(e) => return Err(e.to_string()),
-            };
-            // Near expiry, anything that pays more than its fee; never at a
-            // loss.
-            if !(worth || (expiring && covers_fee)) {
-                continue;
             }
-            match chain.claim(&key, &v).await {
-                Ok(receipt) => {
-                    total += receipt.outcome.amount;
-                    info!(
-                        channel = r.channel,
-                        amount = receipt.outcome.amount,
-                        fee = receipt.fee,
-                        expiring,
-                        "claimed (due)"
-                    );
-                    self.vouchers
-                        .set_claimed(r.channel, &r.payee, r.cumulative)
-                        .map_err(|e| e.to_string())?;
+            if idle && claimed_all {
+                match chain.close(&key, r.channel).await {
+                    Ok(closed) => {
+                        info!(
+                            channel = r.channel,
+                            refunded = closed.outcome.refunded,
+                            fee = closed.fee,
+                            "the viewer is done: closed the channel, the rest went back to it"
+                        );
+                        let _ = self.vouchers.remove(r.channel, &r.payee);
+                        self.channels.lock().await.pop(&r.channel);
+                    }
+                    Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
                 }
-                Err(e) => warn!(channel = r.channel, error = %e, "claim failed"),
             }
         }
         Ok(total)
@@ -584,9 +689,12 @@ impl Payments {
                 .map_err(|e| fail(e.to_string()))?,
         )
         .unwrap_or(u32::MAX);
-        // Long enough to watch the whole budget (6 s blocks), plus a day.
+        // Long enough to watch the whole budget (6 s blocks), plus the
+        // grace (a day by default): the payee's time to claim.
         let seconds = u32::try_from(budget / offer.price_per_sec).unwrap_or(u32::MAX);
-        let expires_at = now.saturating_add(seconds / 6).saturating_add(14_400);
+        let expires_at = now
+            .saturating_add(seconds / 6)
+            .saturating_add(self.grace_blocks);
         let terms = OpenTerms::single(AccountId::from(offer.payee), budget, expires_at);
         let opened = chain
             .open(
@@ -597,7 +705,23 @@ impl Payments {
             .await
             .map_err(|e| fail(e.to_string()))?;
         let channel = opened.outcome.id;
-        info!(stream = %stream, channel, budget, fee = opened.fee, "opened a channel to pay for the stream");
+        info!(stream = %stream, channel, budget, fee = opened.fee, expires_at, "opened a channel to pay for the stream");
+        // On disk before anything is signed: the deposit is on chain, and
+        // this record is how the node gets the rest back if no one closes
+        // the channel (also after a restart).
+        let record = SessionRecord {
+            stream: stream.to_string(),
+            chain: offer.genesis,
+            channel,
+            payee: offer.payee,
+            deposit: budget,
+            expires_at,
+            opened_ms: now_ms(),
+            ..Default::default()
+        };
+        if let Err(e) = self.history.insert(&record) {
+            warn!(channel, error = %e, "could not record the channel (it is reclaimed only while this node runs)");
+        }
         let payer = Payer::new(
             self.voucher_key.clone(),
             Terms {
@@ -620,6 +744,7 @@ impl Payments {
             budget,
             step: budget,
             ceiling: ceiling.max(budget),
+            exhausted: false,
         };
         lock(&self.sessions).insert(stream.clone(), Arc::new(tokio::sync::Mutex::new(session)));
         Ok(channel)
@@ -638,6 +763,9 @@ impl Payments {
             return;
         };
         let s = session.lock().await;
+        let _ = self
+            .history
+            .update(s.channel, |r| r.ended_ms = Some(now_ms()));
         let (Some(last), Some(server)) = (&s.last, s.offer.key_servers.first()) else {
             return;
         };
@@ -692,6 +820,14 @@ impl Payments {
             reason,
         };
         if !s.paid_seqs.contains(&seq) {
+            if s.exhausted {
+                return Err(NodeError::BudgetExhausted {
+                    stream: stream.to_string(),
+                    seconds: paid_us_to_secs(s.paid_us),
+                    spent: s.payer.total_owed(),
+                    budget: s.budget,
+                });
+            }
             // Pay for the media time, rounded up to whole planck.
             let paid_us = s.paid_us.saturating_add(duration_us);
             let due =
@@ -701,16 +837,22 @@ impl Payments {
             match self.pay(stream, &mut s, payee, amount).await? {
                 Ok(v) => s.last = Some(v),
                 Err(VoucherError::DepositExhausted { deposit, owed, .. }) => {
+                    s.exhausted = true;
                     return Err(NodeError::BudgetExhausted {
                         stream: stream.to_string(),
                         seconds: paid_us_to_secs(s.paid_us),
                         spent: owed,
                         budget: deposit,
-                    })
+                    });
                 }
                 Err(e) => return Err(fail(e.to_string())),
             }
             s.paid_us = paid_us;
+            let (spent, seconds_paid) = (s.payer.total_owed(), paid_us_to_secs(paid_us));
+            let _ = self.history.update(s.channel, |r| {
+                r.spent = spent;
+                r.seconds_paid = seconds_paid;
+            });
             s.paid_seqs.insert(seq);
             while s.paid_seqs.len() > SEQS_KEPT {
                 s.paid_seqs.pop_first();
@@ -767,6 +909,8 @@ impl Payments {
             .map_err(|e| fail(e.to_string()))?;
         s.payer.top_up(amount).map_err(|e| fail(e.to_string()))?;
         s.budget = s.budget.saturating_add(amount);
+        let deposit = s.budget;
+        let _ = self.history.update(s.channel, |r| r.deposit = deposit);
         info!(stream = %stream, channel = s.channel, amount, deposit = r.outcome.0, fee = r.fee, "topped up the channel");
         Ok(())
     }
@@ -873,7 +1017,8 @@ impl Payments {
         m.spent_planck.set(i64::try_from(spent).unwrap_or(i64::MAX));
     }
 
-    /// What this node pays, per stream.
+    /// What this node pays and paid: the sessions on, then the ended
+    /// ones on disk (oldest channel first).
     pub(crate) async fn spending(&self) -> Vec<Spending> {
         let all: Vec<_> = lock(&self.sessions)
             .iter()
@@ -883,6 +1028,12 @@ impl Payments {
         for (stream, s) in all {
             let s = s.lock().await;
             let spent = s.payer.total_owed();
+            let expires_at = self
+                .history
+                .get(s.channel)
+                .ok()
+                .flatten()
+                .map_or(0, |r| r.expires_at);
             out.push(Spending {
                 stream,
                 channel: s.channel,
@@ -891,9 +1042,110 @@ impl Payments {
                 budget: s.budget,
                 seconds_left: u64::try_from(s.payer.remaining() / s.offer.price_per_sec.max(1))
                     .unwrap_or(u64::MAX),
+                state: SpendingState::Watching,
+                expires_at,
+            });
+        }
+        let live: BTreeSet<u64> = out.iter().map(|s| s.channel).collect();
+        for r in self.history.all().unwrap_or_default() {
+            if live.contains(&r.channel) {
+                continue;
+            }
+            let Ok(stream) = r.stream.parse::<StreamId>() else {
+                continue;
+            };
+            out.push(Spending {
+                stream,
+                channel: r.channel,
+                seconds_paid: r.seconds_paid,
+                spent: r.spent,
+                budget: r.deposit,
+                seconds_left: 0,
+                state: match r.settled {
+                    None => SpendingState::Ended,
+                    Some(Settled::ClosedByPayee) => SpendingState::Closed,
+                    Some(Settled::Reclaimed { refunded }) => SpendingState::Reclaimed { refunded },
+                },
+                expires_at: r.expires_at,
             });
         }
         out
+    }
+
+    /// The viewer's reclaim: every ended session whose channel is still
+    /// open is closed by this node (its payer) once it has expired, which
+    /// returns the rest of the deposit; one the payee closed is marked so.
+    /// Sessions of a previous run (a crash) count as ended. Returns what
+    /// came back.
+    pub(crate) async fn reclaim_expired(&self) -> Result<u128, String> {
+        let live: BTreeSet<u64> = {
+            let sessions: Vec<_> = lock(&self.sessions).values().cloned().collect();
+            let mut live = BTreeSet::new();
+            for s in sessions {
+                live.insert(s.lock().await.channel);
+            }
+            live
+        };
+        let pending: Vec<_> = self
+            .history
+            .all()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.settled.is_none() && !live.contains(&r.channel))
+            .collect();
+        if pending.is_empty() || self.access.as_ref().is_none_or(|a| a.account.is_none()) {
+            return Ok(0);
+        }
+        let chain = self.chain().await?;
+        let now = chain.finalized_number().await.map_err(|e| e.to_string())?;
+        let key = self.account()?;
+        let me = vilokanam_chain::account::account_id(&key);
+        let mut back = 0;
+        for r in pending {
+            if r.chain != chain.genesis() {
+                continue;
+            }
+            match chain.channel(r.channel).await.map_err(|e| e.to_string())? {
+                None => {
+                    info!(
+                        channel = r.channel,
+                        "the payee closed the channel: the rest of the deposit came back"
+                    );
+                    self.history
+                        .settle(r.channel, Settled::ClosedByPayee)
+                        .map_err(|e| e.to_string())?;
+                }
+                Some(c) if c.payer != me => {
+                    warn!(
+                        channel = r.channel,
+                        "the channel's payer is not this node's account: left alone"
+                    );
+                }
+                Some(c) if u64::from(c.expires_at) <= now => {
+                    match chain.close(&key, r.channel).await {
+                        Ok(closed) => {
+                            let refunded = closed.outcome.refunded;
+                            info!(
+                                channel = r.channel,
+                                refunded,
+                                paid = closed.outcome.paid,
+                                fee = closed.fee,
+                                "reclaimed the rest of an expired channel's deposit"
+                            );
+                            self.history
+                                .settle(r.channel, Settled::Reclaimed { refunded })
+                                .map_err(|e| e.to_string())?;
+                            back += refunded;
+                        }
+                        Err(e) => {
+                            warn!(channel = r.channel, error = %e, "reclaim failed (retried next time)")
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(back)
     }
 }
 

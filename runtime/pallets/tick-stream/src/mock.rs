@@ -27,6 +27,9 @@ impl frame_system::Config for Test {
     type AccountId = AccountId;
     type Lookup = IdentityLookup<AccountId>;
     type AccountData = pallet_balances::AccountData<Balance>;
+    /// The runtime's database weights, so the refunds of `open` and
+    /// `close` (database IO not done) show in the tests.
+    type DbWeight = polkadot_sdk::frame_support::weights::constants::RocksDbWeight;
 }
 
 parameter_types! {

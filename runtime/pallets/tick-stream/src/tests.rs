@@ -500,6 +500,59 @@ fn the_only_payee_may_close_at_any_time_refunding_the_rest() {
 }
 
 #[test]
+fn open_and_close_refund_the_weight_of_payee_slots_not_used() {
+    use crate::{close_weight, open_weight, WeightInfo};
+    use polkadot_sdk::frame_support::dispatch::{GetDispatchInfo, PostDispatchInfo};
+    use polkadot_sdk::frame_support::weights::constants::RocksDbWeight;
+    new_test_ext().execute_with(|| {
+        let max = 4; // the mock's MaxPayees
+        let declared_open = <() as WeightInfo>::open();
+        let declared_close = <() as WeightInfo>::close();
+        // The call's declared weight is the benchmark's, for every slot.
+        let call = crate::Call::<Test>::close { channel: 0 };
+        assert_eq!(call.get_dispatch_info().call_weight, declared_close);
+        // Every slot used: nothing refunded; fewer: one write (open) or
+        // one read and one write (close) less per slot not used.
+        assert_eq!(open_weight::<Test>(max), declared_open);
+        assert_eq!(close_weight::<Test>(max), declared_close);
+        assert_eq!(
+            declared_open - open_weight::<Test>(1),
+            RocksDbWeight::get().writes(3)
+        );
+        assert_eq!(
+            declared_close - close_weight::<Test>(1),
+            RocksDbWeight::get().reads_writes(3, 3)
+        );
+        // What the calls report after dispatch.
+        let id = crate::NextChannelId::<Test>::get();
+        let opened = TickStream::open(
+            RuntimeOrigin::signed(PAYER),
+            node_key().verifying_key().to_bytes(),
+            payees(&[PAYEE]),
+            1,
+            0,
+            DEPOSIT,
+            0,
+            EXPIRES,
+        )
+        .unwrap();
+        assert_eq!(opened.actual_weight, Some(open_weight::<Test>(1)));
+        assert_ok!(claim(id, 10));
+        let closed: PostDispatchInfo = TickStream::close(RuntimeOrigin::signed(PAYEE), id).unwrap();
+        assert_eq!(closed.actual_weight, Some(close_weight::<Test>(1)));
+        assert!(close_weight::<Test>(1).ref_time() < declared_close.ref_time());
+        // A channel whose late payees all bound is charged them all.
+        let many = open_with(&[PAYEE], max, 100, DEPOSIT, 300);
+        for who in [OTHER, RELAY, RELAY2] {
+            assert_ok!(claim_as(&who, many, 50));
+        }
+        System::set_block_number(EXPIRES);
+        let closed = TickStream::close(RuntimeOrigin::signed(PAYER), many).unwrap();
+        assert_eq!(closed.actual_weight, Some(declared_close));
+    });
+}
+
+#[test]
 fn payer_may_close_only_after_expiry_and_gets_the_exact_rest() {
     new_test_ext().execute_with(|| {
         let id = open();
