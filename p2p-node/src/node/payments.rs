@@ -64,6 +64,11 @@ struct Checked {
     /// When its payer's node last asked for a key (ms since the epoch): a
     /// watching viewer asks every epoch, so a long silence means it is done.
     last_request_ms: u64,
+    /// The channel's expiry as checked (an `extend` only moves it later,
+    /// so a claim timed by it is never late).
+    expires_at: u32,
+    /// Its payee slots (1: this node may close it).
+    max_payees: u32,
 }
 
 /// A viewer's paying session for one stream.
@@ -408,6 +413,8 @@ impl Payments {
             stream: req.stream.clone(),
             peer: None,
             last_request_ms: now_ms(),
+            expires_at: info.expires_at,
+            max_payees: info.max_payees,
         })
     }
 
@@ -557,6 +564,10 @@ impl Payments {
         let now = chain.finalized_number().await.map_err(|e| e.to_string())?;
         let now_ms = now_ms();
         let idle_ms = u64::try_from(idle_close.as_millis()).unwrap_or(u64::MAX);
+        // One fee estimate per round: a claim's weight does not depend on
+        // the channel, and thousands of viewers must not mean thousands of
+        // estimates every `claim_check_secs`.
+        let mut fee = None;
         let mut total = 0;
         for r in held {
             if r.payee != me.0 {
@@ -572,38 +583,47 @@ impl Payments {
                 cumulative: r.cumulative,
                 signature,
             };
-            let c = match chain.channel(r.channel).await {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    // Closed on chain: nothing more can be claimed.
-                    let _ = self.vouchers.remove(r.channel, &r.payee);
-                    self.channels.lock().await.pop(&r.channel);
-                    continue;
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            let expiring = u64::from(c.expires_at) <= now + u64::from(CLAIM_BEFORE_EXPIRY);
-            let last = self
+            // What the key service checked, else (a restart) the chain.
+            let known = self
                 .channels
                 .lock()
                 .await
                 .peek(&r.channel)
-                .map_or(self.started_ms, |k| k.last_request_ms)
-                .max(self.started_ms);
-            let idle = c.max_payees == 1 && now_ms.saturating_sub(last) >= idle_ms;
+                .map(|k| (k.expires_at, k.max_payees, k.last_request_ms));
+            let (expires_at, max_payees, last) = match known {
+                Some(k) => k,
+                None => match chain.channel(r.channel).await {
+                    Ok(Some(c)) => (c.expires_at, c.max_payees, self.started_ms),
+                    Ok(None) => {
+                        // Closed on chain: nothing more can be claimed.
+                        let _ = self.vouchers.remove(r.channel, &r.payee);
+                        continue;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                },
+            };
+            let expiring = u64::from(expires_at) <= now + u64::from(CLAIM_BEFORE_EXPIRY);
+            let idle =
+                max_payees == 1 && now_ms.saturating_sub(last.max(self.started_ms)) >= idle_ms;
             let pending = r.cumulative - r.claimed;
             let mut claimed_all = pending == 0;
             if pending > 0 {
-                let (worth, covers_fee) = match chain.claim_cost(&key, &v).await {
-                    Ok(cost) => (
-                        pending >= cost.partial_fee.saturating_mul(u128::from(fee_multiple)),
-                        pending >= cost.partial_fee,
-                    ),
-                    Err(e) => return Err(e.to_string()),
+                let cost = match fee {
+                    Some(f) => f,
+                    None => {
+                        let f = chain
+                            .claim_cost(&key, &v)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .partial_fee;
+                        fee = Some(f);
+                        f
+                    }
                 };
+                let worth = pending >= cost.saturating_mul(u128::from(fee_multiple));
                 // Near expiry or idle, anything that pays more than its
                 // fee; never at a loss.
-                if worth || ((expiring || idle) && covers_fee) {
+                if worth || ((expiring || idle) && pending >= cost) {
                     match chain.claim(&key, &v).await {
                         Ok(receipt) => {
                             total += receipt.outcome.amount;
@@ -620,6 +640,11 @@ impl Payments {
                                 .map_err(|e| e.to_string())?;
                             claimed_all = true;
                         }
+                        Err(vilokanam_chain::SettlementError::ChannelClosed(_)) => {
+                            let _ = self.vouchers.remove(r.channel, &r.payee);
+                            self.channels.lock().await.pop(&r.channel);
+                            continue;
+                        }
                         Err(e) => warn!(channel = r.channel, error = %e, "claim failed"),
                     }
                 }
@@ -633,6 +658,10 @@ impl Payments {
                             fee = closed.fee,
                             "the viewer is done: closed the channel, the rest went back to it"
                         );
+                        let _ = self.vouchers.remove(r.channel, &r.payee);
+                        self.channels.lock().await.pop(&r.channel);
+                    }
+                    Err(vilokanam_chain::SettlementError::ChannelClosed(_)) => {
                         let _ = self.vouchers.remove(r.channel, &r.payee);
                         self.channels.lock().await.pop(&r.channel);
                     }
