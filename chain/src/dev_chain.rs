@@ -209,6 +209,17 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// When chopsticks builds blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockMode {
+    /// One block for each transaction, at once: the fastest finality for
+    /// one transaction at a time (tests, the testnet).
+    Instant,
+    /// One block for the transactions that arrived together: many
+    /// transactions at once (benchmarks opening thousands of channels).
+    Batch,
+}
+
 /// A running dev chain, stopped (by PID) when dropped.
 #[derive(Debug)]
 pub struct DevChain {
@@ -222,8 +233,14 @@ pub struct DevChain {
 
 impl DevChain {
     /// Starts chopsticks on an ephemeral loopback port and waits for its
-    /// "RPC listening" line (at most 90 s).
+    /// "RPC listening" line (at most 90 s). A block per transaction, at
+    /// once ([`BlockMode::Instant`]).
     pub async fn start(parts: &DevChainParts) -> Result<Self> {
+        Self::start_with(parts, BlockMode::Instant).await
+    }
+
+    /// [`DevChain::start`] with a block-building mode.
+    pub async fn start_with(parts: &DevChainParts, mode: BlockMode) -> Result<Self> {
         // chopsticks reads `.env` and `PORT` from its environment: run it in
         // an empty directory without them.
         let dir = tempfile::tempdir()?;
@@ -248,7 +265,10 @@ impl DevChain {
                 "--port",
                 "0",
                 "--build-block-mode",
-                "Instant",
+                match mode {
+                    BlockMode::Instant => "Instant",
+                    BlockMode::Batch => "Batch",
+                },
             ])
             .current_dir(dir.path())
             .env_remove("PORT")

@@ -49,6 +49,7 @@ async fn stats(State(api): State<Api>) -> HttpResult<Json<NodeStats>> {
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    api.node.refresh_metrics().await;
     (
         [(
             header::CONTENT_TYPE,

@@ -248,7 +248,6 @@ async fn consume(
                             inner.metrics.keys_granted.inc();
                         }
                     }
-                    inner.payments.update_metrics(&inner.metrics).await;
                     let _ = inner.swarm.respond_key(id, response).await;
                 });
             }
@@ -392,6 +391,16 @@ impl NodeHandle {
     /// Connected peers with scores.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         Ok(self.inner.swarm.peers().await?)
+    }
+
+    /// Sets the payment gauges (earned, claimed, spent) from the store:
+    /// read on every scrape, not after every key answer (a creator with
+    /// thousands of viewers would read every held voucher per request).
+    pub async fn refresh_metrics(&self) {
+        self.inner
+            .payments
+            .update_metrics(&self.inner.metrics)
+            .await;
     }
 
     /// The metrics registry, as Prometheus text.

@@ -226,11 +226,19 @@ impl Payments {
         paid_stream: Option<(Offer, StreamSecret)>,
     ) -> Result<KeyResponse, KeyRefusal> {
         let (offer, secret) = paid_stream.ok_or(KeyRefusal::NotServed)?;
-        let mut channels = self.channels.lock().await;
-        if !channels.contains(&req.channel) {
+        // A new channel is checked on the chain without holding the
+        // table: a thousand viewers starting at once must not queue behind
+        // each other's chain queries. Two first requests on one channel
+        // may both check it; the first to finish is kept.
+        let known = self.channels.lock().await.contains(&req.channel);
+        if !known {
             let checked = self.check_channel(req, &offer).await?;
-            channels.put(req.channel, checked);
+            let mut channels = self.channels.lock().await;
+            if !channels.contains(&req.channel) {
+                channels.put(req.channel, checked);
+            }
         }
+        let mut channels = self.channels.lock().await;
         let c = channels.get_mut(&req.channel).ok_or(KeyRefusal::Busy)?;
         if c.stream != req.stream {
             return Err(KeyRefusal::bad_channel(format!(

@@ -33,8 +33,14 @@ use super::wire::KeyRefusal;
 use crate::protocols::live::wire::StreamId;
 
 /// How many epochs behind the current one keys are still served (a viewer
-/// a little behind live), and how many ahead (prefetch).
+/// a little behind live), at least; and how many ahead (prefetch).
 pub const EPOCHS_BEHIND: u64 = 2;
+/// Keys are also served for every epoch that started in the last this
+/// many seconds: a player joining a live playlist starts a few segments
+/// behind the live edge, which with short epochs is more than
+/// [`EPOCHS_BEHIND`] epochs back. (Which epochs a viewer buys does not
+/// change what it pays: every distinct key counts.)
+pub const SECS_BEHIND: u64 = 12;
 /// See [`EPOCHS_BEHIND`].
 pub const EPOCHS_AHEAD: u64 = 1;
 /// Epochs remembered per viewer as already given (re-given for free).
@@ -190,7 +196,9 @@ impl KeyServer {
             paid,
         } = ask;
         let s = self.streams.get(stream).ok_or(KeyRefusal::NotServed)?;
-        let first = s.current.saturating_sub(EPOCHS_BEHIND);
+        let behind =
+            EPOCHS_BEHIND.max(SECS_BEHIND.div_ceil(u64::from(s.pricing.epoch_secs.max(1))));
+        let first = s.current.saturating_sub(behind);
         let last = s.current.saturating_add(EPOCHS_AHEAD);
         if epoch < first || epoch > last {
             return Err(KeyRefusal::EpochOutOfRange { epoch, first, last });
@@ -337,12 +345,33 @@ mod tests {
             k.grant(now, ask(&s, 1, &vk, 7, 0), [0; 32]),
             Err(KeyRefusal::EpochOutOfRange { .. })
         ));
+        // With 1 s epochs the window reaches 12 s back.
+        let short = StreamId::new([1; 32], "short").unwrap();
+        k.add_stream(
+            short.clone(),
+            StreamSecret::from_bytes([3; 32]),
+            Pricing {
+                price_per_sec: PRICE,
+                epoch_secs: 1,
+            },
+        );
+        k.advance(&short, 100);
+        assert!(k.grant(now, ask(&short, 2, &vk, 88, 0), [0; 32]).is_ok());
+        assert_eq!(
+            k.grant(now, ask(&short, 3, &vk, 87, 0), [0; 32]),
+            Err(KeyRefusal::EpochOutOfRange {
+                epoch: 87,
+                first: 88,
+                last: 101
+            })
+        );
         let other = StreamId::new([1; 32], "free").unwrap();
         assert_eq!(
             k.grant(now, ask(&other, 1, &vk, 0, 0), [0; 32]),
             Err(KeyRefusal::NotServed)
         );
         k.remove_stream(&s);
+        k.remove_stream(&short);
         assert_eq!(
             k.grant(now, ask(&s, 1, &vk, 10, 0), [0; 32]),
             Err(KeyRefusal::NotServed)
