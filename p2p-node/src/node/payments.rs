@@ -352,10 +352,15 @@ impl Payments {
                 "this node's chain is not the one the stream's offer names",
             ));
         }
+        // A chain query that fails says nothing about the channel: `Busy`
+        // (the viewer asks again), not `BadChannel`.
         let info = chain
             .channel(req.channel)
             .await
-            .map_err(KeyRefusal::bad_channel)?
+            .map_err(|e| {
+                warn!(channel = req.channel, error = %e, "channel check failed: answered busy");
+                KeyRefusal::Busy
+            })?
             .ok_or_else(|| {
                 KeyRefusal::bad_channel(format!(
                     "channel {} does not exist on the chain",
@@ -365,7 +370,7 @@ impl Payments {
         let payees = chain
             .payees(req.channel)
             .await
-            .map_err(KeyRefusal::bad_channel)?;
+            .map_err(|_| KeyRefusal::Busy)?;
         let named: Vec<[u8; 32]> = payees
             .iter()
             .filter(|p| p.named)
@@ -382,7 +387,7 @@ impl Payments {
             chain
                 .finalized_number()
                 .await
-                .map_err(KeyRefusal::bad_channel)?,
+                .map_err(|_| KeyRefusal::Busy)?,
         )
         .unwrap_or(u32::MAX);
         if info.expires_at < now.saturating_add(MIN_BLOCKS_LEFT) {
