@@ -428,32 +428,7 @@ async fn two_viewers_pay_for_the_seconds_they_watched_and_the_chain_settles_exac
         .expect("daemon");
     }
     t.wait_connected().await.expect("connected");
-    let clip = t.root().join("sample.ts");
-    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
-    let clip = clip.to_string_lossy().into_owned();
-    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
-    let mut publisher = t
-        .publish(
-            0,
-            &[
-                "--name",
-                "paid",
-                "--input",
-                &clip,
-                "--realtime",
-                "--loop",
-                "--price",
-                "1mTICK/s",
-                "--epoch-secs",
-                "1",
-                "--data-dir",
-                &creator_dir,
-                "--chain-rpc",
-                &rpc,
-            ],
-            std::process::Stdio::null(),
-        )
-        .expect("publish");
+    let mut publisher = t.publish_paid(0, "1mTICK/s", 1, &rpc).expect("publish");
     let stream = t.node(0).unwrap().stream("paid");
     let (a, b) = (t.api(2).unwrap(), t.api(3).unwrap());
     for v in [&a, &b] {
@@ -706,30 +681,7 @@ async fn a_creator_killed_before_claiming_still_holds_and_claims_its_vouchers() 
     t.spawn(opts(vec![])).await.expect("creator");
     t.spawn(opts(vec![0])).await.expect("viewer");
     t.wait_connected().await.expect("connected");
-    let clip = t.root().join("sample.ts");
-    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
-    let clip = clip.to_string_lossy().into_owned();
-    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
-    let mut publisher = t
-        .publish(
-            0,
-            &[
-                "--name",
-                "paid",
-                "--input",
-                &clip,
-                "--realtime",
-                "--loop",
-                "--price",
-                "1µTICK/s",
-                "--data-dir",
-                &creator_dir,
-                "--chain-rpc",
-                &rpc,
-            ],
-            std::process::Stdio::null(),
-        )
-        .expect("publish");
+    let mut publisher = t.publish_paid(0, "1µTICK/s", 6, &rpc).expect("publish");
     let stream = t.node(0).unwrap().stream("paid");
     let viewer = t.api(1).unwrap();
     vilokanam_testnet::wait_until("the offer", std::time::Duration::from_secs(30), || async {
@@ -938,32 +890,7 @@ async fn a_viewer_gets_the_rest_back_when_done_and_by_itself_after_expiry() {
     t.spawn(opts(vec![0])).await.expect("viewer Alice");
     t.spawn(opts(vec![0])).await.expect("viewer Charlie");
     t.wait_connected().await.expect("connected");
-    let clip = t.root().join("sample.ts");
-    std::fs::write(&clip, vilokanam_testnet::FIXTURE).unwrap();
-    let clip = clip.to_string_lossy().into_owned();
-    let creator_dir = t.node(0).unwrap().data_dir.to_string_lossy().into_owned();
-    let mut publisher = t
-        .publish(
-            0,
-            &[
-                "--name",
-                "paid",
-                "--input",
-                &clip,
-                "--realtime",
-                "--loop",
-                "--price",
-                "1mTICK/s",
-                "--epoch-secs",
-                "1",
-                "--data-dir",
-                &creator_dir,
-                "--chain-rpc",
-                &rpc,
-            ],
-            std::process::Stdio::null(),
-        )
-        .expect("publish");
+    let mut publisher = t.publish_paid(0, "1mTICK/s", 1, &rpc).expect("publish");
     let stream = t.node(0).unwrap().stream("paid");
     let (a, c) = (t.api(1).unwrap(), t.api(2).unwrap());
     for v in [&a, &c] {

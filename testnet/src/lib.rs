@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 pub use vilokanam_api::{ApiClient as Api, ChunkInfo, OutputEvent};
 
+pub mod bench;
 pub mod browser;
 pub use browser::{BrowserPlayer, PlayReport};
 
@@ -347,6 +348,44 @@ impl Testnet {
             .spawn()
             .context("starting vilokanam publish")?;
         Ok(child)
+    }
+
+    /// Publishes the shipped fixture, looped in real time, from node `i`
+    /// as the paid stream `paid` at `price` (e.g. `"1mTICK/s"`) with
+    /// `epoch_secs` epochs, paid on the chain at `rpc` (the publisher reads
+    /// the genesis hash and payout account from it and the node's dir).
+    pub fn publish_paid(
+        &mut self,
+        i: usize,
+        price: &str,
+        epoch_secs: u32,
+        rpc: &str,
+    ) -> Result<Child> {
+        let clip = self.root.join("sample.ts");
+        std::fs::write(&clip, FIXTURE)?;
+        let clip = clip.to_string_lossy().into_owned();
+        let dir = self.node(i)?.data_dir.to_string_lossy().into_owned();
+        let epoch = epoch_secs.to_string();
+        self.publish(
+            i,
+            &[
+                "--name",
+                "paid",
+                "--input",
+                &clip,
+                "--realtime",
+                "--loop",
+                "--price",
+                price,
+                "--epoch-secs",
+                &epoch,
+                "--data-dir",
+                &dir,
+                "--chain-rpc",
+                rpc,
+            ],
+            Stdio::null(),
+        )
     }
 
     /// Keeps a helper process (e.g. ffmpeg) to stop with the testnet.

@@ -24,38 +24,26 @@ impl Settlement {
         let state = Follow {
             blocks,
             api: self.api.clone(),
-            next: Some(now + 1),
+            next: now + 1,
             todo: std::collections::VecDeque::new(),
         };
         let stream = futures::stream::unfold(state, |mut f| async move {
             loop {
-                if let Some(n) = f.todo.pop_front() {
-                    let at = match f.api.at_block(n).await {
-                        Ok(at) => at,
+                // Every block is read by number, so one skipped by
+                // finality is read like any other.
+                let Some(n) = f.todo.pop_front() else {
+                    let block = match f.blocks.next().await? {
+                        Ok(b) => b,
                         Err(e) => return Some((Err(other(e)), f)),
                     };
-                    match block_events(&at).await {
-                        Ok(evs) if evs.is_empty() => continue,
-                        Ok(evs) => return Some((Ok((n, evs)), f)),
-                        Err(e) => return Some((Err(e), f)),
+                    let n = block.number();
+                    if n >= f.next {
+                        f.todo.extend(f.next..=n);
+                        f.next = n + 1;
                     }
-                }
-                let block = match f.blocks.next().await? {
-                    Ok(b) => b,
-                    Err(e) => return Some((Err(other(e)), f)),
-                };
-                let n = block.number();
-                let from = f.next.unwrap_or(n);
-                if n < from {
-                    continue; // already reported
-                }
-                f.next = Some(n + 1);
-                if from < n {
-                    // Finality skipped `from..n`: those first, then `n`.
-                    f.todo.extend(from..=n);
                     continue;
-                }
-                let at = match block.at().await {
+                };
+                let at = match f.api.at_block(n).await {
                     Ok(at) => at,
                     Err(e) => return Some((Err(other(e)), f)),
                 };
@@ -75,7 +63,7 @@ struct Follow {
     blocks: subxt::client::Blocks<PolkadotConfig>,
     api: OnlineClient<PolkadotConfig>,
     /// The next block number to report.
-    next: Option<u64>,
+    next: u64,
     /// Block numbers to fetch and report before reading the stream again.
     todo: std::collections::VecDeque<u64>,
 }

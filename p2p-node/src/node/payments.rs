@@ -408,16 +408,15 @@ impl Payments {
         };
         let mut payee = Payee::new(voucher_key, terms, offer.payee);
         // What this node already holds for the channel (a restart).
-        if let Ok(Some(held)) = self.vouchers.get(req.channel, &offer.payee) {
-            if let Ok(sig) = <[u8; 64]>::try_from(held.signature.as_slice()) {
-                let _ = payee.accept(Voucher {
-                    chain: held.chain,
-                    channel: held.channel,
-                    payee: held.payee,
-                    cumulative: held.cumulative,
-                    signature: sig,
-                });
-            }
+        if let Some(held) = self
+            .vouchers
+            .get(req.channel, &offer.payee)
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(held_voucher)
+        {
+            let _ = payee.accept(held);
         }
         info!(channel = req.channel, stream = %req.stream, deposit = info.deposit, "paying channel checked on the chain");
         Ok(Checked {
@@ -460,15 +459,8 @@ impl Payments {
                 );
                 continue;
             }
-            let Ok(signature) = <[u8; 64]>::try_from(r.signature.as_slice()) else {
+            let Some(v) = held_voucher(&r) else {
                 continue;
-            };
-            let v = Voucher {
-                chain: r.chain,
-                channel: r.channel,
-                payee: r.payee,
-                cumulative: r.cumulative,
-                signature,
             };
             if shutdown {
                 match chain.claim_cost(&key, &v).await {
@@ -516,6 +508,36 @@ impl Payments {
         Ok(total)
     }
 
+    /// Closes a single-payee channel this node (its only payee) has claimed
+    /// in full, which returns the rest of the deposit to its payer, and
+    /// forgets it (also when it was closed already).
+    async fn close(
+        &self,
+        chain: &Settlement,
+        key: &subxt_signer::sr25519::Keypair,
+        r: &VoucherRecord,
+    ) {
+        match chain.close(key, r.channel).await {
+            Ok(closed) => {
+                info!(
+                    channel = r.channel,
+                    refunded = closed.outcome.refunded,
+                    fee = closed.fee,
+                    "closed the channel; the rest went back to its payer"
+                );
+                self.forget(r).await;
+            }
+            Err(vilokanam_chain::SettlementError::ChannelClosed(_)) => self.forget(r).await,
+            Err(e) => warn!(channel = r.channel, error = %e, "close failed (retried later)"),
+        }
+    }
+
+    /// Drops a channel closed on chain from the store and the key service.
+    async fn forget(&self, r: &VoucherRecord) {
+        let _ = self.vouchers.remove(r.channel, &r.payee);
+        self.channels.lock().await.pop(&r.channel);
+    }
+
     /// Closes the single-payee channels whose held voucher is claimed in
     /// full, which returns the rest of each deposit to its payer, and
     /// forgets those already closed on chain. A voucher still pending (not
@@ -532,21 +554,8 @@ impl Payments {
             .filter(|r| r.cumulative == r.claimed && r.payee == me.0)
         {
             match chain.channel(r.channel).await {
-                Ok(Some(c)) if c.max_payees == 1 => match chain.close(key, r.channel).await {
-                    Ok(closed) => {
-                        info!(
-                            channel = r.channel,
-                            refunded = closed.outcome.refunded,
-                            fee = closed.fee,
-                            "closed the channel; the rest went back to its payer"
-                        );
-                        let _ = self.vouchers.remove(r.channel, &r.payee);
-                    }
-                    Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
-                },
-                Ok(None) => {
-                    let _ = self.vouchers.remove(r.channel, &r.payee);
-                }
+                Ok(Some(c)) if c.max_payees == 1 => self.close(chain, key, &r).await,
+                Ok(None) => self.forget(&r).await,
                 Ok(Some(_)) => {}
                 Err(e) => warn!(channel = r.channel, error = %e, "channel unknown: not closed"),
             }
@@ -586,15 +595,8 @@ impl Payments {
             if r.payee != me.0 {
                 continue;
             }
-            let Ok(signature) = <[u8; 64]>::try_from(r.signature.as_slice()) else {
+            let Some(v) = held_voucher(&r) else {
                 continue;
-            };
-            let v = Voucher {
-                chain: r.chain,
-                channel: r.channel,
-                payee: r.payee,
-                cumulative: r.cumulative,
-                signature,
             };
             // What the key service checked, else (a restart) the chain.
             let known = self
@@ -609,7 +611,7 @@ impl Payments {
                     Ok(Some(c)) => (c.expires_at, c.max_payees, self.started_ms),
                     Ok(None) => {
                         // Closed on chain: nothing more can be claimed.
-                        let _ = self.vouchers.remove(r.channel, &r.payee);
+                        self.forget(&r).await;
                         continue;
                     }
                     Err(e) => return Err(e.to_string()),
@@ -654,8 +656,7 @@ impl Payments {
                             claimed_all = true;
                         }
                         Err(vilokanam_chain::SettlementError::ChannelClosed(_)) => {
-                            let _ = self.vouchers.remove(r.channel, &r.payee);
-                            self.channels.lock().await.pop(&r.channel);
+                            self.forget(&r).await;
                             continue;
                         }
                         Err(e) => warn!(channel = r.channel, error = %e, "claim failed"),
@@ -663,23 +664,7 @@ impl Payments {
                 }
             }
             if idle && claimed_all {
-                match chain.close(&key, r.channel).await {
-                    Ok(closed) => {
-                        info!(
-                            channel = r.channel,
-                            refunded = closed.outcome.refunded,
-                            fee = closed.fee,
-                            "the viewer is done: closed the channel, the rest went back to it"
-                        );
-                        let _ = self.vouchers.remove(r.channel, &r.payee);
-                        self.channels.lock().await.pop(&r.channel);
-                    }
-                    Err(vilokanam_chain::SettlementError::ChannelClosed(_)) => {
-                        let _ = self.vouchers.remove(r.channel, &r.payee);
-                        self.channels.lock().await.pop(&r.channel);
-                    }
-                    Err(e) => warn!(channel = r.channel, error = %e, "close failed"),
-                }
+                self.close(chain, &key, &r).await;
             }
         }
         Ok(total)
@@ -1189,6 +1174,17 @@ impl Payments {
         }
         Ok(back)
     }
+}
+
+/// A held record as the voucher it stores (`None`: a malformed signature).
+fn held_voucher(r: &VoucherRecord) -> Option<Voucher> {
+    Some(Voucher {
+        chain: r.chain,
+        channel: r.channel,
+        payee: r.payee,
+        cumulative: r.cumulative,
+        signature: <[u8; 64]>::try_from(r.signature.as_slice()).ok()?,
+    })
 }
 
 fn paid_us_to_secs(us: u64) -> u64 {

@@ -32,7 +32,8 @@ use vilokanam_swarm::protocols::keys::paywall::epoch_at;
 use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyRequest, KeyResponse, Payment};
 use vilokanam_swarm::wire::Sig;
 use vilokanam_swarm::StreamId;
-use vilokanam_testnet::{wait_until, NodeOptions, Testnet, FIXTURE};
+use vilokanam_testnet::bench::{clk_tck, percentile, proc_usage};
+use vilokanam_testnet::{wait_until, NodeOptions, Testnet};
 
 /// Planck per second of the benchmark's stream (1 µTICK/s).
 const PRICE: u128 = 1_000_000;
@@ -64,45 +65,11 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-/// (utime + stime) in clock ticks, and VmHWM in KiB, of a process.
-fn proc_usage(pid: u32) -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("stat")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks =
-        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("VmHWM")?
-        .parse()?;
-    Ok((ticks, hwm))
-}
-
-fn clk_tck() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// What the viewers saw, shared by their tasks.
@@ -253,31 +220,7 @@ async fn main() -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let clip = t.root().join("sample.ts");
-    std::fs::write(&clip, FIXTURE)?;
-    let clip = clip.to_string_lossy().into_owned();
-    let creator_dir = dir.to_string_lossy().into_owned();
-    let epoch = a.epoch_secs.to_string();
-    let mut publisher = t.publish(
-        0,
-        &[
-            "--name",
-            "paid",
-            "--input",
-            &clip,
-            "--realtime",
-            "--loop",
-            "--price",
-            "1µTICK/s",
-            "--epoch-secs",
-            &epoch,
-            "--data-dir",
-            &creator_dir,
-            "--chain-rpc",
-            &chain.ws_url,
-        ],
-        std::process::Stdio::null(),
-    )?;
+    let mut publisher = t.publish_paid(0, "1µTICK/s", a.epoch_secs, &chain.ws_url)?;
     let node = t.node(0)?;
     let (creator_pid, server): (u32, PeerId) = (node.pid, node.peer_id.parse()?);
     let addrs: Vec<Multiaddr> = node.addrs.iter().filter_map(|s| s.parse().ok()).collect();
