@@ -39,6 +39,10 @@ pub enum StorageError {
         "database {0} is in use by another vilokanam process (each node needs its own --data-dir)"
     )]
     InUse(PathBuf),
+    /// A write's group flush was dropped before it ran (the runtime is
+    /// shutting down): the write is not known to be on disk.
+    #[error("the flush of tree {0} was dropped before it ran: not known to be on disk")]
+    NotFlushed(&'static str),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sled::Error),

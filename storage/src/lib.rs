@@ -75,6 +75,7 @@ impl Store {
             },
             vouchers: Vouchers {
                 tree: db.open_tree("vouchers")?,
+                commits: Default::default(),
             },
             sessions: Sessions {
                 tree: db.open_tree("sessions")?,

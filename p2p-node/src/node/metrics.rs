@@ -34,6 +34,9 @@ pub struct NodeMetrics {
     pub claimed_planck: Gauge,
     /// Planck this node signed over while watching (viewer).
     pub spent_planck: Gauge,
+    /// Group flushes of the vouchers tree (vouchers kept ÷ this is what
+    /// group commit saves in fsyncs).
+    pub voucher_flushes: Gauge,
 }
 
 impl NodeMetrics {
@@ -96,6 +99,11 @@ impl NodeMetrics {
             "spent_planck",
             "Planck signed over while watching",
             m.spent_planck.clone(),
+        );
+        r.register(
+            "voucher_flushes",
+            "Group flushes of held vouchers to disk",
+            m.voucher_flushes.clone(),
         );
         m
     }

@@ -260,6 +260,7 @@ impl Payments {
             }
             _ => {}
         }
+        let mut kept = None;
         if let Some(p) = &req.payment {
             let v = Voucher {
                 chain: offer.genesis,
@@ -290,7 +291,7 @@ impl Payments {
             }
             match accepted {
                 Ok(_) => {
-                    // Kept (and flushed) before the key leaves this node.
+                    // Written now, on disk before the key leaves (below).
                     let rec = VoucherRecord {
                         stream: req.stream.to_string(),
                         chain: v.chain,
@@ -302,9 +303,10 @@ impl Payments {
                         seconds: u64::try_from(v.cumulative / offer.price_per_sec)
                             .unwrap_or(u64::MAX),
                     };
-                    self.vouchers
-                        .keep_best(rec)
-                        .map_err(|e| KeyRefusal::bad_voucher(format!("cannot store it: {e}")))?;
+                    kept =
+                        Some(self.vouchers.keep_best(rec).map_err(|e| {
+                            KeyRefusal::bad_voucher(format!("cannot store it: {e}"))
+                        })?);
                 }
                 Err(VoucherError::Replayed(_)) => {}
                 Err(e) => return Err(KeyRefusal::bad_voucher(e)),
@@ -316,6 +318,13 @@ impl Payments {
         let paid = c.payee.owed();
         let viewer = c.voucher_key;
         drop(channels);
+        // On disk before the key leaves, waited for outside the table's
+        // lock: concurrent requests share one flush.
+        if let Some(kept) = kept {
+            kept.durable()
+                .await
+                .map_err(|e| KeyRefusal::bad_voucher(format!("cannot store it: {e}")))?;
+        }
         let mut keys = lock(&self.keys);
         if keys.epoch_key(&req.stream, 0).is_none() {
             keys.add_stream(
@@ -1042,6 +1051,8 @@ impl Payments {
         }
         let spent: u128 = self.spending().await.iter().map(|s| s.spent).sum();
         m.spent_planck.set(i64::try_from(spent).unwrap_or(i64::MAX));
+        m.voucher_flushes
+            .set(i64::try_from(self.vouchers.group_flushes()).unwrap_or(i64::MAX));
     }
 
     /// What this node pays and paid: the sessions on, then the ended

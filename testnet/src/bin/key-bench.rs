@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p vilokanam
-//! cargo run --release -p vilokanam-testnet --bin key-bench -- --viewers 1000 --secs 60
+//! cargo run --release -p vilokanam-testnet --bin key-bench -- --viewers 1000 --secs 60 --wave 100
 //! ```
 //!
 //! Each viewer does what a watching viewer's node does once per epoch: it
@@ -44,6 +44,9 @@ struct Args {
     viewers: usize,
     secs: u64,
     epoch_secs: u32,
+    /// Viewers started per wave; the next wave starts when this one has
+    /// its first keys (each first key costs the creator chain queries).
+    wave: usize,
 }
 
 fn args() -> Result<Args> {
@@ -51,6 +54,7 @@ fn args() -> Result<Args> {
         viewers: 1000,
         secs: 60,
         epoch_secs: 6,
+        wave: usize::MAX,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,7 +63,8 @@ fn args() -> Result<Args> {
             "--viewers" => a.viewers = v.parse()?,
             "--secs" => a.secs = v.parse()?,
             "--epoch-secs" => a.epoch_secs = v.parse()?,
-            _ => bail!("unknown flag {flag} (--viewers N, --secs S, --epoch-secs E)"),
+            "--wave" => a.wave = v.parse::<usize>()?.max(1),
+            _ => bail!("unknown flag {flag} (--viewers N, --secs S, --epoch-secs E, --wave W)"),
         }
     }
     Ok(a)
@@ -303,7 +308,23 @@ async fn main() -> Result<()> {
     // The viewers' nodes.
     let tally = Arc::new(Tally::default());
     let epoch_ms = u64::from(a.epoch_secs) * 1000;
+    let warm = Instant::now();
     for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 && i % a.wave == 0 {
+            // Let this wave's first requests (and their channel checks on
+            // the chain) finish before the next wave starts.
+            let wave_started = Instant::now();
+            while (tally.first_keys.load(Ordering::Relaxed) as usize) < i
+                && wave_started.elapsed() < Duration::from_secs(120)
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            println!(
+                "{} of {i} viewers have a first key after {:.1} s",
+                tally.first_keys.load(Ordering::Relaxed),
+                warm.elapsed().as_secs_f64()
+            );
+        }
         let config = vilokanam_swarm::Config {
             discovery: false,
             event_buffer: 16,
@@ -335,7 +356,6 @@ async fn main() -> Result<()> {
             tally.clone(),
         ));
     }
-    let warm = Instant::now();
     while (tally.first_keys.load(Ordering::Relaxed) as usize) < a.viewers {
         // Each first request has the creator's node check the channel on
         // the chain (three queries); on chopsticks, whose storage queries
