@@ -43,8 +43,8 @@ pub mod voucher;
 pub use amount::{format_amount, format_rate, parse_amount, parse_rate, AmountError, DECIMALS};
 pub use channel::{Payee, Payer, Terms};
 pub use client::{
-    AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo, Claimed,
-    Closed, ConnectOptions, DispatchCost, Endpoint, OpenTerms, PayeeInfo, Receipt, Settlement,
-    SettlementError, TickEvent,
+    AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo,
+    ChannelSnapshot, Claimed, Closed, ConnectOptions, DispatchCost, Endpoint, OpenTerms, PayeeInfo,
+    Receipt, Settlement, SettlementError, TickEvent,
 };
 pub use voucher::{Voucher, VoucherError};

@@ -139,6 +139,13 @@ async fn pay_per_second_flow_on_the_real_runtime() {
     let on_chain = client.channel(ch.id).await.unwrap().unwrap();
     assert_eq!(on_chain.paid, PAID);
     assert_eq!(client.payees(ch.id).await.unwrap()[0].claimed, PAID);
+    // The payee's check of a channel reads the same from one block.
+    let snap = client.channel_snapshot(ch.id).await.unwrap().unwrap();
+    assert_eq!(snap.info, on_chain);
+    assert_eq!(snap.payees, client.payees(ch.id).await.unwrap());
+    assert!(snap.block >= 1, "{snap:?}");
+    assert!(snap.block <= client.finalized_number().await.unwrap());
+    assert!(client.channel_snapshot(ch.id + 1000).await.unwrap().is_none());
     let seen = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(batch) = events.next().await {
             for ev in batch.unwrap().1 {

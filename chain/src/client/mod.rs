@@ -140,6 +140,18 @@ pub struct ChannelInfo {
     pub legacy: bool,
 }
 
+/// A channel and its payees as one finalized block holds them
+/// ([`Settlement::channel_snapshot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSnapshot {
+    /// The channel.
+    pub info: ChannelInfo,
+    /// The payees bound to it, ordered by account.
+    pub payees: Vec<PayeeInfo>,
+    /// The number of the block both were read at.
+    pub block: u64,
+}
+
 impl ChannelInfo {
     /// Whether claims have reached the collateral (the payer signed more
     /// than its deposit).

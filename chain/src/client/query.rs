@@ -61,14 +61,31 @@ impl Settlement {
     pub async fn channel(&self, id: ChannelId) -> Result<Option<ChannelInfo>, SettlementError> {
         self.retry(|| async {
             let at = self.api.at_current_block().await?;
-            let v = at
-                .storage()
-                .try_fetch(api::storage().tick_stream().channels(), (id,))
-                .await?;
-            Ok::<_, subxt::Error>(match v {
-                None => None,
-                Some(v) => Some(channel_info(id, v.decode()?)),
-            })
+            read_channel(&at, id).await
+        })
+        .await
+    }
+
+    /// A channel with the payees bound to it, both read at one finalized
+    /// block (whose number comes with them): consistent with each other,
+    /// and one block lookup (hash and runtime version) instead of three
+    /// separate queries' worth. What a payee reads to check a new
+    /// viewer's channel. `None`: no such channel at that block.
+    pub async fn channel_snapshot(
+        &self,
+        id: ChannelId,
+    ) -> Result<Option<ChannelSnapshot>, SettlementError> {
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            let Some(info) = read_channel(&at, id).await? else {
+                return Ok(None);
+            };
+            let payees = read_payees(&at, id).await?;
+            Ok::<_, subxt::Error>(Some(ChannelSnapshot {
+                info,
+                payees,
+                block: at.block_number(),
+            }))
         })
         .await
     }
@@ -98,30 +115,46 @@ impl Settlement {
     /// The payees bound to a channel, with what each claimed (ordered by
     /// account).
     pub async fn payees(&self, channel: ChannelId) -> Result<Vec<PayeeInfo>, SettlementError> {
-        let mut out = self
-            .retry(|| async {
-                let at = self.api.at_current_block().await?;
-                let mut it = at
-                    .storage()
-                    .iter(api::storage().tick_stream().payees(), (channel,))
-                    .await?;
-                let mut out = Vec::new();
-                while let Some(kv) = it.next().await {
-                    let kv = kv?;
-                    let (_, payee) = kv.key()?.decode()?;
-                    let v = kv.value().decode()?;
-                    out.push(PayeeInfo {
-                        payee,
-                        claimed: v.claimed,
-                        named: v.named,
-                    });
-                }
-                Ok::<_, subxt::Error>(out)
-            })
-            .await?;
-        out.sort_by_key(|p| p.payee.0);
-        Ok(out)
+        self.retry(|| async {
+            let at = self.api.at_current_block().await?;
+            read_payees(&at, channel).await
+        })
+        .await
     }
+}
+
+type At = subxt::client::OnlineClientAtBlock<PolkadotConfig>;
+
+async fn read_channel(at: &At, id: ChannelId) -> Result<Option<ChannelInfo>, subxt::Error> {
+    let v = at
+        .storage()
+        .try_fetch(api::storage().tick_stream().channels(), (id,))
+        .await?;
+    Ok(match v {
+        None => None,
+        Some(v) => Some(channel_info(id, v.decode()?)),
+    })
+}
+
+/// The payees of `channel`, ordered by account.
+async fn read_payees(at: &At, channel: ChannelId) -> Result<Vec<PayeeInfo>, subxt::Error> {
+    let mut it = at
+        .storage()
+        .iter(api::storage().tick_stream().payees(), (channel,))
+        .await?;
+    let mut out = Vec::new();
+    while let Some(kv) = it.next().await {
+        let kv = kv?;
+        let (_, payee) = kv.key()?.decode()?;
+        let v = kv.value().decode()?;
+        out.push(PayeeInfo {
+            payee,
+            claimed: v.claimed,
+            named: v.named,
+        });
+    }
+    out.sort_by_key(|p| p.payee.0);
+    Ok(out)
 }
 
 type RawChannel =

@@ -363,8 +363,9 @@ impl Payments {
         }
         // A chain query that fails says nothing about the channel: `Busy`
         // (the viewer asks again), not `BadChannel`.
-        let info = chain
-            .channel(req.channel)
+        // The channel, its payees and the block number from one block.
+        let snapshot = chain
+            .channel_snapshot(req.channel)
             .await
             .map_err(|e| {
                 warn!(channel = req.channel, error = %e, "channel check failed: answered busy");
@@ -376,10 +377,7 @@ impl Payments {
                     req.channel
                 ))
             })?;
-        let payees = chain
-            .payees(req.channel)
-            .await
-            .map_err(|_| KeyRefusal::Busy)?;
+        let (info, payees) = (snapshot.info, snapshot.payees);
         let named: Vec<[u8; 32]> = payees
             .iter()
             .filter(|p| p.named)
@@ -392,13 +390,7 @@ impl Payments {
                 AccountId::from(offer.payee)
             )));
         }
-        let now = u32::try_from(
-            chain
-                .finalized_number()
-                .await
-                .map_err(|_| KeyRefusal::Busy)?,
-        )
-        .unwrap_or(u32::MAX);
+        let now = u32::try_from(snapshot.block).unwrap_or(u32::MAX);
         if info.expires_at < now.saturating_add(MIN_BLOCKS_LEFT) {
             return Err(KeyRefusal::bad_channel(format!(
                 "channel {} expires at block #{}, too soon to claim (now #{now})",
