@@ -145,7 +145,11 @@ async fn pay_per_second_flow_on_the_real_runtime() {
     assert_eq!(snap.payees, client.payees(ch.id).await.unwrap());
     assert!(snap.block >= 1, "{snap:?}");
     assert!(snap.block <= client.finalized_number().await.unwrap());
-    assert!(client.channel_snapshot(ch.id + 1000).await.unwrap().is_none());
+    assert!(client
+        .channel_snapshot(ch.id + 1000)
+        .await
+        .unwrap()
+        .is_none());
     let seen = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(batch) = events.next().await {
             for ev in batch.unwrap().1 {
