@@ -2,8 +2,8 @@
 //! per (channel, payee), and what of it was claimed on chain.
 //!
 //! A voucher is written and flushed ([`Kept::durable`]) *before* the key
-//! it paid for is sent, so a node killed after accepting payment still holds it after a
-//! restart and can claim it. A record only ever moves up: an update with
+//! it paid for is sent, so a node killed after accepting payment still
+//! holds it after a restart and can claim it. A record only ever moves up: an update with
 //! a lower amount is ignored, so a late or replayed write cannot lose
 //! money. Entries exist only for channels that name this node's payee and
 //! passed the chain checks; each costs its payer an on-chain deposit, so
@@ -126,8 +126,8 @@ impl Vouchers {
     /// tree but not yet on disk: the returned [`Kept`] says what is stored
     /// and is crash-safe once [`Kept::durable`] returned. Writing and
     /// flushing are split so that a caller holding a lock writes under it
-    /// and waits for the disk after releasing it; concurrent flushes share
-    /// one write and fsync (sled group-commits them).
+    /// and waits for the disk after releasing it; vouchers waiting within
+    /// [`COMMIT_WINDOW`] of each other share one flush.
     pub fn keep_best(&self, rec: VoucherRecord) -> Result<Kept, StorageError> {
         let k = key(rec.channel, &rec.payee);
         let out = update_record(

@@ -260,6 +260,7 @@ impl Payments {
             }
             _ => {}
         }
+        let not_stored = |e| KeyRefusal::bad_voucher(format!("cannot store it: {e}"));
         let mut kept = None;
         if let Some(p) = &req.payment {
             let v = Voucher {
@@ -303,10 +304,7 @@ impl Payments {
                         seconds: u64::try_from(v.cumulative / offer.price_per_sec)
                             .unwrap_or(u64::MAX),
                     };
-                    kept =
-                        Some(self.vouchers.keep_best(rec).map_err(|e| {
-                            KeyRefusal::bad_voucher(format!("cannot store it: {e}"))
-                        })?);
+                    kept = Some(self.vouchers.keep_best(rec).map_err(not_stored)?);
                 }
                 Err(VoucherError::Replayed(_)) => {}
                 Err(e) => return Err(KeyRefusal::bad_voucher(e)),
@@ -321,9 +319,7 @@ impl Payments {
         // On disk before the key leaves, waited for outside the table's
         // lock: concurrent requests share one flush.
         if let Some(kept) = kept {
-            kept.durable()
-                .await
-                .map_err(|e| KeyRefusal::bad_voucher(format!("cannot store it: {e}")))?;
+            kept.durable().await.map_err(not_stored)?;
         }
         let mut keys = lock(&self.keys);
         if keys.epoch_key(&req.stream, 0).is_none() {

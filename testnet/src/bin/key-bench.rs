@@ -358,7 +358,7 @@ async fn main() -> Result<()> {
     }
     while (tally.first_keys.load(Ordering::Relaxed) as usize) < a.viewers {
         // Each first request has the creator's node check the channel on
-        // the chain (three queries); on chopsticks, whose storage queries
+        // the chain (one snapshot: channel, payees, block); on chopsticks, whose storage queries
         // take tens of ms each on one JS thread, a thousand of them take
         // minutes. Viewers refused or timed out retry the next epoch.
         if warm.elapsed() > Duration::from_secs(900) {
