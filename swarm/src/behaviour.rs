@@ -13,7 +13,6 @@ use libp2p::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::protocols::keys::codec::{KeyCodec, KEYS_PROTOCOL};
 use crate::protocols::live::codec::{ChunkCodec, CHUNK_PROTOCOL};
 use crate::protocols::live::wire::{StreamId, ANNOUNCE_TOPIC};
 use crate::scoring::{score_params, score_thresholds, topic_score_params};
@@ -98,8 +97,9 @@ mod composed {
         pub gossipsub: Gossipsub,
         /// Chunk payloads by CID / sequence.
         pub chunks: request_response::Behaviour<ChunkCodec>,
-        /// Paywall epoch keys for vouchers.
-        pub keys: request_response::Behaviour<KeyCodec>,
+        /// Paywall epoch keys for vouchers: long-lived key sessions
+        /// (`protocols::keys::session`), served outside the swarm task.
+        pub keys: libp2p_stream::Behaviour,
         /// Peer discovery (and, later, signed social records).
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
         /// Exchange of listen addresses and protocols.
@@ -185,13 +185,7 @@ impl Behaviour {
                     .with_request_timeout(cfg.request_timeout)
                     .with_max_concurrent_streams(cfg.max_chunk_streams),
             ),
-            keys: request_response::Behaviour::with_codec(
-                KeyCodec,
-                [(KEYS_PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(cfg.request_timeout)
-                    .with_max_concurrent_streams(16),
-            ),
+            keys: libp2p_stream::Behaviour::new(),
             kad,
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())

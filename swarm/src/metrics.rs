@@ -41,6 +41,17 @@ pub struct Metrics {
     pub streams_relayed: Gauge,
     /// Chunk payload bytes held.
     pub chunk_bytes_held: Gauge,
+    /// Key sessions served now.
+    pub key_sessions: Gauge,
+    /// Key sessions ended or refused, by reason (`closed`, `idle`,
+    /// `malformed`, `oversized`, `busy`, `per_peer`, ...).
+    pub key_sessions_ended: Family<Labels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Metrics {
@@ -118,6 +129,16 @@ impl Metrics {
             "chunk_bytes_held",
             "Chunk payload bytes held",
             m.chunk_bytes_held.clone(),
+        );
+        r.register(
+            "key_sessions",
+            "Key sessions served now",
+            m.key_sessions.clone(),
+        );
+        r.register(
+            "key_sessions_ended",
+            "Key sessions ended or refused, by reason",
+            m.key_sessions_ended.clone(),
         );
         m
     }

@@ -189,6 +189,9 @@ impl Node {
         });
         let node = NodeHandle { inner };
         node.restore()?;
+        node.inner
+            .swarm
+            .serve_keys(Arc::new(KeyDesk(Arc::downgrade(&node.inner))))?;
         let swarm_task = tokio::spawn(event_loop.run());
         let events_task = tokio::spawn(consume(node.inner.clone(), events, listen_tx));
         let announcer = tokio::spawn(announcer::run(node.clone(), node.inner.stop.subscribe()));
@@ -207,6 +210,48 @@ impl Node {
     }
 }
 
+/// The node's answer to key requests (the swarm's key sessions call it
+/// directly, one request of a session at a time). Holds the node weakly:
+/// the swarm's session tasks must not keep a stopped node alive.
+struct KeyDesk(std::sync::Weak<Inner>);
+
+impl vilokanam_swarm::protocols::keys::session::KeyService for KeyDesk {
+    fn answer(
+        &self,
+        peer: PeerId,
+        request: vilokanam_swarm::protocols::keys::wire::KeyRequest,
+    ) -> vilokanam_swarm::protocols::keys::session::KeyAnswer {
+        use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
+        let inner = self.0.clone();
+        Box::pin(async move {
+            let Some(inner) = inner.upgrade() else {
+                return KeyResponse::Refused(KeyRefusal::NotServed);
+            };
+            let paid = inner.publisher.paid_stream(&request.stream).await;
+            let response = inner.payments.answer(peer, &request, paid).await;
+            match &response {
+                KeyResponse::Refused(r) => {
+                    tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
+                    let reason = match r {
+                        KeyRefusal::NotServed => "not_served",
+                        KeyRefusal::EpochOutOfRange { .. } => "epoch",
+                        KeyRefusal::Unpaid { .. } => "unpaid",
+                        KeyRefusal::BadVoucher(_) => "bad_voucher",
+                        KeyRefusal::BadChannel(_) => "bad_channel",
+                        KeyRefusal::Busy => "busy",
+                        _ => "other",
+                    };
+                    NodeMetrics::inc(&inner.metrics.keys_refused, "reason", reason);
+                }
+                KeyResponse::Granted { .. } => {
+                    inner.metrics.keys_granted.inc();
+                }
+            }
+            response
+        })
+    }
+}
+
 /// Consumes the swarm's events: chunks into playlists, announcements into
 /// the catalog, peers into the store.
 async fn consume(
@@ -222,34 +267,6 @@ async fn consume(
             }
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
-            }
-            Event::KeyRequested { id, request, peer } => {
-                // Checking the channel may query the chain: not in this loop.
-                let inner = inner.clone();
-                tokio::spawn(async move {
-                    let paid = inner.publisher.paid_stream(&request.stream).await;
-                    let response = inner.payments.answer(peer, &request, paid).await;
-                    use vilokanam_swarm::protocols::keys::wire::{KeyRefusal, KeyResponse};
-                    match &response {
-                        KeyResponse::Refused(r) => {
-                            tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
-                            let reason = match r {
-                                KeyRefusal::NotServed => "not_served",
-                                KeyRefusal::EpochOutOfRange { .. } => "epoch",
-                                KeyRefusal::Unpaid { .. } => "unpaid",
-                                KeyRefusal::BadVoucher(_) => "bad_voucher",
-                                KeyRefusal::BadChannel(_) => "bad_channel",
-                                KeyRefusal::Busy => "busy",
-                                _ => "other",
-                            };
-                            NodeMetrics::inc(&inner.metrics.keys_refused, "reason", reason);
-                        }
-                        KeyResponse::Granted { .. } => {
-                            inner.metrics.keys_granted.inc();
-                        }
-                    }
-                    let _ = inner.swarm.respond_key(id, response).await;
-                });
             }
             Event::Announcement { announcement, .. } => {
                 NodeHandle::on_announcement(&inner, *announcement);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
+use crate::protocols::keys::session::{self, KeyClient, KeyService};
 use crate::protocols::keys::wire::{KeyRequest, KeyResponse};
 use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
@@ -150,19 +152,9 @@ pub enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     /// What the swarm holds.
     Stats(oneshot::Sender<SwarmStats>),
-    /// Ask `peer` (dialing `addrs` if needed) for an epoch key.
-    RequestKey {
-        /// The key server.
-        peer: PeerId,
-        /// Where it listens.
-        addrs: Vec<Multiaddr>,
-        /// The request.
-        request: Box<KeyRequest>,
-        /// Reply.
-        reply: oneshot::Sender<Result<KeyResponse, SwarmError>>,
-    },
-    /// Answer inbound key request `id` (from [`crate::Event::KeyRequested`]).
-    RespondKey(u64, Box<KeyResponse>),
+    /// Remember addresses of a peer (for dials by peer id, such as a key
+    /// session's).
+    AddAddresses(PeerId, Vec<Multiaddr>, oneshot::Sender<()>),
     /// Stop the event loop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -172,6 +164,8 @@ pub enum Command {
 pub struct Client {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) peer_id: PeerId,
+    pub(crate) keys: Arc<KeyClient>,
+    pub(crate) metrics: Metrics,
 }
 
 impl Client {
@@ -266,28 +260,70 @@ impl Client {
         self.call(Command::Stats).await
     }
 
-    /// Asks `peer` for an epoch key (dialing `addrs` if not connected).
+    /// Asks `peer` for an epoch key (dialing `addrs` if not connected), on
+    /// this node's key session with `peer` (opened on first use and kept;
+    /// requests to one peer go one at a time).
     pub async fn request_key(
         &self,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         request: KeyRequest,
     ) -> Result<KeyResponse, SwarmError> {
-        self.call(|reply| Command::RequestKey {
-            peer,
-            addrs,
-            request: Box::new(request),
-            reply,
-        })
-        .await?
+        let prepare = || async {
+            if !addrs.is_empty() {
+                let _ = self
+                    .call(|tx| Command::AddAddresses(peer, addrs.clone(), tx))
+                    .await;
+            }
+        };
+        self.keys
+            .request(peer, &request, prepare)
+            .await
+            .map_err(|e| SwarmError::Key {
+                peer,
+                reason: e.to_string(),
+            })
     }
 
-    /// Answers inbound key request `id`.
-    pub async fn respond_key(&self, id: u64, response: KeyResponse) -> Result<(), SwarmError> {
-        self.tx
-            .send(Command::RespondKey(id, Box::new(response)))
-            .await
-            .map_err(|_| SwarmError::Stopped)
+    /// Opens a key session to `peer` that the caller drives with raw
+    /// frames ([`crate::protocols::keys::session::write_frame`]): for tests
+    /// of the server's bounds with hand-made and hostile input.
+    #[cfg(feature = "test-utils")]
+    pub async fn open_raw_key_session(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<libp2p::Stream, SwarmError> {
+        if !addrs.is_empty() {
+            self.call(|tx| Command::AddAddresses(peer, addrs, tx))
+                .await?;
+        }
+        self.keys.open_raw(peer).await.map_err(|e| SwarmError::Key {
+            peer,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Key sessions this node has open to key servers.
+    pub fn key_sessions(&self) -> usize {
+        self.keys.sessions()
+    }
+
+    /// Answers the key sessions peers open to this node with `service`
+    /// (one task per session, bounded by [`crate::Config::keys`]). Without
+    /// it, peers cannot open key sessions here. At most once per swarm.
+    pub fn serve_keys(&self, service: Arc<dyn KeyService>) -> Result<(), SwarmError> {
+        let incoming = self
+            .keys
+            .accept()
+            .map_err(|_| SwarmError::Build("key sessions are already served".into()))?;
+        tokio::spawn(session::serve(
+            incoming,
+            service,
+            self.keys.config().clone(),
+            self.metrics.clone(),
+        ));
+        Ok(())
     }
 
     /// Stops the event loop and waits for it to acknowledge.

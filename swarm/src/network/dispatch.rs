@@ -97,17 +97,11 @@ impl EventLoop {
                 };
                 let _ = reply.send(stats);
             }
-            Command::RequestKey {
-                peer,
-                addrs,
-                request,
-                reply,
-            } => {
-                self.keys
-                    .request(&mut self.swarm, peer, addrs, *request, reply);
-            }
-            Command::RespondKey(id, response) => {
-                self.keys.respond(&mut self.swarm, id, *response);
+            Command::AddAddresses(peer, addrs, reply) => {
+                for a in addrs {
+                    self.swarm.add_peer_address(peer, a);
+                }
+                let _ = reply.send(());
             }
             Command::Shutdown(reply) => {
                 // Handled in `run`; answering here keeps the match total.
@@ -220,9 +214,7 @@ impl EventLoop {
             }) => {
                 debug!(%peer, %error, "inbound chunk request failed");
             }
-            BehaviourEvent::Keys(ev) => {
-                self.keys.on_event(&mut self.swarm, &mut self.events, ev);
-            }
+            BehaviourEvent::Keys(()) => {}
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) =>
             {

@@ -70,16 +70,6 @@ pub enum Event {
     },
     /// A new listen address.
     Listening(Multiaddr),
-    /// A peer asks for an epoch key; answer with
-    /// [`crate::Client::respond_key`] and this `id`.
-    KeyRequested {
-        /// Answer with this id.
-        id: u64,
-        /// Who asks.
-        peer: PeerId,
-        /// The request (decoded and size-checked).
-        request: Box<crate::protocols::keys::wire::KeyRequest>,
-    },
     /// A remote peer subscribed to a Vilokanam topic (for tests and
     /// diagnostics; dropped when the node lags).
     Subscribed {
@@ -94,10 +84,7 @@ impl Event {
     /// Whether losing this event would leave the node wrong until restart.
     pub fn is_critical(&self) -> bool {
         match self {
-            Event::ChunkReady(_)
-            | Event::ChunkMissing { .. }
-            | Event::Listening(_)
-            | Event::KeyRequested { .. } => true,
+            Event::ChunkReady(_) | Event::ChunkMissing { .. } | Event::Listening(_) => true,
             Event::Announcement { changed, .. } => *changed,
             Event::Rejected { .. } | Event::PeerConnected { .. } | Event::Subscribed { .. } => {
                 false
@@ -114,7 +101,6 @@ impl Event {
             Event::PeerConnected { .. } => "peer_connected",
             Event::Listening(_) => "listening",
             Event::Subscribed { .. } => "subscribed",
-            Event::KeyRequested { .. } => "key_requested",
         }
     }
 }

@@ -26,6 +26,7 @@ mod dispatch;
 mod events;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -40,7 +41,7 @@ pub use events::{Emitter, Event, RejectReason};
 use crate::behaviour::{Behaviour, BehaviourConfig};
 use crate::build::build_swarm;
 use crate::metrics::Metrics;
-use crate::protocols::keys::actor::KeysActor;
+use crate::protocols::keys::session::{KeyClient, KeySessionConfig};
 use crate::protocols::live::actor::LiveActor;
 use crate::protocols::live::announce::AnnounceConfig;
 use crate::protocols::live::core::RelayConfig;
@@ -74,6 +75,8 @@ pub struct Config {
     /// Critical events kept while the node lags, before the loop waits
     /// for it. Default 4096.
     pub event_backlog: usize,
+    /// Key sessions: bounds and timeouts.
+    pub keys: KeySessionConfig,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             discovery_interval: Duration::from_secs(30),
             event_buffer: 1024,
             event_backlog: 4096,
+            keys: KeySessionConfig::default(),
         }
     }
 }
@@ -122,13 +126,17 @@ pub fn new(
         Client {
             tx: cmd_tx,
             peer_id,
+            keys: Arc::new(KeyClient::new(
+                swarm.behaviour().keys.new_control(),
+                config.keys.clone(),
+            )),
+            metrics: metrics.clone(),
         },
         ev_rx,
         EventLoop {
             swarm,
             config,
             live,
-            keys: KeysActor::default(),
             commands: cmd_rx,
             events,
             metrics,
@@ -145,7 +153,6 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: Config,
     live: LiveActor,
-    keys: KeysActor,
     commands: mpsc::Receiver<Command>,
     events: Emitter,
     metrics: Metrics,

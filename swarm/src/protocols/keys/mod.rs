@@ -1,5 +1,5 @@
 //! The paywall: epoch keys of paid streams, bought with vouchers over
-//! `/vilokanam/keys/1` (docs/PAYMENTS.md).
+//! `/vilokanam/keys/2` (docs/PAYMENTS.md).
 //!
 //! A paid stream's payloads are encrypted per *epoch* (a few seconds of
 //! media) with ChaCha20-Poly1305; the chunk's CID addresses the
@@ -12,15 +12,14 @@
 //! - [`paywall`]: the cryptography (epoch keys, payloads, sealed keys);
 //! - [`wire`]: the request and response, size-capped, with a distinct
 //!   refusal for each reason;
-//! - [`codec`]: the request-response codec;
-//! - [`core`]: the IO-less key-release policy;
-//! - [`actor`]: the glue on the swarm (requests out, requests in to the
-//!   node, answers back by id).
+//! - [`session`]: the long-lived framed stream per viewer and key server
+//!   (bounded, idle sessions closed), and the [`session::KeyService`] the
+//!   node plugs in;
+//! - [`core`]: the IO-less key-release policy.
 
-pub mod actor;
-pub mod codec;
 pub mod core;
 pub mod paywall;
+pub mod session;
 pub mod wire;
 
 #[cfg(test)]

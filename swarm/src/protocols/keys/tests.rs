@@ -1,11 +1,11 @@
-//! Codec tests of the key protocol: round trips, limits, malformed bytes.
+//! Wire and frame tests of the key protocol: round trips, limits,
+//! malformed bytes.
 
-use super::codec::{KeyCodec, KEYS_PROTOCOL};
 use super::paywall::{seal_key, StreamSecret};
+use super::session::{read_frame, write_frame, FrameError};
 use super::wire::*;
 use crate::protocols::live::wire::{Sig, StreamId, WireError};
 use ed25519_dalek::SigningKey;
-use libp2p::request_response::Codec;
 use proptest::prelude::*;
 
 fn request(payment: bool) -> KeyRequest {
@@ -77,26 +77,46 @@ fn malformed_oversized_and_invalid_messages_are_refused_with_their_reason() {
 }
 
 #[tokio::test]
-async fn the_codec_caps_reads_and_round_trips() {
+async fn frames_round_trip_and_are_capped_before_reading() {
     let mut out = futures::io::Cursor::new(Vec::new());
-    KeyCodec
-        .write_request(&KEYS_PROTOCOL, &mut out, request(true))
-        .await
-        .unwrap();
+    let req = encode_request(&request(true)).unwrap();
+    write_frame(&mut out, &req).await.unwrap();
+    write_frame(&mut out, &req).await.unwrap();
     let mut input = futures::io::Cursor::new(out.into_inner());
-    assert_eq!(
-        KeyCodec
-            .read_request(&KEYS_PROTOCOL, &mut input)
+    for _ in 0..2 {
+        let f = read_frame(&mut input, MAX_KEY_REQUEST)
             .await
-            .unwrap(),
-        request(true)
-    );
-    let mut big = futures::io::Cursor::new(vec![1u8; MAX_KEY_RESPONSE + 1]);
-    let err = KeyCodec
-        .read_response(&KEYS_PROTOCOL, &mut big)
+            .unwrap()
+            .unwrap();
+        assert_eq!(decode_request(&f).unwrap(), request(true));
+    }
+    // A clean end between frames is the end of the session.
+    assert!(read_frame(&mut input, MAX_KEY_REQUEST)
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("limit"), "{err}");
+        .unwrap()
+        .is_none());
+    // A length over the limit is refused from its prefix.
+    let mut big = futures::io::Cursor::new(vec![0xff, 0xff]);
+    let err = read_frame(&mut big, MAX_KEY_RESPONSE).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FrameError::TooLarge {
+                len: 65535,
+                limit: MAX_KEY_RESPONSE
+            }
+        ),
+        "{err}"
+    );
+    // The end of the stream inside a prefix or a body.
+    for cut in [vec![0], vec![0, 5, 1, 2]] {
+        let mut short = futures::io::Cursor::new(cut);
+        let err = read_frame(&mut short, MAX_KEY_REQUEST).await.unwrap_err();
+        assert!(matches!(err, FrameError::Truncated), "{err}");
+    }
+    // Nothing longer than a u16 length can be written.
+    let mut out = futures::io::Cursor::new(Vec::new());
+    assert!(write_frame(&mut out, &vec![0; 70_000]).await.is_err());
 }
 
 proptest! {
@@ -110,5 +130,18 @@ proptest! {
         if let Ok(r) = decode_response(&b) {
             prop_assert_eq!(decode_response(&encode_response(&r).unwrap()).unwrap(), r);
         }
+    }
+
+    /// Any bytes read as frames either end cleanly, give frames within the
+    /// limit, or fail with a reason: never a panic or an allocation past
+    /// the limit.
+    #[test]
+    fn arbitrary_bytes_read_as_frames_stay_within_the_limit(b in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let mut input = futures::io::Cursor::new(b);
+        futures::executor::block_on(async {
+            while let Ok(Some(f)) = read_frame(&mut input, MAX_KEY_REQUEST).await {
+                assert!(f.len() <= MAX_KEY_REQUEST);
+            }
+        });
     }
 }
