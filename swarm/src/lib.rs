@@ -12,11 +12,13 @@
 //!
 //! The crate is laid out as rust-libp2p lays out its own:
 //!
-//! - [`protocols`]: one folder per wire protocol (`live` today) with its
-//!   wire format, codec, IO-less cores and actor;
+//! - [`protocols`]: one folder per wire protocol (`live`: chunks and
+//!   announcements; `keys`: the paywall's key sessions) with its wire
+//!   format, codec, IO-less cores and actor;
 //! - [`behaviour`]: the composed libp2p behaviour (gossipsub 1.2 with a
 //!   bounded subscription filter, Kademlia `/vilokanam/kad/1.0.0`,
-//!   identify, ping, request-response, mDNS, connection limits);
+//!   identify, ping, request-response, libp2p-stream for key sessions,
+//!   mDNS, connection limits);
 //! - [`build`]: transports and swarm construction;
 //! - [`scoring`]: gossipsub score parameters and application scores;
 //! - [`network`]: the single task that owns the `Swarm`, the cloneable
@@ -25,7 +27,8 @@
 //! - `sim` (feature `test-utils`): a deterministic simulator that drives
 //!   many relay cores over a modelled network in virtual time.
 //!
-//! Rules: only [`network`] touches a `Swarm`; the cores take `now` and
+//! Rules: only [`network`] touches a `Swarm` (key sessions are streams
+//! handed out of it, served by their own tasks); the cores take `now` and
 //! inputs and return outputs (no tokio, no sockets); every map the network
 //! can grow is bounded by a documented configuration value.
 #![deny(missing_docs)]

@@ -11,7 +11,7 @@
 //! Each viewer does what a watching viewer's node does once per epoch: it
 //! signs a voucher for the epochs it has (the key server's rule: `n`
 //! epochs paid before the `n+1`-th key) and asks the creator's node for
-//! the current epoch's key over `/vilokanam/keys/1`, at a random phase in
+//! the current epoch's key over `/vilokanam/keys/2`, at a random phase in
 //! the epoch. The creator's node checks each channel on the chain once,
 //! each voucher as the pallet would, stores the best one in sled
 //! (flushed) before answering, and seals the key. Measured over `--secs`

@@ -371,8 +371,9 @@ impl KeyClient {
 
     /// Sends `request` to `peer` on its session (opening one first if
     /// there is none; `prepare` runs before opening, to give the swarm the
-    /// peer's addresses). A session that fails after being reused (the
-    /// server closed it while idle) is replaced once.
+    /// peer's addresses). A session that fails (the server closed it while
+    /// idle, or its connection was closing) is replaced once, within the
+    /// same `request_timeout`.
     pub(crate) async fn request<F, Fut>(
         &self,
         peer: PeerId,
@@ -428,8 +429,11 @@ impl KeyClient {
                 }
                 Ok(Err(e)) => {
                     slot.stream = None;
-                    if reused && !retried && !matches!(e, RequestError::Malformed(_)) {
-                        debug!(%peer, error = %e, "key session gone, opening a new one");
+                    // A reused session the server closed while idle, or a
+                    // new one on a connection that was closing: one more
+                    // try on a new session, within the same deadline.
+                    if !retried && !matches!(e, RequestError::Malformed(_)) {
+                        debug!(%peer, reused, error = %e, "key session failed, opening a new one");
                         retried = true;
                         continue;
                     }

@@ -1,5 +1,5 @@
-//! Messages of the key protocol (`/vilokanam/keys/1`), one request and one
-//! response per substream, postcard-encoded and size-capped.
+//! Messages of the key protocol (`/vilokanam/keys/2`), framed on a key
+//! session ([`super::session`]), postcard-encoded and size-capped.
 
 use serde::{Deserialize, Serialize};
 
