@@ -24,6 +24,13 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// libp2p listen multiaddrs. Default TCP and QUIC on port 4010.
     pub listen: Vec<String>,
+    /// Where the key-only listener listens: the addresses a paid stream's
+    /// offer names for buying keys, so that viewers' key connections are
+    /// not full mesh peers of this node (docs/PAYMENTS.md §3). Absent: the
+    /// `listen` addresses with port 0 (any free port; set fixed ports here
+    /// behind a firewall). `[]`: no key-only listener, keys are sold on
+    /// the `listen` addresses.
+    pub key_listen: Option<Vec<String>>,
     /// Peers to connect to at start (`/ip4/…/tcp/…/p2p/<id>`).
     pub bootstrap: Vec<String>,
     /// LAN discovery with mDNS. Default off.
@@ -118,6 +125,7 @@ impl Default for NodeConfig {
                 "/ip4/0.0.0.0/tcp/4010".into(),
                 "/ip4/0.0.0.0/udp/4010/quic-v1".into(),
             ],
+            key_listen: None,
             bootstrap: vec![],
             mdns: false,
             discovery: true,
@@ -245,6 +253,37 @@ impl NodeConfig {
     /// How long a published stream may go without a segment.
     pub fn publish_idle(&self) -> Duration {
         Duration::from_secs(self.publish_idle_secs.max(1))
+    }
+
+    /// The key-only listener's addresses (see [`NodeConfig::key_listen`]);
+    /// empty for none.
+    pub fn key_listen_addrs(&self) -> Result<Vec<Multiaddr>> {
+        use vilokanam_swarm::libp2p::multiaddr::Protocol;
+        match &self.key_listen {
+            Some(list) => list
+                .iter()
+                .map(|s| {
+                    s.parse::<Multiaddr>()
+                        .with_context(|| format!("invalid key_listen multiaddr {s:?}"))
+                })
+                .collect(),
+            None => self
+                .listen
+                .iter()
+                .map(|s| {
+                    let a = s
+                        .parse::<Multiaddr>()
+                        .with_context(|| format!("invalid listen multiaddr {s:?}"))?;
+                    Ok(a.iter()
+                        .map(|p| match p {
+                            Protocol::Tcp(_) => Protocol::Tcp(0),
+                            Protocol::Udp(_) => Protocol::Udp(0),
+                            p => p,
+                        })
+                        .collect())
+                })
+                .collect(),
+        }
     }
 
     /// The swarm configuration this describes.

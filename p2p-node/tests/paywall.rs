@@ -29,8 +29,20 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// Keys sold on the key-only listener (the default: the offer names its
+/// addresses).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
+    bad_payments(None).await
+}
+
+/// The same with `key_listen = []`: keys sold on the main listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payments_are_refused_on_the_main_listener_too() {
+    bad_payments(Some(vec![])).await
+}
+
+async fn bad_payments(key_listen: Option<Vec<String>>) {
     let Some(parts) = parts_for_test() else {
         return;
     };
@@ -45,6 +57,7 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
     let store = vilokanam_storage::Store::open(dir.path()).unwrap();
     let config = NodeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        key_listen: key_listen.clone(),
         discovery: false,
         // Claim as soon as what is held is worth one claim fee.
         claim_fee_multiple: 1,
@@ -70,11 +83,30 @@ async fn bad_payments_are_refused_each_with_its_reason_and_store_nothing() {
         .await
         .unwrap();
     let server: PeerId = node.identity().peer_id;
+    // Where a viewer goes for keys: the addresses the offer names.
     let addrs: Vec<Multiaddr> = node
-        .listen_addrs()
+        .key_server_addrs()
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
+    let listen: Vec<Multiaddr> = node
+        .listen_addrs()
+        .iter()
+        .map(|a| {
+            let mut a: Multiaddr = a.parse().unwrap();
+            a.pop(); // the /p2p/ suffix
+            a
+        })
+        .collect();
+    assert!(!addrs.is_empty());
+    if key_listen.is_some() {
+        assert_eq!(addrs, listen, "keys on the main listener");
+    } else {
+        assert!(
+            addrs.iter().all(|a| !listen.contains(a)),
+            "keys on their own listener: {addrs:?} vs {listen:?}"
+        );
+    }
 
     // The rogue: a bare swarm with a real channel naming the creator.
     let (rogue, _events, event_loop) = vilokanam_swarm::new(

@@ -337,3 +337,67 @@ async fn sessions_are_bounded_per_peer_and_in_total_and_silent_ones_end() -> Res
     assert!(matches!(r, KeyResponse::Granted { .. }), "{r:?}");
     Ok(())
 }
+
+/// The key-only listener: a viewer that dials its address buys keys on a
+/// connection that the node's main swarm never sees (no gossip, no DHT,
+/// no pings: nothing flows between requests), under the same identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_only_listener_sells_keys_outside_the_main_swarm() -> Result<()> {
+    let payer = SigningKey::from_bytes(&[22; 32]);
+    let key = identity::Keypair::generate_ed25519();
+    let id = key.public().to_peer_id();
+    let mut registry = Registry::default();
+    let (client, mut events, event_loop) = vilokanam_swarm::new(
+        key.clone(),
+        config(KeySessionConfig::default()),
+        &mut registry,
+    )?;
+    tokio::spawn(event_loop.run());
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let creator = SigningKey::from_bytes(&[21; 32]);
+    let stream = StreamId::new(creator.verifying_key().to_bytes(), "paid")?;
+    let mut core = KeyServer::new(KeyServerConfig::default());
+    core.add_stream(
+        stream.clone(),
+        StreamSecret::derive(&creator, &stream),
+        Pricing {
+            price_per_sec: 1,
+            epoch_secs: 6,
+        },
+    );
+    core.advance(&stream, 5);
+    let listener = client
+        .start_key_listener(
+            key,
+            &["/ip4/127.0.0.1/tcp/0".parse()?],
+            Arc::new(Desk {
+                keys: Mutex::new(core),
+                payer: payer.verifying_key(),
+            }),
+            16,
+        )
+        .await?;
+    let addrs = listener.addrs().to_vec();
+    assert_eq!(addrs.len(), 1, "{addrs:?}");
+    let v = viewer(KeySessionConfig::default()).await?;
+    for _ in 0..3 {
+        let r = v.request_key(id, addrs.clone(), ask(&stream, 5)).await?;
+        assert!(matches!(r, KeyResponse::Granted { .. }), "{r:?}");
+    }
+    let metric = |name: &str| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(metric(SESSIONS), 1.0, "one session on the listener");
+    assert_eq!(client.stats().await?.peers, 0, "the main swarm saw no one");
+    assert_eq!(v.stats().await?.peers, 1, "the viewer is connected once");
+    // Stopping the listener ends its sessions; the main swarm was never
+    // involved, so a viewer that only knows the listener's address fails.
+    drop(listener);
+    let r = v.request_key(id, addrs, ask(&stream, 5)).await;
+    assert!(r.is_err(), "{r:?}");
+    Ok(())
+}

@@ -37,6 +37,10 @@ pub struct IdResponse {
     pub voucher_key: String,
     /// Listen addresses, with `/p2p/<peer id>`.
     pub listen: Vec<String>,
+    /// Where this node sells the keys of its paid streams (the key-only
+    /// listener's addresses, or `listen` without one): what its offers name.
+    #[serde(default)]
+    pub key_addrs: Vec<String>,
 }
 
 /// One connected peer in `GET /api/v0/peers`.

@@ -24,6 +24,7 @@ async fn id(State(api): State<Api>) -> Json<IdResponse> {
         creator_key: i.creator_key.clone(),
         voucher_key: i.voucher_key.clone(),
         listen: api.node.listen_addrs(),
+        key_addrs: api.node.key_server_addrs(),
     })
 }
 

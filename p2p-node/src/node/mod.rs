@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     payments: payments::Payments,
     playback_events: broadcast::Sender<PlaybackEvent>,
     listen: watch::Receiver<Vec<Multiaddr>>,
+    /// The key-only listener, when configured (its addresses go in offers).
+    key_listener: std::sync::OnceLock<vilokanam_swarm::protocols::keys::listener::KeyListener>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -154,6 +156,10 @@ impl Node {
             }
         }
         let mut registry = Registry::default();
+        let key_listen = config
+            .key_listen_addrs()
+            .map_err(|e| NodeError::Swarm(vilokanam_swarm::SwarmError::Build(e.to_string())))?;
+        let key_keypair = keypair.clone();
         let (swarm, events, event_loop) = vilokanam_swarm::new(keypair, net, &mut registry)?;
         let metrics = NodeMetrics::new(&mut registry);
         let (playback_events, _) = broadcast::channel(1024);
@@ -178,6 +184,7 @@ impl Node {
             ),
             playback_events,
             listen: listen_rx.clone(),
+            key_listener: std::sync::OnceLock::new(),
             identity,
             swarm,
             store,
@@ -192,6 +199,19 @@ impl Node {
         node.inner
             .swarm
             .serve_keys(Arc::new(KeyDesk(Arc::downgrade(&node.inner))))?;
+        if !key_listen.is_empty() {
+            let listener = node
+                .inner
+                .swarm
+                .start_key_listener(
+                    key_keypair,
+                    &key_listen,
+                    Arc::new(KeyDesk(Arc::downgrade(&node.inner))),
+                    node.inner.config.max_connections,
+                )
+                .await?;
+            let _ = node.inner.key_listener.set(listener);
+        }
         let swarm_task = tokio::spawn(event_loop.run());
         let events_task = tokio::spawn(consume(node.inner.clone(), events, listen_tx));
         let announcer = tokio::spawn(announcer::run(node.clone(), node.inner.stop.subscribe()));
@@ -366,6 +386,12 @@ impl NodeHandle {
         &self.inner.config
     }
 
+    /// The addresses this node's offers name for buying keys: the
+    /// key-only listener's, or the listen addresses without one.
+    pub fn key_server_addrs(&self) -> Vec<String> {
+        self.key_server_addr().addrs
+    }
+
     /// Listen addresses, with `/p2p/<peer id>`.
     pub fn listen_addrs(&self) -> Vec<String> {
         let peer = self.inner.identity.peer_id;
@@ -381,14 +407,15 @@ impl NodeHandle {
     /// loopback last) listen addresses, for a paid stream's offer.
     fn key_server_addr(&self) -> vilokanam_swarm::wire::KeyServerAddr {
         use vilokanam_swarm::wire::{MAX_ADDR, MAX_KEY_SERVER_ADDRS};
-        let mut addrs: Vec<String> = self
-            .inner
-            .listen
-            .borrow()
-            .iter()
-            .map(|a| a.to_string())
-            .filter(|a| a.len() <= MAX_ADDR)
-            .collect();
+        let listened = self.inner.listen.borrow().clone();
+        let mut addrs: Vec<String> = match self.inner.key_listener.get() {
+            Some(l) => l.addrs().to_vec(),
+            None => listened,
+        }
+        .iter()
+        .map(|a| a.to_string())
+        .filter(|a| a.len() <= MAX_ADDR)
+        .collect();
         addrs.sort_by_key(|a| a.contains("/127.0.0.1/") || a.contains("/::1/"));
         addrs.truncate(MAX_KEY_SERVER_ADDRS);
         vilokanam_swarm::wire::KeyServerAddr {

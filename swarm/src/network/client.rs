@@ -326,6 +326,27 @@ impl Client {
         Ok(())
     }
 
+    /// Starts a key-only listener ([`crate::protocols::keys::listener`]) on
+    /// `listen` under `keypair` (this node's identity), answering with
+    /// `service` under the same bounds and metrics as [`Client::serve_keys`].
+    pub async fn start_key_listener(
+        &self,
+        keypair: libp2p::identity::Keypair,
+        listen: &[Multiaddr],
+        service: Arc<dyn KeyService>,
+        max_connections: u32,
+    ) -> Result<crate::protocols::keys::listener::KeyListener, SwarmError> {
+        crate::protocols::keys::listener::start(
+            keypair,
+            listen,
+            service,
+            self.keys.config().clone(),
+            max_connections,
+            self.metrics.clone(),
+        )
+        .await
+    }
+
     /// Stops the event loop and waits for it to acknowledge.
     pub async fn shutdown(&self) -> Result<(), SwarmError> {
         self.call(Command::Shutdown).await

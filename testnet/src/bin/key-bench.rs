@@ -47,6 +47,9 @@ struct Args {
     /// Viewers started per wave; the next wave starts when this one has
     /// its first keys (each first key costs the creator chain queries).
     wave: usize,
+    /// Sell keys on the creator's main listener (`key_listen = []`)
+    /// instead of its key-only listener.
+    main_listener: bool,
 }
 
 fn args() -> Result<Args> {
@@ -55,6 +58,7 @@ fn args() -> Result<Args> {
         secs: 60,
         epoch_secs: 6,
         wave: usize::MAX,
+        main_listener: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,7 +68,14 @@ fn args() -> Result<Args> {
             "--secs" => a.secs = v.parse()?,
             "--epoch-secs" => a.epoch_secs = v.parse()?,
             "--wave" => a.wave = v.parse::<usize>()?.max(1),
-            _ => bail!("unknown flag {flag} (--viewers N, --secs S, --epoch-secs E, --wave W)"),
+            "--key-listener" => match v.as_str() {
+                "own" => a.main_listener = false,
+                "main" => a.main_listener = true,
+                _ => bail!("--key-listener own|main"),
+            },
+            _ => bail!(
+                "unknown flag {flag} (--viewers N, --secs S, --epoch-secs E, --wave W, --key-listener own|main)"
+            ),
         }
     }
     Ok(a)
@@ -206,7 +217,15 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
         dir.join("config.toml"),
-        format!("max_connections = {}\n", a.viewers + 64),
+        format!(
+            "max_connections = {}\n{}",
+            a.viewers + 64,
+            if a.main_listener {
+                "key_listen = []\n"
+            } else {
+                ""
+            }
+        ),
     )?;
     let import = tokio::process::Command::new(&bin)
         .args(["account", "import", "//Alice", "--data-dir"])
@@ -228,9 +247,18 @@ async fn main() -> Result<()> {
     let mut publisher = t.publish_paid(0, "1µTICK/s", a.epoch_secs, &chain.ws_url)?;
     let node = t.node(0)?;
     let (creator_pid, server): (u32, PeerId) = (node.pid, node.peer_id.parse()?);
-    let addrs: Vec<Multiaddr> = node.addrs.iter().filter_map(|s| s.parse().ok()).collect();
     let stream: StreamId = node.stream("paid").parse().map_err(anyhow::Error::msg)?;
     let api = t.api(0)?;
+    // Where a viewer buys keys: the addresses the offer names (the
+    // creator's key-only listener unless it runs with `key_listen = []`).
+    let addrs: Vec<Multiaddr> = api
+        .id()
+        .await?
+        .key_addrs
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    println!("key server addresses: {addrs:?}");
     let sid = stream.to_string();
     wait_until(
         "the paid stream is live",

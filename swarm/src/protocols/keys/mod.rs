@@ -15,9 +15,12 @@
 //! - [`session`]: the long-lived framed stream per viewer and key server
 //!   (bounded, idle sessions closed), and the [`session::KeyService`] the
 //!   node plugs in;
+//! - [`listener`]: a key-only listener (a minimal second swarm under the
+//!   node's identity) so that key connections are not full mesh peers;
 //! - [`core`]: the IO-less key-release policy.
 
 pub mod core;
+pub mod listener;
 pub mod paywall;
 pub mod session;
 pub mod wire;

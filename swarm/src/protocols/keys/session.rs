@@ -180,7 +180,7 @@ impl Drop for Permit {
                 open.per_peer.remove(&self.peer);
             }
         }
-        self.metrics.key_sessions.set(open.total as i64);
+        self.metrics.key_sessions.dec();
     }
 }
 
@@ -209,7 +209,7 @@ fn admit(
     }
     *n += 1;
     o.total += 1;
-    metrics.key_sessions.set(o.total as i64);
+    metrics.key_sessions.inc();
     Ok(Permit {
         open: open.clone(),
         peer,
