@@ -666,6 +666,16 @@ impl PaidTestnet {
             fmt(viewer.reserved)
         );
         println!("  open channels: {open}");
+        if open > 0 {
+            // The creator never claims at a loss (docs/PAYMENTS.md §5): a
+            // voucher worth less than a claim's fee, signed after its last
+            // claim, keeps the channel open.
+            println!(
+                "  (the creator held a voucher worth less than a claim's fee, so it kept it and \
+                 left the channel open: the viewer's deposit comes back when the viewer's node \
+                 closes the channel after it expires, or when the creator claims it later)"
+            );
+        }
         Ok(())
     }
 }
