@@ -429,11 +429,12 @@ impl Payments {
 
     /// Claims the held vouchers not yet claimed, as this node's account
     /// (the payee). At `shutdown`, only those worth at least one claim fee
-    /// (a claim that costs more than it brings is a loss; the rest stays
-    /// stored, to be claimed when it is worth it), and then closes the
-    /// single-payee channels it claimed from, which returns the rest of each
-    /// deposit to its payer. Otherwise (the user asked) every one. Returns
-    /// what was claimed.
+    /// (a claim that costs more than it brings is a loss), and then closes
+    /// its single-payee channels, which returns the rest of each deposit to
+    /// its payer at once: also those whose last voucher was not worth a
+    /// claim (what it pays, less than a claim's fee, is given up, rather
+    /// than keep the payer's deposit locked until expiry for it).
+    /// Otherwise (the user asked) every one. Returns what was claimed.
     pub(crate) async fn claim_all(&self, shutdown: bool) -> Result<u128, String> {
         let close = shutdown;
         let held = self.vouchers.all().map_err(|e| e.to_string())?;
@@ -448,6 +449,7 @@ impl Payments {
         let key = self.account()?;
         let me = vilokanam_chain::account::account_id(&key);
         let mut total = 0;
+        let mut forfeit = Vec::new();
         for r in todo {
             if r.payee != me.0 {
                 warn!(
@@ -467,8 +469,9 @@ impl Payments {
                             channel = r.channel,
                             pending = r.cumulative - r.claimed,
                             fee = cost.partial_fee,
-                            "not worth a claim yet: kept"
+                            "not worth a claim: given up to close the channel"
                         );
+                        forfeit.push(r.channel);
                         continue;
                     }
                     Err(e) => {
@@ -500,7 +503,7 @@ impl Payments {
             }
         }
         if close {
-            self.close_settled(chain, &key).await?;
+            self.close_settled(chain, &key, &forfeit).await?;
         }
         Ok(total)
     }
@@ -536,20 +539,21 @@ impl Payments {
     }
 
     /// Closes the single-payee channels whose held voucher is claimed in
-    /// full, which returns the rest of each deposit to its payer, and
-    /// forgets those already closed on chain. A voucher still pending (not
-    /// worth a claim yet) keeps its channel open.
+    /// full or given up (`forfeit`: not worth a claim, at shutdown), which
+    /// returns the rest of each deposit to its payer, and forgets those
+    /// already closed on chain. Any other voucher still pending keeps its
+    /// channel open.
     async fn close_settled(
         &self,
         chain: &Settlement,
         key: &subxt_signer::sr25519::Keypair,
+        forfeit: &[u64],
     ) -> Result<(), String> {
         let me = vilokanam_chain::account::account_id(key);
         let held = self.vouchers.all().map_err(|e| e.to_string())?;
-        for r in held
-            .into_iter()
-            .filter(|r| r.cumulative == r.claimed && r.payee == me.0)
-        {
+        for r in held.into_iter().filter(|r| {
+            (r.cumulative == r.claimed || forfeit.contains(&r.channel)) && r.payee == me.0
+        }) {
             match chain.channel(r.channel).await {
                 Ok(Some(c)) if c.max_payees == 1 => self.close(chain, key, &r).await,
                 Ok(None) => self.forget(&r).await,
