@@ -260,42 +260,24 @@ impl NodeConfig {
     pub fn key_listen_addrs(&self) -> Result<Vec<Multiaddr>> {
         use vilokanam_swarm::libp2p::multiaddr::Protocol;
         match &self.key_listen {
-            Some(list) => list
-                .iter()
-                .map(|s| {
-                    s.parse::<Multiaddr>()
-                        .with_context(|| format!("invalid key_listen multiaddr {s:?}"))
-                })
-                .collect(),
-            None => self
-                .listen
-                .iter()
-                .map(|s| {
-                    let a = s
-                        .parse::<Multiaddr>()
-                        .with_context(|| format!("invalid listen multiaddr {s:?}"))?;
-                    Ok(a.iter()
+            Some(list) => parse_addrs(list, "key_listen"),
+            None => Ok(parse_addrs(&self.listen, "listen")?
+                .into_iter()
+                .map(|a| {
+                    a.iter()
                         .map(|p| match p {
                             Protocol::Tcp(_) => Protocol::Tcp(0),
                             Protocol::Udp(_) => Protocol::Udp(0),
                             p => p,
                         })
-                        .collect())
+                        .collect()
                 })
-                .collect(),
+                .collect()),
         }
     }
 
     /// The swarm configuration this describes.
     pub fn network(&self) -> Result<NetConfig> {
-        let parse = |list: &[String], what: &str| -> Result<Vec<Multiaddr>> {
-            list.iter()
-                .map(|s| {
-                    s.parse::<Multiaddr>()
-                        .with_context(|| format!("invalid {what} multiaddr {s:?}"))
-                })
-                .collect()
-        };
         let relay = RelayConfig {
             window: self.window.max(1),
             max_streams: self.max_streams.max(1),
@@ -313,8 +295,8 @@ impl NodeConfig {
             ..AnnounceConfig::default()
         };
         let mut net = NetConfig {
-            listen: parse(&self.listen, "listen")?,
-            bootstrap: parse(&self.bootstrap, "bootstrap")?,
+            listen: parse_addrs(&self.listen, "listen")?,
+            bootstrap: parse_addrs(&self.bootstrap, "bootstrap")?,
             discovery: self.discovery,
             relay_all: self.relay_all,
             relay,
@@ -326,6 +308,16 @@ impl NodeConfig {
         net.behaviour.max_connections = self.max_connections;
         Ok(net)
     }
+}
+
+/// Parses the multiaddrs of setting `what`, naming the bad one.
+fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>> {
+    list.iter()
+        .map(|s| {
+            s.parse::<Multiaddr>()
+                .with_context(|| format!("invalid {what} multiaddr {s:?}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

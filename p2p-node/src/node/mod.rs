@@ -407,15 +407,16 @@ impl NodeHandle {
     /// loopback last) listen addresses, for a paid stream's offer.
     fn key_server_addr(&self) -> vilokanam_swarm::wire::KeyServerAddr {
         use vilokanam_swarm::wire::{MAX_ADDR, MAX_KEY_SERVER_ADDRS};
-        let listened = self.inner.listen.borrow().clone();
-        let mut addrs: Vec<String> = match self.inner.key_listener.get() {
-            Some(l) => l.addrs().to_vec(),
-            None => listened,
-        }
-        .iter()
-        .map(|a| a.to_string())
-        .filter(|a| a.len() <= MAX_ADDR)
-        .collect();
+        let to_text = |l: &[Multiaddr]| -> Vec<String> {
+            l.iter()
+                .map(|a| a.to_string())
+                .filter(|a| a.len() <= MAX_ADDR)
+                .collect()
+        };
+        let mut addrs = match self.inner.key_listener.get() {
+            Some(l) => to_text(l.addrs()),
+            None => to_text(&self.inner.listen.borrow()),
+        };
         addrs.sort_by_key(|a| a.contains("/127.0.0.1/") || a.contains("/::1/"));
         addrs.truncate(MAX_KEY_SERVER_ADDRS);
         vilokanam_swarm::wire::KeyServerAddr {
