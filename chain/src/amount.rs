@@ -108,9 +108,51 @@ pub fn format_rate(v: Balance) -> String {
     format!("{whole}.{} {prefix}TICK/s", frac.trim_end_matches('0'))
 }
 
+/// Parses a bandwidth fee in planck per MiB: `0.05mTICK/MiB`,
+/// `50000000/MiB` or `50000000`. Only `/MiB` is accepted as a unit, so a
+/// fee can never be misread as per GiB or per second.
+pub fn parse_fee(s: &str) -> Result<u64, AmountError> {
+    let t = s.trim();
+    let amount = match t.split_once('/').map(|(a, u)| (a, u.trim())) {
+        None => t,
+        Some((a, "MiB")) => a,
+        Some((_, unit)) => {
+            return Err(AmountError(format!(
+                "{s:?}: a bandwidth fee is per MiB (e.g. 0.05mTICK/MiB), not per {unit:?}"
+            )))
+        }
+    };
+    let v = parse_amount(amount)?;
+    u64::try_from(v).map_err(|_| AmountError(format!("{s:?}: too large a fee")))
+}
+
+/// Formats a fee per MiB like [`format_rate`] (`0.05 mTICK/MiB`);
+/// [`parse_fee`] reads it back.
+pub fn format_fee(v: u64) -> String {
+    let r = format_rate(u128::from(v));
+    format!("{}/MiB", r.trim_end_matches("/s"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fees_are_per_mib_only() {
+        assert_eq!(parse_fee("0.05mTICK/MiB"), Ok(50_000_000));
+        assert_eq!(parse_fee("50000000"), Ok(50_000_000));
+        assert_eq!(parse_fee(" 1 µTICK / MiB "), Ok(1_000_000));
+        assert!(parse_fee("1mTICK/GiB")
+            .unwrap_err()
+            .to_string()
+            .contains("per MiB"));
+        assert!(parse_fee("1mTICK/s").is_err());
+        assert!(parse_fee("100000000TICK").is_err());
+        for v in [0u64, 1, 50_000_000, 1_000_000_000_000, 123_456_789] {
+            assert_eq!(parse_fee(&format_fee(v)), Ok(v), "{}", format_fee(v));
+        }
+        assert_eq!(format_fee(50_000_000), "50 µTICK/MiB");
+    }
 
     #[test]
     fn amounts_parse_in_tick_or_planck() {

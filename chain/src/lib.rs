@@ -40,7 +40,10 @@ pub mod runtime;
 pub mod test_utils;
 pub mod voucher;
 
-pub use amount::{format_amount, format_rate, parse_amount, parse_rate, AmountError, DECIMALS};
+pub use amount::{
+    format_amount, format_fee, format_rate, parse_amount, parse_fee, parse_rate, AmountError,
+    DECIMALS,
+};
 pub use channel::{Payee, Payer, Terms};
 pub use client::{
     AccountBalance, AccountId, Balance, BlockNumber, ChainStatus, ChannelId, ChannelInfo,

@@ -113,6 +113,24 @@ pub struct NodeConfig {
     /// this many seconds: the viewer is done, and gets the rest of its
     /// deposit back then rather than at expiry. Default 300.
     pub close_idle_secs: u64,
+    /// What this node charges for the payload bytes it serves, per MiB,
+    /// e.g. `"0.05mTICK/MiB"` (`vilokanam daemon --fee`). Default none:
+    /// free. A fee needs the chain and a chain account.
+    pub fee: Option<String>,
+    /// Unpaid payload MiB served to a peer before it must pay. Default 4
+    /// (a few chunks); keep it above two of the largest chunks, or a peer
+    /// that pays after each chunk waits on its payment.
+    pub credit_mib: u64,
+    /// The most this node pays a peer per MiB, e.g. `"0.1mTICK/MiB"`
+    /// (`--max-fee`). Default none: it pulls only from free peers.
+    pub max_fee: Option<String>,
+    /// Deposit of the channel this node pays bandwidth from (opened on the
+    /// first fee it pays, one per run). Default `"1TICK"`.
+    pub bandwidth_deposit: String,
+    /// Peers one bandwidth channel can pay, each up to
+    /// `bandwidth_deposit / bandwidth_slots` (so no collateral is needed).
+    /// Default 8, at most 16 (the runtime's `MaxPayees`).
+    pub bandwidth_slots: u32,
 }
 
 impl Default for NodeConfig {
@@ -155,6 +173,11 @@ impl Default for NodeConfig {
             claim_check_secs: 30,
             channel_grace_blocks: 14_400,
             close_idle_secs: 300,
+            fee: None,
+            credit_mib: 4,
+            max_fee: None,
+            bandwidth_deposit: "1TICK".into(),
+            bandwidth_slots: 8,
         }
     }
 }
@@ -175,6 +198,7 @@ impl NodeConfig {
     /// Refuses settings that cannot work, saying why.
     pub fn validate(&self) -> Result<()> {
         self.max_price_per_sec()?;
+        self.bandwidth_settings()?;
         if self.playlist_len < 3 {
             bail!(
                 "playlist_len ({}) must be at least 3 (HLS players need three segments)",
@@ -234,6 +258,42 @@ impl NodeConfig {
             bail!("announce_rate and announce_burst must be positive");
         }
         self.network().map(|_| ())
+    }
+
+    /// The bandwidth market's settings (fees parsed, ranges checked).
+    pub fn bandwidth_settings(&self) -> Result<crate::node::bandwidth::BandwidthSettings> {
+        let fee = |v: &Option<String>, key: &str| -> Result<u64> {
+            v.as_deref()
+                .map(vilokanam_chain::parse_fee)
+                .transpose()
+                .with_context(|| key.to_owned())
+                .map(|f| f.unwrap_or(0))
+        };
+        let fee_per_mib = fee(&self.fee, "fee")?;
+        let max_fee_per_mib = fee(&self.max_fee, "max_fee")?;
+        let max = vilokanam_swarm::protocols::bandwidth::MAX_FEE_PER_MIB;
+        if fee_per_mib > max {
+            bail!("fee is over the highest fee a node may ask (1 TICK/MiB)");
+        }
+        let credit_bytes = self.credit_mib.saturating_mul(1 << 20);
+        if credit_bytes > vilokanam_swarm::protocols::bandwidth::MAX_CREDIT_BYTES {
+            bail!("credit_mib ({}) is over 1024", self.credit_mib);
+        }
+        if !(1..=16).contains(&self.bandwidth_slots) {
+            bail!(
+                "bandwidth_slots ({}) must be 1 to 16 (the runtime's payee limit)",
+                self.bandwidth_slots
+            );
+        }
+        let deposit =
+            vilokanam_chain::parse_amount(&self.bandwidth_deposit).context("bandwidth_deposit")?;
+        Ok(crate::node::bandwidth::BandwidthSettings {
+            fee_per_mib,
+            credit_bytes,
+            max_fee_per_mib,
+            deposit,
+            slots: self.bandwidth_slots,
+        })
     }
 
     /// `max_price` in planck per second.

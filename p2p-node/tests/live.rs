@@ -303,15 +303,33 @@ async fn testnet_command_without_ffmpeg_keeps_playing_and_pays() -> Result<()> {
         .find(|l| l.contains("creator //Alice"))
         .context("creator line")?;
     ensure!(creator.contains("(+0.0"), "{creator}");
+    // The viewer's content channel is closed; what it still holds is the
+    // deposit of its bandwidth channel (held until that expires).
     let viewer = settled
         .lines()
         .find(|l| l.contains("viewer  //Bob"))
         .context("viewer line")?;
-    ensure!(
-        viewer.contains("(-0.0") && viewer.ends_with(" 0 TICK held"),
-        "{viewer}"
-    );
+    ensure!(viewer.ends_with(" 1 TICK held"), "{viewer}");
     ensure!(settled.contains("open channels: 0"), "{settled}");
+    // Relay fees: the one relay (//Charlie) served the viewer and was paid
+    // for it, paid the creator, and both bandwidth channels (viewer's and
+    // relay's) are on chain.
+    ensure!(
+        stdout.contains("relay fees: the creator charges 0.5mTICK/MiB, relays 2mTICK/MiB"),
+        "{stdout}"
+    );
+    let last = stdout
+        .lines()
+        .rfind(|l| l.trim().starts_with("bandwidth: "))
+        .context("no bandwidth status line")?;
+    let relay = last
+        .split("; ")
+        .find(|p| p.starts_with("relay 1 served"))
+        .context("relay 1 in the bandwidth line")?;
+    ensure!(!relay.contains("paid 0 TICK of"), "{last}");
+    ensure!(!relay.contains("paid upstream 0 TICK"), "{last}");
+    ensure!(settled.contains("relay 1 //Charlie: "), "{settled}");
+    ensure!(settled.contains("bandwidth channels: 2"), "{settled}");
     Ok(())
 }
 

@@ -46,6 +46,14 @@ pub struct Metrics {
     /// Key sessions ended or refused, by reason (`closed`, `idle`,
     /// `malformed`, `oversized`, `busy`, `per_peer`, ...).
     pub key_sessions_ended: Family<Labels, Counter>,
+    /// Payload bytes served to peers.
+    pub payload_bytes_out: Counter,
+    /// Payload requests refused until the peer pays.
+    pub bandwidth_refusals: Counter,
+    /// Times a peer went from served to refused for payment.
+    pub bandwidth_cut_offs: Counter,
+    /// Bandwidth vouchers received from peers (checked by the node).
+    pub bandwidth_vouchers_in: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +91,26 @@ impl Metrics {
             "payload_bytes_in",
             "Payload bytes received",
             m.payload_bytes_in.clone(),
+        );
+        r.register(
+            "payload_bytes_out",
+            "Payload bytes served to peers",
+            m.payload_bytes_out.clone(),
+        );
+        r.register(
+            "bandwidth_refusals",
+            "Payload requests refused until the peer pays",
+            m.bandwidth_refusals.clone(),
+        );
+        r.register(
+            "bandwidth_cut_offs",
+            "Peers cut off for unpaid bytes past their credit",
+            m.bandwidth_cut_offs.clone(),
+        );
+        r.register(
+            "bandwidth_vouchers_in",
+            "Bandwidth vouchers received from peers",
+            m.bandwidth_vouchers_in.clone(),
         );
         r.register(
             "requests_served",

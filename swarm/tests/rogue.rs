@@ -5,9 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
@@ -15,130 +14,15 @@ use libp2p::gossipsub::{IdentTopic, MessageAcceptance};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identity, request_response, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use vilokanam_swarm::behaviour::BehaviourEvent;
 use vilokanam_swarm::protocols::live::core::{Misbehaviour, Rejection};
 use vilokanam_swarm::test_utils::signed_chunk;
 use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig, WireError};
-use vilokanam_swarm::{
-    Chunk, ChunkCid, ChunkHeader, Client, Config, Event, JoinReason, RejectReason, StreamId,
-};
+use vilokanam_swarm::{Chunk, ChunkCid, ChunkHeader, JoinReason, RejectReason, StreamId};
 
-fn local_config() -> Config {
-    Config {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
-        discovery: false,
-        ..Config::default()
-    }
-}
-
-/// Records a node's events and wakes waiters on each one.
-#[derive(Clone, Default)]
-struct Events {
-    list: Arc<Mutex<Vec<Event>>>,
-    notify: Arc<Notify>,
-}
-
-impl Events {
-    fn spawn(mut rx: mpsc::Receiver<Event>) -> Self {
-        let e = Events::default();
-        let e2 = e.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                e2.list.lock().expect("lock").push(ev);
-                e2.notify.notify_waiters();
-            }
-        });
-        e
-    }
-
-    fn snapshot(&self) -> Vec<Event> {
-        self.list.lock().expect("lock").clone()
-    }
-
-    /// Waits (for events, not time) until `cond` holds, at most 30 s.
-    async fn wait(&self, what: &str, cond: impl Fn(&[Event]) -> bool) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            // Register interest before checking, so an event that lands in
-            // between still wakes us.
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if cond(&self.snapshot()) {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                bail!("timed out waiting for {what}");
-            }
-        }
-    }
-
-    fn listen_addr(&self) -> Option<Multiaddr> {
-        self.snapshot().into_iter().find_map(|e| match e {
-            Event::Listening(a) => Some(a),
-            _ => None,
-        })
-    }
-
-    fn ready(&self) -> HashMap<u64, Bytes> {
-        self.snapshot()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::ChunkReady(c) => Some((c.seq(), c.payload.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn rejections(&self) -> Vec<(PeerId, RejectReason)> {
-        self.snapshot()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Rejected { peer, reason } => Some((peer, reason)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn subscribed(&self, peer: PeerId, topic: &str) -> bool {
-        self.snapshot().iter().any(
-            |e| matches!(e, Event::Subscribed { peer: p, topic: t } if *p == peer && t == topic),
-        )
-    }
-}
-
-struct Honest {
-    client: Client,
-    events: Events,
-    addr: Multiaddr,
-}
-
-async fn honest() -> Result<Honest> {
-    let mut registry = Registry::default();
-    let (client, rx, event_loop) = vilokanam_swarm::new(
-        identity::Keypair::generate_ed25519(),
-        local_config(),
-        &mut registry,
-    )?;
-    tokio::spawn(event_loop.run());
-    let events = Events::spawn(rx);
-    events
-        .wait("listening", |e| {
-            e.iter().any(|e| matches!(e, Event::Listening(_)))
-        })
-        .await?;
-    let addr = events
-        .listen_addr()
-        .context("listen addr")?
-        .with_p2p(client.peer_id())
-        .expect("p2p");
-    Ok(Honest {
-        client,
-        events,
-        addr,
-    })
-}
+mod common;
+use common::{honest, local_config, Events, Honest};
 
 /// A rogue that relays real headers instantly (without checking them), so
 /// that honest peers ask it for payloads, and then serves garbage.

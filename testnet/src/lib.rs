@@ -267,6 +267,28 @@ impl Testnet {
         })
     }
 
+    /// Imports the chain account `uri` (a dev URI such as `//Alice`, or a
+    /// seed phrase) into node `i`'s data directory, before the node starts
+    /// (a daemon reads its account when it starts).
+    pub async fn import_account(&self, i: usize, uri: &str, chain_rpc: &str) -> Result<()> {
+        let dir = self.root.join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let out = Command::new(&self.bin)
+            .args(["account", "import", uri, "--data-dir"])
+            .arg(&dir)
+            .args(["--chain-rpc", chain_rpc])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "importing {uri} for node {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// `n` nodes in a line, each linked only to its predecessor: node 0
     /// is `n - 1` hops from node `n - 1`. Every node relays.
     pub async fn line(bin: impl Into<PathBuf>, n: usize) -> Result<Self> {
@@ -572,6 +594,16 @@ const TOP_UP_TO: u128 = 2_000_000_000_000;
 /// The dev accounts of the creator (payee) and the viewer (payer).
 const CREATOR_ACCOUNT: &str = "//Alice";
 const VIEWER_ACCOUNT: &str = "//Bob";
+/// The relays' dev accounts (the chain funds these six at genesis), so a
+/// paid testnet of up to six nodes runs a bandwidth market: every relay
+/// charges a fee per MiB it serves and pays its upstream.
+const RELAY_ACCOUNTS: [&str; 4] = ["//Charlie", "//Dave", "//Eve", "//Ferdie"];
+/// What the creator and each relay charge per MiB served, and the most
+/// any node of the testnet pays. At the ffmpeg signal's ~0.2 MiB/s a
+/// relay at 2 mTICK/MiB earns about twice what the creator's price brings.
+const CREATOR_FEE: &str = "0.5mTICK/MiB";
+const RELAY_FEES: [&str; 4] = ["2mTICK/MiB", "3mTICK/MiB", "2.5mTICK/MiB", "4mTICK/MiB"];
+const MAX_FEE: &str = "5mTICK/MiB";
 
 /// The dev chain of a paid testnet, and the accounts it settles between.
 struct PaidTestnet {
@@ -580,6 +612,10 @@ struct PaidTestnet {
     creator: vilokanam_chain::AccountId,
     viewer: vilokanam_chain::AccountId,
     before: (u128, u128),
+    /// The relays that charge for bandwidth: node index, dev URI, account
+    /// and balance before (empty when the testnet has more relays than
+    /// funded dev accounts).
+    relays: Vec<(usize, &'static str, vilokanam_chain::AccountId, u128)>,
 }
 
 impl PaidTestnet {
@@ -587,6 +623,18 @@ impl PaidTestnet {
     /// spec and imports the dev accounts into the creator's and viewer's
     /// data directories (before their daemons start: they read them then).
     async fn start(t: &Testnet, viewer: usize) -> Result<Self> {
+        // Nodes between the creator and the viewer are relays; each needs
+        // a funded account to charge and to pay its upstream.
+        let relay_uris: Vec<(usize, &'static str)> = if viewer - 1 <= RELAY_ACCOUNTS.len() {
+            (1..viewer).zip(RELAY_ACCOUNTS).collect()
+        } else {
+            println!(
+                "{} relays but {} funded dev accounts for them: bandwidth fees are off (run 6 nodes or fewer for relay fees)",
+                viewer - 1,
+                RELAY_ACCOUNTS.len()
+            );
+            vec![]
+        };
         let parts = vilokanam_chain::dev_chain::DevChainParts::for_testnet(t.root()).await?;
         println!("starting the dev chain (chopsticks executing our runtime's wasm)");
         let chain = vilokanam_chain::dev_chain::DevChain::start(&parts).await?;
@@ -595,22 +643,10 @@ impl PaidTestnet {
         ))
         .await
         .context("connecting to the dev chain")?;
-        for (i, uri) in [(0, CREATOR_ACCOUNT), (viewer, VIEWER_ACCOUNT)] {
-            let dir = t.root().join(format!("node{i}"));
-            std::fs::create_dir_all(&dir)?;
-            let out = Command::new(t.bin())
-                .args(["account", "import", uri, "--data-dir"])
-                .arg(&dir)
-                .args(["--chain-rpc", &chain.ws_url])
-                .env("RUST_LOG", "warn")
-                .output()
-                .await?;
-            if !out.status.success() {
-                bail!(
-                    "importing {uri} for node {i}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+        let mut imports = vec![(0, CREATOR_ACCOUNT), (viewer, VIEWER_ACCOUNT)];
+        imports.extend(relay_uris.iter().copied());
+        for (i, uri) in imports {
+            t.import_account(i, uri, &chain.ws_url).await?;
         }
         let id = |uri| -> Result<vilokanam_chain::AccountId> {
             Ok(vilokanam_chain::account::account_id(
@@ -628,13 +664,43 @@ impl PaidTestnet {
             vilokanam_chain::format_amount(before.0),
             vilokanam_chain::format_amount(before.1)
         );
+        let mut relays = Vec::new();
+        for (i, uri) in relay_uris {
+            let account = id(uri)?;
+            let b = client.balance(&account).await?;
+            relays.push((i, uri, account, b.free + b.reserved));
+        }
         Ok(PaidTestnet {
             chain,
             client,
             creator,
             viewer,
             before,
+            relays,
         })
+    }
+
+    /// The bandwidth flags of node `i`: every node with an account pays up
+    /// to [`MAX_FEE`]; the creator and the relays also charge.
+    fn bandwidth_args(&self, i: usize, viewer: usize) -> Vec<String> {
+        if self.relays.is_empty() {
+            return vec![];
+        }
+        let mut args = vec!["--max-fee".to_owned(), MAX_FEE.to_owned()];
+        let fee = if i == 0 {
+            Some(CREATOR_FEE)
+        } else if i == viewer {
+            None
+        } else {
+            self.relays
+                .iter()
+                .position(|r| r.0 == i)
+                .map(|k| RELAY_FEES[k])
+        };
+        if let Some(f) = fee {
+            args.extend(["--fee".to_owned(), f.to_owned()]);
+        }
+        args
     }
 
     /// Prints what moved on chain since the start: the creator's gain (what
@@ -665,6 +731,29 @@ impl PaidTestnet {
             signed(viewer.free, self.before.1),
             fmt(viewer.reserved)
         );
+        for (i, uri, account, before) in &self.relays {
+            let b = self.client.balance(account).await?;
+            println!(
+                "  relay {i} {uri}: {} net (fees claimed, less what its upstream claimed and its transaction fees), {} held in its bandwidth channel",
+                signed(b.free + b.reserved, *before),
+                fmt(b.reserved)
+            );
+        }
+        let bandwidth = self
+            .client
+            .channels()
+            .await?
+            .into_iter()
+            .filter(|c| c.max_payees > 1)
+            .count();
+        let open = open - bandwidth;
+        if bandwidth > 0 {
+            // Many payees, none named: such a channel is closed once it
+            // expires (its payer's node takes back what was not claimed).
+            println!(
+                "  bandwidth channels: {bandwidth} (each node's deposit for the fees it pays; held until they expire, when the payer's node takes back what its payees did not claim)"
+            );
+        }
         println!("  open channels: {open}");
         if open > 0 {
             // The creator closes at shutdown; one still open means that
@@ -706,17 +795,29 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         publish_args.extend(["--price", PRICE, "--data-dir", &creator_dir]);
         publish_args.extend(chain_args.iter().map(String::as_str));
     }
+    // With relay fees the nodes stay a line (no discovery), so that the
+    // viewer's chunks cross every relay and each earns its fee; otherwise
+    // a chain of bootstrap links plus Kademlia discovery makes one mesh.
+    let fees = paid.as_ref().is_some_and(|p| !p.relays.is_empty());
     println!("starting {n} nodes in {}", t.root().display());
+    if fees {
+        println!(
+            "relay fees: the creator charges {CREATOR_FEE}, relays {} (in line order), every node pays up to {MAX_FEE}; one bandwidth channel per paying node",
+            RELAY_FEES[..n - 2].join(", ")
+        );
+    }
     for i in 0..n {
-        // A chain of bootstrap links plus Kademlia discovery: the nodes end
-        // up in one mesh.
         let bootstrap = if i == 0 { vec![] } else { vec![i - 1] };
+        let mut extra = chain_args.clone();
+        if let Some(p) = &paid {
+            extra.extend(p.bandwidth_args(i, viewer));
+        }
         t.spawn(NodeOptions {
             relay: true,
-            discovery: true,
+            discovery: !fees,
             quic: true,
             bootstrap,
-            extra: chain_args.clone(),
+            extra,
             ..NodeOptions::default()
         })
         .await?;
@@ -872,8 +973,11 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                     c.size / 1024,
                     c.ready_at_ms.saturating_sub(c.published_at_ms)
                 );
-                if paid.is_some() {
+                if let Some(p) = &paid {
                     println!("  {}", payment_line(&api, &creator, &stream).await);
+                    if !p.relays.is_empty() {
+                        println!("  {}", relay_line(&t, n).await);
+                    }
                 }
                 if let Some(stalled) = watch.observe(c.seq, p.seq) {
                     println!("STALLED: the viewer has been at chunk #{} for {stalled} status lines while the creator moved to #{}", c.seq, p.seq);
@@ -903,6 +1007,14 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
             "settling: stopping the viewer, then the creator (it claims and closes the channel)"
         );
         t.stop(viewer).await?;
+        // Downstream first: each relay pays its upstream for what verified
+        // last and claims what its downstream paid it, as it stops.
+        if paid.as_ref().is_some_and(|p| !p.relays.is_empty()) {
+            println!("  {}", relay_line(&t, n).await);
+            for i in (1..viewer).rev() {
+                t.stop(i).await?;
+            }
+        }
     }
     // ffmpeg before the publisher it feeds: no broken-pipe noise.
     t.stop_helpers().await;
@@ -1025,6 +1137,49 @@ async fn payment_line(viewer: &Api, creator: &Api, stream: &str) -> String {
         Err(e) => format!("creator: {e}"),
     };
     format!("{spent}; {earned}")
+}
+
+/// One status line of a testnet with relay fees: what each node earned
+/// serving payloads (owed at its fee, and paid by vouchers) and what it
+/// paid the peers it pulled from.
+async fn relay_line(t: &Testnet, n: usize) -> String {
+    let fmt = |v: &str| vilokanam_chain::format_amount(v.parse().unwrap_or(0));
+    let mut parts = Vec::new();
+    for i in 0..n {
+        let Ok(api) = t.api(i) else { continue };
+        let Ok(b) = api.bandwidth().await else {
+            continue;
+        };
+        let name = match i {
+            0 => "creator".to_owned(),
+            i if i == n - 1 => "viewer".to_owned(),
+            i => format!("relay {i}"),
+        };
+        let spent: u128 = b
+            .servers
+            .iter()
+            .map(|s| s.paid.parse::<u128>().unwrap_or(0))
+            .sum();
+        if i == n - 1 {
+            parts.push(format!(
+                "{name} paid {}",
+                vilokanam_chain::format_amount(spent)
+            ));
+        } else {
+            parts.push(format!(
+                "{name} served {:.1} MiB, paid {} of {} earned{}",
+                b.served_bytes as f64 / 1_048_576.0,
+                fmt(&b.paid),
+                fmt(&b.earned),
+                if i == 0 {
+                    String::new()
+                } else {
+                    format!(", paid upstream {}", vilokanam_chain::format_amount(spent))
+                }
+            ));
+        }
+    }
+    format!("bandwidth: {}", parts.join("; "))
 }
 
 /// Ctrl-C or SIGTERM: both stop the testnet cleanly (every process by PID).

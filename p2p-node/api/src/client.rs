@@ -213,6 +213,15 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /api/v0/bandwidth`.
+    pub async fn bandwidth(&self) -> Result<crate::BandwidthInfo, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/bandwidth")),
+            "reading bandwidth",
+        )
+        .await
+    }
+
     /// `POST /api/v0/earnings/claim`: claims every held voucher now;
     /// returns the planck claimed.
     pub async fn claim(&self) -> Result<String, ApiError> {

@@ -212,6 +212,77 @@ pub struct EarningInfo {
     pub claimed: String,
 }
 
+/// `GET /api/v0/bandwidth`: the bandwidth market as this node sees it.
+/// Amounts are planck as decimal strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthInfo {
+    /// What this node charges per MiB served (0: free).
+    pub fee_per_mib: u64,
+    /// Unpaid bytes it serves a peer before refusing it.
+    pub credit_bytes: u64,
+    /// The most it pays per MiB (0: only free peers).
+    pub max_fee_per_mib: u64,
+    /// Payload bytes served in all.
+    pub served_bytes: u64,
+    /// Owed for them at its fee.
+    pub earned: String,
+    /// Of it, paid by vouchers.
+    pub paid: String,
+    /// Owed and unpaid now (credit outstanding).
+    pub outstanding: String,
+    /// Times a peer was cut off for not paying.
+    pub cut_offs: u64,
+    /// Payload requests refused until paid.
+    pub refusals: u64,
+    /// Per peer served.
+    pub peers: Vec<BandwidthPeer>,
+    /// Per stream served.
+    pub streams: Vec<BandwidthStream>,
+    /// Per server this node pulled from and pays.
+    pub servers: Vec<BandwidthServer>,
+    /// The channel this node pays bandwidth from, if open.
+    pub channel: Option<u64>,
+}
+
+/// One peer this node served.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthPeer {
+    /// Peer id.
+    pub peer: String,
+    /// Payload bytes served to it.
+    pub served_bytes: u64,
+    /// Owed for them.
+    pub owed: String,
+    /// Paid by its vouchers.
+    pub paid: String,
+    /// Refused now until it pays.
+    pub cut_off: bool,
+}
+
+/// One stream this node served payloads of.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthStream {
+    /// Stream id.
+    pub stream: String,
+    /// Payload bytes served.
+    pub served_bytes: u64,
+    /// Owed for them at this node's fee.
+    pub earned: String,
+}
+
+/// One server this node pulled payloads from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthServer {
+    /// Peer id.
+    pub peer: String,
+    /// Its fee per MiB, once it told it.
+    pub fee_per_mib: Option<u64>,
+    /// Payload bytes pulled from it that verified.
+    pub verified_bytes: u64,
+    /// Signed over to it.
+    pub paid: String,
+}
+
 /// `POST /api/v0/watch/{stream}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchResponse {

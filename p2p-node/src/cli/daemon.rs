@@ -59,6 +59,20 @@ pub struct DaemonCmd {
     /// Websocket RPC of the settlement chain (paid streams).
     #[arg(long)]
     pub chain_rpc: Option<String>,
+    /// Charge peers for the payload bytes this node serves, per MiB
+    /// (e.g. `0.05mTICK/MiB`); needs the chain and a chain account.
+    #[arg(long)]
+    pub fee: Option<String>,
+    /// The most this node pays a peer per MiB (e.g. `0.1mTICK/MiB`);
+    /// without it, it pulls only from free peers.
+    #[arg(long)]
+    pub max_fee: Option<String>,
+    /// Unpaid MiB served to a peer before it must pay.
+    #[arg(long)]
+    pub credit_mib: Option<u64>,
+    /// Deposit of the channel bandwidth fees are paid from (e.g. `1TICK`).
+    #[arg(long)]
+    pub bandwidth_deposit: Option<String>,
     /// Shut down (cleanly, as on SIGTERM) when the process that started
     /// this daemon exits. `vilokanam testnet` starts its daemons in their
     /// own process group, so that Ctrl-C reaches only the testnet, which
@@ -92,6 +106,18 @@ impl DaemonCmd {
             c.discovery = false;
         }
         c.relay_all |= self.relay;
+        if self.fee.is_some() {
+            c.fee = self.fee;
+        }
+        if self.max_fee.is_some() {
+            c.max_fee = self.max_fee;
+        }
+        if let Some(v) = self.credit_mib {
+            c.credit_mib = v;
+        }
+        if let Some(v) = self.bandwidth_deposit {
+            c.bandwidth_deposit = v;
+        }
         if let Some(rpc) = self.chain_rpc {
             c.chain_rpc = rpc;
             c.chain_spec = None;

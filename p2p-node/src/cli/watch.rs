@@ -212,6 +212,47 @@ pub async fn earnings(client: &ApiClient, claim: bool) -> Result<()> {
     if list.is_empty() {
         println!("no vouchers held");
     }
+    let bw = client.bandwidth().await?;
+    let planck = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+    if bw.fee_per_mib > 0 || bw.served_bytes > 0 {
+        println!(
+            "bandwidth at {}: served {} MiB, earned {}, paid {}, unpaid {} ({} cut-offs)",
+            vilokanam_chain::format_fee(bw.fee_per_mib),
+            bw.served_bytes >> 20,
+            planck(&bw.earned),
+            planck(&bw.paid),
+            planck(&bw.outstanding),
+            bw.cut_offs
+        );
+        for p in &bw.peers {
+            println!(
+                "  peer {}: {} bytes, owed {}, paid {}{}",
+                p.peer,
+                p.served_bytes,
+                planck(&p.owed),
+                planck(&p.paid),
+                if p.cut_off { " (cut off)" } else { "" }
+            );
+        }
+        for s in &bw.streams {
+            println!(
+                "  stream {}: {} bytes, earned {}",
+                s.stream,
+                s.served_bytes,
+                planck(&s.earned)
+            );
+        }
+    }
+    for s in &bw.servers {
+        println!(
+            "paid server {} ({}): {} bytes verified, paid {}",
+            s.peer,
+            s.fee_per_mib
+                .map_or("terms unknown".into(), vilokanam_chain::format_fee),
+            s.verified_bytes,
+            planck(&s.paid)
+        );
+    }
     for e in list {
         let pending = e
             .accrued

@@ -10,6 +10,7 @@
 //! segment limit. State-changing requests from a web page of another
 //! origin are refused (a page must not make your node watch or publish).
 
+mod bandwidth;
 mod node;
 mod playback;
 mod publish;
@@ -88,6 +89,7 @@ pub fn router(node: NodeHandle) -> Router {
     };
     Router::new()
         .merge(node::routes())
+        .merge(bandwidth::routes())
         .merge(streams::routes())
         .merge(publish::routes())
         .merge(playback::routes())

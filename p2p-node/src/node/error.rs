@@ -10,6 +10,10 @@ use vilokanam_swarm::{JoinError, SwarmError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
+    /// The bandwidth market cannot run as configured (a fee with no chain
+    /// or account, a chain that cannot be reached).
+    #[error("bandwidth fees: {0}")]
+    Bandwidth(String),
     /// A stream id that does not parse.
     #[error("invalid stream id {input:?}: {reason}")]
     InvalidStreamId {

@@ -37,6 +37,28 @@ pub struct NodeMetrics {
     /// Group flushes of the vouchers tree (vouchers kept ÷ this is what
     /// group commit saves in fsyncs).
     pub voucher_flushes: Gauge,
+    /// Bandwidth vouchers this node signed for payloads it pulled.
+    pub bandwidth_vouchers_out: Counter,
+    /// Planck signed over for bandwidth (this run's channel).
+    pub bandwidth_spent_planck: Gauge,
+    /// Bandwidth payments this node could not make, by reason.
+    pub bandwidth_pay_failed: Family<Labels, Counter>,
+    /// Bandwidth channels opened.
+    pub bandwidth_channels_opened: Counter,
+    /// Bandwidth vouchers from peers accepted (kept, peer credited).
+    pub bandwidth_vouchers_accepted: Counter,
+    /// Bandwidth vouchers from peers refused, by reason.
+    pub bandwidth_vouchers_refused: Family<Labels, Counter>,
+    /// Payload bytes served to peers (the ledger's count).
+    pub bandwidth_served_bytes: Gauge,
+    /// Planck owed for them at this node's fee.
+    pub bandwidth_earned_planck: Gauge,
+    /// Planck of it paid by vouchers.
+    pub bandwidth_paid_planck: Gauge,
+    /// Planck owed and unpaid (credit outstanding).
+    pub bandwidth_outstanding_planck: Gauge,
+    /// Peers cut off for unpaid bytes past their credit (times).
+    pub bandwidth_cut_offs: Gauge,
 }
 
 impl NodeMetrics {
@@ -104,6 +126,61 @@ impl NodeMetrics {
             "voucher_flushes",
             "Group flushes of held vouchers to disk",
             m.voucher_flushes.clone(),
+        );
+        r.register(
+            "bandwidth_vouchers_out",
+            "Bandwidth vouchers signed for payloads pulled",
+            m.bandwidth_vouchers_out.clone(),
+        );
+        r.register(
+            "bandwidth_spent_planck",
+            "Planck signed over for bandwidth",
+            m.bandwidth_spent_planck.clone(),
+        );
+        r.register(
+            "bandwidth_pay_failed",
+            "Bandwidth payments not made, by reason",
+            m.bandwidth_pay_failed.clone(),
+        );
+        r.register(
+            "bandwidth_channels_opened",
+            "Bandwidth channels opened",
+            m.bandwidth_channels_opened.clone(),
+        );
+        r.register(
+            "bandwidth_vouchers_accepted",
+            "Bandwidth vouchers from peers accepted",
+            m.bandwidth_vouchers_accepted.clone(),
+        );
+        r.register(
+            "bandwidth_vouchers_refused",
+            "Bandwidth vouchers from peers refused, by reason",
+            m.bandwidth_vouchers_refused.clone(),
+        );
+        r.register(
+            "bandwidth_served_bytes",
+            "Payload bytes served to peers",
+            m.bandwidth_served_bytes.clone(),
+        );
+        r.register(
+            "bandwidth_earned_planck",
+            "Planck owed for payload bytes served",
+            m.bandwidth_earned_planck.clone(),
+        );
+        r.register(
+            "bandwidth_paid_planck",
+            "Planck of bandwidth owed that vouchers paid",
+            m.bandwidth_paid_planck.clone(),
+        );
+        r.register(
+            "bandwidth_outstanding_planck",
+            "Planck of bandwidth owed and unpaid (credit outstanding)",
+            m.bandwidth_outstanding_planck.clone(),
+        );
+        r.register(
+            "bandwidth_cut_offs",
+            "Peers cut off for unpaid bytes past their credit",
+            m.bandwidth_cut_offs.clone(),
         );
         m
     }

@@ -17,6 +17,7 @@
 //! `Client::chunk`) instead of keeping a copy.
 
 pub mod announcer;
+pub mod bandwidth;
 pub mod catalog;
 pub mod error;
 pub mod metrics;
@@ -79,6 +80,10 @@ pub(crate) struct Inner {
     /// entry per watched stream: set by `watch`, dropped by `unwatch`).
     price_caps: Mutex<HashMap<StreamId, u128>>,
     payments: payments::Payments,
+    /// The bandwidth market: paying servers, checking payers' vouchers.
+    bandwidth: bandwidth::Bandwidth,
+    /// What this node charges for serving payloads (told to every peer).
+    bandwidth_terms: vilokanam_swarm::BandwidthTerms,
     playback_events: broadcast::Sender<PlaybackEvent>,
     listen: watch::Receiver<Vec<Multiaddr>>,
     /// The key-only listener, when configured (its addresses go in offers).
@@ -155,6 +160,35 @@ impl Node {
                 }
             }
         }
+        let payments = payments::Payments::new(
+            chain,
+            keys.voucher.clone(),
+            store.vouchers.clone(),
+            store.sessions.clone(),
+            config.channel_grace_blocks,
+        );
+        let settings = config
+            .bandwidth_settings()
+            .map_err(|e| NodeError::Bandwidth(format!("{e:#}")))?;
+        // A fee or a willingness to pay one needs the chain now: the terms
+        // name its genesis, and peers' terms are checked against it.
+        let (genesis, account) = if settings.fee_per_mib > 0 || settings.max_fee_per_mib > 0 {
+            let genesis = payments
+                .chain()
+                .await
+                .map_err(|e| NodeError::Bandwidth(format!("cannot reach the chain: {e}")))?
+                .genesis();
+            let account = payments
+                .account()
+                .ok()
+                .map(|k| vilokanam_chain::account::account_id(&k));
+            (Some(genesis), account)
+        } else {
+            (None, None)
+        };
+        let bandwidth_terms =
+            bandwidth::terms_of(&settings, genesis, account).map_err(NodeError::Bandwidth)?;
+        net.bandwidth.terms = bandwidth_terms;
         let mut registry = Registry::default();
         let key_listen = config
             .key_listen_addrs()
@@ -175,13 +209,9 @@ impl Node {
             publisher: Publisher::new(keys.creator.clone(), store.streams.clone()),
             playback: Mutex::new(Playback::new(config.playlist_len, playback_events.clone())),
             price_caps: Mutex::new(HashMap::new()),
-            payments: payments::Payments::new(
-                chain,
-                keys.voucher.clone(),
-                store.vouchers.clone(),
-                store.sessions.clone(),
-                config.channel_grace_blocks,
-            ),
+            payments,
+            bandwidth: bandwidth::Bandwidth::new(settings, genesis),
+            bandwidth_terms,
             playback_events,
             listen: listen_rx.clone(),
             key_listener: std::sync::OnceLock::new(),
@@ -303,6 +333,21 @@ async fn consume(
                 }
             }
             Event::Listening(addr) => listen.send_modify(|l| l.push(addr)),
+            Event::Terms { peer, terms } => bandwidth::on_terms(&inner, peer, terms).await,
+            Event::Verified { peer, bytes, .. } => {
+                bandwidth::on_verified(&inner, peer, bytes).await
+            }
+            Event::PaymentDemanded { peer, owed, paid } => {
+                tracing::debug!(%peer, owed, paid, "a peer asks to be paid");
+                let inner = inner.clone();
+                tokio::spawn(async move { bandwidth::pay_due(&inner, peer).await });
+            }
+            Event::PaymentReceived { peer, payment } => {
+                // Checked off the event loop: a chain lookup must not hold
+                // up playback.
+                let inner = inner.clone();
+                tokio::spawn(async move { bandwidth::on_payment(&inner, peer, payment).await });
+            }
             Event::Rejected { reason, .. } => {
                 let label = match &reason {
                     vilokanam_swarm::RejectReason::Gossip(_) => "gossip",
@@ -442,6 +487,19 @@ impl NodeHandle {
     /// read on every scrape, not after every key answer (a creator with
     /// thousands of viewers would read every held voucher per request).
     pub async fn refresh_metrics(&self) {
+        if let Ok(l) = self.inner.swarm.ledger().await {
+            let m = &self.inner.metrics;
+            let fee = l.terms.fee_per_mib;
+            let i = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+            m.bandwidth_served_bytes
+                .set(i64::try_from(l.totals.served_bytes).unwrap_or(i64::MAX));
+            m.bandwidth_earned_planck
+                .set(i(l.accounts.iter().map(|(_, a)| a.owed(fee)).sum()));
+            m.bandwidth_paid_planck.set(i(l.totals.paid));
+            m.bandwidth_outstanding_planck.set(i(l.outstanding));
+            m.bandwidth_cut_offs
+                .set(i64::try_from(l.totals.cut_offs).unwrap_or(i64::MAX));
+        }
         self.inner
             .payments
             .update_metrics(&self.inner.metrics)
@@ -903,6 +961,64 @@ impl NodeHandle {
         self.inner.payments.earnings()
     }
 
+    /// The bandwidth market as this node sees it: what it charges, what
+    /// each peer it served owes and paid, per stream, and what it paid
+    /// the servers it pulled from.
+    pub async fn bandwidth(&self) -> Result<vilokanam_api::BandwidthInfo, NodeError> {
+        let ledger = self.inner.swarm.ledger().await?;
+        let fee = ledger.terms.fee_per_mib;
+        let bw = &self.inner.bandwidth;
+        let mut peers: Vec<_> = ledger
+            .accounts
+            .iter()
+            .map(|(p, a)| vilokanam_api::BandwidthPeer {
+                peer: p.to_string(),
+                served_bytes: a.served_bytes,
+                owed: a.owed(fee).to_string(),
+                paid: a.paid.to_string(),
+                cut_off: a.cut_off,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer.cmp(&b.peer));
+        let mut streams: Vec<_> = ledger
+            .streams
+            .iter()
+            .map(|(s, b)| vilokanam_api::BandwidthStream {
+                stream: s.to_string(),
+                served_bytes: *b,
+                earned: vilokanam_swarm::protocols::bandwidth::fee_for(*b, fee).to_string(),
+            })
+            .collect();
+        streams.sort_by(|a, b| a.stream.cmp(&b.stream));
+        let mut servers: Vec<_> = bw
+            .paid()
+            .into_iter()
+            .map(|p| vilokanam_api::BandwidthServer {
+                peer: p.peer.to_string(),
+                fee_per_mib: p.fee_per_mib,
+                verified_bytes: p.verified_bytes,
+                paid: p.paid.to_string(),
+            })
+            .collect();
+        servers.sort_by(|a, b| a.peer.cmp(&b.peer));
+        let earned: u128 = ledger.accounts.iter().map(|(_, a)| a.owed(fee)).sum();
+        Ok(vilokanam_api::BandwidthInfo {
+            fee_per_mib: fee,
+            credit_bytes: ledger.terms.credit_bytes,
+            max_fee_per_mib: bw.settings().max_fee_per_mib,
+            served_bytes: ledger.totals.served_bytes,
+            earned: earned.to_string(),
+            paid: ledger.totals.paid.to_string(),
+            outstanding: ledger.outstanding.to_string(),
+            cut_offs: ledger.totals.cut_offs,
+            refusals: ledger.totals.refusals,
+            peers,
+            streams,
+            servers,
+            channel: bw.channel().await,
+        })
+    }
+
     /// Claims every held voucher on chain now.
     pub async fn claim(&self) -> Result<u128, NodeError> {
         self.inner
@@ -922,6 +1038,9 @@ impl NodeHandle {
         for s in self.inner.payments.paid_streams() {
             self.inner.payments.end_session(&self.inner.swarm, &s).await;
         }
+        // What verified last is paid before the node goes.
+        bandwidth::settle(&self.inner).await;
+        bandwidth::end(&self.inner).await;
         match tokio::time::timeout(CLAIM_AT_SHUTDOWN, self.inner.payments.claim_all(true)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => info!(claimed = n, "claimed held vouchers at shutdown"),

@@ -40,7 +40,7 @@ pub struct ChainAccess {
 
 /// Blocks a channel must still run for its payee to trust it (a minute of
 /// 6 s blocks: time to claim).
-const MIN_BLOCKS_LEFT: u32 = 10;
+pub(crate) const MIN_BLOCKS_LEFT: u32 = 10;
 /// Claim a held voucher when its channel expires within this many blocks
 /// (10 minutes of 6 s blocks), if it pays more than the claim's fee.
 pub const CLAIM_BEFORE_EXPIRY: u32 = 100;
@@ -177,7 +177,7 @@ impl Payments {
         }
     }
 
-    async fn chain(&self) -> Result<&Settlement, String> {
+    pub(crate) async fn chain(&self) -> Result<&Settlement, String> {
         let access = self
             .access
             .as_ref()
@@ -191,7 +191,12 @@ impl Payments {
             .await
     }
 
-    fn account(&self) -> Result<subxt_signer::sr25519::Keypair, String> {
+    /// This node's voucher key (signs what it pays).
+    pub(crate) fn voucher_key(&self) -> &SigningKey {
+        &self.voucher_key
+    }
+
+    pub(crate) fn account(&self) -> Result<subxt_signer::sr25519::Keypair, String> {
         let uri = self
             .access
             .as_ref()
@@ -1180,7 +1185,7 @@ impl Payments {
 }
 
 /// A held record as the voucher it stores (`None`: a malformed signature).
-fn held_voucher(r: &VoucherRecord) -> Option<Voucher> {
+pub(crate) fn held_voucher(r: &VoucherRecord) -> Option<Voucher> {
     Some(Voucher {
         chain: r.chain,
         channel: r.channel,

@@ -7,9 +7,11 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+use crate::protocols::bandwidth::BandwidthPayment;
 use crate::protocols::keys::session::{self, KeyClient, KeyService};
 use crate::protocols::keys::wire::{KeyRequest, KeyResponse};
-use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason};
+use crate::protocols::live::actor::LedgerSnapshot;
+use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason, PeerPrice};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
 
 /// Errors of the swarm and its client.
@@ -155,6 +157,26 @@ pub enum Command {
     /// Remember addresses of a peer (for dials by peer id, such as a key
     /// session's).
     AddAddresses(PeerId, Vec<Multiaddr>, oneshot::Sender<()>),
+    /// What the node makes of a peer's bandwidth terms.
+    SetPeerPrice(PeerId, PeerPrice),
+    /// A peer's voucher raised what it paid.
+    Credit {
+        /// The peer.
+        peer: PeerId,
+        /// By how much (planck).
+        raised: u128,
+    },
+    /// Send a peer a voucher for payloads it served.
+    Pay {
+        /// The peer.
+        peer: PeerId,
+        /// The voucher.
+        payment: BandwidthPayment,
+        /// Whether the peer received it.
+        reply: oneshot::Sender<bool>,
+    },
+    /// What the bandwidth ledger holds.
+    Ledger(oneshot::Sender<LedgerSnapshot>),
     /// Stop the event loop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -184,6 +206,41 @@ impl Client {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Tells the scheduler what `peer` charges (or that it is never to be
+    /// asked for payloads).
+    pub async fn set_peer_price(&self, peer: PeerId, price: PeerPrice) -> Result<(), SwarmError> {
+        self.tx
+            .send(Command::SetPeerPrice(peer, price))
+            .await
+            .map_err(|_| SwarmError::Stopped)
+    }
+
+    /// Credits `peer` with what its voucher raised (after the node checked
+    /// it): a peer cut off for payment is served again at once.
+    pub async fn credit(&self, peer: PeerId, raised: u128) -> Result<(), SwarmError> {
+        self.tx
+            .send(Command::Credit { peer, raised })
+            .await
+            .map_err(|_| SwarmError::Stopped)
+    }
+
+    /// Sends `peer` a voucher for payloads it served; returns whether the
+    /// peer received it (it checks the voucher afterwards).
+    pub async fn pay(&self, peer: PeerId, payment: BandwidthPayment) -> Result<bool, SwarmError> {
+        self.call(|reply| Command::Pay {
+            peer,
+            payment,
+            reply,
+        })
+        .await
+    }
+
+    /// What the bandwidth ledger holds: this node's terms and every peer's
+    /// account.
+    pub async fn ledger(&self) -> Result<LedgerSnapshot, SwarmError> {
+        self.call(Command::Ledger).await
     }
 
     /// Dials `addr`.

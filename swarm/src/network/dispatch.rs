@@ -97,6 +97,16 @@ impl EventLoop {
                 };
                 let _ = reply.send(stats);
             }
+            Command::SetPeerPrice(peer, price) => self.live.set_peer_price(peer, price),
+            Command::Credit { peer, raised } => self.live.credit(now(), peer, raised),
+            Command::Pay {
+                peer,
+                payment,
+                reply,
+            } => self.live.pay(&mut ctx!(self), peer, payment, reply),
+            Command::Ledger(reply) => {
+                let _ = reply.send(self.live.ledger());
+            }
             Command::AddAddresses(peer, addrs, reply) => {
                 for a in addrs {
                     self.swarm.add_peer_address(peer, a);
@@ -120,6 +130,7 @@ impl EventLoop {
                 peer_id,
                 endpoint,
                 connection_id,
+                num_established,
                 ..
             } => {
                 self.metrics
@@ -129,6 +140,9 @@ impl EventLoop {
                     let _ = reply.send(Ok(()));
                 }
                 debug!(peer = %peer_id, "connected");
+                if num_established.get() == 1 {
+                    self.live.ask_terms(&mut ctx!(self), peer_id);
+                }
                 self.events.emit(Event::PeerConnected {
                     peer: peer_id,
                     addr: endpoint.get_remote_address().clone(),
@@ -188,11 +202,13 @@ impl EventLoop {
                 self.live
                     .on_unsubscribed(&mut ctx!(self), now(), peer_id, topic.as_str());
             }
-            BehaviourEvent::Chunks(request_response::Event::Message { message, .. }) => {
+            BehaviourEvent::Chunks(request_response::Event::Message { peer, message, .. }) => {
                 match message {
                     request_response::Message::Request {
                         request, channel, ..
-                    } => self.live.on_request(&mut ctx!(self), request, channel),
+                    } => self
+                        .live
+                        .on_request(&mut ctx!(self), now(), peer, request, channel),
                     request_response::Message::Response {
                         request_id,
                         response,

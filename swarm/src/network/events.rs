@@ -18,6 +18,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
 use crate::protocols::live::core::{Chunk, Misbehaviour, Rejection};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId};
 
@@ -70,6 +71,42 @@ pub enum Event {
     },
     /// A new listen address.
     Listening(Multiaddr),
+    /// A peer told its bandwidth terms (the node decides whether it pays
+    /// them and says so with [`crate::Client::set_peer_price`]).
+    Terms {
+        /// The peer.
+        peer: PeerId,
+        /// Its terms (range-checked).
+        terms: BandwidthTerms,
+    },
+    /// A payload pulled from `peer` verified: what the node owes it for,
+    /// if it charges.
+    Verified {
+        /// Who served it.
+        peer: PeerId,
+        /// Its stream.
+        stream: StreamId,
+        /// Payload bytes.
+        bytes: u64,
+    },
+    /// `peer` refuses to serve more until paid.
+    PaymentDemanded {
+        /// Who.
+        peer: PeerId,
+        /// What it says is owed (planck).
+        owed: u128,
+        /// What it says was paid.
+        paid: u128,
+    },
+    /// `peer` sent a voucher for bandwidth it was served: the node checks
+    /// it and credits the peer with what it raised
+    /// ([`crate::Client::credit`]).
+    PaymentReceived {
+        /// Who sent it.
+        peer: PeerId,
+        /// The voucher.
+        payment: BandwidthPayment,
+    },
     /// A remote peer subscribed to a Vilokanam topic (for tests and
     /// diagnostics; dropped when the node lags).
     Subscribed {
@@ -84,7 +121,15 @@ impl Event {
     /// Whether losing this event would leave the node wrong until restart.
     pub fn is_critical(&self) -> bool {
         match self {
-            Event::ChunkReady(_) | Event::ChunkMissing { .. } | Event::Listening(_) => true,
+            // Payments depend on these: a lost one is money not paid or
+            // not credited.
+            Event::ChunkReady(_)
+            | Event::ChunkMissing { .. }
+            | Event::Listening(_)
+            | Event::Terms { .. }
+            | Event::Verified { .. }
+            | Event::PaymentDemanded { .. }
+            | Event::PaymentReceived { .. } => true,
             Event::Announcement { changed, .. } => *changed,
             Event::Rejected { .. } | Event::PeerConnected { .. } | Event::Subscribed { .. } => {
                 false
@@ -101,6 +146,10 @@ impl Event {
             Event::PeerConnected { .. } => "peer_connected",
             Event::Listening(_) => "listening",
             Event::Subscribed { .. } => "subscribed",
+            Event::Terms { .. } => "terms",
+            Event::Verified { .. } => "verified",
+            Event::PaymentDemanded { .. } => "payment_demanded",
+            Event::PaymentReceived { .. } => "payment_received",
         }
     }
 }

@@ -41,6 +41,7 @@ pub use events::{Emitter, Event, RejectReason};
 use crate::behaviour::{Behaviour, BehaviourConfig};
 use crate::build::build_swarm;
 use crate::metrics::Metrics;
+use crate::protocols::bandwidth::LedgerConfig;
 use crate::protocols::keys::session::{KeyClient, KeySessionConfig};
 use crate::protocols::live::actor::LiveActor;
 use crate::protocols::live::announce::AnnounceConfig;
@@ -77,6 +78,9 @@ pub struct Config {
     pub event_backlog: usize,
     /// Key sessions: bounds and timeouts.
     pub keys: KeySessionConfig,
+    /// What this node charges for serving payloads, and the credit
+    /// ledger's bounds (default: free).
+    pub bandwidth: LedgerConfig,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             event_buffer: 1024,
             event_backlog: 4096,
             keys: KeySessionConfig::default(),
+            bandwidth: LedgerConfig::default(),
         }
     }
 }
@@ -118,6 +123,7 @@ pub fn new(
     let live = LiveActor::new(
         config.relay.clone(),
         config.announce.clone(),
+        config.bandwidth.clone(),
         config.relay_all,
         now(),
     );

@@ -2,7 +2,9 @@
 //! IO-less cores (policy), and the actor that runs them on the swarm.
 //!
 //! - [`live`]: live streams (announce, then pull);
-//! - [`keys`]: the paywall of paid streams (epoch keys for vouchers).
+//! - [`keys`]: the paywall of paid streams (epoch keys for vouchers);
+//! - [`bandwidth`]: fees for serving payloads, paid per verified byte.
 
+pub mod bandwidth;
 pub mod keys;
 pub mod live;

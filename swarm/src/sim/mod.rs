@@ -497,7 +497,7 @@ impl Sim {
                 let response = self.nodes[to].core.serve(&request);
                 let size = match &response {
                     ChunkResponse::Found { .. } => self.cfg.chunk_bytes,
-                    ChunkResponse::NotFound => 16,
+                    _ => 16,
                 };
                 let _ = key;
                 self.send(now, to, from, size, Msg::Response { response, req });
@@ -550,6 +550,8 @@ impl Sim {
                     self.send(now, node, server, 100, msg);
                 }
                 Output::Penalize { .. } => self.report.penalties += 1,
+                // The simulator models free relays only.
+                Output::Verified { .. } | Output::PaymentDemanded { .. } => {}
                 Output::Ready(chunk) => {
                     if node != 0 {
                         let published = self.published_at.get(&chunk.seq()).copied();

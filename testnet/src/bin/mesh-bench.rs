@@ -10,6 +10,11 @@
 //!    (p50, p99), and the CPU time and peak RSS of a middle relay.
 //! 2. A 10-node mesh (Kademlia discovery): download amplification, i.e.
 //!    bytes each node received from the network ÷ stream bytes.
+//!
+//! With `--payments` it runs the line twice instead, without and with
+//! relay fees (the dev chain, every node charging 1 mTICK/MiB and paying
+//! its upstream), and prints what payments cost: amplification, latency
+//! per hop, relay CPU, vouchers per MiB and per second.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -41,43 +46,69 @@ async fn stream_of(t: &Testnet, name: &str) -> Result<String> {
     Ok(t.node(0)?.stream(name))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let bin = std::env::args()
-        .skip_while(|a| a != "--bin")
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::current_exe()
-                .unwrap_or_default()
-                .with_file_name("vilokanam")
-        });
-    if !bin.exists() {
-        bail!(
-            "{} not found: cargo build --release -p vilokanam first",
-            bin.display()
-        );
-    }
-    let seconds = 30;
-    let scratch = tempfile::tempdir()?;
-    let clip = scratch.path().join("clip.ts");
-    println!("making a {seconds} s 1280x720 H.264 clip at 4 Mbit/s with ffmpeg …");
-    if !make_test_clip(&clip, seconds, 4000, "1280x720")? {
-        bail!("the benchmark needs ffmpeg (apt-get install ffmpeg)");
-    }
-    let clip_s = clip.to_string_lossy().into_owned();
+/// The accounts of the line's nodes when fees are on (all funded at the
+/// dev chain's genesis).
+const ACCOUNTS: [&str; 5] = ["//Alice", "//Bob", "//Charlie", "//Dave", "//Eve"];
+/// Every node but the last charges this per MiB and pays up to `MAX_FEE`.
+const FEE: &str = "1mTICK/MiB";
+const MAX_FEE: &str = "5mTICK/MiB";
 
-    // 1. Line of 5: latency per hop count, relay CPU and RSS.
-    let mut t = Testnet::line(&bin, 5).await?;
+/// What one run of the line measured.
+struct LineFigures {
+    /// Publish-to-playable at 1 to 4 hops: (chunks, p50, p99, max) ms.
+    hops: Vec<(usize, u64, u64, u64)>,
+    /// Relay (node 2) CPU seconds, wall seconds, peak RSS KiB.
+    relay: (f64, f64, u64),
+    /// Inbound transport bytes ÷ stream bytes at nodes 1 to 4.
+    amplification: Vec<f64>,
+    stream_bytes: u64,
+    media_s: f64,
+    /// Bandwidth vouchers signed by nodes 1 to 4, in all.
+    vouchers: f64,
+    /// Payload bytes served by nodes 0 to 3, in all.
+    served: f64,
+}
+
+/// A line of 5 (node 0 publishes, nodes 1-4 watch); with `chain`, every
+/// node has a dev account, nodes 0-3 charge [`FEE`] and every node pays.
+async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<LineFigures> {
+    let mut t = Testnet::new(bin, None)?;
+    for (i, account) in ACCOUNTS.iter().enumerate() {
+        let mut extra = vec![];
+        if let Some(rpc) = chain {
+            t.import_account(i, account, rpc).await?;
+            extra.extend(["--chain-rpc", rpc, "--max-fee", MAX_FEE]);
+            if i < 4 {
+                extra.extend(["--fee", FEE]);
+            }
+        }
+        t.spawn(NodeOptions {
+            relay: true,
+            bootstrap: if i == 0 { vec![] } else { vec![i - 1] },
+            extra: extra.into_iter().map(String::from).collect(),
+            ..NodeOptions::default()
+        })
+        .await?;
+    }
+    t.wait_connected().await?;
     let name = "bench-line";
     let stream = stream_of(&t, name).await?;
     for i in 1..5 {
         t.api(i)?.watch(&stream).await?;
     }
+    let inbound = "libp2p_bandwidth_bytes_total";
+    let mut before = vec![];
+    for i in 1..5 {
+        before.push(
+            t.api(i)?
+                .metric(inbound, &["direction=\"Inbound\""])
+                .await?,
+        );
+    }
     let relay_pid = t.node(2)?.pid;
     let (cpu0, _) = proc_usage(relay_pid)?;
     let t0 = Instant::now();
-    let mut p = publish(&mut t, &clip_s, name).await?;
+    let mut p = publish(&mut t, clip, name).await?;
     finish(&mut p).await?;
     let last = t
         .api(0)?
@@ -97,38 +128,180 @@ async fn main() -> Result<()> {
     let chunks = t.api(0)?.chunks(&stream).await?;
     let stream_bytes: u64 = chunks.iter().map(|c| u64::from(c.size)).sum();
     let media_s: f64 = chunks.iter().map(|c| f64::from(c.duration_us) / 1e6).sum();
-    println!();
-    println!(
-        "## line of 5 nodes: {} chunks, {:.2} Mbit/s of chunk payload",
-        chunks.len(),
-        stream_bytes as f64 * 8.0 / media_s / 1e6
-    );
-    println!("| hops | chunks | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|");
-    for hops in 1..5 {
-        let chunks = t.api(hops)?.chunks(&stream).await?;
+    let mut hops = vec![];
+    for hop in 1..5 {
+        let chunks = t.api(hop)?.chunks(&stream).await?;
         let mut lat: Vec<u64> = chunks
             .iter()
             .map(|c| c.ready_at_ms.saturating_sub(c.published_at_ms))
             .collect();
         lat.sort_unstable();
-        println!(
-            "| {hops} | {} | {} | {} | {} |",
+        hops.push((
             lat.len(),
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
-            lat.last().copied().unwrap_or(0)
-        );
+            lat.last().copied().unwrap_or(0),
+        ));
     }
+    let mut amplification = vec![];
+    let mut vouchers = 0.0;
+    let mut served = 0.0;
+    for i in 1..5 {
+        let api = t.api(i)?;
+        let after = api.metric(inbound, &["direction=\"Inbound\""]).await?;
+        amplification.push((after - before[i - 1]) / stream_bytes as f64);
+        vouchers += api
+            .metric("vilokanam_node_bandwidth_vouchers_out", &[])
+            .await?;
+    }
+    for i in 0..4 {
+        served += t
+            .api(i)?
+            .metric("vilokanam_swarm_payload_bytes_out", &[])
+            .await?;
+    }
+    t.shutdown().await?;
+    Ok(LineFigures {
+        hops,
+        relay: (cpu, wall, hwm),
+        amplification,
+        stream_bytes,
+        media_s,
+        vouchers,
+        served,
+    })
+}
+
+fn print_line(f: &LineFigures, label: &str) {
     println!();
     println!(
-        "relay (node 2 of the line, serving node 3): CPU {:.2} s over {:.1} s wall = {:.1} % of one core; peak RSS {:.1} MiB",
-        cpu,
-        wall,
+        "## line of 5 nodes{label}: {} chunks, {:.2} Mbit/s of chunk payload",
+        f.hops[0].0,
+        f.stream_bytes as f64 * 8.0 / f.media_s / 1e6
+    );
+    println!("| hops | chunks | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (i, (n, p50, p99, max)) in f.hops.iter().enumerate() {
+        println!("| {} | {n} | {p50} | {p99} | {max} |", i + 1);
+    }
+    let (cpu, wall, hwm) = f.relay;
+    println!();
+    println!(
+        "relay (node 2 of the line, serving node 3): CPU {cpu:.2} s over {wall:.1} s wall = {:.1} % of one core; peak RSS {:.1} MiB",
         cpu / wall * 100.0,
         hwm as f64 / 1024.0
     );
-    t.shutdown().await?;
+    println!(
+        "download amplification (inbound transport bytes ÷ stream bytes), nodes 1-4: {}",
+        f.amplification
+            .iter()
+            .map(|a| format!("{a:.3}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+/// Prints both runs and what payments cost.
+fn compare(off: &LineFigures, on: &LineFigures) {
+    print_line(
+        on,
+        &format!(" with relay fees ({FEE} per node, every node paying)"),
+    );
+    println!();
+    println!("## payments on vs off (same clip, same line)");
+    println!("| figure | off | on | difference |");
+    println!("|---|---|---|---|");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a0, a1) = (mean(&off.amplification), mean(&on.amplification));
+    println!(
+        "| amplification, mean of nodes 1-4 | {a0:.4} | {a1:.4} | {:+.2} % |",
+        (a1 / a0 - 1.0) * 100.0
+    );
+    // Latency added per hop: the slope of p50 over hop count.
+    let per_hop = |f: &LineFigures| (f.hops[3].1 as f64 - f.hops[0].1 as f64) / 3.0;
+    println!(
+        "| p50 latency per hop (ms, hops 1→4) | {:.1} | {:.1} | {:+.1} ms |",
+        per_hop(off),
+        per_hop(on),
+        per_hop(on) - per_hop(off)
+    );
+    println!(
+        "| p50 at 4 hops (ms) | {} | {} | {:+} ms |",
+        off.hops[3].1,
+        on.hops[3].1,
+        on.hops[3].1 as i64 - off.hops[3].1 as i64
+    );
+    let cpu = |f: &LineFigures| f.relay.0 / f.relay.1 * 100.0;
+    println!(
+        "| relay CPU (% of one core) | {:.2} | {:.2} | {:+.2} points |",
+        cpu(off),
+        cpu(on),
+        cpu(on) - cpu(off)
+    );
+    println!(
+        "| relay peak RSS (MiB) | {:.1} | {:.1} | |",
+        off.relay.2 as f64 / 1024.0,
+        on.relay.2 as f64 / 1024.0
+    );
+    let mib = on.served / 1_048_576.0;
+    let pay = vilokanam_swarm::wire::ChunkRequest::Pay(vilokanam_swarm::BandwidthPayment {
+        channel: u64::from(u32::MAX),
+        cumulative: u128::from(u64::MAX),
+        signature: vilokanam_swarm::wire::Sig([0; 64]),
+    })
+    .encode()
+    .len();
+    println!();
+    println!(
+        "vouchers: {:.0} signed by nodes 1-4 for {mib:.1} MiB served = {:.2} vouchers per MiB, {:.2} vouchers/s per paying node over {:.1} s of media; a voucher is {pay} bytes on the wire (request body) = {:.0} voucher bytes per MiB served",
+        on.vouchers,
+        on.vouchers / mib,
+        on.vouchers / 4.0 / on.media_s,
+        on.media_s,
+        on.vouchers * pay as f64 / mib
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let bin = std::env::args()
+        .skip_while(|a| a != "--bin")
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap_or_default()
+                .with_file_name("vilokanam")
+        });
+    if !bin.exists() {
+        bail!(
+            "{} not found: cargo build --release -p vilokanam first",
+            bin.display()
+        );
+    }
+    let payments = std::env::args().any(|a| a == "--payments");
+    let seconds = 30;
+    let scratch = tempfile::tempdir()?;
+    let clip = scratch.path().join("clip.ts");
+    println!("making a {seconds} s 1280x720 H.264 clip at 4 Mbit/s with ffmpeg …");
+    if !make_test_clip(&clip, seconds, 4000, "1280x720")? {
+        bail!("the benchmark needs ffmpeg (apt-get install ffmpeg)");
+    }
+    let clip_s = clip.to_string_lossy().into_owned();
+
+    // 1. Line of 5: latency per hop count, relay CPU and RSS, and the
+    // same line again with relay fees on (each node pays its upstream).
+    let off = line(&bin, &clip_s, None).await?;
+    print_line(&off, "");
+    if payments {
+        let scratch = tempfile::tempdir()?;
+        let parts = vilokanam_chain::dev_chain::DevChainParts::for_testnet(scratch.path()).await?;
+        let chain = vilokanam_chain::dev_chain::DevChain::start(&parts).await?;
+        let on = line(&bin, &clip_s, Some(&chain.ws_url)).await;
+        chain.stop().await?;
+        compare(&off, &on?);
+        return Ok(());
+    }
 
     // 2. 10-node mesh: download amplification.
     let mut t = Testnet::new(&bin, None)?;

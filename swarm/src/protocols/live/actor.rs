@@ -24,6 +24,9 @@ use super::wire::{
 use crate::behaviour::Behaviour;
 use crate::metrics::Metrics;
 use crate::network::{ChunkMeta, Emitter, Event, RejectReason, SwarmError};
+use crate::protocols::bandwidth::{
+    BandwidthPayment, CreditLedger, LedgerConfig, LedgerTotals, PeerAccount, ServeDecision,
+};
 use crate::scoring::{topic_score_params, AppScores};
 
 /// Maps the core's monotonic instants to wall-clock milliseconds (for the
@@ -76,8 +79,35 @@ pub struct LiveActor {
     core: RelayCore,
     policy: AnnouncePolicy,
     fetches: HashMap<OutboundRequestId, (FetchKey, PeerId)>,
+    /// Terms and payment requests in flight (bounded by connected peers
+    /// and by payloads verified: one payment per payload at most).
+    control: HashMap<OutboundRequestId, (PeerId, Control)>,
+    ledger: CreditLedger,
     relay_all: bool,
     clock: WallClock,
+}
+
+/// A bandwidth request in flight.
+#[derive(Debug)]
+enum Control {
+    Terms,
+    /// A payment; told whether the peer received it.
+    Pay(tokio::sync::oneshot::Sender<bool>),
+}
+
+/// What the ledger holds, for the API and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerSnapshot {
+    /// This node's terms.
+    pub terms: crate::protocols::bandwidth::BandwidthTerms,
+    /// Every peer's account.
+    pub accounts: Vec<(PeerId, PeerAccount)>,
+    /// Payload bytes served per stream.
+    pub streams: Vec<(StreamId, u64)>,
+    /// The totals.
+    pub totals: LedgerTotals,
+    /// Owed and unpaid over all accounts (planck).
+    pub outstanding: u128,
 }
 
 impl LiveActor {
@@ -85,6 +115,7 @@ impl LiveActor {
     pub fn new(
         relay: RelayConfig,
         announce: AnnounceConfig,
+        ledger: LedgerConfig,
         relay_all: bool,
         now: Instant,
     ) -> Self {
@@ -92,6 +123,8 @@ impl LiveActor {
             core: RelayCore::new(relay),
             policy: AnnouncePolicy::new(announce),
             fetches: HashMap::new(),
+            control: HashMap::new(),
+            ledger: CreditLedger::new(ledger),
             relay_all,
             clock: WallClock::anchored(now),
         }
@@ -253,17 +286,58 @@ impl LiveActor {
         self.apply(ctx, out);
     }
 
-    /// A peer asked for a chunk.
+    /// A peer asked for a chunk, for the terms, or sent a payment.
     pub fn on_request(
         &mut self,
         ctx: &mut Ctx<'_>,
+        now: Instant,
+        peer: PeerId,
         request: ChunkRequest,
         channel: ResponseChannel<ChunkResponse>,
     ) {
-        let response = self.core.serve(&request);
+        let response = match request {
+            ChunkRequest::Terms => ChunkResponse::Terms(*self.ledger.terms()),
+            ChunkRequest::Pay(payment) => {
+                ctx.metrics.bandwidth_vouchers_in.inc();
+                ctx.events.emit(Event::PaymentReceived { peer, payment });
+                ChunkResponse::PayReceived
+            }
+            request => match self.core.serve(&request) {
+                ChunkResponse::Found { header, payload } => {
+                    let len = payload.len() as u64;
+                    match self.ledger.check(now, peer, len) {
+                        ServeDecision::Serve => {
+                            self.ledger.served(now, peer, &header.header.stream, len);
+                            ctx.metrics.payload_bytes_out.inc_by(len);
+                            ChunkResponse::Found { header, payload }
+                        }
+                        ServeDecision::Refuse {
+                            owed,
+                            paid,
+                            credit_bytes,
+                        } => {
+                            ctx.metrics.bandwidth_refusals.inc();
+                            if self.ledger.account(&peer).is_some_and(|a| a.refused == 1) {
+                                ctx.metrics.bandwidth_cut_offs.inc();
+                            }
+                            debug!(%peer, owed, paid, "refused a payload until paid");
+                            ChunkResponse::PaymentRequired {
+                                owed,
+                                paid,
+                                credit_bytes,
+                            }
+                        }
+                    }
+                }
+                other => other,
+            },
+        };
         let label = match response {
             ChunkResponse::Found { .. } => "found",
             ChunkResponse::NotFound => "not_found",
+            ChunkResponse::Terms(_) => "terms",
+            ChunkResponse::PaymentRequired { .. } => "payment_required",
+            ChunkResponse::PayReceived => "pay_received",
         };
         Metrics::inc(&ctx.metrics.served, "result", label);
         let _ = ctx
@@ -281,6 +355,18 @@ impl LiveActor {
         id: OutboundRequestId,
         response: ChunkResponse,
     ) {
+        if let Some((peer, what)) = self.control.remove(&id) {
+            match (what, response) {
+                (Control::Terms, ChunkResponse::Terms(terms)) => {
+                    ctx.events.emit(Event::Terms { peer, terms })
+                }
+                (Control::Pay(reply), r) => {
+                    let _ = reply.send(r == ChunkResponse::PayReceived);
+                }
+                (Control::Terms, _) => debug!(%peer, "peer answered terms with something else"),
+            }
+            return;
+        }
         let Some((key, from)) = self.fetches.remove(&id) else {
             return;
         };
@@ -299,6 +385,13 @@ impl LiveActor {
         id: OutboundRequestId,
         error: &OutboundFailure,
     ) {
+        if let Some((peer, what)) = self.control.remove(&id) {
+            debug!(%peer, ?what, %error, "bandwidth request failed");
+            if let Control::Pay(reply) = what {
+                let _ = reply.send(false);
+            }
+            return;
+        }
         let Some((key, from)) = self.fetches.remove(&id) else {
             return;
         };
@@ -314,6 +407,57 @@ impl LiveActor {
         };
         let out = self.core.on_fetch_result(now, key, from, Err(error));
         self.apply(ctx, out);
+    }
+
+    /// Asks a newly connected peer for its bandwidth terms.
+    pub fn ask_terms(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
+        let id = ctx
+            .swarm
+            .behaviour_mut()
+            .chunks
+            .send_request(&peer, ChunkRequest::Terms);
+        self.control.insert(id, (peer, Control::Terms));
+    }
+
+    /// Sends `peer` a voucher for payloads it served.
+    pub fn pay(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        payment: BandwidthPayment,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    ) {
+        let id = ctx
+            .swarm
+            .behaviour_mut()
+            .chunks
+            .send_request(&peer, ChunkRequest::Pay(payment));
+        self.control.insert(id, (peer, Control::Pay(reply)));
+        self.core.peer_paid(&peer);
+    }
+
+    /// The node decided what it makes of `peer`'s terms.
+    pub fn set_peer_price(&mut self, peer: PeerId, price: super::core::PeerPrice) {
+        self.core.set_peer_price(peer, price);
+    }
+
+    /// The node checked a voucher from `peer`: it raised what the peer
+    /// paid by `raised`.
+    pub fn credit(&mut self, now: Instant, peer: PeerId, raised: u128) {
+        if self.ledger.paid(now, peer, raised) {
+            debug!(%peer, "paid up: served again");
+        }
+    }
+
+    /// What the ledger holds.
+    pub fn ledger(&self) -> LedgerSnapshot {
+        LedgerSnapshot {
+            terms: *self.ledger.terms(),
+            accounts: self.ledger.accounts(),
+            streams: self.ledger.streams(),
+            totals: self.ledger.totals(),
+            outstanding: self.ledger.outstanding(),
+        }
     }
 
     /// Advances the cores' timers.
@@ -501,6 +645,19 @@ impl LiveActor {
                 Output::Ready(chunk) => {
                     ctx.metrics.chunks_ready.inc();
                     ctx.events.emit(Event::ChunkReady(chunk));
+                }
+                Output::Verified {
+                    peer,
+                    stream,
+                    bytes,
+                } => ctx.events.emit(Event::Verified {
+                    peer,
+                    stream,
+                    bytes,
+                }),
+                Output::PaymentDemanded { peer, owed, paid } => {
+                    debug!(%peer, owed, paid, "peer asks to be paid before serving more");
+                    ctx.events.emit(Event::PaymentDemanded { peer, owed, paid });
                 }
                 Output::Missing { stream, seq } => {
                     ctx.metrics.chunks_missing.inc();

@@ -1,4 +1,5 @@
-//! The `/vilokanam/chunk/3` request-response codec.
+//! The `/vilokanam/chunk/4` request-response codec (version 4 added the
+//! bandwidth market's `Terms` and `Pay` requests).
 //!
 //! One request and one response per substream, each the whole remaining
 //! stream (the writer closes after writing). Reads are capped at the
@@ -14,7 +15,7 @@ use libp2p::StreamProtocol;
 use super::wire::{ChunkRequest, ChunkResponse, MAX_REQUEST, MAX_RESPONSE};
 
 /// Protocol name of chunk exchange.
-pub const CHUNK_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/chunk/3");
+pub const CHUNK_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/chunk/4");
 
 /// Codec for [`ChunkRequest`] / [`ChunkResponse`].
 #[derive(Clone, Copy, Debug, Default)]

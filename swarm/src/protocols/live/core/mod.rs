@@ -69,6 +69,12 @@ pub struct RelayCore {
     /// Relayed streams left for silence, and when (bounded: at most
     /// `4 × max_relayed`, oldest first out).
     silenced: std::collections::VecDeque<(StreamId, Instant)>,
+    /// Connected peers' prices as servers (from their bandwidth terms;
+    /// absent: not known yet). Removed when the peer disconnects.
+    prices: HashMap<PeerId, PeerPrice>,
+    /// Peers that asked to be paid before serving more, and until when
+    /// they are not asked again (unless paid first).
+    refused_until: HashMap<PeerId, Instant>,
 }
 
 impl RelayCore {
@@ -80,7 +86,26 @@ impl RelayCore {
             by_cid: HashMap::new(),
             total_bytes: 0,
             silenced: std::collections::VecDeque::new(),
+            prices: HashMap::new(),
+            refused_until: HashMap::new(),
         }
+    }
+
+    /// What `peer` charges for payloads, once its terms are known. The
+    /// scheduler asks, among the peers that hold a chunk, the cheapest
+    /// first, and never an unusable one.
+    pub fn set_peer_price(&mut self, peer: PeerId, price: PeerPrice) {
+        self.prices.insert(peer, price);
+    }
+
+    /// This node paid `peer`: it may be asked again at once.
+    pub fn peer_paid(&mut self, peer: &PeerId) {
+        self.refused_until.remove(peer);
+    }
+
+    /// The scheduler's view of `peer` as a server (for tests and the API).
+    pub fn peer_price(&self, peer: &PeerId) -> Option<PeerPrice> {
+        self.prices.get(peer).copied()
     }
 
     /// The configuration.
@@ -244,6 +269,8 @@ impl RelayCore {
 
     /// A peer disconnected: it leaves every stream, and its marks go.
     pub fn peer_left(&mut self, now: Instant, peer: &PeerId) -> Vec<Output> {
+        self.prices.remove(peer);
+        self.refused_until.remove(peer);
         let keys: Vec<StreamId> = self.streams.keys().cloned().collect();
         let mut out = vec![];
         for stream in keys {
@@ -393,7 +420,14 @@ impl RelayCore {
     ) -> Vec<Output> {
         let (served_header, payload) = match result {
             Ok(ChunkResponse::Found { header, payload }) => (header, payload),
-            Ok(ChunkResponse::NotFound) | Err(_) => return self.fetch_failed(now, key, peer),
+            Ok(ChunkResponse::PaymentRequired { owed, paid, .. }) => {
+                let until = now + self.config.retry_backoff;
+                self.refused_until.insert(peer, until);
+                let mut out = vec![Output::PaymentDemanded { peer, owed, paid }];
+                out.extend(self.fetch_failed(now, key, peer));
+                return out;
+            }
+            Ok(_) | Err(_) => return self.fetch_failed(now, key, peer),
         };
         let (stream, seq) = &key;
         let known = self
@@ -423,8 +457,13 @@ impl RelayCore {
                 return out;
             }
         };
+        let verified = Output::Verified {
+            peer,
+            stream: stream.clone(),
+            bytes: payload.len() as u64,
+        };
         let Some(st) = self.streams.get_mut(stream) else {
-            return vec![];
+            return vec![verified];
         };
         let got_seq = header.header.seq;
         if *seq == LATEST {
@@ -438,9 +477,11 @@ impl RelayCore {
             }
         }
         if st.chunks.contains_key(&got_seq) || st.start.is_some_and(|s| got_seq < s) {
-            return vec![];
+            return vec![verified];
         }
-        self.insert(now, Arc::new(Chunk { header, payload }))
+        let mut out = vec![verified];
+        out.extend(self.insert(now, Arc::new(Chunk { header, payload })));
+        out
     }
 
     /// Checks a chunk served for a request made without a known header
@@ -482,6 +523,8 @@ impl RelayCore {
                 .streams
                 .get(stream)
                 .and_then(|s| s.chunks.last_key_value().map(|(_, c)| c)),
+            // Answered by the actor (bandwidth terms and payments).
+            ChunkRequest::Terms | ChunkRequest::Pay(_) => None,
         };
         match held {
             Some(h) => ChunkResponse::Found {
@@ -572,7 +615,16 @@ impl RelayCore {
         let Some(peer) = st
             .peers
             .iter()
-            .find(|p| !st.latest_asked.contains(p) && !st.bad_peers.contains(p))
+            .filter(|p| {
+                !st.latest_asked.contains(p)
+                    && !st.bad_peers.contains(p)
+                    && self.prices.get(p) != Some(&PeerPrice::Unusable)
+                    && self.refused_until.get(p).is_none_or(|t| now >= *t)
+            })
+            .min_by_key(|p| match self.prices.get(p) {
+                Some(PeerPrice::Usable(fee)) => *fee,
+                _ => u64::MAX,
+            })
             .copied()
         else {
             return vec![];
@@ -638,11 +690,30 @@ impl RelayCore {
                 p.candidates.push(*peer);
             }
         }
+        // Among the peers not tried yet: those that forwarded the header
+        // (they verified the payload, so they hold it) before the others,
+        // then the cheapest, then the order headers arrived in (the first
+        // to forward one is the nearest to the creator). Nothing waits for
+        // a cheaper peer to announce: the fetch starts at once.
+        let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
         let next = p
             .candidates
             .iter()
-            .find(|c| !p.tried.contains(c) && !st.bad_peers.contains(c))
-            .copied();
+            .enumerate()
+            .filter(|(_, c)| {
+                !p.tried.contains(c)
+                    && !st.bad_peers.contains(c)
+                    && self.prices.get(c) != Some(&PeerPrice::Unusable)
+                    && self.refused_until.get(c).is_none_or(|t| now >= *t)
+            })
+            .min_by_key(|(i, c)| {
+                let fee = match self.prices.get(c) {
+                    Some(PeerPrice::Usable(fee)) => *fee,
+                    _ => u64::MAX,
+                };
+                (!holders.contains(c), fee, *i)
+            })
+            .map(|(_, c)| *c);
         match next {
             Some(peer) => {
                 p.tried.insert(peer);

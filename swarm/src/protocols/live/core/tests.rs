@@ -295,7 +295,7 @@ fn window_is_bounded_and_evicted_chunks_are_not_served() {
     ));
     match core.serve(&ChunkRequest::Latest(stream())) {
         ChunkResponse::Found { header, .. } => assert_eq!(header.header.seq, 4),
-        ChunkResponse::NotFound => panic!("latest missing"),
+        other => panic!("latest missing: {other:?}"),
     }
     assert_eq!(core.stats().chunks, 3);
 }
@@ -391,7 +391,7 @@ fn two_streams_with_identical_payloads_do_not_shadow_each_other() {
     let cid = ChunkCid::of(&same);
     match core.serve(&ChunkRequest::ByCid(cid)) {
         ChunkResponse::Found { header, .. } => assert_eq!(header.header.stream, b),
-        ChunkResponse::NotFound => panic!("b's slate was hidden by a's eviction"),
+        other => panic!("b's slate was hidden by a's eviction: {other:?}"),
     }
     // Leaving b drops the last holder of the CID.
     core.leave(&b, JoinReason::Watch);
@@ -579,4 +579,107 @@ fn copies_of_one_header_are_tracked_up_to_a_bound() {
             .count();
     }
     assert_eq!(ignored, 100 - MAX_MSGS_PER_PENDING);
+}
+
+fn verified(out: &[Output]) -> Vec<(PeerId, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Verified { peer, bytes, .. } => Some((*peer, *bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_cheapest_holder_is_asked_first_and_unusable_peers_never() {
+    let now = Instant::now();
+    let (dear, cheap, banned, other) = (
+        PeerId::random(),
+        PeerId::random(),
+        PeerId::random(),
+        PeerId::random(),
+    );
+    let mut core = joined(now, &[other]);
+    core.set_peer_price(dear, PeerPrice::Usable(900));
+    core.set_peer_price(cheap, PeerPrice::Usable(100));
+    core.set_peer_price(banned, PeerPrice::Unusable);
+    core.set_peer_price(other, PeerPrice::Usable(0));
+    let c = chunk(0);
+    // The dear peer's header arrives first: it is asked at once (nothing
+    // waits for a cheaper one to announce).
+    let out = core.on_gossip_header(now, msg(1), dear, &stream(), c.header.clone());
+    assert_eq!(fetches(&out)[0].0, dear);
+    // The next chunk is announced by all three: the cheapest holder is
+    // asked, not the first announcer, not the free peer that did not
+    // announce it (it may not hold it), never the unusable one.
+    let c1 = chunk(1);
+    for (i, p) in [banned, dear, cheap].into_iter().enumerate() {
+        let out = core.on_gossip_header(now, msg(10 + i as u64), p, &stream(), c1.header.clone());
+        if i == 0 {
+            // The only holder is unusable: the free topic peer is tried.
+            assert_eq!(
+                fetches(&out),
+                vec![(other, ChunkRequest::ByCid(c1.header.header.cid))]
+            );
+        }
+    }
+    // The free peer did not have it: among holders, cheapest first.
+    let out = core.on_fetch_result(now, (stream(), 1), other, Ok(ChunkResponse::NotFound));
+    assert_eq!(fetches(&out)[0].0, cheap);
+    let out = core.on_fetch_result(now, (stream(), 1), cheap, found(&c1));
+    assert_eq!(verified(&out), vec![(cheap, c1.payload.len() as u64)]);
+    assert_eq!(ready(&out), vec![1]);
+}
+
+#[test]
+fn a_peer_asking_for_payment_is_skipped_until_paid() {
+    let now = Instant::now();
+    let (server, backup) = (PeerId::random(), PeerId::random());
+    let mut core = joined(now, &[backup]);
+    core.set_peer_price(server, PeerPrice::Usable(10));
+    core.set_peer_price(backup, PeerPrice::Usable(50));
+    let c = chunk(0);
+    core.on_gossip_header(now, msg(1), server, &stream(), c.header.clone());
+    let demand = Ok(ChunkResponse::PaymentRequired {
+        owed: 40,
+        paid: 0,
+        credit_bytes: 4,
+    });
+    let out = core.on_fetch_result(now, (stream(), 0), server, demand);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::PaymentDemanded { peer, owed: 40, .. } if *peer == server)));
+    assert_eq!(fetches(&out)[0].0, backup, "falls back at once");
+    assert!(penalties(&out) == 0, "asking to be paid is no misbehaviour");
+    // The next chunk skips the server while it waits for payment...
+    let c1 = chunk(1);
+    core.on_gossip_header(now, msg(2), backup, &stream(), c1.header.clone());
+    let out = core.on_gossip_header(now, msg(3), server, &stream(), c1.header.clone());
+    assert!(fetches(&out).is_empty(), "already asked the backup");
+    let c2 = chunk(2);
+    let out = core.on_gossip_header(now, msg(4), server, &stream(), c2.header.clone());
+    assert_eq!(fetches(&out)[0].0, backup);
+    // ...and is asked again once paid.
+    core.peer_paid(&server);
+    let c3 = chunk(3);
+    let out = core.on_gossip_header(now, msg(5), server, &stream(), c3.header.clone());
+    assert_eq!(fetches(&out)[0].0, server);
+}
+
+#[test]
+fn a_corrupt_payload_is_never_reported_verified() {
+    let now = Instant::now();
+    let (rogue, honest) = (PeerId::random(), PeerId::random());
+    let mut core = joined(now, &[honest]);
+    let c = chunk(0);
+    core.on_gossip_header(now, msg(1), rogue, &stream(), c.header.clone());
+    let garbage = Ok(ChunkResponse::Found {
+        header: c.header.clone(),
+        payload: Bytes::from_static(b"garbage"),
+    });
+    let out = core.on_fetch_result(now, (stream(), 0), rogue, garbage);
+    assert!(verified(&out).is_empty());
+    assert_eq!(penalties(&out), 1);
+    let out = core.on_fetch_result(now, (stream(), 0), honest, found(&c));
+    assert_eq!(verified(&out), vec![(honest, c.payload.len() as u64)]);
 }

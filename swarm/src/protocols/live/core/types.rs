@@ -312,10 +312,24 @@ pub enum FetchError {
     /// The peer does not speak the chunk protocol.
     #[error("the peer does not speak the chunk protocol")]
     Unsupported,
+    /// The peer answered something that is not a chunk.
+    #[error("the peer answered with something other than a chunk")]
+    Unexpected,
     /// The stream failed (read/write error, or an oversized or undecodable
     /// response).
     #[error("stream error: {0}")]
     Io(String),
+}
+
+/// What this node makes of a peer as a server of payloads, from its
+/// bandwidth terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerPrice {
+    /// Payloads may be pulled from it at this fee (planck/MiB; 0: free).
+    Usable(u64),
+    /// Its fee is over this node's `max_fee`, or on another chain: it is
+    /// never asked for payloads.
+    Unusable,
 }
 
 /// Identifies a payload fetch so its result can be matched.
@@ -358,6 +372,25 @@ pub enum Output {
     },
     /// A verified chunk is available (emit to the node, serve to peers).
     Ready(Arc<Chunk>),
+    /// A payload pulled from `peer` verified against its CID (what the
+    /// node pays that peer for, if it charges).
+    Verified {
+        /// Who served it.
+        peer: PeerId,
+        /// Its stream.
+        stream: StreamId,
+        /// Payload bytes.
+        bytes: u64,
+    },
+    /// `peer` serves no more until paid (it answered `PaymentRequired`).
+    PaymentDemanded {
+        /// Who.
+        peer: PeerId,
+        /// What it says is owed in all (planck).
+        owed: u128,
+        /// What it says was paid.
+        paid: u128,
+    },
     /// A chunk could not be obtained and will be skipped.
     Missing {
         /// Stream.

@@ -19,6 +19,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+pub use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
+
 /// Version byte that prefixes every encoded message. 2: announcements
 /// carry an optional [`Offer`] (price, payee, chain). The topic names and
 /// the chunk protocol carry the same number, so nodes of different wire
@@ -602,7 +604,7 @@ pub enum GossipMessage {
     Announce(SignedAnnouncement),
 }
 
-/// A request on `/vilokanam/chunk/3`.
+/// A request on `/vilokanam/chunk/4`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkRequest {
     /// The chunk whose payload has this CID.
@@ -616,9 +618,14 @@ pub enum ChunkRequest {
     },
     /// The most recent chunk the peer holds for `stream` (join point).
     Latest(StreamId),
+    /// The peer's bandwidth terms (asked once per connection).
+    Terms,
+    /// A voucher for payload bytes pulled from the peer, after they
+    /// verified.
+    Pay(BandwidthPayment),
 }
 
-/// A response on `/vilokanam/chunk/3`.
+/// A response on `/vilokanam/chunk/4`.
 // Moved once per request; boxing the header would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -632,6 +639,22 @@ pub enum ChunkResponse {
     },
     /// The peer does not hold it.
     NotFound,
+    /// The answer to [`ChunkRequest::Terms`].
+    Terms(BandwidthTerms),
+    /// The peer holds the payload but serves no more until paid: what is
+    /// owed in all exceeds what was paid plus the credit.
+    PaymentRequired {
+        /// Owed in all (planck).
+        owed: u128,
+        /// Paid so far.
+        paid: u128,
+        /// The credit extended (bytes).
+        credit_bytes: u64,
+    },
+    /// The answer to [`ChunkRequest::Pay`]: the voucher was received (it
+    /// is checked against the chain afterwards; a bad one raises nothing,
+    /// which the next `PaymentRequired` shows).
+    PayReceived,
 }
 
 /// Encodes a postcard body with the version prefix.
@@ -689,7 +712,7 @@ impl ChunkRequest {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let req: ChunkRequest = decode_versioned(bytes, MAX_REQUEST)?;
         match &req {
-            ChunkRequest::ByCid(_) => {}
+            ChunkRequest::ByCid(_) | ChunkRequest::Terms | ChunkRequest::Pay(_) => {}
             ChunkRequest::BySeq { stream, .. } | ChunkRequest::Latest(stream) => {
                 stream.validate()?
             }
@@ -700,6 +723,32 @@ impl ChunkRequest {
 
 const RESPONSE_NOT_FOUND: u8 = 0;
 const RESPONSE_FOUND: u8 = 1;
+const RESPONSE_TERMS: u8 = 2;
+const RESPONSE_PAYMENT_REQUIRED: u8 = 3;
+const RESPONSE_PAY_RECEIVED: u8 = 4;
+
+/// The body of a `PaymentRequired` response.
+#[derive(Serialize, Deserialize)]
+struct PaymentRequiredBody {
+    owed: u128,
+    paid: u128,
+    credit_bytes: u64,
+}
+
+fn tagged(tag: u8, body: &impl Serialize) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION, tag];
+    out.extend(postcard::to_stdvec(body).unwrap_or_default());
+    out
+}
+
+fn untag<'a, T: Deserialize<'a>>(rest: &'a [u8], what: &str) -> Result<T, WireError> {
+    let (v, left) = postcard::take_from_bytes(rest)
+        .map_err(|e| WireError::Malformed(format!("{what}: {e}")))?;
+    if !left.is_empty() {
+        return Err(WireError::Trailing(left.len()));
+    }
+    Ok(v)
+}
 
 impl ChunkResponse {
     /// Encodes as `version, tag, [varint header length, header, payload]`.
@@ -708,6 +757,20 @@ impl ChunkResponse {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             ChunkResponse::NotFound => vec![WIRE_VERSION, RESPONSE_NOT_FOUND],
+            ChunkResponse::PayReceived => vec![WIRE_VERSION, RESPONSE_PAY_RECEIVED],
+            ChunkResponse::Terms(t) => tagged(RESPONSE_TERMS, t),
+            ChunkResponse::PaymentRequired {
+                owed,
+                paid,
+                credit_bytes,
+            } => tagged(
+                RESPONSE_PAYMENT_REQUIRED,
+                &PaymentRequiredBody {
+                    owed: *owed,
+                    paid: *paid,
+                    credit_bytes: *credit_bytes,
+                },
+            ),
             ChunkResponse::Found { header, payload } => {
                 let h = postcard::to_stdvec(header).unwrap_or_default();
                 let mut out = Vec::with_capacity(2 + 10 + h.len() + payload.len());
@@ -736,6 +799,21 @@ impl ChunkResponse {
             [v, ..] if *v != WIRE_VERSION => Err(WireError::Version(*v)),
             [_, RESPONSE_NOT_FOUND] => Ok(ChunkResponse::NotFound),
             [_, RESPONSE_NOT_FOUND, rest @ ..] => Err(WireError::Trailing(rest.len())),
+            [_, RESPONSE_PAY_RECEIVED] => Ok(ChunkResponse::PayReceived),
+            [_, RESPONSE_PAY_RECEIVED, rest @ ..] => Err(WireError::Trailing(rest.len())),
+            [_, RESPONSE_TERMS, rest @ ..] => {
+                let t: BandwidthTerms = untag(rest, "terms")?;
+                t.validate().map_err(|e| field("terms", e))?;
+                Ok(ChunkResponse::Terms(t))
+            }
+            [_, RESPONSE_PAYMENT_REQUIRED, rest @ ..] => {
+                let b: PaymentRequiredBody = untag(rest, "payment required")?;
+                Ok(ChunkResponse::PaymentRequired {
+                    owed: b.owed,
+                    paid: b.paid,
+                    credit_bytes: b.credit_bytes,
+                })
+            }
             [_, RESPONSE_FOUND, rest @ ..] => {
                 let (hlen, after_len): (u32, &[u8]) = postcard::take_from_bytes(rest)
                     .map_err(|e| WireError::Malformed(format!("header length: {e}")))?;

@@ -304,3 +304,56 @@ proptest! {
         prop_assert_eq!(GossipMessage::decode(&bytes).unwrap(), msg);
     }
 }
+
+#[test]
+fn bandwidth_messages_round_trip_and_bad_terms_are_refused() {
+    let terms = BandwidthTerms {
+        fee_per_mib: 50_000_000,
+        payee: [3; 32],
+        chain: [4; 32],
+        credit_bytes: 4 << 20,
+    };
+    let pay = BandwidthPayment {
+        channel: 7,
+        cumulative: 123_456,
+        signature: Sig([9; 64]),
+    };
+    for req in [ChunkRequest::Terms, ChunkRequest::Pay(pay)] {
+        assert_eq!(ChunkRequest::decode(&req.encode()).unwrap(), req);
+    }
+    assert!(ChunkRequest::Pay(pay).encode().len() < MAX_REQUEST);
+    for resp in [
+        ChunkResponse::Terms(terms),
+        ChunkResponse::Terms(BandwidthTerms::free()),
+        ChunkResponse::PaymentRequired {
+            owed: 10,
+            paid: 3,
+            credit_bytes: 99,
+        },
+        ChunkResponse::PayReceived,
+    ] {
+        let bytes = Bytes::from(resp.encode());
+        assert_eq!(ChunkResponse::decode(bytes).unwrap(), resp);
+    }
+    // A fee with no payee, an absurd fee, trailing bytes: refused.
+    let no_payee = ChunkResponse::Terms(BandwidthTerms {
+        payee: [0; 32],
+        ..terms
+    });
+    let err = ChunkResponse::decode(Bytes::from(no_payee.encode())).unwrap_err();
+    assert!(err.to_string().contains("payee"), "{err}");
+    let dear = ChunkResponse::Terms(BandwidthTerms {
+        fee_per_mib: u64::MAX,
+        ..terms
+    });
+    assert!(ChunkResponse::decode(Bytes::from(dear.encode())).is_err());
+    let mut trailing = ChunkResponse::PayReceived.encode();
+    trailing.push(0);
+    assert!(matches!(
+        ChunkResponse::decode(Bytes::from(trailing)),
+        Err(WireError::Trailing(1))
+    ));
+    let mut trailing = ChunkResponse::Terms(terms).encode();
+    trailing.push(0);
+    assert!(ChunkResponse::decode(Bytes::from(trailing)).is_err());
+}
