@@ -19,7 +19,7 @@ use vilokanam_swarm::behaviour::BehaviourEvent;
 use vilokanam_swarm::protocols::live::core::{Misbehaviour, Rejection};
 use vilokanam_swarm::test_utils::signed_chunk;
 use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig, WireError};
-use vilokanam_swarm::{Chunk, ChunkCid, ChunkHeader, JoinReason, RejectReason, StreamId};
+use vilokanam_swarm::{Chunk, ChunkCid, ChunkHeader, Event, JoinReason, RejectReason, StreamId};
 
 mod common;
 use common::{honest, local_config, Events, Honest};
@@ -317,6 +317,15 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
             && matches!(r, RejectReason::Misbehaviour(Misbehaviour::BadPayload(_)))),
         "V penalised the corrupt payloads: {:?}",
         v.events.rejections()
+    );
+    // A corrupt payload is never reported as verified, so a node that
+    // pays for bandwidth never pays the rogue for it.
+    assert!(
+        !v.events
+            .snapshot()
+            .iter()
+            .any(|e| matches!(e, Event::Verified { peer, .. } if *peer == rogue_peer)),
+        "V reported a payload of the rogue's as verified"
     );
     // Nothing invalid was ever forwarded: V2 (behind V) and H (behind C)
     // never even saw it.

@@ -1004,7 +1004,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     if paid.is_some() {
         println!("  {}", payment_line(&api, &creator, &stream).await);
         println!(
-            "settling: stopping the viewer, then the creator (it claims and closes the channel)"
+            "settling: stopping the viewer, then the relays, then the creator (each claims what is worth a claim; the creator closes the viewer's channel)"
         );
         t.stop(viewer).await?;
         // Downstream first: each relay pays its upstream for what verified
@@ -1143,43 +1143,36 @@ async fn payment_line(viewer: &Api, creator: &Api, stream: &str) -> String {
 /// serving payloads (owed at its fee, and paid by vouchers) and what it
 /// paid the peers it pulled from.
 async fn relay_line(t: &Testnet, n: usize) -> String {
-    let fmt = |v: &str| vilokanam_chain::format_amount(v.parse().unwrap_or(0));
+    let amount = |v: &str| short_amount(v.parse().unwrap_or(0));
     let mut parts = Vec::new();
     for i in 0..n {
         let Ok(api) = t.api(i) else { continue };
         let Ok(b) = api.bandwidth().await else {
             continue;
         };
-        let name = match i {
-            0 => "creator".to_owned(),
-            i if i == n - 1 => "viewer".to_owned(),
-            i => format!("relay {i}"),
-        };
         let spent: u128 = b
             .servers
             .iter()
             .map(|s| s.paid.parse::<u128>().unwrap_or(0))
             .sum();
-        if i == n - 1 {
-            parts.push(format!(
-                "{name} paid {}",
-                vilokanam_chain::format_amount(spent)
-            ));
-        } else {
-            parts.push(format!(
-                "{name} served {:.1} MiB, paid {} of {} earned{}",
-                b.served_bytes as f64 / 1_048_576.0,
-                fmt(&b.paid),
-                fmt(&b.earned),
-                if i == 0 {
-                    String::new()
-                } else {
-                    format!(", paid upstream {}", vilokanam_chain::format_amount(spent))
-                }
-            ));
-        }
+        let served = format!(
+            "served {:.1} MiB, paid {} of {}",
+            b.served_bytes as f64 / 1_048_576.0,
+            amount(&b.paid),
+            amount(&b.earned)
+        );
+        parts.push(match i {
+            0 => format!("creator {served}"),
+            i if i == n - 1 => format!("viewer paid {}", short_amount(spent)),
+            i => format!("relay {i} {served}, paid upstream {}", short_amount(spent)),
+        });
     }
     format!("bandwidth: {}", parts.join("; "))
+}
+
+/// An amount for a status line: mTICK with three decimals.
+fn short_amount(planck: u128) -> String {
+    format!("{:.3} mTICK", planck as f64 / 1e9)
 }
 
 /// Ctrl-C or SIGTERM: both stop the testnet cleanly (every process by PID).

@@ -67,6 +67,8 @@ struct LineFigures {
     vouchers: f64,
     /// Payload bytes served by nodes 0 to 3, in all.
     served: f64,
+    /// With fees: planck per bandwidth claim, claims made, MiB per claim.
+    claims: Option<(u128, usize, f64)>,
 }
 
 /// A line of 5 (node 0 publishes, nodes 1-4 watch); with `chain`, every
@@ -160,6 +162,42 @@ async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<
             .metric("vilokanam_swarm_payload_bytes_out", &[])
             .await?;
     }
+    // What one bandwidth claim costs on chain (a claim that binds a late
+    // payee): every server claims what it holds now, and the fee is what
+    // its balance lacks of what it claimed.
+    let mut claims = None;
+    if let Some(rpc) = chain {
+        let client =
+            vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.to_owned()))
+                .await?;
+        // Every payer pays what verified last before the claims.
+        for i in 1..5 {
+            t.api(i)?.unwatch(&stream).await?;
+        }
+        let (mut fees, mut count, mut claimed_mib) = (0u128, 0usize, 0.0);
+        for (i, uri) in ACCOUNTS.iter().enumerate().take(4) {
+            let me = vilokanam_chain::account::account_id(&vilokanam_chain::account::keypair(uri)?);
+            let api = t.api(i)?;
+            let before = client.balance(&me).await?;
+            let held = api.earnings().await?;
+            let n = held
+                .iter()
+                .filter(|e| e.stream == "bandwidth" && e.accrued != e.claimed)
+                .count();
+            let got: u128 = api.claim().await?.parse().unwrap_or(0);
+            let after = client.balance(&me).await?;
+            let total = |b: &vilokanam_chain::AccountBalance| b.free + b.reserved;
+            fees += (total(&before) + got).saturating_sub(total(&after));
+            count += n;
+            claimed_mib +=
+                api.metric("vilokanam_swarm_payload_bytes_out", &[]).await? / 1_048_576.0;
+        }
+        claims = Some((
+            fees / count.max(1) as u128,
+            count,
+            claimed_mib / count.max(1) as f64,
+        ));
+    }
     t.shutdown().await?;
     Ok(LineFigures {
         hops,
@@ -169,6 +207,7 @@ async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<
         media_s,
         vouchers,
         served,
+        claims,
     })
 }
 
@@ -260,6 +299,14 @@ fn compare(off: &LineFigures, on: &LineFigures) {
         on.media_s,
         on.vouchers * pay as f64 / mib
     );
+    if let Some((fee, n, mib_per_claim)) = on.claims {
+        println!(
+            "bandwidth claims: {n}, {} each on chain (binding a late payee); a claim pays for itself from a fee of (claim fee ÷ MiB it claims): at this run's {mib_per_claim:.1} MiB per claim {}; at one viewer-hour of 4 Mbit/s (1,717 MiB) per claim {}",
+            vilokanam_chain::format_amount(fee),
+            vilokanam_chain::format_fee((fee as f64 / mib_per_claim).ceil() as u64),
+            vilokanam_chain::format_fee((fee as f64 / 1717.0).ceil() as u64)
+        );
+    }
 }
 
 #[tokio::main]
