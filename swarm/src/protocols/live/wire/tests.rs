@@ -357,3 +357,42 @@ fn bandwidth_messages_round_trip_and_bad_terms_are_refused() {
     trailing.push(0);
     assert!(ChunkResponse::decode(Bytes::from(trailing)).is_err());
 }
+
+proptest! {
+    /// Every bandwidth message round-trips, stays within the request
+    /// limit, and any byte string decodes to a value or an error (never
+    /// a panic); terms that decode are always in range.
+    #[test]
+    fn bandwidth_messages_round_trip(
+        fee in 0..=crate::protocols::bandwidth::MAX_FEE_PER_MIB,
+        credit in 0..=crate::protocols::bandwidth::MAX_CREDIT_BYTES,
+        payee in any::<[u8; 32]>(),
+        chain in any::<[u8; 32]>(),
+        channel in any::<u64>(),
+        cumulative in any::<u128>(),
+        owed in any::<u128>(),
+        paid in any::<u128>(),
+        garbage in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let terms = BandwidthTerms { fee_per_mib: fee, payee: [1; 32], chain: [2; 32], credit_bytes: credit };
+        let terms = if fee == 0 { BandwidthTerms { payee, chain, ..terms } } else { terms };
+        let resp = [
+            ChunkResponse::Terms(terms),
+            ChunkResponse::PaymentRequired { owed, paid, credit_bytes: credit },
+            ChunkResponse::PayReceived,
+        ];
+        for r in resp {
+            prop_assert_eq!(ChunkResponse::decode(Bytes::from(r.encode())).unwrap(), r);
+        }
+        let req = ChunkRequest::Pay(BandwidthPayment { channel, cumulative, signature: Sig([7; 64]) });
+        let bytes = req.encode();
+        prop_assert!(bytes.len() <= MAX_REQUEST);
+        prop_assert_eq!(ChunkRequest::decode(&bytes).unwrap(), req);
+        let mut tagged = vec![WIRE_VERSION, 2];
+        tagged.extend(&garbage);
+        if let Ok(ChunkResponse::Terms(t)) = ChunkResponse::decode(Bytes::from(tagged)) {
+            prop_assert!(t.validate().is_ok());
+        }
+        let _ = ChunkRequest::decode(&garbage);
+    }
+}
