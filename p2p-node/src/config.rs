@@ -446,6 +446,85 @@ mod tests {
         assert_eq!(NodeConfig::default().max_price_per_sec().unwrap(), None);
     }
 
+    #[test]
+    fn bandwidth_settings_are_parsed_and_refused_with_the_key() {
+        let c = NodeConfig {
+            fee: Some("0.05mTICK/MiB".into()),
+            max_fee: Some("0.1mTICK/MiB".into()),
+            credit_mib: 2,
+            bandwidth_deposit: "0.5TICK".into(),
+            bandwidth_slots: 4,
+            ..NodeConfig::default()
+        };
+        let s = c.bandwidth_settings().unwrap();
+        assert_eq!(
+            (
+                s.fee_per_mib,
+                s.max_fee_per_mib,
+                s.credit_bytes,
+                s.deposit,
+                s.slots
+            ),
+            (50_000_000, 100_000_000, 2 << 20, 500_000_000_000, 4)
+        );
+        let text = c.to_toml().unwrap();
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+        let d = NodeConfig::default().bandwidth_settings().unwrap();
+        assert_eq!(
+            (d.fee_per_mib, d.max_fee_per_mib),
+            (0, 0),
+            "free by default"
+        );
+        let bad: [(NodeConfig, &str); 6] = [
+            (
+                NodeConfig {
+                    fee: Some("1mTICK/GiB".into()),
+                    ..NodeConfig::default()
+                },
+                "fee",
+            ),
+            (
+                NodeConfig {
+                    max_fee: Some("1mTICK/s".into()),
+                    ..NodeConfig::default()
+                },
+                "max_fee",
+            ),
+            (
+                NodeConfig {
+                    fee: Some("2TICK/MiB".into()),
+                    ..NodeConfig::default()
+                },
+                "highest fee",
+            ),
+            (
+                NodeConfig {
+                    credit_mib: 2048,
+                    ..NodeConfig::default()
+                },
+                "credit_mib",
+            ),
+            (
+                NodeConfig {
+                    bandwidth_slots: 17,
+                    ..NodeConfig::default()
+                },
+                "bandwidth_slots",
+            ),
+            (
+                NodeConfig {
+                    bandwidth_deposit: "lots".into(),
+                    ..NodeConfig::default()
+                },
+                "bandwidth_deposit",
+            ),
+        ];
+        for (c, key) in bad {
+            let e = format!("{:#}", c.validate().unwrap_err());
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
     /// Before this check, a window smaller than the playlist made the
     /// playlist list segments the node had already evicted.
     #[test]

@@ -339,3 +339,217 @@ async fn relays_earn_their_fee_for_every_verified_byte_and_the_chain_settles_it(
     t.shutdown().await.unwrap();
     chain.stop().await.unwrap();
 }
+
+/// Bad bandwidth vouchers at a real daemon that charges, on the dev chain:
+/// each refused with its reason and crediting nothing; a good one credits
+/// exactly what it raised, a replay and an older one raise nothing; a peer
+/// that keeps sending bad ones is ignored without further chain lookups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bandwidth_vouchers_are_refused_with_their_reason_and_credit_nothing() {
+    use ed25519_dalek::SigningKey;
+    use vilokanam_chain::voucher::Voucher;
+    use vilokanam_swarm::libp2p::identity;
+    use vilokanam_swarm::wire::Sig;
+    use vilokanam_swarm::BandwidthPayment;
+
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
+        .await
+        .expect("connect");
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
+    t.import_account(0, "//Charlie", &rpc)
+        .await
+        .expect("import");
+    t.spawn(vilokanam_testnet::NodeOptions {
+        extra: ["--chain-rpc", &rpc, "--fee", "1mTICK/MiB"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await
+    .expect("daemon");
+    let api = t.api(0).unwrap();
+    let server: vilokanam_swarm::libp2p::PeerId = t.node(0).unwrap().peer_id.parse().unwrap();
+    let addr: vilokanam_swarm::libp2p::Multiaddr =
+        t.node(0).unwrap().tcp_addr().unwrap().parse().unwrap();
+    let payee = account_id(&keypair("//Charlie").unwrap()).0;
+    let genesis = client.genesis();
+
+    // A payer's channel: two late payees, each capped at 0.01 TICK.
+    let voucher_key = SigningKey::from_bytes(&[41; 32]);
+    let now = client.finalized_number().await.unwrap() as u32;
+    let cap = 10 * MTICK as u128;
+    let terms = vilokanam_chain::OpenTerms {
+        payees: vec![],
+        max_payees: 2,
+        payee_cap: cap,
+        deposit: 2 * cap,
+        collateral: 0,
+        expires_at: now + 1000,
+    };
+    let channel = client
+        .open(
+            &keypair("//Dave").unwrap(),
+            voucher_key.verifying_key().to_bytes(),
+            &terms,
+        )
+        .await
+        .expect("open")
+        .outcome
+        .id;
+
+    // An in-process peer that sends the vouchers.
+    let (peer, _events, event_loop) = vilokanam_swarm::new(
+        identity::Keypair::generate_ed25519(),
+        vilokanam_swarm::Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            discovery: false,
+            ..Default::default()
+        },
+        &mut prometheus_client::registry::Registry::default(),
+    )
+    .expect("swarm");
+    tokio::spawn(event_loop.run());
+    peer.dial(addr).await.expect("dial");
+    let me = peer.peer_id().to_string();
+    let pay = |v: Voucher| BandwidthPayment {
+        channel: v.channel,
+        cumulative: v.cumulative,
+        signature: Sig(v.signature),
+    };
+    let refused = |reason: &'static str| {
+        let api = api.clone();
+        async move {
+            api.metric(
+                "vilokanam_node_bandwidth_vouchers_refused",
+                &[&format!("reason=\"{reason}\"")],
+            )
+            .await
+            .unwrap_or(0.0)
+        }
+    };
+    let credited = || {
+        let api = api.clone();
+        let me = me.clone();
+        async move {
+            api.bandwidth()
+                .await
+                .ok()
+                .and_then(|b| b.peers.into_iter().find(|p| p.peer == me))
+                .map_or(0u128, |p| p.paid.parse().unwrap())
+        }
+    };
+    let good = |cumulative: u128| Voucher::sign(&voucher_key, genesis, channel, payee, cumulative);
+    let forger = SigningKey::from_bytes(&[42; 32]);
+    // (what is sent, the refusal it must get)
+    let bad = [
+        // a channel that does not exist
+        (
+            Voucher::sign(&voucher_key, genesis, 9_999, payee, MTICK as u128),
+            "bad_channel",
+        ),
+        // signed by a key that is not the channel's
+        (
+            Voucher::sign(&forger, genesis, channel, payee, MTICK as u128),
+            "bad_voucher",
+        ),
+        // naming another payee (the server checks it as its own)
+        (
+            Voucher::sign(&voucher_key, genesis, channel, [9; 32], MTICK as u128),
+            "bad_voucher",
+        ),
+        // for another chain
+        (
+            Voucher::sign(&voucher_key, [7; 32], channel, payee, MTICK as u128),
+            "bad_voucher",
+        ),
+        // over this payee's cap
+        (good(cap + 1), "bad_voucher"),
+    ];
+    for (i, (v, reason)) in bad.into_iter().enumerate() {
+        let before = refused(reason).await;
+        assert!(peer.pay(server, pay(v)).await.unwrap(), "delivered");
+        vilokanam_testnet::wait_until(
+            &format!("bad voucher {i} refused as {reason}"),
+            Duration::from_secs(30),
+            || async { Ok(refused(reason).await > before) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(credited().await, 0, "bad voucher {i} credited something");
+    }
+    // A good voucher credits exactly what it raised; it is on disk.
+    assert!(peer
+        .pay(server, pay(good(2 * MTICK as u128)))
+        .await
+        .unwrap());
+    vilokanam_testnet::wait_until(
+        "the good voucher credited",
+        Duration::from_secs(30),
+        || async { Ok(credited().await == 2 * MTICK as u128) },
+    )
+    .await
+    .unwrap();
+    let held = api.earnings().await.unwrap();
+    assert!(
+        held.iter().any(|e| e.stream == "bandwidth"
+            && e.channel == channel
+            && e.accrued == (2 * MTICK).to_string()),
+        "{held:?}"
+    );
+    // A replay and an older voucher raise nothing; a newer one raises by
+    // the difference.
+    for v in [
+        good(2 * MTICK as u128),
+        good(MTICK as u128),
+        good(3 * MTICK as u128),
+    ] {
+        assert!(peer.pay(server, pay(v)).await.unwrap());
+    }
+    vilokanam_testnet::wait_until(
+        "the newer voucher credited",
+        Duration::from_secs(30),
+        || async { Ok(credited().await == 3 * MTICK as u128) },
+    )
+    .await
+    .unwrap();
+    // Five bad vouchers before, seven more now: once they are checked
+    // (concurrently) the peer has eight strikes, and what it sends next is
+    // ignored with no chain lookup.
+    let settled = || async { refused("bad_channel").await + refused("ignored").await };
+    let before = settled().await;
+    for k in 0..7u64 {
+        let v = Voucher::sign(&voucher_key, genesis, 10_000 + k, payee, MTICK as u128);
+        assert!(peer.pay(server, pay(v)).await.unwrap());
+    }
+    vilokanam_testnet::wait_until(
+        "the seven bad vouchers refused or ignored",
+        Duration::from_secs(30),
+        || async { Ok(settled().await >= before + 7.0) },
+    )
+    .await
+    .unwrap();
+    let ignored = refused("ignored").await;
+    let v = Voucher::sign(&voucher_key, genesis, 20_000, payee, MTICK as u128);
+    assert!(peer.pay(server, pay(v)).await.unwrap());
+    vilokanam_testnet::wait_until(
+        "the flooding peer is ignored",
+        Duration::from_secs(30),
+        || async { Ok(refused("ignored").await > ignored) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        credited().await,
+        3 * MTICK as u128,
+        "bad vouchers changed nothing"
+    );
+    peer.shutdown().await.unwrap();
+    t.shutdown().await.unwrap();
+    chain.stop().await.unwrap();
+}

@@ -46,6 +46,16 @@ const MAX_CHECKED: usize = 4096;
 /// Servers a puller keeps accounts of.
 const MAX_SERVERS: usize = 1024;
 
+/// Vouchers from peers checked at once; past it one is dropped (counted
+/// `busy`): each is cumulative, so the payer's next one, or the one it
+/// sends again when asked to pay, covers it.
+const MAX_CHECKS: usize = 64;
+
+/// Refused vouchers after which a peer's vouchers are ignored without a
+/// chain lookup for the rest of the run (peers remembered at most: the
+/// channel cache's bound).
+const MAX_STRIKES: u32 = 8;
+
 /// What this node charges and pays for bandwidth.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BandwidthSettings {
@@ -105,6 +115,11 @@ pub(crate) struct Bandwidth {
     /// Channels that failed their check, and why (bounded like `checked`):
     /// a payer that keeps sending a bad one is not looked up again.
     refused: Mutex<LruCache<u64, String>>,
+    /// Voucher checks under way (a flood of vouchers for made-up channels
+    /// must not become a flood of chain lookups).
+    checks: tokio::sync::Semaphore,
+    /// Refused vouchers per peer.
+    strikes: Mutex<LruCache<PeerId, u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +136,8 @@ impl Bandwidth {
             paying: tokio::sync::Mutex::new(None),
             checked: tokio::sync::Mutex::new(LruCache::new(cap)),
             refused: Mutex::new(LruCache::new(cap)),
+            checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+            strikes: Mutex::new(LruCache::new(cap)),
         }
     }
 
@@ -409,6 +426,24 @@ async fn end_channel(inner: &Inner, c: &PayingChannel) {
 
 /// A peer sent a voucher for bandwidth: check it, keep it, credit the peer.
 pub(crate) async fn on_payment(inner: &Inner, peer: PeerId, payment: BandwidthPayment) {
+    let bw = &inner.bandwidth;
+    let refuse = |label: &'static str, why: &str| {
+        super::metrics::NodeMetrics::inc(
+            &inner.metrics.bandwidth_vouchers_refused,
+            "reason",
+            label,
+        );
+        debug!(%peer, channel = payment.channel, reason = why, "bandwidth voucher dropped");
+    };
+    if lock(&bw.strikes)
+        .peek(&peer)
+        .is_some_and(|n| *n >= MAX_STRIKES)
+    {
+        return refuse("ignored", "this peer sent too many bad vouchers");
+    }
+    let Ok(_permit) = bw.checks.try_acquire() else {
+        return refuse("busy", "too many vouchers being checked");
+    };
     match accept(inner, payment).await {
         Ok(raised) => {
             if raised > 0 {
@@ -421,8 +456,58 @@ pub(crate) async fn on_payment(inner: &Inner, peer: PeerId, payment: BandwidthPa
                 "reason",
                 reason.0,
             );
+            if matches!(reason.0, "bad_channel" | "bad_voucher" | "free") {
+                let mut strikes = lock(&bw.strikes);
+                let n = strikes.get_or_insert_mut(peer, || 0);
+                *n += 1;
+            }
             warn!(%peer, channel = payment.channel, reason = %reason.1, "bandwidth voucher refused");
         }
+    }
+}
+
+/// A peer refuses to serve more until paid (it says it was paid
+/// `their_paid`): pay what is due, or, when everything verified is paid
+/// already but the peer counts less (a voucher lost on the way, or
+/// dropped while it was busy), send the newest voucher again.
+pub(crate) async fn on_demand(inner: &Inner, peer: PeerId, their_paid: u128) {
+    let (due, ours, terms) = {
+        let p = lock(&inner.bandwidth.purchases);
+        let mine = p.get(&peer);
+        (
+            p.due(&peer).is_some(),
+            mine.map_or(0, |m| m.paid),
+            mine.and_then(|m| m.terms),
+        )
+    };
+    if due {
+        return pay_due(inner, peer).await;
+    }
+    let Some(terms) = terms.filter(|_| their_paid < ours) else {
+        return;
+    };
+    let voucher = {
+        let mut paying = inner.bandwidth.paying.lock().await;
+        let Some(channel) = paying.as_mut() else {
+            return;
+        };
+        if channel.payer.owed(&terms.payee) == 0 {
+            return;
+        }
+        // Nothing added: the same cumulative amount, signed again.
+        match channel.payer.pay(terms.payee, 0) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    };
+    debug!(%peer, channel = voucher.channel, cumulative = voucher.cumulative, their_paid, "sending the newest bandwidth voucher again");
+    let payment = BandwidthPayment {
+        channel: voucher.channel,
+        cumulative: voucher.cumulative,
+        signature: Sig(voucher.signature),
+    };
+    if !matches!(inner.swarm.pay(peer, payment).await, Ok(true)) {
+        pay_failed(inner, "undelivered");
     }
 }
 

@@ -186,6 +186,12 @@ impl Node {
         } else {
             (None, None)
         };
+        if settings.max_fee_per_mib > 0 && account.is_none() {
+            return Err(NodeError::Bandwidth(
+                "max_fee needs a chain account to pay from (`vilokanam account new` or `account import`)"
+                    .into(),
+            ));
+        }
         let bandwidth_terms =
             bandwidth::terms_of(&settings, genesis, account).map_err(NodeError::Bandwidth)?;
         net.bandwidth.terms = bandwidth_terms;
@@ -340,7 +346,7 @@ async fn consume(
             Event::PaymentDemanded { peer, owed, paid } => {
                 tracing::debug!(%peer, owed, paid, "a peer asks to be paid");
                 let inner = inner.clone();
-                tokio::spawn(async move { bandwidth::pay_due(&inner, peer).await });
+                tokio::spawn(async move { bandwidth::on_demand(&inner, peer, paid).await });
             }
             Event::PaymentReceived { peer, payment } => {
                 // Checked off the event loop: a chain lookup must not hold
