@@ -2,42 +2,29 @@
 //! chain (our runtime's wasm under chopsticks): a creator and two relays
 //! that charge different fees per MiB, viewers behind them, each node
 //! paying the peers it pulls from with vouchers from one channel of its
-//! own. Skips only when the dev chain's parts are missing and
-//! `VILOKANAM_REQUIRE_CHAIN` is not `1`.
+//! own. Without the dev chain's parts the tests skip, saying so, unless
+//! `VILOKANAM_REQUIRE=1` (CI) makes them fail.
 
 #![allow(clippy::needless_range_loop)] // nodes are indexed across parallel tables
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use vilokanam_chain::account::{account_id, keypair};
 use vilokanam_chain::test_utils::{parts_for_test, DevChain};
 use vilokanam_swarm::protocols::bandwidth::fee_for;
 
-async fn vilokanam(dir: &Path, rpc: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_vilokanam"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--chain-rpc", rpc])
-        .env_remove("VILOKANAM_CHAIN_SPEC")
-        .env("RUST_LOG", "warn")
-        .output()
+/// The dev chain, its websocket URL and a client; `None` when its parts
+/// are missing and they are not required.
+async fn dev_chain() -> Option<(DevChain, String, vilokanam_chain::Settlement)> {
+    let parts = parts_for_test()?;
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
         .await
-        .expect("vilokanam runs")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "failed: {}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+        .expect("connect");
+    Some((chain, rpc, client))
 }
 
 const MTICK: u64 = 1_000_000_000;
@@ -87,14 +74,9 @@ async fn play(viewer: &vilokanam_api::ApiClient, stream: &str, secs: u64) -> BTr
 ///   paid (C paid two from one deposit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_earn_their_fee_for_every_verified_byte_and_the_chain_settles_it() {
-    let Some(parts) = parts_for_test() else {
+    let Some((chain, rpc, client)) = dev_chain().await else {
         return;
     };
-    let chain = DevChain::start(&parts).await.expect("dev chain");
-    let rpc = chain.ws_url.clone();
-    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
-        .await
-        .expect("connect");
     let uris = [
         "//Bob",
         "//Charlie",
@@ -110,9 +92,7 @@ async fn relays_earn_their_fee_for_every_verified_byte_and_the_chain_settles_it(
     let bin = env!("CARGO_BIN_EXE_vilokanam");
     let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
     for (i, uri) in uris.iter().enumerate() {
-        let d = t.root().join(format!("node{i}"));
-        std::fs::create_dir_all(&d).unwrap();
-        ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
+        t.import_account(i, uri, &rpc).await.expect("import");
     }
     let common = |fee: Option<u64>| {
         let mut v = vec![
@@ -352,14 +332,9 @@ async fn bad_bandwidth_vouchers_are_refused_with_their_reason_and_credit_nothing
     use vilokanam_swarm::wire::Sig;
     use vilokanam_swarm::BandwidthPayment;
 
-    let Some(parts) = parts_for_test() else {
+    let Some((chain, rpc, client)) = dev_chain().await else {
         return;
     };
-    let chain = DevChain::start(&parts).await.expect("dev chain");
-    let rpc = chain.ws_url.clone();
-    let client = vilokanam_chain::Settlement::connect(&vilokanam_chain::Endpoint::Rpc(rpc.clone()))
-        .await
-        .expect("connect");
     let bin = env!("CARGO_BIN_EXE_vilokanam");
     let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
     t.import_account(0, "//Charlie", &rpc)

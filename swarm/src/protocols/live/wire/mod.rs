@@ -848,10 +848,13 @@ pub fn fuzz_decode_all(data: &[u8]) {
         let _ = h.verify();
     }
     let _ = ChunkRequest::decode(data);
-    if let Ok(ChunkResponse::Found { header, payload }) =
-        ChunkResponse::decode(Bytes::copy_from_slice(data))
-    {
-        let _ = header.check_payload(&payload);
+    match ChunkResponse::decode(Bytes::copy_from_slice(data)) {
+        Ok(ChunkResponse::Found { header, payload }) => {
+            let _ = header.check_payload(&payload);
+        }
+        // Decoding checks the ranges of a peer's bandwidth terms.
+        Ok(ChunkResponse::Terms(t)) => assert!(t.validate().is_ok(), "{t:?} decoded out of range"),
+        _ => {}
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = StreamId::from_str(s);
