@@ -24,6 +24,14 @@
 //!   (every core hashes and checks them against the CID) and costs
 //!   [`SimConfig::chunk_bytes`] on the links.
 //!
+//! - **Paid bandwidth** (optional, [`SimConfig::market`]): every node
+//!   charges the same fee per MiB and extends the same credit, meters what
+//!   it serves in the real [`CreditLedger`], and refuses past the credit;
+//!   every node but the freeloaders pays each server, with the real
+//!   [`Purchases`], after each payload verified (a voucher message on the
+//!   link; the chain's check of it is assumed to pass). Terms are known
+//!   from the start, as after the per-connection exchange.
+//!
 //! [`run`] reports, per chunk, when 50 %, 99 % and 100 % of the nodes held
 //! it, and the download amplification (payload bytes every node received ÷
 //! the stream's bytes). Used by a 200-node test in CI and by
@@ -39,7 +47,12 @@ use libp2p::gossipsub::MessageId;
 use libp2p::{identity, PeerId};
 use sha2::{Digest, Sha256};
 
-use crate::protocols::live::core::{Chunk, JoinReason, Output, RelayConfig, RelayCore, Verdict};
+use crate::protocols::bandwidth::{
+    fee_for, BandwidthTerms, CreditLedger, LedgerConfig, Purchases, ServeDecision,
+};
+use crate::protocols::live::core::{
+    Chunk, JoinReason, Output, PeerPrice, RelayConfig, RelayCore, Verdict,
+};
 use crate::protocols::live::wire::{
     ChunkCid, ChunkHeader, ChunkRequest, ChunkResponse, GossipMessage, SignedHeader, StreamId,
 };
@@ -78,6 +91,19 @@ pub struct SimConfig {
     pub header_bytes: u64,
     /// The cores' configuration.
     pub relay: RelayConfig,
+    /// Paid bandwidth, if modelled. Default none: free relays.
+    pub market: Option<SimMarket>,
+}
+
+/// Paid bandwidth in a simulation.
+#[derive(Clone, Debug)]
+pub struct SimMarket {
+    /// What every node charges, planck per MiB (of link bytes).
+    pub fee_per_mib: u64,
+    /// Credit every node extends each peer, in chunks.
+    pub credit_chunks: u64,
+    /// Share of the nodes other than the creator that never pay.
+    pub freeloaders: f64,
 }
 
 impl SimConfig {
@@ -96,6 +122,7 @@ impl SimConfig {
             chunk_interval: Duration::from_secs(1),
             header_bytes: 250,
             relay: RelayConfig::default(),
+            market: None,
         }
     }
 }
@@ -133,6 +160,22 @@ pub struct SimReport {
     pub penalties: u64,
     /// Virtual time simulated.
     pub simulated: Duration,
+    /// With a market: vouchers sent.
+    pub vouchers: u64,
+    /// With a market: payload requests refused for payment.
+    pub refusals: u64,
+    /// With a market: the nodes that never pay.
+    pub freeloaders: Vec<usize>,
+    /// With a market: chunks each freeloader ended up holding.
+    pub freeloader_chunks: Vec<u64>,
+    /// Chunks an honest node (one that pays) gave up on.
+    pub missing_honest: u64,
+    /// With a market: the most unpaid link bytes any server had served
+    /// any one peer, in chunks (must stay within the credit).
+    pub max_unpaid_chunks: f64,
+    /// With a market: planck paid ÷ planck owed for everything served,
+    /// over all honest pairs (1.0: every verified byte paid).
+    pub honest_paid_ratio: f64,
 }
 
 /// SplitMix64: small, fast, and the same on every platform.
@@ -176,6 +219,10 @@ enum Msg {
         response: ChunkResponse,
         req: u64,
     },
+    /// A voucher raising what the sender paid by `raised`.
+    Pay {
+        raised: u128,
+    },
 }
 
 struct Node {
@@ -191,6 +238,11 @@ struct Node {
     upload_free_at: Duration,
     /// Requests this node made: request number → (server, key).
     requests: HashMap<u64, (usize, (StreamId, u64))>,
+    /// With a market: what it served each peer, and what it owes.
+    ledger: Option<CreditLedger>,
+    purchases: Option<Purchases>,
+    freeloader: bool,
+    ready: u64,
 }
 
 struct Sim {
@@ -247,6 +299,10 @@ impl Sim {
                     undecided: HashMap::new(),
                     upload_free_at: Duration::ZERO,
                     requests: HashMap::new(),
+                    ledger: None,
+                    purchases: None,
+                    freeloader: false,
+                    ready: 0,
                 }
             })
             .collect();
@@ -299,9 +355,19 @@ impl Sim {
                 missing: 0,
                 penalties: 0,
                 simulated: Duration::ZERO,
+                vouchers: 0,
+                refusals: 0,
+                freeloaders: vec![],
+                freeloader_chunks: vec![],
+                missing_honest: 0,
+                max_unpaid_chunks: 0.0,
+                honest_paid_ratio: 1.0,
             },
             payload_bytes_in: 0,
         };
+        if let Some(m) = sim.cfg.market.clone() {
+            sim.open_market(&m);
+        }
         // Everyone follows the stream from its first chunk, with its
         // neighbours as topic peers.
         let stream = stream_of(&creator_key());
@@ -321,6 +387,61 @@ impl Sim {
                 .join(epoch, stream.clone(), reason, Some(0), peers);
         }
         sim
+    }
+
+    /// Every node charges `m`'s fee and knows its neighbours' terms; a
+    /// seeded share of the nodes never pays.
+    fn open_market(&mut self, m: &SimMarket) {
+        let terms = BandwidthTerms {
+            fee_per_mib: m.fee_per_mib,
+            payee: [1; 32],
+            chain: [2; 32],
+            credit_bytes: m.credit_chunks * self.cfg.chunk_bytes,
+        };
+        for i in 0..self.nodes.len() {
+            let freeloader = i != 0 && self.rng.unit() < m.freeloaders;
+            if freeloader {
+                self.report.freeloaders.push(i);
+            }
+            let neighbours: Vec<PeerId> = self.nodes[i]
+                .neighbours
+                .iter()
+                .map(|j| self.nodes[*j].peer)
+                .collect();
+            let node = &mut self.nodes[i];
+            node.freeloader = freeloader;
+            node.ledger = Some(CreditLedger::new(LedgerConfig {
+                terms,
+                max_unproven_bytes: u64::MAX,
+                ..LedgerConfig::default()
+            }));
+            let mut purchases = Purchases::new(m.fee_per_mib, Some(terms.chain), 1024);
+            for peer in neighbours {
+                purchases.set_terms(peer, terms);
+                node.core
+                    .set_peer_price(peer, PeerPrice::Usable(m.fee_per_mib));
+            }
+            node.purchases = Some(purchases);
+        }
+    }
+
+    /// An honest node pays `server` what is due for what verified.
+    fn pay(&mut self, now: Duration, node: usize, server: usize) {
+        let peer = self.nodes[server].peer;
+        let n = &mut self.nodes[node];
+        if n.freeloader {
+            return;
+        }
+        let Some(p) = n.purchases.as_mut() else {
+            return;
+        };
+        let Some((_, due)) = p.due(&peer) else {
+            return;
+        };
+        p.record_paid(peer, due);
+        n.core.peer_paid(&peer);
+        self.report.vouchers += 1;
+        self.send(now, node, server, 100, Msg::Pay { raised: due });
     }
 
     fn at(&self, t: Duration) -> Instant {
@@ -494,7 +615,30 @@ impl Sim {
                 self.apply(now, to, out);
             }
             Msg::Request { request, key, req } => {
-                let response = self.nodes[to].core.serve(&request);
+                let mut response = self.nodes[to].core.serve(&request);
+                let at = self.at(now);
+                let len = self.cfg.chunk_bytes;
+                if let (ChunkResponse::Found { header, .. }, Some(ledger)) =
+                    (&response, self.nodes[to].ledger.as_mut())
+                {
+                    match ledger.check(at, source, len) {
+                        ServeDecision::Serve => {
+                            ledger.served(at, source, &header.header.stream, len)
+                        }
+                        ServeDecision::Refuse {
+                            owed,
+                            paid,
+                            credit_bytes,
+                        } => {
+                            self.report.refusals += 1;
+                            response = ChunkResponse::PaymentRequired {
+                                owed,
+                                paid,
+                                credit_bytes,
+                            };
+                        }
+                    }
+                }
                 let size = match &response {
                     ChunkResponse::Found { .. } => self.cfg.chunk_bytes,
                     _ => 16,
@@ -515,6 +659,12 @@ impl Sim {
                     .core
                     .on_fetch_result(at, key, peer, Ok(response));
                 self.apply(now, to, out);
+            }
+            Msg::Pay { raised } => {
+                let at = self.at(now);
+                if let Some(ledger) = self.nodes[to].ledger.as_mut() {
+                    ledger.paid(at, source, raised);
+                }
             }
         }
     }
@@ -550,9 +700,25 @@ impl Sim {
                     self.send(now, node, server, 100, msg);
                 }
                 Output::Penalize { .. } => self.report.penalties += 1,
-                // The simulator models free relays only.
-                Output::Verified { .. } | Output::PaymentDemanded { .. } => {}
+                Output::Verified { peer, .. } => {
+                    let Some(&server) = self.by_peer.get(&peer) else {
+                        continue;
+                    };
+                    // Each payload stands for `chunk_bytes` on the links:
+                    // what the server metered.
+                    let bytes = self.cfg.chunk_bytes;
+                    if let Some(p) = self.nodes[node].purchases.as_mut() {
+                        p.verified(peer, bytes);
+                        self.pay(now, node, server);
+                    }
+                }
+                Output::PaymentDemanded { peer, .. } => {
+                    if let Some(&server) = self.by_peer.get(&peer) {
+                        self.pay(now, node, server);
+                    }
+                }
                 Output::Ready(chunk) => {
+                    self.nodes[node].ready += 1;
                     if node != 0 {
                         let published = self.published_at.get(&chunk.seq()).copied();
                         if let Some(p) = published {
@@ -563,7 +729,12 @@ impl Sim {
                         }
                     }
                 }
-                Output::Missing { .. } => self.report.missing += 1,
+                Output::Missing { .. } => {
+                    self.report.missing += 1;
+                    if !self.nodes[node].freeloader {
+                        self.report.missing_honest += 1;
+                    }
+                }
             }
         }
     }
@@ -586,6 +757,35 @@ impl Sim {
                 t99: at(0.99),
                 t100: at(1.0),
             });
+        }
+        if let Some(m) = &self.cfg.market {
+            let fee = m.fee_per_mib;
+            let chunk_planck = fee_for(self.cfg.chunk_bytes, fee).max(1);
+            let (mut owed, mut paid) = (0u128, 0u128);
+            for server in &self.nodes {
+                let Some(ledger) = &server.ledger else {
+                    continue;
+                };
+                for (peer, a) in ledger.accounts() {
+                    let unpaid = a.unpaid(fee) as f64 / chunk_planck as f64;
+                    self.report.max_unpaid_chunks = self.report.max_unpaid_chunks.max(unpaid);
+                    let honest = self
+                        .by_peer
+                        .get(&peer)
+                        .is_some_and(|p| !self.nodes[*p].freeloader);
+                    if honest {
+                        owed += a.owed(fee);
+                        paid += a.paid;
+                    }
+                }
+            }
+            self.report.honest_paid_ratio = paid as f64 / owed.max(1) as f64;
+            self.report.freeloader_chunks = self
+                .report
+                .freeloaders
+                .iter()
+                .map(|f| self.nodes[*f].ready)
+                .collect();
         }
         let stream_bytes = self.cfg.chunk_bytes * self.cfg.chunks * others as u64;
         self.report.amplification = self.payload_bytes_in as f64 / stream_bytes.max(1) as f64;
@@ -639,6 +839,89 @@ mod tests {
             (1.0..1.2).contains(&r.amplification),
             "amplification {}",
             r.amplification
+        );
+    }
+
+    /// The same network with paid bandwidth on every hop: every node still
+    /// gets every chunk, no honest payer is ever refused, every byte
+    /// served to a payer is paid for, and the downloads are the same.
+    #[test]
+    fn two_hundred_paying_nodes_all_get_every_chunk() {
+        let mut cfg = SimConfig::new(200, 1);
+        cfg.chunks = 5;
+        let free = run(cfg.clone());
+        cfg.market = Some(SimMarket {
+            fee_per_mib: 1_000_000_000,
+            credit_chunks: 2,
+            freeloaders: 0.0,
+        });
+        let r = run(cfg);
+        eprintln!(
+            "paid: vouchers {}, refusals {}, amplification {:.4} (free {:.4}), paid ratio {:.4}, messages {} (free {})",
+            r.vouchers, r.refusals, r.amplification, free.amplification, r.honest_paid_ratio, r.messages, free.messages
+        );
+        for c in &r.chunks {
+            assert_eq!(c.holders, 199, "chunk {} reached {}", c.seq, c.holders);
+        }
+        assert_eq!((r.missing, r.penalties, r.refusals), (0, 0, 0));
+        assert!(r.vouchers > 0);
+        // Paid after verifying: only a payload served and never verified
+        // (a response that came after its request timed out) stays unpaid.
+        assert!(r.honest_paid_ratio > 0.99, "{}", r.honest_paid_ratio);
+        assert!(
+            (r.amplification - free.amplification).abs() < 0.05,
+            "{} vs {} free",
+            r.amplification,
+            free.amplification
+        );
+    }
+
+    /// A tenth of the nodes never pay: each gets at most the credit from
+    /// each neighbour, then nothing, while every paying node still gets
+    /// every chunk.
+    #[test]
+    fn freeloaders_in_a_large_mesh_get_at_most_their_credit() {
+        let mut cfg = SimConfig::new(200, 3);
+        cfg.chunks = 20;
+        let credit = 1;
+        cfg.market = Some(SimMarket {
+            fee_per_mib: 1_000_000_000,
+            credit_chunks: credit,
+            freeloaders: 0.1,
+        });
+        let r = run(cfg.clone());
+        eprintln!(
+            "freeloaders {:?} got {:?} chunks of 20; refusals {}, vouchers {}, max unpaid {:.2} chunks, paid ratio {:.4}",
+            r.freeloaders, r.freeloader_chunks, r.refusals, r.vouchers, r.max_unpaid_chunks, r.honest_paid_ratio
+        );
+        assert!(!r.freeloaders.is_empty());
+        assert_eq!(r.missing_honest, 0, "a paying node missed a chunk");
+        let honest = 199 - r.freeloaders.len();
+        for c in &r.chunks {
+            assert!(
+                c.holders >= honest,
+                "chunk {}: {} holders",
+                c.seq,
+                c.holders
+            );
+        }
+        assert!(r.refusals > 0);
+        assert!(
+            r.max_unpaid_chunks <= credit as f64 + 1e-9,
+            "{} chunks unpaid",
+            r.max_unpaid_chunks
+        );
+        let sim = Sim::new(cfg);
+        for (f, got) in r.freeloaders.iter().zip(&r.freeloader_chunks) {
+            let limit = credit * sim.nodes[*f].neighbours.len() as u64;
+            assert!(
+                *got <= limit,
+                "freeloader {f} got {got} chunks, over {limit}"
+            );
+        }
+        assert!(
+            r.freeloader_chunks.iter().sum::<u64>() < 20 * r.freeloaders.len() as u64,
+            "freeloaders got the whole stream"
         );
     }
 }
