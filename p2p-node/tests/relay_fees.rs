@@ -313,6 +313,21 @@ async fn relays_earn_their_fee_for_every_verified_byte_and_the_chain_settles_it(
         "viewer C's payees are bound to its one channel"
     );
     eprintln!("viewer C paid {c_paid} relays from one channel");
+    // What a relay operator reads: `vilokanam earnings` on relay 1.
+    let out = tokio::process::Command::new(bin)
+        .args(["earnings", "--api", &t.node(1).unwrap().api_addr])
+        .output()
+        .await
+        .expect("vilokanam earnings runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "bandwidth at 20 mTICK/MiB: served ".to_owned(),
+        format!("paid server {} (5 mTICK/MiB): ", peer_ids[0]),
+        "bandwidth fees (held voucher)".to_owned(),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    }
     for i in [3, 4, 5, 1, 2, 0] {
         t.stop(i).await.expect("stops");
     }

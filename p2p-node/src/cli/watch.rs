@@ -213,12 +213,12 @@ pub async fn earnings(client: &ApiClient, claim: bool) -> Result<()> {
         println!("no vouchers held");
     }
     let bw = client.bandwidth().await?;
-    let planck = |t: &str| vilokanam_chain::format_amount(t.parse().unwrap_or(0));
+    let planck = amount;
     if bw.fee_per_mib > 0 || bw.served_bytes > 0 {
         println!(
-            "bandwidth at {}: served {} MiB, earned {}, paid {}, unpaid {} ({} cut-offs)",
+            "bandwidth at {}: served {:.1} MiB, earned {}, paid {}, unpaid {} ({} cut-offs)",
             vilokanam_chain::format_fee(bw.fee_per_mib),
-            bw.served_bytes >> 20,
+            bw.served_bytes as f64 / 1_048_576.0,
             planck(&bw.earned),
             planck(&bw.paid),
             planck(&bw.outstanding),
@@ -243,7 +243,12 @@ pub async fn earnings(client: &ApiClient, claim: bool) -> Result<()> {
             );
         }
     }
-    for s in &bw.servers {
+    // Peers whose terms are known but that served nothing are not listed.
+    for s in bw
+        .servers
+        .iter()
+        .filter(|s| s.verified_bytes > 0 || s.paid != "0")
+    {
         println!(
             "paid server {} ({}): {} bytes verified, paid {}",
             s.peer,
@@ -259,9 +264,13 @@ pub async fn earnings(client: &ApiClient, claim: bool) -> Result<()> {
             .parse::<u128>()
             .unwrap_or(0)
             .saturating_sub(e.claimed.parse().unwrap_or(0));
+        let what = if e.stream == "bandwidth" {
+            "bandwidth fees (held voucher)".to_owned()
+        } else {
+            e.stream.clone()
+        };
         println!(
-            "{}\n  channel {}: {} s paid, accrued {}, claimed {}, pending {}",
-            e.stream,
+            "{what}\n  channel {}: {} s paid, accrued {}, claimed {}, pending {}",
             e.channel,
             e.seconds,
             amount(&e.accrued),
