@@ -10,13 +10,14 @@
 //! tested is the swarm's part: terms, metering, refusals and resumption.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use libp2p::PeerId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use vilokanam_swarm::protocols::bandwidth::fee_for;
 use vilokanam_swarm::test_utils::signed_chunk;
 use vilokanam_swarm::wire::Sig;
@@ -89,8 +90,9 @@ fn puller(client: Client, policy: Payer) -> mpsc::Sender<Event> {
 }
 
 /// The server's side: credits each payer with what its voucher raised
-/// (standing in for the node's check against the chain).
-fn server_desk(client: Client) -> mpsc::Sender<Event> {
+/// (standing in for the node's check against the chain), and wakes
+/// `credited` after each credit.
+fn server_desk(client: Client, credited: Arc<Notify>) -> mpsc::Sender<Event> {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     tokio::spawn(async move {
         let mut best: HashMap<PeerId, u128> = HashMap::new();
@@ -101,6 +103,7 @@ fn server_desk(client: Client) -> mpsc::Sender<Event> {
                     let raised = payment.cumulative - *held;
                     *held = payment.cumulative;
                     let _ = client.credit(peer, raised).await;
+                    credited.notify_waiters();
                 }
             }
         }
@@ -144,7 +147,9 @@ async fn freeloaders_get_the_credit_then_nothing_while_payers_play_on() -> Resul
         },
         ..local_config()
     };
-    let s = node_with(server_config, server_desk).await?;
+    let credited = Arc::new(Notify::new());
+    let desk = credited.clone();
+    let s = node_with(server_config, move |c| server_desk(c, desk)).await?;
     let p = node_with(local_config(), |c| puller(c, Payer::Always)).await?;
     let f = node_with(local_config(), |c| puller(c, Payer::Never)).await?;
     let q = node_with(local_config(), |c| puller(c, Payer::Until(QUITTER_PAYS))).await?;
@@ -261,8 +266,13 @@ async fn freeloaders_get_the_credit_then_nothing_while_payers_play_on() -> Resul
     {
         bail!("the server did not take the quitter's payment");
     }
+    // The credit lands through the server's event handler, which wakes
+    // `credited` after each one.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
+        let woken = credited.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let a = s.client.ledger().await?;
         if a.accounts
             .iter()
@@ -270,12 +280,9 @@ async fn freeloaders_get_the_credit_then_nothing_while_payers_play_on() -> Resul
         {
             break;
         }
-        if tokio::time::Instant::now() > deadline {
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
             bail!("the quitter's payment was never credited");
         }
-        // The credit lands through the server's event handler; poll its
-        // ledger (a command round trip, no fixed sleep).
-        tokio::task::yield_now().await;
     }
     s.client
         .publish(signed_chunk(&creator, &stream, CHUNKS, payload(CHUNKS)))

@@ -89,6 +89,26 @@ const BLOCK_SECS: u64 = 6;
 /// A payer's channel, checked as its payee.
 struct Checked {
     payee: Payee,
+    /// When it was last checked on the chain, at which block, and when it
+    /// expires: it is checked again every [`RECHECK`], and as its expiry
+    /// nears (a payer may close it once expired, or fill its late payee
+    /// slots with other claims after this node's check).
+    at: std::time::Instant,
+    block: u64,
+    expires_at: u32,
+}
+
+/// How long a channel's check on the chain holds before it is repeated.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Checked {
+    /// Whether to look the channel up again before crediting more on it.
+    fn stale(&self) -> bool {
+        let blocks = self.at.elapsed().as_secs() / BLOCK_SECS;
+        let now = self.block.saturating_add(blocks);
+        self.at.elapsed() >= RECHECK
+            || now.saturating_add(u64::from(MIN_BLOCKS_LEFT)) > u64::from(self.expires_at)
+    }
 }
 
 /// What this node paid one server, for the API.
@@ -110,11 +130,11 @@ pub(crate) struct Bandwidth {
     purchases: Mutex<Purchases>,
     /// The bandwidth channel, once opened (a tokio lock: paying waits for
     /// the open, and payments are signed one at a time).
-    paying: tokio::sync::Mutex<Option<PayingChannel>>,
+    paying: tokio::sync::Mutex<Vec<PayingChannel>>,
     checked: tokio::sync::Mutex<LruCache<u64, Checked>>,
     /// Channels that failed their check, and why (bounded like `checked`):
     /// a payer that keeps sending a bad one is not looked up again.
-    refused: Mutex<LruCache<u64, String>>,
+    refused: Mutex<LruCache<u64, (String, std::time::Instant)>>,
     /// Voucher checks under way (a flood of vouchers for made-up channels
     /// must not become a flood of chain lookups).
     checks: tokio::sync::Semaphore,
@@ -133,7 +153,7 @@ impl Bandwidth {
         Bandwidth {
             settings,
             purchases: Mutex::new(Purchases::new(settings.max_fee_per_mib, chain, MAX_SERVERS)),
-            paying: tokio::sync::Mutex::new(None),
+            paying: tokio::sync::Mutex::new(Vec::new()),
             checked: tokio::sync::Mutex::new(LruCache::new(cap)),
             refused: Mutex::new(LruCache::new(cap)),
             checks: tokio::sync::Semaphore::new(MAX_CHECKS),
@@ -160,12 +180,12 @@ impl Bandwidth {
             .collect()
     }
 
-    /// The bandwidth channel this node pays from, if open.
+    /// The newest bandwidth channel this node pays from, if any.
     pub(crate) async fn channel(&self) -> Option<u64> {
         self.paying
             .lock()
             .await
-            .as_ref()
+            .last()
             .map(|c| c.payer.terms().channel)
     }
 }
@@ -201,86 +221,92 @@ pub(crate) async fn on_verified(inner: &Arc<Inner>, peer: PeerId, bytes: u64) {
     }
 }
 
+/// Bandwidth channels a node pays from at once. A channel pays up to
+/// `bandwidth_slots` payees; a node that pulls from more servers pays the
+/// new ones from a further channel, and keeps paying the earlier ones
+/// from theirs. Past this many the oldest is ended (its payees move to a
+/// newer one).
+const MAX_PAYING: usize = 4;
+
 /// Pays `peer` what its verified bytes cost and is not paid yet.
 pub(crate) async fn pay_due(inner: &Inner, peer: PeerId) {
     let bw = &inner.bandwidth;
     let mut paying = bw.paying.lock().await;
-    if paying.is_none() {
-        match open_channel(inner).await {
-            Ok(c) => *paying = Some(c),
-            Err(e) => {
-                warn!(%peer, error = %e, "cannot pay for bandwidth: no channel");
-                return;
-            }
-        }
+    // Channels near their expiry pay nobody more.
+    let now = std::time::Instant::now();
+    while let Some(i) = paying.iter().position(|c| now >= c.retire_at) {
+        let old = paying.remove(i);
+        info!(
+            channel = old.payer.terms().channel,
+            "bandwidth channel nears expiry: retired"
+        );
+        end_channel(inner, &old).await;
     }
-    if paying
-        .as_ref()
-        .is_some_and(|c| std::time::Instant::now() >= c.retire_at)
-    {
-        if let Some(old) = paying.take() {
-            info!(
-                channel = old.payer.terms().channel,
-                "bandwidth channel nears expiry: opening the next one"
-            );
-            end_channel(inner, &old).await;
-        }
-        match open_channel(inner).await {
-            Ok(c) => *paying = Some(c),
-            Err(e) => {
-                warn!(%peer, error = %e, "cannot pay for bandwidth: no channel");
-                return;
-            }
-        }
-    }
-    let Some(channel) = paying.as_mut() else {
-        return;
-    };
     // Under the lock: a due computed before it may have been paid since.
     let Some((terms, due)) = lock(&bw.purchases).due(&peer) else {
         return;
     };
-    let voucher = match channel.payer.pay(terms.payee, due) {
-        Ok(v) => v,
-        Err(
-            e @ (VoucherError::DepositExhausted { .. }
-            | VoucherError::ExceedsPayeeCap { .. }
-            | VoucherError::TooManyPayees { .. }),
-        ) => {
-            // This channel has paid what it can (its deposit, this payee's
-            // cap, or its payee slots): the next one takes over, so that
-            // a long watch never stalls on it. The old one's session ends
-            // here; the payments service takes its rest back at expiry.
-            info!(%peer, channel = channel.payer.terms().channel, reason = %e, "bandwidth channel used up: opening the next one");
-            end_channel(inner, channel).await;
-            match open_channel(inner).await {
-                Ok(next) => *channel = next,
-                Err(err) => {
-                    *paying = None;
-                    pay_failed(inner, "exhausted");
-                    warn!(%peer, error = %err, "cannot open the next bandwidth channel: the peer will stop serving this node");
-                    return;
-                }
+    // The newest channel that pays this payee already, then the others
+    // from the newest: the first that can pay `due` signs.
+    let mut order: Vec<usize> = (0..paying.len()).rev().collect();
+    order.sort_by_key(|i| paying[*i].payer.owed(&terms.payee) == 0);
+    let mut signed = None;
+    for i in order {
+        match paying[i].payer.pay(terms.payee, due) {
+            Ok(v) => {
+                signed = Some((i, v));
+                break;
             }
-            match channel.payer.pay(terms.payee, due) {
-                Ok(v) => v,
+            Err(
+                VoucherError::DepositExhausted { .. }
+                | VoucherError::ExceedsPayeeCap { .. }
+                | VoucherError::TooManyPayees { .. },
+            ) => continue,
+            Err(e) => {
+                pay_failed(inner, "error");
+                warn!(%peer, error = %e, "cannot sign a bandwidth voucher");
+                return;
+            }
+        }
+    }
+    if signed.is_none() {
+        // None can: open the next one, so that a long watch never stalls.
+        // The sessions of those ended are closed by the payments service
+        // after expiry, returning what their payees did not claim.
+        match open_channel(inner).await {
+            Ok(mut next) => match next.payer.pay(terms.payee, due) {
+                Ok(v) => {
+                    paying.push(next);
+                    if paying.len() > MAX_PAYING {
+                        let old = paying.remove(0);
+                        end_channel(inner, &old).await;
+                    }
+                    signed = Some((paying.len() - 1, v));
+                }
                 Err(e) => {
+                    paying.push(next);
                     pay_failed(inner, "error");
                     warn!(%peer, error = %e, "a new bandwidth channel cannot pay this amount");
                     return;
                 }
+            },
+            Err(err) => {
+                pay_failed(inner, "exhausted");
+                warn!(%peer, error = %err, "cannot open a bandwidth channel: the peer will stop serving this node");
+                return;
             }
         }
-        Err(e) => {
-            pay_failed(inner, "error");
-            warn!(%peer, error = %e, "cannot sign a bandwidth voucher");
-            return;
-        }
+    }
+    let Some((i, voucher)) = signed else {
+        return;
     };
+    let channel = &paying[i];
     let spent = channel.payer.total_owed();
     let ch = voucher.channel;
-    drop(paying);
+    // Recorded before the lock goes: another payment to this peer must
+    // not sign the same due again.
     lock(&bw.purchases).record_paid(peer, due);
+    drop(paying);
     let _ = inner.store.sessions.update(ch, |r| r.spent = spent);
     inner.metrics.bandwidth_vouchers_out.inc();
     inner
@@ -404,7 +430,7 @@ async fn open_channel(inner: &Inner) -> Result<PayingChannel, String> {
 /// At shutdown: the bandwidth channel's session ends (the payments
 /// service closes it after expiry, returning what payees did not claim).
 pub(crate) async fn end(inner: &Inner) {
-    if let Some(c) = inner.bandwidth.paying.lock().await.as_ref() {
+    for c in inner.bandwidth.paying.lock().await.iter() {
         end_channel(inner, c).await;
     }
 }
@@ -441,8 +467,22 @@ pub(crate) async fn on_payment(inner: &Inner, peer: PeerId, payment: BandwidthPa
     {
         return refuse("ignored", "this peer sent too many bad vouchers");
     }
-    let Ok(_permit) = bw.checks.try_acquire() else {
-        return refuse("busy", "too many vouchers being checked");
+    // Only a voucher that needs a chain lookup takes one of the bounded
+    // check slots: a flood of lookups must not hold up vouchers on
+    // channels already checked.
+    let lookup = bw
+        .checked
+        .lock()
+        .await
+        .peek(&payment.channel)
+        .is_none_or(Checked::stale);
+    let _permit = if lookup {
+        match bw.checks.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => return refuse("busy", "too many vouchers being checked"),
+        }
+    } else {
+        None
     };
     match accept(inner, payment).await {
         Ok(raised) => {
@@ -488,12 +528,13 @@ pub(crate) async fn on_demand(inner: &Inner, peer: PeerId, their_paid: u128) {
     };
     let voucher = {
         let mut paying = inner.bandwidth.paying.lock().await;
-        let Some(channel) = paying.as_mut() else {
+        let Some(channel) = paying
+            .iter_mut()
+            .rev()
+            .find(|c| c.payer.owed(&terms.payee) > 0)
+        else {
             return;
         };
-        if channel.payer.owed(&terms.payee) == 0 {
-            return;
-        }
         // Nothing added: the same cumulative amount, signed again.
         match channel.payer.pay(terms.payee, 0) {
             Ok(v) => v,
@@ -523,18 +564,54 @@ async fn accept(inner: &Inner, payment: BandwidthPayment) -> Result<u128, Refusa
             "this node charges nothing: no voucher is due".into(),
         ));
     }
-    if let Some(why) = lock(&bw.refused).get(&payment.channel).cloned() {
-        return Err(Refusal("bad_channel", why));
+    // A channel refused within the last [`RECHECK`] is not looked up
+    // again (and costs its sender no strike: it costs nothing).
+    if let Some((why, at)) = lock(&bw.refused).get(&payment.channel).cloned() {
+        if at.elapsed() < RECHECK {
+            return Err(Refusal("refused_before", why));
+        }
     }
     let known = bw.checked.lock().await.contains(&payment.channel);
     if !known {
         match check_channel(inner, &terms, payment.channel).await {
             Ok(c) => {
-                bw.checked.lock().await.put(payment.channel, c);
+                // Two first vouchers of a channel checked at once: the
+                // first check's payee (which may have accepted a voucher
+                // since) stays.
+                let mut checked = bw.checked.lock().await;
+                if !checked.contains(&payment.channel) {
+                    checked.put(payment.channel, c);
+                }
             }
             Err(Refusal(label, why)) => {
                 if label == "bad_channel" {
-                    lock(&bw.refused).put(payment.channel, why.clone());
+                    lock(&bw.refused)
+                        .put(payment.channel, (why.clone(), std::time::Instant::now()));
+                }
+                return Err(Refusal(label, why));
+            }
+        }
+    }
+    let stale = bw
+        .checked
+        .lock()
+        .await
+        .peek(&payment.channel)
+        .is_some_and(Checked::stale);
+    if stale {
+        match usable(inner, &terms, payment.channel).await {
+            Ok(u) => {
+                if let Some(c) = bw.checked.lock().await.get_mut(&payment.channel) {
+                    c.at = std::time::Instant::now();
+                    c.block = u.block;
+                    c.expires_at = u.info.expires_at;
+                }
+            }
+            Err(Refusal(label, why)) => {
+                if label == "bad_channel" {
+                    bw.checked.lock().await.pop(&payment.channel);
+                    lock(&bw.refused)
+                        .put(payment.channel, (why.clone(), std::time::Instant::now()));
                 }
                 return Err(Refusal(label, why));
             }
@@ -585,11 +662,17 @@ async fn accept(inner: &Inner, payment: BandwidthPayment) -> Result<u128, Refusa
     Ok(kept.1)
 }
 
-async fn check_channel(
-    inner: &Inner,
-    terms: &BandwidthTerms,
-    channel: u64,
-) -> Result<Checked, Refusal> {
+/// What a channel check on the chain found usable: its state, its payees,
+/// the block it was read at.
+struct Usable {
+    info: vilokanam_chain::ChannelInfo,
+    payees: Vec<vilokanam_chain::PayeeInfo>,
+    block: u64,
+}
+
+/// Whether `channel` can pay this node now: it exists, runs long enough to
+/// claim, and has bound this payee or has a slot left for it.
+async fn usable(inner: &Inner, terms: &BandwidthTerms, channel: u64) -> Result<Usable, Refusal> {
     let bad = |why: String| Refusal("bad_channel", why);
     let chain = inner
         .payments
@@ -609,11 +692,6 @@ async fn check_channel(
             info.expires_at
         )));
     }
-    let named: Vec<[u8; 32]> = payees
-        .iter()
-        .filter(|p| p.named)
-        .map(|p| p.payee.0)
-        .collect();
     let bound = payees.iter().any(|p| p.payee.0 == terms.payee);
     if !bound && info.bound_payees >= info.max_payees {
         return Err(bad(format!(
@@ -621,6 +699,29 @@ async fn check_channel(
             info.bound_payees, info.max_payees
         )));
     }
+    Ok(Usable {
+        info,
+        payees,
+        block: snapshot.block,
+    })
+}
+
+async fn check_channel(
+    inner: &Inner,
+    terms: &BandwidthTerms,
+    channel: u64,
+) -> Result<Checked, Refusal> {
+    let bad = |why: String| Refusal("bad_channel", why);
+    let Usable {
+        info,
+        payees,
+        block,
+    } = usable(inner, terms, channel).await?;
+    let named: Vec<[u8; 32]> = payees
+        .iter()
+        .filter(|p| p.named)
+        .map(|p| p.payee.0)
+        .collect();
     let voucher_key = VerifyingKey::from_bytes(&info.voucher_key)
         .map_err(|_| bad("the channel's voucher key is not a valid key".into()))?;
     let mut payee = Payee::new(
@@ -652,7 +753,12 @@ async fn check_channel(
         cap = info.payee_cap,
         "bandwidth channel checked on the chain"
     );
-    Ok(Checked { payee })
+    Ok(Checked {
+        payee,
+        at: std::time::Instant::now(),
+        block,
+        expires_at: info.expires_at,
+    })
 }
 
 /// This node's terms, from its settings and its chain (a fee needs both

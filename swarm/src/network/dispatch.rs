@@ -97,7 +97,14 @@ impl EventLoop {
                 };
                 let _ = reply.send(stats);
             }
-            Command::SetPeerPrice(peer, price) => self.live.set_peer_price(peer, price),
+            // A price that arrives after its peer left is dropped: the core
+            // forgets a peer's price when it disconnects, and must not
+            // learn it again afterwards (that would grow with churn).
+            Command::SetPeerPrice(peer, price) => {
+                if self.swarm.is_connected(&peer) {
+                    self.live.set_peer_price(peer, price)
+                }
+            }
             Command::Credit { peer, raised } => self.live.credit(now(), peer, raised),
             Command::Pay {
                 peer,
@@ -205,10 +212,17 @@ impl EventLoop {
             BehaviourEvent::Chunks(request_response::Event::Message { peer, message, .. }) => {
                 match message {
                     request_response::Message::Request {
-                        request, channel, ..
-                    } => self
-                        .live
-                        .on_request(&mut ctx!(self), now(), peer, request, channel),
+                        request_id,
+                        request,
+                        channel,
+                    } => self.live.on_request(
+                        &mut ctx!(self),
+                        now(),
+                        peer,
+                        request_id,
+                        request,
+                        channel,
+                    ),
                     request_response::Message::Response {
                         request_id,
                         response,
@@ -226,10 +240,17 @@ impl EventLoop {
                     .on_outbound_failure(&mut ctx!(self), now(), request_id, &error);
             }
             BehaviourEvent::Chunks(request_response::Event::InboundFailure {
-                peer, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             }) => {
                 debug!(%peer, %error, "inbound chunk request failed");
+                self.live.on_inbound_failure(request_id);
             }
+            BehaviourEvent::Chunks(request_response::Event::ResponseSent {
+                request_id, ..
+            }) => self.live.on_response_sent(request_id),
             BehaviourEvent::Keys(()) => {}
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self.config.discovery && info.protocols.contains(&KAD_PROTOCOL) =>

@@ -109,6 +109,11 @@ pub struct LedgerConfig {
     /// Streams with a served-bytes figure (default 256, least recently
     /// served first out).
     pub max_streams: usize,
+    /// How long a peer that never paid counts against
+    /// `max_unproven_bytes` after it was last served (default 5 min): a
+    /// swarm of identities that took their credit and left must not lock
+    /// newcomers out for good. Each keeps its own debt (and stays refused).
+    pub unproven_ttl: std::time::Duration,
 }
 
 /// Default credit per peer: 4 MiB, a few chunks of a few Mbit/s stream.
@@ -124,6 +129,7 @@ impl Default for LedgerConfig {
             max_peers: 4096,
             max_unproven_bytes: 64 * MIB,
             max_streams: 256,
+            unproven_ttl: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -235,7 +241,12 @@ impl CreditLedger {
             let unproven: u64 = self
                 .peers
                 .values()
-                .filter(|a| a.paid == 0)
+                .filter(|a| {
+                    a.paid == 0
+                        && a.last.is_some_and(|t| {
+                            now.saturating_duration_since(t) < self.config.unproven_ttl
+                        })
+                })
                 .map(|a| a.served_bytes)
                 .sum();
             ok = unproven.saturating_add(len) <= self.config.max_unproven_bytes;
@@ -280,6 +291,19 @@ impl CreditLedger {
         let s = self.streams.entry(stream.clone()).or_insert((0, now));
         s.0 = s.0.saturating_add(len);
         s.1 = now;
+    }
+
+    /// A payload of `len` bytes counted for `peer` never reached it (its
+    /// response failed to go out): it is taken off the account, so that
+    /// lost bytes do not become a debt an honest payer can never pay.
+    pub fn unserved(&mut self, peer: &PeerId, stream: &StreamId, len: u64) {
+        if let Some(a) = self.peers.get_mut(peer) {
+            a.served_bytes = a.served_bytes.saturating_sub(len);
+            self.totals.served_bytes = self.totals.served_bytes.saturating_sub(len);
+        }
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.0 = s.0.saturating_sub(len);
+        }
     }
 
     /// `peer` presented a voucher that raised what it paid by `raised`.
@@ -369,6 +393,10 @@ pub struct Purchase {
     pub verified_bytes: u64,
     /// What this node signed over to it for them (planck).
     pub paid: u128,
+    /// Owed under terms it told before its current ones and not paid yet
+    /// (planck): a peer that changes its fee (a restart) is paid the new
+    /// fee for new bytes only, and the old fee for the old ones.
+    pub carried: u128,
 }
 
 /// Whether a server's terms are ones this node pays.
@@ -446,10 +474,21 @@ impl Purchases {
         self.peers.entry(peer).or_default()
     }
 
-    /// `peer` told its terms; returns whether this node pays them.
+    /// `peer` told its terms; returns whether this node pays them. Terms
+    /// that differ from the ones it told before start a new count: what
+    /// the old bytes cost at the old fee and is unpaid is carried over.
     pub fn set_terms(&mut self, peer: PeerId, terms: BandwidthTerms) -> Acceptance {
         let a = self.accepts(&terms);
-        self.entry(peer).terms = Some(terms);
+        let p = self.entry(peer);
+        if let Some(old) = p.terms.filter(|old| *old != terms) {
+            p.carried = old
+                .price(p.verified_bytes)
+                .saturating_add(p.carried)
+                .saturating_sub(p.paid);
+            p.verified_bytes = 0;
+            p.paid = 0;
+        }
+        p.terms = Some(terms);
         a
     }
 
@@ -467,7 +506,10 @@ impl Purchases {
         if !matches!(self.accepts(&terms), Acceptance::Pays(_)) {
             return None;
         }
-        let due = terms.price(p.verified_bytes).saturating_sub(p.paid);
+        let due = terms
+            .price(p.verified_bytes)
+            .saturating_add(p.carried)
+            .saturating_sub(p.paid);
         (due > 0).then_some((terms, due))
     }
 

@@ -146,10 +146,68 @@ fn fresh_identities_share_one_bounded_credit() {
         }
     }
     assert_eq!(served, 8 * MIB);
-    // A peer that pays is not held back by them.
+    // A newcomer is held back while they count...
+    let newcomer = PeerId::random();
+    assert_ne!(l.check(now, newcomer, MIB), ServeDecision::Serve);
+    // ...but not after they went quiet: the pool frees, each of them stays
+    // refused on its own debt.
+    let later = now + Duration::from_secs(301);
+    assert_eq!(l.check(later, newcomer, MIB), ServeDecision::Serve);
+    let old = l
+        .accounts()
+        .into_iter()
+        .find(|(p, a)| *p != newcomer && a.served_bytes > 0)
+        .map(|(p, _)| p)
+        .expect("a sybil");
+    assert_ne!(l.check(later, old, 3 * MIB + 1), ServeDecision::Serve);
+    // A peer that paid is not held back by them either.
     let honest = PeerId::random();
     l.paid(now, honest, 1);
     assert_eq!(l.check(now, honest, MIB), ServeDecision::Serve);
+}
+
+#[test]
+fn bytes_that_never_went_out_are_not_owed() {
+    let mut l = CreditLedger::new(LedgerConfig {
+        terms: paid_terms(1000, 2 * MIB),
+        ..LedgerConfig::default()
+    });
+    let (now, p) = (Instant::now(), PeerId::random());
+    for _ in 0..2 {
+        assert_eq!(l.check(now, p, MIB), ServeDecision::Serve);
+        l.served(now, p, &stream(), MIB);
+    }
+    assert_ne!(l.check(now, p, MIB), ServeDecision::Serve, "credit used");
+    // The second response failed to go out: one MiB of credit is back.
+    l.unserved(&p, &stream(), MIB);
+    assert_eq!(l.account(&p).map(|a| a.served_bytes), Some(MIB));
+    assert_eq!(l.check(now, p, MIB), ServeDecision::Serve);
+}
+
+#[test]
+fn a_server_that_changes_its_fee_is_paid_each_fee_for_its_own_bytes() {
+    let mut p = Purchases::new(10_000, Some([2; 32]), 8);
+    let server = PeerId::random();
+    let cheap = paid_terms(1000, MIB);
+    p.set_terms(server, cheap);
+    p.verified(server, 2 * MIB);
+    // Unpaid when it comes back dearer (a restart with a new fee).
+    let dear = paid_terms(5000, MIB);
+    p.set_terms(server, dear);
+    p.verified(server, MIB);
+    let (_, due) = p.due(&server).expect("due");
+    assert_eq!(
+        due,
+        2 * 1000 + 5000,
+        "old bytes at the old fee, new at the new"
+    );
+    p.record_paid(server, due);
+    assert!(p.due(&server).is_none());
+    // The same terms again (a reconnect) change nothing.
+    p.set_terms(server, dear);
+    assert!(p.due(&server).is_none());
+    p.verified(server, MIB);
+    assert_eq!(p.due(&server).map(|d| d.1), Some(5000));
 }
 
 #[test]

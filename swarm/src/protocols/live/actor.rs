@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::request_response::{OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{
+    InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel,
+};
 use libp2p::{PeerId, Swarm};
 use tracing::{debug, info, warn};
 
@@ -83,6 +85,10 @@ pub struct LiveActor {
     /// and by payloads verified: one payment per payload at most).
     control: HashMap<OutboundRequestId, (PeerId, Control)>,
     ledger: CreditLedger,
+    /// Payloads metered to a peer whose response is still being sent
+    /// (bounded by libp2p's limit on concurrent inbound streams): a
+    /// response that fails to go out is taken off the peer's account.
+    metered: HashMap<InboundRequestId, (PeerId, StreamId, u64)>,
     relay_all: bool,
     clock: WallClock,
 }
@@ -125,6 +131,7 @@ impl LiveActor {
             fetches: HashMap::new(),
             control: HashMap::new(),
             ledger: CreditLedger::new(ledger),
+            metered: HashMap::new(),
             relay_all,
             clock: WallClock::anchored(now),
         }
@@ -292,6 +299,7 @@ impl LiveActor {
         ctx: &mut Ctx<'_>,
         now: Instant,
         peer: PeerId,
+        request_id: InboundRequestId,
         request: ChunkRequest,
         channel: ResponseChannel<ChunkResponse>,
     ) {
@@ -308,6 +316,10 @@ impl LiveActor {
                     match self.ledger.check(now, peer, len) {
                         ServeDecision::Serve => {
                             self.ledger.served(now, peer, &header.header.stream, len);
+                            if !self.ledger.terms().is_free() {
+                                self.metered
+                                    .insert(request_id, (peer, header.header.stream.clone(), len));
+                            }
                             ctx.metrics.payload_bytes_out.inc_by(len);
                             ChunkResponse::Found { header, payload }
                         }
@@ -407,6 +419,19 @@ impl LiveActor {
         };
         let out = self.core.on_fetch_result(now, key, from, Err(error));
         self.apply(ctx, out);
+    }
+
+    /// A response went out: its bytes stay on the peer's account.
+    pub fn on_response_sent(&mut self, request_id: InboundRequestId) {
+        self.metered.remove(&request_id);
+    }
+
+    /// A response could not be sent (the connection closed, the stream
+    /// failed): the peer never got the payload, so it does not owe it.
+    pub fn on_inbound_failure(&mut self, request_id: InboundRequestId) {
+        if let Some((peer, stream, len)) = self.metered.remove(&request_id) {
+            self.ledger.unserved(&peer, &stream, len);
+        }
     }
 
     /// Asks a newly connected peer for its bandwidth terms.
@@ -657,6 +682,11 @@ impl LiveActor {
                 }),
                 Output::PaymentDemanded { peer, owed, paid } => {
                     debug!(%peer, owed, paid, "peer asks to be paid before serving more");
+                    // Its terms never arrived (that request failed): ask
+                    // again, or it can never be paid.
+                    if self.core.peer_price(&peer).is_none() {
+                        self.ask_terms(ctx, peer);
+                    }
                     ctx.events.emit(Event::PaymentDemanded { peer, owed, paid });
                 }
                 Output::Missing { stream, seq } => {
