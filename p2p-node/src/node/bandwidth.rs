@@ -314,19 +314,21 @@ pub(crate) async fn pay_due(inner: &Inner, peer: PeerId) {
         .bandwidth_spent_planck
         .set(i64::try_from(spent).unwrap_or(i64::MAX));
     debug!(%peer, channel = ch, amount = due, cumulative = voucher.cumulative, "paid for bandwidth");
+    send(inner, peer, &voucher).await;
+}
+
+/// Sends `peer` a voucher. One not received is only counted: the next
+/// payment carries a higher cumulative amount, which covers it, and a
+/// peer that asks to be paid gets the newest one again ([`on_demand`]).
+async fn send(inner: &Inner, peer: PeerId, voucher: &Voucher) {
     let payment = BandwidthPayment {
-        channel: ch,
+        channel: voucher.channel,
         cumulative: voucher.cumulative,
         signature: Sig(voucher.signature),
     };
-    match inner.swarm.pay(peer, payment).await {
-        Ok(true) => {}
-        _ => {
-            // Not received: the next payment carries the new cumulative
-            // amount, which covers this one.
-            pay_failed(inner, "undelivered");
-            debug!(%peer, "bandwidth voucher not delivered");
-        }
+    if !matches!(inner.swarm.pay(peer, payment).await, Ok(true)) {
+        pay_failed(inner, "undelivered");
+        debug!(%peer, channel = voucher.channel, "bandwidth voucher not delivered");
     }
 }
 
@@ -363,7 +365,7 @@ async fn open_channel(inner: &Inner) -> Result<PayingChannel, String> {
         .unwrap_or(u32::MAX);
     let expires_at = now.saturating_add(inner.config.channel_grace_blocks);
     let cap = s.deposit / u128::from(s.slots);
-    let terms = OpenTerms {
+    let mut terms = OpenTerms {
         payees: vec![],
         max_payees: s.slots,
         payee_cap: cap,
@@ -371,11 +373,9 @@ async fn open_channel(inner: &Inner) -> Result<PayingChannel, String> {
         collateral: 0,
         expires_at,
     };
-    let collateral = terms.required_collateral().unwrap_or(0);
-    let terms = OpenTerms {
-        collateral,
-        ..terms
-    };
+    // Zero with every payee capped at deposit / slots; computed so that
+    // the terms stay acceptable if that rule changes.
+    terms.collateral = terms.required_collateral().unwrap_or(0);
     let voucher_key = inner.payments.voucher_key().verifying_key().to_bytes();
     let opened = chain
         .open(&account, voucher_key, &terms)
@@ -453,12 +453,11 @@ async fn end_channel(inner: &Inner, c: &PayingChannel) {
 /// A peer sent a voucher for bandwidth: check it, keep it, credit the peer.
 pub(crate) async fn on_payment(inner: &Inner, peer: PeerId, payment: BandwidthPayment) {
     let bw = &inner.bandwidth;
+    let count = |label: &'static str| {
+        super::metrics::NodeMetrics::inc(&inner.metrics.bandwidth_vouchers_refused, "reason", label)
+    };
     let refuse = |label: &'static str, why: &str| {
-        super::metrics::NodeMetrics::inc(
-            &inner.metrics.bandwidth_vouchers_refused,
-            "reason",
-            label,
-        );
+        count(label);
         debug!(%peer, channel = payment.channel, reason = why, "bandwidth voucher dropped");
     };
     if lock(&bw.strikes)
@@ -491,11 +490,7 @@ pub(crate) async fn on_payment(inner: &Inner, peer: PeerId, payment: BandwidthPa
             }
         }
         Err(reason) => {
-            super::metrics::NodeMetrics::inc(
-                &inner.metrics.bandwidth_vouchers_refused,
-                "reason",
-                reason.0,
-            );
+            count(reason.0);
             if matches!(reason.0, "bad_channel" | "bad_voucher" | "free") {
                 let mut strikes = lock(&bw.strikes);
                 let n = strikes.get_or_insert_mut(peer, || 0);
@@ -542,14 +537,7 @@ pub(crate) async fn on_demand(inner: &Inner, peer: PeerId, their_paid: u128) {
         }
     };
     debug!(%peer, channel = voucher.channel, cumulative = voucher.cumulative, their_paid, "sending the newest bandwidth voucher again");
-    let payment = BandwidthPayment {
-        channel: voucher.channel,
-        cumulative: voucher.cumulative,
-        signature: Sig(voucher.signature),
-    };
-    if !matches!(inner.swarm.pay(peer, payment).await, Ok(true)) {
-        pay_failed(inner, "undelivered");
-    }
+    send(inner, peer, &voucher).await;
 }
 
 /// Why a voucher was refused: a metric label and the precise reason.

@@ -495,12 +495,10 @@ impl NodeHandle {
     pub async fn refresh_metrics(&self) {
         if let Ok(l) = self.inner.swarm.ledger().await {
             let m = &self.inner.metrics;
-            let fee = l.terms.fee_per_mib;
             let i = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
             m.bandwidth_served_bytes
                 .set(i64::try_from(l.totals.served_bytes).unwrap_or(i64::MAX));
-            m.bandwidth_earned_planck
-                .set(i(l.accounts.iter().map(|(_, a)| a.owed(fee)).sum()));
+            m.bandwidth_earned_planck.set(i(l.earned));
             m.bandwidth_paid_planck.set(i(l.totals.paid));
             m.bandwidth_outstanding_planck.set(i(l.outstanding));
             m.bandwidth_cut_offs
@@ -1007,13 +1005,12 @@ impl NodeHandle {
             })
             .collect();
         servers.sort_by(|a, b| a.peer.cmp(&b.peer));
-        let earned: u128 = ledger.accounts.iter().map(|(_, a)| a.owed(fee)).sum();
         Ok(vilokanam_api::BandwidthInfo {
             fee_per_mib: fee,
             credit_bytes: ledger.terms.credit_bytes,
             max_fee_per_mib: bw.settings().max_fee_per_mib,
             served_bytes: ledger.totals.served_bytes,
-            earned: earned.to_string(),
+            earned: ledger.earned.to_string(),
             paid: ledger.totals.paid.to_string(),
             outstanding: ledger.outstanding.to_string(),
             cut_offs: ledger.totals.cut_offs,

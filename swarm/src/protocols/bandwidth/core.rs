@@ -365,6 +365,13 @@ impl CreditLedger {
         self.totals
     }
 
+    /// Owed at this node's fee for everything served, over all accounts
+    /// (planck).
+    pub fn earned(&self) -> u128 {
+        let fee = self.fee();
+        self.peers.values().map(|a| a.owed(fee)).sum()
+    }
+
     /// Owed and not paid, over all accounts (planck).
     pub fn outstanding(&self) -> u128 {
         let fee = self.fee();

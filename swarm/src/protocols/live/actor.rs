@@ -112,6 +112,8 @@ pub struct LedgerSnapshot {
     pub streams: Vec<(StreamId, u64)>,
     /// The totals.
     pub totals: LedgerTotals,
+    /// Owed at this node's fee over all accounts (planck).
+    pub earned: u128,
     /// Owed and unpaid over all accounts (planck).
     pub outstanding: u128,
 }
@@ -481,6 +483,7 @@ impl LiveActor {
             accounts: self.ledger.accounts(),
             streams: self.ledger.streams(),
             totals: self.ledger.totals(),
+            earned: self.ledger.earned(),
             outstanding: self.ledger.outstanding(),
         }
     }
