@@ -338,7 +338,8 @@ async fn relays_earn_their_fee_for_every_verified_byte_and_the_chain_settles_it(
 /// Bad bandwidth vouchers at a real daemon that charges, on the dev chain:
 /// each refused with its reason and crediting nothing; a good one credits
 /// exactly what it raised, a replay and an older one raise nothing; a peer
-/// that keeps sending bad ones is ignored without further chain lookups.
+/// that keeps sending bad ones is ignored without further chain lookups;
+/// after a SIGKILL the credited voucher is still held and is claimed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bandwidth_vouchers_are_refused_with_their_reason_and_credit_nothing() {
     use ed25519_dalek::SigningKey;
@@ -355,14 +356,13 @@ async fn bad_bandwidth_vouchers_are_refused_with_their_reason_and_credit_nothing
     t.import_account(0, "//Charlie", &rpc)
         .await
         .expect("import");
-    t.spawn(vilokanam_testnet::NodeOptions {
+    let opts = vilokanam_testnet::NodeOptions {
         extra: ["--chain-rpc", &rpc, "--fee", "1mTICK/MiB"]
             .map(String::from)
             .to_vec(),
         ..Default::default()
-    })
-    .await
-    .expect("daemon");
+    };
+    t.spawn(opts.clone()).await.expect("daemon");
     let api = t.api(0).unwrap();
     let server: vilokanam_swarm::libp2p::PeerId = t.node(0).unwrap().peer_id.parse().unwrap();
     let addr: vilokanam_swarm::libp2p::Multiaddr =
@@ -539,7 +539,32 @@ async fn bad_bandwidth_vouchers_are_refused_with_their_reason_and_credit_nothing
         3 * MTICK as u128,
         "bad vouchers changed nothing"
     );
+    // SIGKILL right after: the voucher credited is on disk (it was made
+    // durable before the peer was credited) and is claimed after restart.
     peer.shutdown().await.unwrap();
+    t.kill(0).await.expect("kill");
+    t.restart(0, opts).await.expect("restart");
+    let api = t.api(0).unwrap();
+    let held = api.earnings().await.unwrap();
+    assert!(
+        held.iter().any(|e| e.stream == "bandwidth"
+            && e.channel == channel
+            && e.accrued == (3 * MTICK).to_string()),
+        "after SIGKILL: {held:?}"
+    );
+    assert_eq!(api.claim().await.unwrap(), (3 * MTICK).to_string());
+    let on_chain = client
+        .payees(channel)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.payee.0 == payee)
+        .map(|p| p.claimed);
+    assert_eq!(
+        on_chain,
+        Some(3 * MTICK as u128),
+        "claimed exactly the held voucher"
+    );
     t.shutdown().await.unwrap();
     chain.stop().await.unwrap();
 }
