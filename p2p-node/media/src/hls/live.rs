@@ -1,4 +1,5 @@
-//! Live HLS playlist window: an IO-less state machine.
+//! Live HLS playlist window: an IO-less state machine, with Low-Latency
+//! HLS (RFC 8216bis) partial segments when the creator cuts parts.
 //!
 //! Chunks become available out of order (fetched from different peers) or
 //! not at all (given up on). A live playlist must only ever grow at its end,
@@ -7,6 +8,14 @@
 //! next one. HLS media sequence numbers must rise by exactly one per
 //! segment, so they count listed segments, while segment URIs carry the
 //! chunk's own sequence number.
+//!
+//! Parts (`EXT-X-PART`) are listed for the segment in progress once its
+//! first part is here and for as long as they arrive without a gap, and
+//! for the last [`PART_SEGMENTS`] complete segments whose parts all
+//! arrived. Every segment carries `EXT-X-PROGRAM-DATE-TIME` (the creator's
+//! wall clock when its first frame was cut), so players and tests can
+//! measure latency. [`Playlist::wait_for`] answers LL-HLS blocking reloads
+//! (`_HLS_msn`, `_HLS_part`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
@@ -18,11 +27,74 @@ pub const DEFAULT_WINDOW: usize = 6;
 /// skipped so that a hole can never stall playback forever.
 pub const MAX_HELD: usize = 16;
 
+/// Complete segments whose parts stay listed (RFC 8216bis: parts older
+/// than about three target durations may be removed).
+pub const PART_SEGMENTS: usize = 3;
+/// Segments in progress whose parts are held (a late joiner's parts may
+/// come before the segment they follow).
+const MAX_OPEN: usize = 3;
+
+/// One listed part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    /// Its PTS span.
+    pub duration: Duration,
+    /// Starts with a keyframe.
+    pub independent: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     seq: u64,
     duration: Duration,
     discontinuity: bool,
+    pdt_ms: Option<u64>,
+    parts: Vec<PartEntry>,
+}
+
+/// The parts of a segment in progress.
+#[derive(Clone, Debug, Default)]
+struct Open {
+    parts: BTreeMap<u16, PartEntry>,
+    pdt_ms: Option<u64>,
+    discontinuity: bool,
+}
+
+impl Open {
+    /// The parts from the first without a gap.
+    fn contiguous(&self) -> Vec<PartEntry> {
+        self.parts
+            .iter()
+            .enumerate()
+            .take_while(|(i, (k, _))| usize::from(**k) == *i)
+            .map(|(_, (_, p))| *p)
+            .collect()
+    }
+}
+
+/// A segment that became available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// Its media duration.
+    pub duration: Duration,
+    /// The creator marked a timestamp restart at it.
+    pub discontinuity: bool,
+    /// The creator's wall clock (unix ms) at its first frame.
+    pub pdt_ms: Option<u64>,
+    /// How many parts the creator cut it into (0: none).
+    pub parts: u16,
+}
+
+/// What a blocking playlist reload (`_HLS_msn`, `_HLS_part`) should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The playlist holds what was asked for: answer now.
+    Ready,
+    /// Not yet: hold the request until the playlist changes.
+    Wait,
+    /// Asked for more than two segments past the last one: answer 400
+    /// at once (RFC 8216bis §6.2.5.2).
+    TooFar,
 }
 
 /// The playlist window of one stream.
@@ -32,7 +104,7 @@ pub struct Playlist {
     entries: VecDeque<Entry>,
     /// Next chunk sequence to append.
     next: Option<u64>,
-    held: BTreeMap<u64, (Duration, bool)>,
+    held: BTreeMap<u64, SegmentMeta>,
     skipped: BTreeSet<u64>,
     /// HLS media sequence of the first listed entry.
     media_sequence: u64,
@@ -41,6 +113,10 @@ pub struct Playlist {
     pending_discontinuity: bool,
     target: u64,
     end: Option<u64>,
+    open: BTreeMap<u64, Open>,
+    /// Longest part seen: the part target announced (never shrinks, so
+    /// every listed part fits it).
+    part_target: Option<Duration>,
 }
 
 impl Playlist {
@@ -57,6 +133,8 @@ impl Playlist {
             pending_discontinuity: false,
             target: 1,
             end: None,
+            open: BTreeMap::new(),
+            part_target: None,
         }
     }
 
@@ -69,12 +147,60 @@ impl Playlist {
     /// A verified chunk is available. `discontinuity`: the creator marked a
     /// timestamp restart at it.
     pub fn on_ready(&mut self, seq: u64, duration: Duration, discontinuity: bool) {
+        self.on_segment(
+            seq,
+            SegmentMeta {
+                duration,
+                discontinuity,
+                ..SegmentMeta::default()
+            },
+        )
+    }
+
+    /// A verified chunk is available, with its program date and parts.
+    pub fn on_segment(&mut self, seq: u64, meta: SegmentMeta) {
         let next = *self.next.get_or_insert(seq);
         if seq < next || self.end.is_some_and(|e| seq > e) {
             return;
         }
-        self.held.insert(seq, (duration, discontinuity));
+        self.held.insert(seq, meta);
         self.drain();
+    }
+
+    /// A verified part of segment `seq` is available. `pdt_ms`: the
+    /// creator's wall clock at the part's first frame; `discontinuity`:
+    /// the creator marked a timestamp restart at the segment.
+    pub fn on_part(
+        &mut self,
+        seq: u64,
+        index: u16,
+        part: PartEntry,
+        pdt_ms: Option<u64>,
+        discontinuity: bool,
+    ) {
+        if self.next.is_some_and(|n| seq < n)
+            || self.end.is_some_and(|e| seq > e)
+            || usize::from(index) >= crate::limits::MAX_PARTS
+        {
+            return;
+        }
+        if !self.open.contains_key(&seq) && self.open.len() >= MAX_OPEN {
+            // Keep the newest segments in progress.
+            match self.open.first_key_value() {
+                Some((&oldest, _)) if oldest < seq => {
+                    self.open.remove(&oldest);
+                }
+                _ => return,
+            }
+        }
+        let open = self.open.entry(seq).or_default();
+        if index == 0 {
+            open.pdt_ms = pdt_ms;
+            open.discontinuity = discontinuity;
+        }
+        open.parts.insert(index, part);
+        let longest = self.part_target.unwrap_or_default().max(part.duration);
+        self.part_target = Some(longest);
     }
 
     /// A chunk was given up on; it is skipped with a discontinuity.
@@ -113,8 +239,8 @@ impl Playlist {
     fn drain(&mut self) {
         let Some(mut next) = self.next else { return };
         loop {
-            if let Some((duration, disc)) = self.held.remove(&next) {
-                self.push(next, duration, disc);
+            if let Some(meta) = self.held.remove(&next) {
+                self.push(next, meta);
             } else if self.skipped.remove(&next) {
                 self.pending_discontinuity = !self.entries.is_empty();
             } else if self.held.len() > MAX_HELD {
@@ -127,17 +253,26 @@ impl Playlist {
             self.next = Some(next);
         }
         self.skipped = self.skipped.split_off(&next);
+        self.open = self.open.split_off(&next);
     }
 
-    fn push(&mut self, seq: u64, duration: Duration, creator_discontinuity: bool) {
+    fn push(&mut self, seq: u64, meta: SegmentMeta) {
         let discontinuity =
-            (self.pending_discontinuity || creator_discontinuity) && !self.entries.is_empty();
+            (self.pending_discontinuity || meta.discontinuity) && !self.entries.is_empty();
         self.pending_discontinuity = false;
-        self.target = self.target.max(duration.as_secs_f64().ceil() as u64);
+        self.target = self.target.max(meta.duration.as_secs_f64().ceil() as u64);
+        let open = self.open.remove(&seq).unwrap_or_default();
+        let mut parts = open.contiguous();
+        if parts.len() != usize::from(meta.parts) {
+            // Not every part arrived here: the segment is listed whole.
+            parts.clear();
+        }
         self.entries.push_back(Entry {
             seq,
-            duration,
+            duration: meta.duration,
             discontinuity,
+            pdt_ms: open.pdt_ms.or(meta.pdt_ms),
+            parts,
         });
         while self.entries.len() > self.window {
             if let Some(old) = self.entries.pop_front() {
@@ -151,24 +286,133 @@ impl Playlist {
         }
     }
 
-    /// Renders the playlist; `uri` maps a chunk sequence to its segment URI.
-    pub fn render(&self, uri: impl Fn(u64) -> String) -> String {
-        let mut s = String::with_capacity(256 + 64 * self.entries.len());
+    /// Whether parts are listed (the creator cuts them and the stream is
+    /// live).
+    fn low_latency(&self) -> bool {
+        self.part_target.is_some() && !self.ended()
+    }
+
+    /// The part target announced (`EXT-X-PART-INF:PART-TARGET`), if
+    /// parts are listed.
+    pub fn part_target(&self) -> Option<Duration> {
+        self.part_target.filter(|_| self.low_latency())
+    }
+
+    /// Media sequence number of the segment in progress (the one after
+    /// the last listed).
+    fn open_msn(&self) -> u64 {
+        self.media_sequence + self.entries.len() as u64
+    }
+
+    /// The parts of the segment in progress that are listed.
+    fn open_parts(&self) -> (Option<&Open>, Vec<PartEntry>) {
+        let open = self.next.and_then(|n| self.open.get(&n));
+        let parts = open.map(Open::contiguous).unwrap_or_default();
+        (open, parts)
+    }
+
+    /// The newest media here: the creator's wall clock (unix ms) at the
+    /// first frame of the newest listed part, or else of the newest
+    /// listed segment. Compared with the local clock, this is how far
+    /// behind the creator this node is.
+    pub fn newest_pdt_ms(&self) -> Option<u64> {
+        let (open, parts) = self.open_parts();
+        if let (Some(open), false) = (open, parts.is_empty()) {
+            let before: Duration = parts[..parts.len() - 1].iter().map(|p| p.duration).sum();
+            return open.pdt_ms.map(|t| t + before.as_millis() as u64);
+        }
+        let last = self.entries.back()?;
+        match last.parts.split_last() {
+            Some((_, before)) => {
+                let before: Duration = before.iter().map(|p| p.duration).sum();
+                last.pdt_ms.map(|t| t + before.as_millis() as u64)
+            }
+            None => last.pdt_ms,
+        }
+    }
+
+    /// What a blocking reload for media sequence `msn` (and part `part`
+    /// of it) should do (RFC 8216bis §6.2.5.2).
+    pub fn wait_for(&self, msn: u64, part: Option<u64>) -> Reload {
+        if self.ended() {
+            return Reload::Ready;
+        }
+        let open = self.open_msn();
+        // The last complete segment is `open - 1`; more than two past it
+        // is too far.
+        if msn > open.saturating_add(1) {
+            return Reload::TooFar;
+        }
+        if msn < open {
+            return Reload::Ready;
+        }
+        match part {
+            Some(p) if msn == open && self.low_latency() => {
+                if (p as usize) < self.open_parts().1.len() {
+                    Reload::Ready
+                } else {
+                    Reload::Wait
+                }
+            }
+            _ => Reload::Wait,
+        }
+    }
+
+    /// Renders the playlist with segment URIs `{prefix}{seq}.ts` and part
+    /// URIs `{prefix}{seq}.{part}.ts`.
+    pub fn render(&self, prefix: &str) -> String {
+        let mut s = String::with_capacity(512 + 160 * self.entries.len());
+        let ll = self.part_target();
         let _ = writeln!(s, "#EXTM3U");
-        let _ = writeln!(s, "#EXT-X-VERSION:3");
+        let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll.is_some() { 9 } else { 3 });
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", self.target);
+        if let Some(pt) = ll {
+            let pt = pt.as_secs_f64();
+            // PART-HOLD-BACK: at least twice the part target; three times
+            // as RFC 8216bis recommends.
+            let _ = writeln!(
+                s,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}",
+                3.0 * pt
+            );
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={pt:.5}");
+        }
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         let _ = writeln!(
             s,
             "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
             self.discontinuity_sequence
         );
-        for e in &self.entries {
+        let with_parts = self.entries.len().saturating_sub(PART_SEGMENTS);
+        for (i, e) in self.entries.iter().enumerate() {
             if e.discontinuity {
                 let _ = writeln!(s, "#EXT-X-DISCONTINUITY");
             }
+            if let Some(t) = e.pdt_ms {
+                let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(t));
+            }
+            if ll.is_some() && i >= with_parts {
+                write_parts(&mut s, prefix, e.seq, &e.parts);
+            }
             let _ = writeln!(s, "#EXTINF:{:.3},", e.duration.as_secs_f64());
-            let _ = writeln!(s, "{}", uri(e.seq));
+            let _ = writeln!(s, "{prefix}{}.ts", e.seq);
+        }
+        if let (Some(_), Some(next)) = (ll, self.next) {
+            let (open, parts) = self.open_parts();
+            if let (Some(open), false) = (open, parts.is_empty()) {
+                if (open.discontinuity || self.pending_discontinuity) && !self.entries.is_empty() {
+                    let _ = writeln!(s, "#EXT-X-DISCONTINUITY");
+                }
+                if let Some(t) = open.pdt_ms {
+                    let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(t));
+                }
+                write_parts(&mut s, prefix, next, &parts);
+            }
+            let _ = writeln!(
+                s,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{prefix}{next}.{}.ts\"",
+                parts.len()
+            );
         }
         if self.ended() {
             let _ = writeln!(s, "#EXT-X-ENDLIST");
@@ -177,14 +421,54 @@ impl Playlist {
     }
 }
 
+fn write_parts(s: &mut String, prefix: &str, seq: u64, parts: &[PartEntry]) {
+    for (k, p) in parts.iter().enumerate() {
+        let _ = write!(
+            s,
+            "#EXT-X-PART:DURATION={:.5},URI=\"{prefix}{seq}.{k}.ts\"",
+            p.duration.as_secs_f64()
+        );
+        if p.independent {
+            let _ = write!(s, ",INDEPENDENT=YES");
+        }
+        s.push('\n');
+    }
+}
+
+/// `ms` (unix milliseconds) as an ISO 8601 date-time in UTC with
+/// milliseconds, as `EXT-X-PROGRAM-DATE-TIME` wants.
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hls::rules;
 
     const S: Duration = Duration::from_secs(1);
 
     fn render(p: &Playlist) -> String {
-        p.render(|s| format!("{s}.ts"))
+        p.render("")
     }
 
     #[test]
@@ -316,7 +600,206 @@ mod tests {
             q.on_ready(seq, S, false);
         }
         assert!(q
-            .render(|s| format!("{s}.ts"))
+            .render("")
             .contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n2.ts"));
+    }
+
+    const T0: u64 = 1_796_608_221_123;
+
+    fn part(independent: bool, ms: u64) -> PartEntry {
+        PartEntry {
+            duration: Duration::from_millis(ms),
+            independent,
+        }
+    }
+
+    fn meta(seq: u64, parts: u16) -> SegmentMeta {
+        SegmentMeta {
+            duration: S,
+            discontinuity: false,
+            pdt_ms: Some(T0 + seq * 1000),
+            parts,
+        }
+    }
+
+    /// Segment `seq` (1 s, parts 300+300+300+100 ms) with all its parts.
+    fn full_segment(p: &mut Playlist, seq: u64) {
+        let pdt = T0 + seq * 1000;
+        for (k, ms) in [300, 300, 300, 100].into_iter().enumerate() {
+            p.on_part(
+                seq,
+                k as u16,
+                part(k == 0, ms),
+                Some(pdt + 300 * k as u64),
+                false,
+            );
+        }
+        p.on_segment(seq, meta(seq, 4));
+    }
+
+    fn roundtrip(text: &str) {
+        let parsed = match m3u8_rs::parse_media_playlist_res(text.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => panic!("m3u8-rs cannot parse {text}: {e:?}"),
+        };
+        let mut out = Vec::new();
+        parsed.write_to(&mut out).expect("write");
+        let again = m3u8_rs::parse_media_playlist_res(&out).expect("parse again");
+        assert_eq!(parsed, again, "m3u8-rs round trip of {text}");
+        assert_eq!(
+            parsed.segments.len(),
+            rules::check(text).map(|s| s.segments).unwrap_or(usize::MAX),
+            "m3u8-rs and the rules agree on the segments of {text}"
+        );
+    }
+
+    #[test]
+    fn iso8601_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(T0), "2026-12-07T01:50:21.123Z");
+        assert_eq!(iso8601(951_782_400_500), "2000-02-29T00:00:00.500Z");
+    }
+
+    #[test]
+    fn parts_of_the_segment_in_progress_are_listed_with_a_preload_hint() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 7);
+        p.on_part(8, 0, part(true, 300), Some(T0 + 8000), false);
+        p.on_part(8, 1, part(false, 300), Some(T0 + 8300), false);
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.part_target, Some(0.3));
+        assert!(sum.part_hold_back >= Some(0.6));
+        assert_eq!(sum.segments, 1);
+        assert_eq!(sum.parts, 4 + 2);
+        assert_eq!(sum.preload_hint.as_deref(), Some("8.2.ts"));
+        assert!(r.contains("#EXT-X-PART:DURATION=0.30000,URI=\"8.0.ts\",INDEPENDENT=YES\n"));
+        assert!(r.contains("#EXT-X-PART:DURATION=0.30000,URI=\"8.1.ts\"\n"));
+        assert!(
+            r.contains("#EXT-X-PROGRAM-DATE-TIME:2026-12-07T01:50:29.123Z\n#EXT-X-PART"),
+            "{r}"
+        );
+        assert_eq!(p.newest_pdt_ms(), Some(T0 + 8300));
+        roundtrip(&r);
+    }
+
+    #[test]
+    fn out_of_order_parts_wait_for_the_gap_and_a_late_joiner_waits_for_a_first_part() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 7);
+        p.on_part(8, 0, part(true, 300), Some(T0 + 8000), false);
+        p.on_part(8, 2, part(false, 300), Some(T0 + 8600), false);
+        let r = render(&p);
+        assert!(
+            r.contains("8.0.ts") && !r.contains("URI=\"8.2.ts\","),
+            "{r}"
+        );
+        assert!(r.contains("PRELOAD-HINT:TYPE=PART,URI=\"8.1.ts\""), "{r}");
+        p.on_part(8, 1, part(false, 300), Some(T0 + 8300), false);
+        assert!(render(&p).contains("PRELOAD-HINT:TYPE=PART,URI=\"8.3.ts\""));
+        // A node that joined during segment 8 (no part 0) lists no part
+        // of it: a player can only start at an independent part.
+        let mut q = Playlist::new(6);
+        q.on_segment(7, meta(7, 4));
+        q.on_part(8, 2, part(false, 300), Some(T0 + 8600), false);
+        q.on_part(8, 3, part(false, 100), Some(T0 + 8900), false);
+        // No part is known yet for the first segment: nothing is low latency.
+        let r = render(&q);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.parts, 0, "{r}");
+        assert_eq!(sum.preload_hint.as_deref(), Some("8.0.ts"));
+        full_segment(&mut q, 8);
+        full_segment(&mut q, 9);
+        let sum = rules::check(&render(&q)).expect("rules");
+        assert_eq!(sum.parts, 8, "segments 8 and 9 with their parts");
+        assert_eq!(sum.independent_parts, 2);
+    }
+
+    #[test]
+    fn a_segment_missing_a_part_is_listed_whole() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 1);
+        p.on_part(2, 0, part(true, 300), Some(T0 + 2000), false);
+        p.on_part(2, 2, part(false, 300), Some(T0 + 2600), false);
+        p.on_segment(2, meta(2, 4));
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.parts, 4, "only segment 1's parts: {r}");
+        assert_eq!(sum.segments, 2);
+        assert_eq!(sum.program_dates, 2);
+    }
+
+    #[test]
+    fn parts_are_listed_for_the_last_complete_segments_only() {
+        let mut p = Playlist::new(6);
+        for seq in 0..6 {
+            full_segment(&mut p, seq);
+        }
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.segments, 6);
+        assert_eq!(sum.parts, 4 * PART_SEGMENTS);
+        assert_eq!(sum.program_dates, 6);
+        assert!(!r.contains("\"0.0.ts\"") && r.contains("\"5.3.ts\""));
+        roundtrip(&r);
+        // Parts of segments far ahead never pile up.
+        for seq in 100..200 {
+            p.on_part(seq, 1, part(false, 300), None, false);
+        }
+        assert!(p.open.len() <= MAX_OPEN);
+    }
+
+    #[test]
+    fn blocking_reload_answers() {
+        let mut p = Playlist::new(3);
+        for seq in 0..5 {
+            full_segment(&mut p, seq);
+        }
+        // Listed: msn 2, 3, 4 (segments 2..=4); in progress: msn 5.
+        assert_eq!(p.wait_for(4, None), Reload::Ready);
+        assert_eq!(p.wait_for(4, Some(3)), Reload::Ready);
+        assert_eq!(p.wait_for(5, None), Reload::Wait);
+        assert_eq!(p.wait_for(5, Some(0)), Reload::Wait);
+        assert_eq!(p.wait_for(6, Some(0)), Reload::Wait);
+        assert_eq!(p.wait_for(7, None), Reload::TooFar);
+        p.on_part(5, 0, part(true, 300), Some(T0 + 5000), false);
+        assert_eq!(p.wait_for(5, Some(0)), Reload::Ready);
+        assert_eq!(p.wait_for(5, Some(1)), Reload::Wait);
+        p.on_end(Some(5));
+        assert_eq!(
+            p.wait_for(5, Some(1)),
+            Reload::Ready,
+            "nothing more will come"
+        );
+    }
+
+    #[test]
+    fn an_ended_stream_lists_no_parts_and_no_hint() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 0);
+        full_segment(&mut p, 1);
+        p.on_end(Some(1));
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert!(
+            sum.ended && sum.parts == 0 && sum.preload_hint.is_none(),
+            "{r}"
+        );
+        assert!(r.contains("#EXT-X-VERSION:3"));
+        roundtrip(&r);
+    }
+
+    #[test]
+    fn plain_playlists_have_dates_and_no_parts() {
+        let mut p = Playlist::new(6);
+        for seq in 0..3 {
+            p.on_segment(seq, meta(seq, 0));
+        }
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.part_target, None);
+        assert_eq!(sum.program_dates, 3);
+        assert!(!r.contains("PART") && !r.contains("SERVER-CONTROL"));
+        roundtrip(&r);
     }
 }

@@ -189,6 +189,10 @@ pub(crate) fn byte_offset(packet_index: u64) -> u64 {
 /// One keyframe-aligned, independently decodable piece of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
+    /// The segment's parts (LL-HLS), in order, when the segmenter cuts
+    /// parts: `data` is exactly their bytes one after the other. Empty
+    /// otherwise.
+    pub parts: Vec<PartMeta>,
     /// The segment's TS packets: copies of the latest PAT and PMT, followed by
     /// the input packets from the keyframe on, unmodified and in input order
     /// (null packets dropped).
@@ -198,6 +202,47 @@ pub struct Segment {
     pub duration: Duration,
     /// PTS (90 kHz, 33 bit) of the keyframe the segment starts with.
     pub start_pts: u64,
+}
+
+/// Most parts one segment is cut into (LL-HLS partial segments).
+pub use crate::limits::MAX_PARTS;
+
+/// A part of a segment (an LL-HLS partial segment), emitted as soon as it
+/// is complete, before the segment it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Its TS packets; a part after a segment's first starts with copies
+    /// of the PAT and PMT.
+    pub data: Bytes,
+    /// Its position in the segment, from 0.
+    pub index: u16,
+    /// The PTS span it covers.
+    pub duration: Duration,
+    /// It starts with a video keyframe (a player can start here). The
+    /// first part of a segment always does.
+    pub independent: bool,
+    /// The PTS of the segment it belongs to (its first part's keyframe).
+    pub segment_start_pts: u64,
+}
+
+/// What a segment says about one of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartMeta {
+    /// Bytes.
+    pub size: u32,
+    /// PTS span.
+    pub duration: Duration,
+    /// Starts with a keyframe.
+    pub independent: bool,
+}
+
+/// What the segmenter produces, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cut {
+    /// A part of the open segment is complete.
+    Part(Part),
+    /// A segment is complete (its parts, if any, came before).
+    Segment(Segment),
 }
 
 /// Facts about a segment checked by [`validate_segment`].

@@ -20,6 +20,20 @@ pub(crate) struct PesTracker {
     collector: PesCollector,
 }
 
+/// The part of the open segment currently being collected (LL-HLS).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OpenPart {
+    /// Where the part's bytes start in [`Segmenter::buf`] (a part after
+    /// the first starts with the PAT/PMT copies inserted at its cut).
+    start: usize,
+    /// PTS distance from the segment's start to the part's first frame.
+    offset: u64,
+    /// Whether the part starts with a keyframe.
+    independent: bool,
+    /// The parts of the open segment cut so far.
+    done: Vec<PartMeta>,
+}
+
 /// The segment currently being collected.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenSegment {
@@ -45,6 +59,9 @@ pub(crate) struct OpenSegment {
 /// and the error is reported by the next call.
 pub struct Segmenter {
     target_ticks: u64,
+    /// Part target (LL-HLS) in ticks; `None`: whole segments only.
+    part_ticks: Option<u64>,
+    part: OpenPart,
     /// Bytes of an incomplete packet (its first byte is a checked sync byte).
     partial: Vec<u8>,
     /// Total input bytes accepted, for error offsets.
@@ -95,10 +112,44 @@ impl Segmenter {
         ticks_to_duration(self.target_ticks)
     }
 
+    /// Creates a segmenter that also cuts each segment into parts of at
+    /// most `part_target` (LL-HLS partial segments), emitted as
+    /// [`Cut::Part`] by [`push_cuts`](Self::push_cuts) as soon as each is
+    /// complete.
+    ///
+    /// A part ends at the last frame boundary that keeps it within
+    /// `part_target` (given the frame interval measured so far), so every
+    /// part but a segment's last is as long as fits; the last takes what
+    /// is left before the next keyframe cut. Parts after the first start
+    /// with copies of the PAT and PMT, and a segment's bytes are exactly
+    /// its parts' bytes in order, so a peer holding every part holds the
+    /// segment. A part that starts with a keyframe is independent; the
+    /// first part of every segment is. At most [`MAX_PARTS`] parts per
+    /// segment: the last one then takes the rest.
+    pub fn with_parts(target: Duration, part_target: Duration) -> Self {
+        let mut s = Self::with_ticks(duration_to_ticks(target));
+        s.part_ticks = Some(duration_to_ticks(part_target).max(1));
+        s
+    }
+
+    /// The part target, if parts are cut.
+    pub fn part_target(&self) -> Option<Duration> {
+        self.part_ticks.map(ticks_to_duration)
+    }
+
+    /// A fresh segmenter with the same targets (for a new stream).
+    pub fn fresh(&self) -> Self {
+        let mut s = Self::with_ticks(self.target_ticks);
+        s.part_ticks = self.part_ticks;
+        s
+    }
+
     /// Creates a fresh segmenter with the target given in 90 kHz ticks.
     fn with_ticks(target_ticks: u64) -> Self {
         Self {
             target_ticks,
+            part_ticks: None,
+            part: OpenPart::default(),
             partial: Vec::with_capacity(TS_PACKET_SIZE),
             bytes_in: 0,
             packet_index: 0,
@@ -121,6 +172,13 @@ impl Segmenter {
     /// PES headers, a PMT without video, an oversized segment, or when no
     /// tables / keyframe appear within [`MAX_KEYFRAME_SEARCH_BYTES`].
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Segment>, TsError> {
+        Ok(segments_of(self.push_cuts(bytes)?))
+    }
+
+    /// Like [`push`](Self::push), but also returns the parts completed by
+    /// the bytes (with [`with_parts`](Self::with_parts)), in stream order:
+    /// each segment's parts come before the segment.
+    pub fn push_cuts(&mut self, bytes: &[u8]) -> Result<Vec<Cut>, TsError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -147,13 +205,19 @@ impl Segmenter {
     /// [`TsError::NoKeyframe`] if no segment could ever be started. After a
     /// successful call the segmenter is reset and can take a new stream.
     pub fn finish(&mut self) -> Result<Option<Segment>, TsError> {
+        Ok(segments_of(self.finish_cuts()?).pop())
+    }
+
+    /// Like [`finish`](Self::finish), with the last segment's last part
+    /// (and a part cut by the final frame) before it.
+    pub fn finish_cuts(&mut self) -> Result<Vec<Cut>, TsError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
         match self.finish_inner() {
-            Ok(segment) => {
-                *self = Self::with_ticks(self.target_ticks);
-                Ok(segment)
+            Ok(cuts) => {
+                *self = self.fresh();
+                Ok(cuts)
             }
             Err(err) => {
                 self.fail(err.clone());
@@ -171,14 +235,14 @@ impl Segmenter {
     }
 
     /// [`finish`](Self::finish) without the sticky-error and reset handling.
-    fn finish_inner(&mut self) -> Result<Option<Segment>, TsError> {
+    fn finish_inner(&mut self) -> Result<Vec<Cut>, TsError> {
         if !self.partial.is_empty() {
             return Err(TsError::Truncated {
                 trailing_bytes: self.partial.len(),
             });
         }
         if self.bytes_in == 0 {
-            return Ok(None);
+            return Ok(vec![]);
         }
         // The last PES ends here; it may still start the first segment, but
         // it never causes a cut (its frame may be incomplete).
@@ -187,12 +251,17 @@ impl Segmenter {
         let Some(open) = self.open else {
             return Err(self.tables.search_error(self.searched));
         };
+        let ticks = open.max_offset.saturating_add(self.frame_interval);
+        let end = self.buf.len();
+        self.cut_last_part(&mut out, end, ticks, open.start_pts);
         let data = std::mem::take(&mut self.buf).freeze();
-        Ok(Some(Segment {
+        out.push(Cut::Segment(Segment {
             data,
-            duration: ticks_to_duration(open.max_offset.saturating_add(self.frame_interval)),
+            duration: ticks_to_duration(ticks),
             start_pts: open.start_pts,
-        }))
+            parts: std::mem::take(&mut self.part.done),
+        }));
+        Ok(out)
     }
 
     /// Checks that `byte`, found at the current input offset, is the sync byte.
@@ -208,7 +277,7 @@ impl Segmenter {
 
     /// [`push`](Self::push) without the sticky-error handling: completes a
     /// buffered partial packet, processes whole packets, buffers the rest.
-    fn push_inner(&mut self, mut input: &[u8], out: &mut Vec<Segment>) -> Result<(), TsError> {
+    fn push_inner(&mut self, mut input: &[u8], out: &mut Vec<Cut>) -> Result<(), TsError> {
         if !self.partial.is_empty() {
             let need = TS_PACKET_SIZE.saturating_sub(self.partial.len());
             let (head, rest) = input.split_at(need.min(input.len()));
@@ -250,7 +319,7 @@ impl Segmenter {
     fn process_packet(
         &mut self,
         raw: &[u8; TS_PACKET_SIZE],
-        out: &mut Vec<Segment>,
+        out: &mut Vec<Cut>,
     ) -> Result<(), TsError> {
         let index = self.packet_index;
         self.packet_index += 1;
@@ -322,7 +391,7 @@ impl Segmenter {
     /// Tries to decide the pending video PES; `end` forces a decision.
     fn resolve_pes(
         &mut self,
-        out: &mut Vec<Segment>,
+        out: &mut Vec<Cut>,
         end: bool,
         allow_cut: bool,
     ) -> Result<(), TsError> {
@@ -348,13 +417,7 @@ impl Segmenter {
 
     /// Acts on a decided video PES: timestamp bookkeeping, starting the first
     /// segment, or cutting.
-    fn on_pes(
-        &mut self,
-        tracker: &PesTracker,
-        info: PesInfo,
-        out: &mut Vec<Segment>,
-        allow_cut: bool,
-    ) {
+    fn on_pes(&mut self, tracker: &PesTracker, info: PesInfo, out: &mut Vec<Cut>, allow_cut: bool) {
         let frame_interval = self.frame_interval;
         if let Some(ts) = info.dts.or(info.pts) {
             if let Some(prev) = self.last_ts {
@@ -374,6 +437,10 @@ impl Segmenter {
                     start_pts: pts,
                     max_offset: 0,
                 });
+                self.part = OpenPart {
+                    independent: true,
+                    ..OpenPart::default()
+                };
             } else if self.open.is_none() {
                 // Not usable as a first keyframe: drop it and keep searching.
                 self.buf.clear();
@@ -395,17 +462,48 @@ impl Segmenter {
                 } else {
                     offset
                 };
+                self.cut_last_part(out, tracker.start_in_buf, ticks, open.start_pts);
                 let data = self.split_at(tracker.start_in_buf, pat, pmt);
-                out.push(Segment {
+                out.push(Cut::Segment(Segment {
                     data,
                     duration: ticks_to_duration(ticks),
                     start_pts: open.start_pts,
-                });
+                    parts: std::mem::take(&mut self.part.done),
+                }));
                 self.open = Some(OpenSegment {
                     start_pts: pts,
                     max_offset: 0,
                 });
+                self.part = OpenPart {
+                    independent: true,
+                    ..OpenPart::default()
+                };
                 return;
+            }
+        }
+        // A part ends before this frame if the frame would take it past
+        // the part target. Only at a frame presented after everything
+        // before it (with B-frames: before a reference frame), so that a
+        // part's duration is the PTS span it covers.
+        if let (Some(part_ticks), Some((pat, pmt)), false) =
+            (self.part_ticks, &tracker.tables, backwards)
+        {
+            let elapsed = offset.saturating_sub(self.part.offset);
+            if allow_cut
+                && offset > self.part.offset
+                && offset >= open.max_offset
+                && elapsed.saturating_add(frame_interval) > part_ticks
+                && self.part.done.len() + 1 < MAX_PARTS
+            {
+                self.cut_part(out, tracker.start_in_buf, elapsed, open.start_pts);
+                // The next part starts with the tables, so a player that
+                // loads it alone (or after a gap) can read it.
+                let tail = self.buf.split_off(tracker.start_in_buf.min(self.buf.len()));
+                self.buf.extend_from_slice(pat);
+                self.buf.extend_from_slice(pmt);
+                self.buf.extend_from_slice(&tail);
+                self.part.offset = offset;
+                self.part.independent = info.keyframe;
             }
         }
         if !backwards {
@@ -413,6 +511,44 @@ impl Segmenter {
                 max_offset: open.max_offset.max(offset),
                 ..open
             });
+        }
+    }
+
+    /// Emits the open part, ending at `end` in the buffer, lasting `ticks`;
+    /// the next part starts at `end`.
+    fn cut_part(&mut self, out: &mut Vec<Cut>, end: usize, ticks: u64, segment_start_pts: u64) {
+        let end = end.min(self.buf.len());
+        let start = self.part.start.min(end);
+        let data = Bytes::copy_from_slice(&self.buf[start..end]);
+        let duration = ticks_to_duration(ticks.max(1));
+        let index = self.part.done.len() as u16;
+        self.part.done.push(PartMeta {
+            size: data.len() as u32,
+            duration,
+            independent: self.part.independent,
+        });
+        out.push(Cut::Part(Part {
+            data,
+            index,
+            duration,
+            independent: self.part.independent,
+            segment_start_pts,
+        }));
+        self.part.start = end;
+    }
+
+    /// Emits the last part of a segment lasting `segment_ticks` in all
+    /// (with parts on).
+    fn cut_last_part(
+        &mut self,
+        out: &mut Vec<Cut>,
+        end: usize,
+        segment_ticks: u64,
+        segment_start_pts: u64,
+    ) {
+        if self.part_ticks.is_some() {
+            let ticks = segment_ticks.saturating_sub(self.part.offset);
+            self.cut_part(out, end, ticks, segment_start_pts);
         }
     }
 
@@ -427,4 +563,14 @@ impl Segmenter {
         next.extend_from_slice(&tail);
         std::mem::replace(&mut self.buf, next).freeze()
     }
+}
+
+/// The segments among `cuts`, in order.
+fn segments_of(cuts: Vec<Cut>) -> Vec<Segment> {
+    cuts.into_iter()
+        .filter_map(|c| match c {
+            Cut::Segment(s) => Some(s),
+            Cut::Part(_) => None,
+        })
+        .collect()
 }

@@ -665,3 +665,138 @@ fn sections_spanning_packets_are_reassembled() {
         }))
     );
 }
+
+/// Feeds `data` in pieces of `chunk` bytes to a segmenter cutting parts.
+fn cut_all(data: &[u8], target: Duration, part: Duration, chunk: usize) -> Vec<Cut> {
+    let mut segmenter = Segmenter::with_parts(target, part);
+    let mut cuts = Vec::new();
+    for piece in data.chunks(chunk) {
+        cuts.extend(segmenter.push_cuts(piece).expect("push"));
+    }
+    cuts.extend(segmenter.finish_cuts().expect("finish"));
+    cuts
+}
+
+/// Groups cuts into (parts, segment), checking that parts come first.
+fn grouped(cuts: Vec<Cut>) -> Vec<(Vec<Part>, Segment)> {
+    let mut out = vec![];
+    let mut parts = vec![];
+    for c in cuts {
+        match c {
+            Cut::Part(p) => parts.push(p),
+            Cut::Segment(s) => out.push((std::mem::take(&mut parts), s)),
+        }
+    }
+    assert!(parts.is_empty(), "parts after the last segment: {parts:?}");
+    out
+}
+
+#[test]
+fn parts_concatenate_to_their_segment_and_stay_within_the_target() {
+    let part = Duration::from_millis(300);
+    let groups = grouped(cut_all(SAMPLE, Duration::from_secs(1), part, 1316));
+    assert_eq!(groups.len(), 6);
+    for (i, (parts, seg)) in groups.iter().enumerate() {
+        // 30 frames at 30 fps: 9 + 9 + 9 + 3 frames.
+        assert_eq!(parts.len(), 4, "segment {i}: {parts:?}");
+        let joined: Vec<u8> = parts.iter().flat_map(|p| p.data.to_vec()).collect();
+        assert_eq!(joined, seg.data.to_vec(), "segment {i} is its parts");
+        assert_eq!(seg.parts.len(), parts.len());
+        let mut total = Duration::ZERO;
+        for (k, p) in parts.iter().enumerate() {
+            assert_eq!(p.index as usize, k);
+            assert_eq!(p.segment_start_pts, seg.start_pts);
+            assert!(p.duration <= part, "part {k} of {i}: {:?}", p.duration);
+            assert_eq!(seg.parts[k].size as usize, p.data.len());
+            assert_eq!(seg.parts[k].duration, p.duration);
+            assert_eq!(seg.parts[k].independent, p.independent);
+            // Only the first part starts at a keyframe (1 s GOPs).
+            assert_eq!(p.independent, k == 0, "part {k} of {i}");
+            // Every part starts with the tables and is valid MPEG-TS.
+            let first: Vec<&[u8]> = packets(&p.data).take(2).collect();
+            assert_eq!(pid_of(first[0]), 0, "part {k} of {i} starts with the PAT");
+            total += p.duration;
+        }
+        for p in &parts[..parts.len() - 1] {
+            assert_eq!(p.duration, Duration::from_millis(300), "full parts");
+        }
+        let diff = total.abs_diff(seg.duration);
+        assert!(
+            diff < Duration::from_micros(100),
+            "{total:?} vs {:?}",
+            seg.duration
+        );
+        validate_segment(&seg.data).expect("segment with inner tables is valid");
+        validate_segment(&parts[0].data).expect("first part is a valid segment");
+    }
+}
+
+#[test]
+fn parts_do_not_change_where_segments_are_cut() {
+    let plain = segment_all(SAMPLE, Duration::from_secs(1), 4096);
+    let with_parts = grouped(cut_all(
+        SAMPLE,
+        Duration::from_secs(1),
+        Duration::from_millis(250),
+        4096,
+    ));
+    assert_eq!(plain.len(), with_parts.len());
+    for (a, (_, b)) in plain.iter().zip(&with_parts) {
+        assert_eq!(a.start_pts, b.start_pts);
+        assert_eq!(a.duration, b.duration);
+        assert!(a.parts.is_empty());
+    }
+}
+
+#[test]
+fn parts_do_not_depend_on_input_chunking() {
+    let a = cut_all(
+        SAMPLE,
+        Duration::from_secs(1),
+        Duration::from_millis(200),
+        1,
+    );
+    let b = cut_all(
+        SAMPLE,
+        Duration::from_secs(1),
+        Duration::from_millis(200),
+        65536,
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_keyframe_inside_a_segment_starts_an_independent_part() {
+    // 2 s segments over 1 s GOPs: the keyframe in the middle of each
+    // segment starts a part, which is marked independent.
+    let groups = grouped(cut_all(
+        SAMPLE,
+        Duration::from_secs(2),
+        Duration::from_millis(500),
+        4096,
+    ));
+    assert_eq!(groups.len(), 3);
+    for (parts, _) in &groups {
+        let independent: Vec<bool> = parts.iter().map(|p| p.independent).collect();
+        // 60 frames, 15 per part: 4 parts; the third starts at 1 s.
+        assert_eq!(independent, vec![true, false, true, false], "{parts:?}");
+    }
+}
+
+#[test]
+fn part_count_is_bounded() {
+    // A part target shorter than a frame would cut at every frame: the
+    // segmenter stops at MAX_PARTS and the last part takes the rest.
+    let groups = grouped(cut_all(
+        SAMPLE,
+        Duration::from_secs(30),
+        Duration::from_millis(1),
+        4096,
+    ));
+    let (parts, seg) = &groups[0];
+    assert!(parts.len() <= MAX_PARTS);
+    assert_eq!(
+        parts.iter().map(|p| p.data.len()).sum::<usize>(),
+        seg.data.len()
+    );
+}
