@@ -765,7 +765,7 @@ mod tests {
         p.on_part(5, 0, part(true, 300), Some(T0 + 5000), false);
         assert_eq!(p.wait_for(5, Some(0)), Reload::Ready);
         assert_eq!(p.wait_for(5, Some(1)), Reload::Wait);
-        p.on_end(Some(5));
+        p.on_end(Some(4));
         assert_eq!(
             p.wait_for(5, Some(1)),
             Reload::Ready,
