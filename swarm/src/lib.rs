@@ -3,7 +3,7 @@
 //! A live stream is a sequence of *chunks*: keyframe-aligned media
 //! segments whose header (stream, sequence, duration, payload CID, size)
 //! the creator signs with ed25519. Headers are gossiped on one gossipsub
-//! topic per stream; payloads are pulled by CID over the `/vilokanam/chunk/4`
+//! topic per stream; payloads are pulled by CID over the `/vilokanam/chunk/5`
 //! request-response protocol from the peer that forwarded the header.
 //! Gossipsub runs in validation mode: a node forwards a header only after
 //! it checked the signature, the size limit, the sequence window *and*
@@ -54,8 +54,8 @@ pub use network::{
 pub use protocols::bandwidth::{BandwidthPayment, BandwidthTerms, LedgerConfig};
 pub use protocols::live::actor::LedgerSnapshot;
 pub use protocols::live::announce::AnnounceConfig;
-pub use protocols::live::core::{Chunk, JoinError, JoinReason, PeerPrice, RelayConfig};
+pub use protocols::live::core::{Chunk, JoinError, JoinReason, Part, PeerPrice, RelayConfig};
 pub use protocols::live::wire::{
-    self as wire, Announcement, ChunkCid, ChunkHeader, Offer, SignedAnnouncement, SignedHeader,
-    StreamId,
+    self as wire, Announcement, ChunkCid, ChunkHeader, Offer, PartHeader, PartInfo,
+    SignedAnnouncement, SignedHeader, SignedPartHeader, StreamId,
 };

@@ -19,6 +19,10 @@ pub struct Metrics {
     pub chunks_ready: Counter,
     /// Chunks given up on.
     pub chunks_missing: Counter,
+    /// Verified parts (LL-HLS) that became available.
+    pub parts_ready: Counter,
+    /// Parts given up on (their segments come whole).
+    pub parts_missing: Counter,
     /// Payload bytes received in chunk responses.
     pub payload_bytes_in: Counter,
     /// Chunk requests answered, by result (`found`, `not_found`).
@@ -86,6 +90,16 @@ impl Metrics {
             "chunks_missing",
             "Chunks given up on",
             m.chunks_missing.clone(),
+        );
+        r.register(
+            "parts_ready",
+            "Verified parts (LL-HLS) available",
+            m.parts_ready.clone(),
+        );
+        r.register(
+            "parts_missing",
+            "Parts given up on (their segments come whole)",
+            m.parts_missing.clone(),
         );
         r.register(
             "payload_bytes_in",

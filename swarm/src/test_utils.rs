@@ -19,8 +19,62 @@ pub fn signed_chunk(key: &SigningKey, stream: &StreamId, seq: u64, payload: Byte
         published_at_ms: 0,
         discontinuity: false,
         epoch: None,
+        parts: vec![],
     }
     .sign(key)
     .expect("the key is the stream's creator and the fields are in range");
     Chunk { header, payload }
+}
+
+/// A segment of `stream` at `seq` published as `pieces` (LL-HLS parts of
+/// 250 ms each, the first independent), all signed by `key`: the parts
+/// and the segment chunk that lists them (its payload is the pieces in
+/// order).
+pub fn signed_parts(
+    key: &SigningKey,
+    stream: &StreamId,
+    seq: u64,
+    pieces: &[&[u8]],
+) -> (Vec<crate::protocols::live::core::Part>, Chunk) {
+    use crate::protocols::live::core::Part;
+    use crate::protocols::live::wire::{PartHeader, PartInfo};
+    let mut parts = vec![];
+    let mut infos = vec![];
+    for (i, piece) in pieces.iter().enumerate() {
+        let payload = Bytes::copy_from_slice(piece);
+        let header = PartHeader {
+            stream: stream.clone(),
+            seq,
+            index: i as u16,
+            independent: i == 0,
+            duration_us: 250_000,
+            cid: ChunkCid::of(&payload),
+            size: payload.len() as u32,
+            published_at_ms: 0,
+            discontinuity: false,
+        }
+        .sign(key)
+        .expect("the key is the stream's creator and the fields are in range");
+        infos.push(PartInfo {
+            size: payload.len() as u32,
+            duration_us: 250_000,
+            independent: i == 0,
+        });
+        parts.push(Part { header, payload });
+    }
+    let payload = Bytes::from(pieces.concat());
+    let header = ChunkHeader {
+        stream: stream.clone(),
+        seq,
+        duration_us: 250_000 * pieces.len() as u32,
+        cid: ChunkCid::of(&payload),
+        size: payload.len() as u32,
+        published_at_ms: 0,
+        discontinuity: false,
+        epoch: None,
+        parts: infos,
+    }
+    .sign(key)
+    .expect("the key is the stream's creator and the fields are in range");
+    (parts, Chunk { header, payload })
 }

@@ -211,6 +211,7 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
         published_at_ms: 0,
         discontinuity: false,
         epoch: None,
+        parts: vec![],
     }
     .sign(&rogue_key)?;
     forged.header.stream = stream.clone();

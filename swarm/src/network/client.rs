@@ -11,7 +11,7 @@ use crate::protocols::bandwidth::BandwidthPayment;
 use crate::protocols::keys::session::{self, KeyClient, KeyService};
 use crate::protocols::keys::wire::{KeyRequest, KeyResponse};
 use crate::protocols::live::actor::LedgerSnapshot;
-use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason, PeerPrice};
+use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason, Part, PeerPrice};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
 
 /// Errors of the swarm and its client.
@@ -137,6 +137,10 @@ pub enum Command {
     Leave(StreamId, JoinReason, oneshot::Sender<()>),
     /// Publish a locally created chunk.
     Publish(Box<Chunk>, oneshot::Sender<Result<(), SwarmError>>),
+    /// Publish a locally created part.
+    PublishPart(Box<Part>, oneshot::Sender<Result<(), SwarmError>>),
+    /// One held part: stream, segment, index.
+    Part(StreamId, u64, u16, oneshot::Sender<Option<Arc<Part>>>),
     /// Publish an announcement.
     Announce(
         Box<SignedAnnouncement>,
@@ -276,6 +280,22 @@ impl Client {
     pub async fn publish(&self, chunk: Chunk) -> Result<(), SwarmError> {
         self.call(|tx| Command::Publish(Box::new(chunk), tx))
             .await?
+    }
+
+    /// Publishes a part (LL-HLS) this node created (and signed).
+    pub async fn publish_part(&self, part: Part) -> Result<(), SwarmError> {
+        self.call(|tx| Command::PublishPart(Box::new(part), tx))
+            .await?
+    }
+
+    /// Part `index` of segment `seq` of `stream`, if held.
+    pub async fn part(
+        &self,
+        stream: StreamId,
+        seq: u64,
+        index: u16,
+    ) -> Result<Option<Arc<Part>>, SwarmError> {
+        self.call(|tx| Command::Part(stream, seq, index, tx)).await
     }
 
     /// Publishes an announcement.

@@ -57,6 +57,13 @@ impl EventLoop {
             Command::Chunk(stream, seq, reply) => {
                 let _ = reply.send(self.live.chunk(&stream, seq));
             }
+            Command::PublishPart(part, reply) => {
+                let r = self.live.publish_part(&mut ctx!(self), now(), *part);
+                let _ = reply.send(r);
+            }
+            Command::Part(stream, seq, index, reply) => {
+                let _ = reply.send(self.live.core().get_part(&stream, seq, index));
+            }
             Command::Chunks(stream, reply) => {
                 let _ = reply.send(self.live.chunks(&stream));
             }

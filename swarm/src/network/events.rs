@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
-use crate::protocols::live::core::{Chunk, Misbehaviour, Rejection};
+use crate::protocols::live::core::{Chunk, Misbehaviour, Part, Rejection};
 use crate::protocols::live::wire::{SignedAnnouncement, StreamId};
 
 /// Why something from a peer was refused.
@@ -40,6 +40,9 @@ pub enum RejectReason {
 pub enum Event {
     /// A verified chunk is available (published locally or fetched).
     ChunkReady(Arc<Chunk>),
+    /// A verified part (LL-HLS) is available (published locally or
+    /// fetched).
+    PartReady(Arc<Part>),
     /// A chunk could not be obtained and is skipped.
     ChunkMissing {
         /// Stream.
@@ -131,15 +134,18 @@ impl Event {
             | Event::PaymentDemanded { .. }
             | Event::PaymentReceived { .. } => true,
             Event::Announcement { changed, .. } => *changed,
-            Event::Rejected { .. } | Event::PeerConnected { .. } | Event::Subscribed { .. } => {
-                false
-            }
+            // A lost part only makes its segment listed whole.
+            Event::PartReady(_)
+            | Event::Rejected { .. }
+            | Event::PeerConnected { .. }
+            | Event::Subscribed { .. } => false,
         }
     }
 
     fn label(&self) -> &'static str {
         match self {
             Event::ChunkReady(_) => "chunk_ready",
+            Event::PartReady(_) => "part_ready",
             Event::ChunkMissing { .. } => "chunk_missing",
             Event::Announcement { .. } => "announcement",
             Event::Rejected { .. } => "rejected",

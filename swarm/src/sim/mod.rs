@@ -558,6 +558,7 @@ impl Sim {
             published_at_ms: 0,
             discontinuity: false,
             epoch: None,
+            parts: vec![],
         };
         let Ok(header) = header.sign(key) else {
             return;
@@ -684,6 +685,9 @@ impl Sim {
                     }
                 }
                 Output::Subscribe(_) | Output::Unsubscribe(_) => {}
+                // The simulated creator publishes whole chunks only; parts
+                // are exercised by the core's tests and real swarms.
+                Output::FetchPart { .. } | Output::PartReady(_) | Output::PartMissing(_) => {}
                 Output::Fetch { peer, request, key } => {
                     let Some(&server) = self.by_peer.get(&peer) else {
                         continue;

@@ -2,7 +2,7 @@
 //! bytes, per MiB, and every node that pulls pays the peer it pulled from,
 //! after the payload verified against its CID.
 //!
-//! The market rides on the chunk protocol (`/vilokanam/chunk/4`): a node
+//! The market rides on the chunk protocol (`/vilokanam/chunk/5`): a node
 //! asks each peer for its [`BandwidthTerms`] once per connection (fee,
 //! payee account, chain, credit); payloads are pulled as before; after a
 //! payload verified, the puller signs a voucher for the bytes (cumulative,

@@ -18,7 +18,8 @@ use tracing::{debug, info, warn};
 
 use super::announce::{AnnounceConfig, AnnouncePolicy};
 use super::core::{
-    Chunk, FetchError, FetchKey, JoinReason, Output, Rejection, RelayConfig, RelayCore, Verdict,
+    Chunk, FetchError, FetchKey, JoinReason, Output, Part, PartKey, Rejection, RelayConfig,
+    RelayCore, Verdict,
 };
 use super::wire::{
     ChunkRequest, ChunkResponse, GossipMessage, SignedAnnouncement, StreamId, ANNOUNCE_TOPIC,
@@ -81,6 +82,8 @@ pub struct LiveActor {
     core: RelayCore,
     policy: AnnouncePolicy,
     fetches: HashMap<OutboundRequestId, (FetchKey, PeerId)>,
+    /// Part requests in flight (bounded by the core's pending parts).
+    part_fetches: HashMap<OutboundRequestId, (PartKey, PeerId)>,
     /// Terms and payment requests in flight (bounded by connected peers
     /// and by payloads verified: one payment per payload at most).
     control: HashMap<OutboundRequestId, (PeerId, Control)>,
@@ -131,6 +134,7 @@ impl LiveActor {
             core: RelayCore::new(relay),
             policy: AnnouncePolicy::new(announce),
             fetches: HashMap::new(),
+            part_fetches: HashMap::new(),
             control: HashMap::new(),
             ledger: CreditLedger::new(ledger),
             metered: HashMap::new(),
@@ -156,7 +160,7 @@ impl LiveActor {
 
     /// Payload requests in flight.
     pub fn fetches_in_flight(&self) -> usize {
-        self.fetches.len()
+        self.fetches.len() + self.part_fetches.len()
     }
 
     /// A gossip message arrived on one of our topics.
@@ -173,9 +177,9 @@ impl LiveActor {
         if topic == ANNOUNCE_TOPIC {
             match decoded {
                 Ok(GossipMessage::Announce(a)) => self.on_announcement(ctx, now, source, msg_id, a),
-                Ok(GossipMessage::Chunk(_)) => {
+                Ok(GossipMessage::Chunk(_) | GossipMessage::Part(_)) => {
                     let r = Rejection::WrongKind {
-                        kind: "a chunk header",
+                        kind: "a chunk or part header",
                         topic: topic.to_owned(),
                     };
                     self.reject(ctx, &msg_id, source, "malformed", r)
@@ -194,6 +198,10 @@ impl LiveActor {
         match decoded {
             Ok(GossipMessage::Chunk(h)) => {
                 let out = self.core.on_gossip_header(now, msg_id, source, &stream, h);
+                self.apply(ctx, out);
+            }
+            Ok(GossipMessage::Part(h)) => {
+                let out = self.core.on_gossip_part(now, msg_id, source, &stream, h);
                 self.apply(ctx, out);
             }
             Ok(GossipMessage::Announce(_)) => {
@@ -313,17 +321,24 @@ impl LiveActor {
                 ChunkResponse::PayReceived
             }
             request => match self.core.serve(&request) {
-                ChunkResponse::Found { header, payload } => {
-                    let len = payload.len() as u64;
+                found @ (ChunkResponse::Found { .. } | ChunkResponse::Part { .. }) => {
+                    let (stream, len) = match &found {
+                        ChunkResponse::Found { header, payload } => {
+                            (header.header.stream.clone(), payload.len() as u64)
+                        }
+                        ChunkResponse::Part { header, payload } => {
+                            (header.header.stream.clone(), payload.len() as u64)
+                        }
+                        _ => unreachable!("matched above"),
+                    };
                     match self.ledger.check(now, peer, len) {
                         ServeDecision::Serve => {
-                            self.ledger.served(now, peer, &header.header.stream, len);
+                            self.ledger.served(now, peer, &stream, len);
                             if !self.ledger.terms().is_free() {
-                                self.metered
-                                    .insert(request_id, (peer, header.header.stream.clone(), len));
+                                self.metered.insert(request_id, (peer, stream, len));
                             }
                             ctx.metrics.payload_bytes_out.inc_by(len);
-                            ChunkResponse::Found { header, payload }
+                            found
                         }
                         ServeDecision::Refuse {
                             owed,
@@ -348,6 +363,7 @@ impl LiveActor {
         };
         let label = match response {
             ChunkResponse::Found { .. } => "found",
+            ChunkResponse::Part { .. } => "part",
             ChunkResponse::NotFound => "not_found",
             ChunkResponse::Terms(_) => "terms",
             ChunkResponse::PaymentRequired { .. } => "payment_required",
@@ -381,12 +397,18 @@ impl LiveActor {
             }
             return;
         }
+        if let ChunkResponse::Found { payload, .. } | ChunkResponse::Part { payload, .. } =
+            &response
+        {
+            ctx.metrics.payload_bytes_in.inc_by(payload.len() as u64);
+        }
+        if let Some((key, from)) = self.part_fetches.remove(&id) {
+            let out = self.core.on_part_result(now, key, from, Ok(response));
+            return self.apply(ctx, out);
+        }
         let Some((key, from)) = self.fetches.remove(&id) else {
             return;
         };
-        if let ChunkResponse::Found { payload, .. } = &response {
-            ctx.metrics.payload_bytes_in.inc_by(payload.len() as u64);
-        }
         let out = self.core.on_fetch_result(now, key, from, Ok(response));
         self.apply(ctx, out);
     }
@@ -406,12 +428,7 @@ impl LiveActor {
             }
             return;
         }
-        let Some((key, from)) = self.fetches.remove(&id) else {
-            return;
-        };
-        ctx.metrics.fetch_failures.inc();
-        debug!(peer = %from, %error, "chunk request failed");
-        let error = match error {
+        let error_kind = match error {
             OutboundFailure::Timeout => FetchError::Timeout,
             OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
                 FetchError::Disconnected
@@ -419,7 +436,18 @@ impl LiveActor {
             OutboundFailure::UnsupportedProtocols => FetchError::Unsupported,
             OutboundFailure::Io(e) => FetchError::Io(e.to_string()),
         };
-        let out = self.core.on_fetch_result(now, key, from, Err(error));
+        if let Some((key, from)) = self.part_fetches.remove(&id) {
+            ctx.metrics.fetch_failures.inc();
+            debug!(peer = %from, %error, "part request failed");
+            let out = self.core.on_part_result(now, key, from, Err(error_kind));
+            return self.apply(ctx, out);
+        }
+        let Some((key, from)) = self.fetches.remove(&id) else {
+            return;
+        };
+        ctx.metrics.fetch_failures.inc();
+        debug!(peer = %from, %error, "chunk request failed");
+        let out = self.core.on_fetch_result(now, key, from, Err(error_kind));
         self.apply(ctx, out);
     }
 
@@ -554,6 +582,32 @@ impl LiveActor {
         Ok(())
     }
 
+    /// Publishes a part this node cut and signed: its header on the
+    /// stream topic, the payload served to peers that pull it.
+    pub fn publish_part(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Instant,
+        part: Part,
+    ) -> Result<(), SwarmError> {
+        part.header.verify()?;
+        part.header.check_payload(&part.payload)?;
+        let stream = part.stream().clone();
+        self.join(ctx, now, stream.clone(), JoinReason::Publish, None)?;
+        let data = GossipMessage::Part(part.header.clone()).encode();
+        let out = self.core.publish_local_part(now, part);
+        if let Err(e) = ctx
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(IdentTopic::new(stream.topic()), data)
+        {
+            debug!(stream = %stream, error = %e, "part header not published");
+        }
+        self.apply(ctx, out);
+        Ok(())
+    }
+
     /// Publishes an announcement this node signed.
     pub fn announce(
         &mut self,
@@ -648,6 +702,22 @@ impl LiveActor {
                         // verdict: it will not be forwarded from here.
                         Metrics::inc(&ctx.metrics.gossip, "verdict", "lost_from_cache");
                     }
+                }
+                Output::FetchPart { peer, request, key } => {
+                    let id = ctx
+                        .swarm
+                        .behaviour_mut()
+                        .chunks
+                        .send_request(&peer, request);
+                    self.part_fetches.insert(id, (key, peer));
+                }
+                Output::PartReady(part) => {
+                    ctx.metrics.parts_ready.inc();
+                    ctx.events.emit(Event::PartReady(part));
+                }
+                Output::PartMissing((stream, seq, index)) => {
+                    ctx.metrics.parts_missing.inc();
+                    debug!(stream = %stream, seq, part = index, "part unavailable; its segment comes whole");
                 }
                 Output::Fetch { peer, request, key } => {
                     let id = ctx

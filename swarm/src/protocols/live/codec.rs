@@ -1,5 +1,5 @@
-//! The `/vilokanam/chunk/4` request-response codec (version 4 added the
-//! bandwidth market's `Terms` and `Pay` requests).
+//! The `/vilokanam/chunk/5` request-response codec (version 4 added the
+//! bandwidth market's `Terms` and `Pay` requests, version 5 parts).
 //!
 //! One request and one response per substream, each the whole remaining
 //! stream (the writer closes after writing). Reads are capped at the
@@ -15,7 +15,7 @@ use libp2p::StreamProtocol;
 use super::wire::{ChunkRequest, ChunkResponse, MAX_REQUEST, MAX_RESPONSE};
 
 /// Protocol name of chunk exchange.
-pub const CHUNK_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/chunk/4");
+pub const CHUNK_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/chunk/5");
 
 /// Codec for [`ChunkRequest`] / [`ChunkResponse`].
 #[derive(Clone, Copy, Debug, Default)]

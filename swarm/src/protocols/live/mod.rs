@@ -1,5 +1,5 @@
 //! Live streaming: signed chunk headers on gossipsub, payloads pulled by
-//! CID over `/vilokanam/chunk/4`, stream announcements on a global topic.
+//! CID over `/vilokanam/chunk/5`, stream announcements on a global topic.
 //!
 //! - [`wire`]: versioned, size-limited encoding of every message;
 //! - [`codec`]: the request-response codec of chunk exchange;

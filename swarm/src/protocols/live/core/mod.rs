@@ -32,6 +32,7 @@ use tracing::{debug, warn};
 
 use super::wire::{ChunkCid, ChunkRequest, ChunkResponse, SignedHeader, StreamId};
 
+mod parts;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,10 @@ pub struct CoreStats {
     pub bytes: usize,
     /// Chunks being fetched.
     pub pending: usize,
+    /// Parts held.
+    pub parts: usize,
+    /// Parts being fetched.
+    pub pending_parts: usize,
 }
 
 /// The relay state machine for all streams this node follows.
@@ -65,6 +70,9 @@ pub struct RelayCore {
     /// several, so a CID maps to every chunk that carries it and evicting
     /// one chunk never hides another.
     by_cid: HashMap<ChunkCid, Vec<(StreamId, u64)>>,
+    /// Which held parts have a payload with this CID (stream, segment,
+    /// index).
+    part_cids: HashMap<ChunkCid, Vec<(StreamId, u64, u16)>>,
     total_bytes: usize,
     /// Relayed streams left for silence, and when (bounded: at most
     /// `4 × max_relayed`, oldest first out).
@@ -84,6 +92,7 @@ impl RelayCore {
             config,
             streams: HashMap::new(),
             by_cid: HashMap::new(),
+            part_cids: HashMap::new(),
             total_bytes: 0,
             silenced: std::collections::VecDeque::new(),
             prices: HashMap::new(),
@@ -121,6 +130,8 @@ impl RelayCore {
             chunks: self.streams.values().map(|s| s.chunks.len()).sum(),
             bytes: self.total_bytes,
             pending: self.streams.values().map(|s| s.pending.len()).sum(),
+            parts: self.streams.values().map(|s| s.parts.len()).sum(),
+            pending_parts: self.streams.values().map(|s| s.pending_parts.len()).sum(),
         }
     }
 
@@ -233,11 +244,19 @@ impl RelayCore {
             self.unindex(held.chunk.header.header.cid, stream, *seq);
             self.total_bytes -= held.chunk.payload.len();
         }
+        for ((seq, index), part) in &st.parts {
+            self.unindex_part(part.header.header.cid, stream, *seq, *index);
+        }
         let mut out: Vec<Output> = st
             .pending
             .into_values()
             .flat_map(|p| p.verdicts(Verdict::Ignore(IgnoreReason::NotJoined)))
             .collect();
+        out.extend(
+            st.pending_parts
+                .into_values()
+                .flat_map(|p| p.verdicts(Verdict::Ignore(IgnoreReason::NotJoined))),
+        );
         out.push(Output::Unsubscribe(stream.clone()));
         debug!(stream = %stream, "left stream");
         out
@@ -304,8 +323,17 @@ impl RelayCore {
         if st.latest_in_flight.map(|(q, _)| q) == Some(*peer) {
             failed.push(LATEST);
         }
+        let parts_failed: Vec<(u64, u16)> = st
+            .pending_parts
+            .iter()
+            .filter(|(_, p)| p.in_flight.map(|(q, _)| q) == Some(*peer))
+            .map(|(k, _)| *k)
+            .collect();
         for seq in failed {
             out.extend(self.fetch_failed(now, (stream.clone(), seq), *peer));
+        }
+        for (seq, index) in parts_failed {
+            out.extend(self.part_failed(now, (stream.clone(), seq, index), *peer));
         }
         out
     }
@@ -397,7 +425,9 @@ impl RelayCore {
         if st.start.is_none() {
             st.start = Some(seq);
         }
-        out.extend(self.drive(now, &topic_stream.clone(), seq));
+        // A segment published as parts is assembled from them when they
+        // are all here (or once they are), and pulled whole otherwise.
+        out.extend(self.assemble_or_drive(now, &topic_stream.clone(), seq));
         out
     }
 
@@ -511,11 +541,27 @@ impl RelayCore {
     /// Answers a peer's request from the in-memory window.
     pub fn serve(&self, request: &ChunkRequest) -> ChunkResponse {
         let held = match request {
-            ChunkRequest::ByCid(cid) => self.by_cid.get(cid).and_then(|places| {
-                places
-                    .iter()
-                    .find_map(|(s, seq)| self.streams.get(s)?.chunks.get(seq))
-            }),
+            ChunkRequest::ByCid(cid) => {
+                let chunk = self.by_cid.get(cid).and_then(|places| {
+                    places
+                        .iter()
+                        .find_map(|(s, seq)| self.streams.get(s)?.chunks.get(seq))
+                });
+                if chunk.is_none() {
+                    let part = self.part_cids.get(cid).and_then(|places| {
+                        places
+                            .iter()
+                            .find_map(|(s, seq, i)| self.streams.get(s)?.parts.get(&(*seq, *i)))
+                    });
+                    if let Some(p) = part {
+                        return ChunkResponse::Part {
+                            header: p.header.clone(),
+                            payload: p.payload.clone(),
+                        };
+                    }
+                }
+                chunk
+            }
             ChunkRequest::BySeq { stream, seq } => {
                 self.streams.get(stream).and_then(|s| s.chunks.get(seq))
             }
@@ -592,6 +638,7 @@ impl RelayCore {
         for (stream, seq) in due {
             out.extend(self.drive(now, &stream, seq));
         }
+        out.extend(self.tick_parts(now));
         let cap = self.config.max_relayed.max(1) * 4;
         for (stream, silent) in leave {
             if silent {
@@ -662,6 +709,9 @@ impl RelayCore {
     /// retry, or gives up.
     fn drive(&mut self, now: Instant, stream: &StreamId, seq: u64) -> Vec<Output> {
         let cfg = self.config.clone();
+        // Parts still being fetched make the segment: do not pull it too
+        // (they are given up well before the segment would be).
+        let waiting = self.awaits_parts(stream, seq);
         let Some(st) = self.streams.get_mut(stream) else {
             return vec![];
         };
@@ -669,6 +719,9 @@ impl RelayCore {
             return vec![];
         };
         if p.in_flight.is_some() {
+            return vec![];
+        }
+        if waiting && now.duration_since(p.first_seen) < cfg.give_up_after {
             return vec![];
         }
         if now.duration_since(p.first_seen) >= cfg.give_up_after {
@@ -690,30 +743,16 @@ impl RelayCore {
                 p.candidates.push(*peer);
             }
         }
-        // Among the peers not tried yet: those that forwarded the header
-        // (they verified the payload, so they hold it) before the others,
-        // then the cheapest, then the order headers arrived in (the first
-        // to forward one is the nearest to the creator). Nothing waits for
-        // a cheaper peer to announce: the fetch starts at once.
         let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
-        let next = p
-            .candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                !p.tried.contains(c)
-                    && !st.bad_peers.contains(c)
-                    && self.prices.get(c) != Some(&PeerPrice::Unusable)
-                    && self.refused_until.get(c).is_none_or(|t| now >= *t)
-            })
-            .min_by_key(|(i, c)| {
-                let fee = match self.prices.get(c) {
-                    Some(PeerPrice::Usable(fee)) => *fee,
-                    _ => u64::MAX,
-                };
-                (!holders.contains(c), fee, *i)
-            })
-            .map(|(_, c)| *c);
+        let next = parts::pick_peer(
+            &self.prices,
+            &self.refused_until,
+            &st.bad_peers,
+            &p.candidates,
+            &p.tried,
+            &holders,
+            now,
+        );
         match next {
             Some(peer) => {
                 p.tried.insert(peer);
@@ -819,6 +858,17 @@ impl RelayCore {
         };
         if let Some(p) = st.pending.remove(&seq) {
             out.extend(p.verdicts(Verdict::Accept));
+        }
+        // Parts of a segment that is here are no longer needed.
+        let parts: Vec<(u64, u16)> = st
+            .pending_parts
+            .range((seq, 0)..=(seq, u16::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in parts {
+            if let Some(p) = st.pending_parts.remove(&k) {
+                out.extend(p.verdicts(Verdict::Ignore(IgnoreReason::Stale)));
+            }
         }
         let len = chunk.payload.len();
         let cid = chunk.header.header.cid;

@@ -7,8 +7,10 @@ use std::time::Instant;
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
-use super::super::wire::SignedHeader;
-use super::types::{HeldChunk, JoinReason, Output, Verdict};
+use std::sync::Arc;
+
+use super::super::wire::{SignedHeader, SignedPartHeader};
+use super::types::{HeldChunk, JoinReason, Output, Part, Verdict};
 
 pub(super) struct Pending {
     pub(super) header: Option<SignedHeader>,
@@ -46,6 +48,31 @@ impl Pending {
     }
 }
 
+/// A part being fetched.
+pub(super) struct PendingPart {
+    pub(super) header: SignedPartHeader,
+    pub(super) msgs: Vec<(MessageId, PeerId)>,
+    /// Peers to try; the gossip sources first.
+    pub(super) candidates: Vec<PeerId>,
+    pub(super) tried: HashSet<PeerId>,
+    pub(super) in_flight: Option<(PeerId, Instant)>,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) first_seen: Instant,
+}
+
+impl PendingPart {
+    /// The gossipsub verdict for every message that announced this part.
+    pub(super) fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
+        self.msgs
+            .into_iter()
+            .map(move |(msg_id, source)| Output::Validation {
+                msg_id,
+                source,
+                verdict: verdict.clone(),
+            })
+    }
+}
+
 /// Most gossip messages one pending chunk remembers (for verdicts). Every
 /// mesh peer may forward the header once; more copies are ignored.
 pub(super) const MAX_MSGS_PER_PENDING: usize = 32;
@@ -69,6 +96,12 @@ pub(super) struct StreamState {
     pub(super) ended_at: Option<Instant>,
     /// Chunks below this were evicted on purpose and are not fetched again.
     pub(super) floor: u64,
+    /// Verified parts of the newest segments, by (segment, index).
+    pub(super) parts: BTreeMap<(u64, u16), Arc<Part>>,
+    /// Their payload bytes.
+    pub(super) part_bytes: usize,
+    /// Parts being fetched.
+    pub(super) pending_parts: BTreeMap<(u64, u16), PendingPart>,
 }
 
 impl StreamState {
@@ -88,6 +121,9 @@ impl StreamState {
             last_activity: now,
             ended_at: None,
             floor: 0,
+            parts: BTreeMap::new(),
+            part_bytes: 0,
+            pending_parts: BTreeMap::new(),
         }
     }
 

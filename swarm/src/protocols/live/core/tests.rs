@@ -683,3 +683,5 @@ fn a_corrupt_payload_is_never_reported_verified() {
     let out = core.on_fetch_result(now, (stream(), 0), honest, found(&c));
     assert_eq!(verified(&out), vec![(honest, c.payload.len() as u64)]);
 }
+
+mod parts;

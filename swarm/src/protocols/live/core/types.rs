@@ -9,7 +9,9 @@ use bytes::Bytes;
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
-use crate::protocols::live::wire::{ChunkRequest, SignedHeader, StreamId, WireError};
+use crate::protocols::live::wire::{
+    ChunkRequest, SignedHeader, SignedPartHeader, StreamId, WireError,
+};
 
 /// Tunables of the relay core. Every bound has a default chosen for a
 /// desktop node; relay operators raise them.
@@ -49,6 +51,16 @@ pub struct RelayConfig {
     pub retry_backoff: Duration,
     /// How many missing earlier chunks to fetch when a gap appears. Default 8.
     pub max_gap_fill: u64,
+    /// How long one part request may take. Default 1 s: a part is worth
+    /// something only near the live edge.
+    pub part_fetch_timeout: Duration,
+    /// Give up on a part this long after first hearing of it (its
+    /// segment is then pulled whole). Default 3 s.
+    pub part_give_up_after: Duration,
+    /// Parts being fetched per stream at most. Default 64.
+    pub max_pending_parts: usize,
+    /// Parts are kept for this many newest segments. Default 4.
+    pub part_segments: u64,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +79,10 @@ impl Default for RelayConfig {
             give_up_after: Duration::from_secs(12),
             retry_backoff: Duration::from_millis(300),
             max_gap_fill: 8,
+            part_fetch_timeout: Duration::from_secs(1),
+            part_give_up_after: Duration::from_secs(3),
+            max_pending_parts: 64,
+            part_segments: 4,
         }
     }
 }
@@ -122,6 +138,34 @@ impl Chunk {
         self.header.header.seq
     }
 }
+
+/// A verified part (LL-HLS partial segment): header plus the payload
+/// that hashes to its CID.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// Creator-signed part header.
+    pub header: SignedPartHeader,
+    /// The payload (checked against the CID).
+    pub payload: Bytes,
+}
+
+impl Part {
+    /// Stream of this part.
+    pub fn stream(&self) -> &StreamId {
+        &self.header.header.stream
+    }
+    /// Sequence number of its segment.
+    pub fn seq(&self) -> u64 {
+        self.header.header.seq
+    }
+    /// Its position in the segment.
+    pub fn index(&self) -> u16 {
+        self.header.header.index
+    }
+}
+
+/// Identifies a part fetch: stream, segment sequence, part index.
+pub type PartKey = (StreamId, u64, u16);
 
 /// A chunk held in the window, with when it became available here.
 #[derive(Clone, Debug)]
@@ -229,6 +273,8 @@ pub enum IgnoreReason {
     FromFuture,
     /// The same header arrived from more peers than a pending chunk tracks.
     Duplicate,
+    /// More parts of a stream are being fetched than a node tracks.
+    TooManyPending,
 }
 
 impl IgnoreReason {
@@ -245,6 +291,7 @@ impl IgnoreReason {
             IgnoreReason::CreatorLimit => "creator_limit",
             IgnoreReason::FromFuture => "from_future",
             IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::TooManyPending => "too_many_pending",
         }
     }
 }
@@ -391,6 +438,19 @@ pub enum Output {
         /// What it says was paid.
         paid: u128,
     },
+    /// Send this part request to `peer`; report the result with the same key.
+    FetchPart {
+        /// Whom to ask.
+        peer: PeerId,
+        /// What to ask (by CID).
+        request: ChunkRequest,
+        /// Which part it is for.
+        key: PartKey,
+    },
+    /// A verified part is available (emit to the node, serve to peers).
+    PartReady(Arc<Part>),
+    /// A part could not be obtained in time; its segment comes whole.
+    PartMissing(PartKey),
     /// A chunk could not be obtained and will be skipped.
     Missing {
         /// Stream.

@@ -22,12 +22,13 @@ use sha2::{Digest, Sha256};
 pub use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
 
 /// Version byte that prefixes every encoded message. 2: announcements
-/// carry an optional [`Offer`] (price, payee, chain). The topic names and
+/// carry an optional [`Offer`] (price, payee, chain); 4: LL-HLS parts
+/// ([`PartHeader`], [`ChunkHeader::parts`]). The topic names and
 /// the chunk protocol carry the same number, so nodes of different wire
 /// versions never share a mesh (and never score each other down for
 /// messages they cannot read); a stray message of another version is
 /// refused with [`WireError::Version`].
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Largest chunk payload a node accepts: the media layer's segment limit,
 /// so that the segmenter, the HTTP API and the wire agree.
 pub const MAX_CHUNK_PAYLOAD: u32 =
@@ -55,12 +56,16 @@ pub const RAW_CODEC: u64 = 0x55;
 pub const SHA2_256: u64 = 0x12;
 
 /// Prefix of every stream's gossipsub topic; the stream id follows.
-pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/3/";
+pub const STREAM_TOPIC_PREFIX: &str = "/vilokanam/stream/4/";
 /// The global topic on which stream announcements travel.
-pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/3";
+pub const ANNOUNCE_TOPIC: &str = "/vilokanam/announce/4";
 
 const DOMAIN_CHUNK: &[u8] = b"vilokanam/chunk-header/v1\0";
 const DOMAIN_ANNOUNCE: &[u8] = b"vilokanam/announcement/v1\0";
+const DOMAIN_PART: &[u8] = b"vilokanam/part-header/v1\0";
+
+/// Most parts a segment header lists (the media layer's bound).
+pub const MAX_PARTS: usize = vilokanam_media::limits::MAX_PARTS;
 
 /// Why bytes from the network (or from a local user) were refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -336,6 +341,22 @@ pub struct ChunkHeader {
     /// The paywall epoch whose key encrypts the payload (a paid stream);
     /// `None`: the payload is plain MPEG-TS.
     pub epoch: Option<u64>,
+    /// The parts (LL-HLS) the creator published this segment as, in
+    /// order: the payload is their payloads one after the other, so a
+    /// node holding every part assembles the segment instead of pulling
+    /// it. Empty: published whole.
+    pub parts: Vec<PartInfo>,
+}
+
+/// What a segment header says about one of its parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// Payload bytes.
+    pub size: u32,
+    /// Media duration in microseconds.
+    pub duration_us: u32,
+    /// Starts with a keyframe.
+    pub independent: bool,
 }
 
 impl ChunkHeader {
@@ -362,6 +383,34 @@ impl ChunkHeader {
                     MAX_CHUNK_DURATION.as_micros()
                 ),
             ));
+        }
+        if self.parts.len() > MAX_PARTS {
+            return Err(field(
+                "parts",
+                format!("{} parts, at most {MAX_PARTS}", self.parts.len()),
+            ));
+        }
+        if !self.parts.is_empty() {
+            if self.parts.iter().any(|p| p.size == 0 || p.duration_us == 0) {
+                return Err(field("parts", "a part of zero bytes or zero duration"));
+            }
+            let total: u64 = self.parts.iter().map(|p| u64::from(p.size)).sum();
+            if total != u64::from(self.size) {
+                return Err(field(
+                    "parts",
+                    format!("part sizes add up to {total}, the payload is {}", self.size),
+                ));
+            }
+            let duration: u64 = self.parts.iter().map(|p| u64::from(p.duration_us)).sum();
+            if duration > MAX_CHUNK_DURATION.as_micros() as u64 {
+                return Err(field("parts", "part durations exceed the longest chunk"));
+            }
+            if !self.parts[0].independent {
+                return Err(field(
+                    "parts",
+                    "the first part does not start at a keyframe",
+                ));
+            }
         }
         Ok(())
     }
@@ -415,20 +464,140 @@ impl SignedHeader {
 
     /// Checks that `payload` is the one this header commits to.
     pub fn check_payload(&self, payload: &[u8]) -> Result<(), WireError> {
-        if payload.len() != self.header.size as usize {
+        check_payload(self.header.size, &self.header.cid, payload)
+    }
+
+    /// The creator's wall clock (unix ms) at the segment's first frame.
+    pub fn program_date_ms(&self) -> u64 {
+        let h = &self.header;
+        h.published_at_ms
+            .saturating_sub(u64::from(h.duration_us) / 1000)
+    }
+}
+
+/// What a creator signs for every part (an LL-HLS partial segment) of the
+/// segment in progress, as soon as the part is cut: the part travels the
+/// mesh like a chunk (header on the stream topic, payload pulled by CID,
+/// verified before the header is forwarded). The segment's own header
+/// follows when the segment is complete and lists its parts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartHeader {
+    /// The stream.
+    pub stream: StreamId,
+    /// Sequence number of the segment this part belongs to.
+    pub seq: u64,
+    /// Position in the segment, from 0.
+    pub index: u16,
+    /// Starts with a keyframe (a player may start here); part 0 always.
+    pub independent: bool,
+    /// Media duration in microseconds.
+    pub duration_us: u32,
+    /// CID of the payload.
+    pub cid: ChunkCid,
+    /// Payload length in bytes.
+    pub size: u32,
+    /// Creator's wall-clock time at publication (unix ms); minus the
+    /// duration, when the part's first frame was captured (its program
+    /// date).
+    pub published_at_ms: u64,
+    /// Timestamps restart at this segment (as its header will say).
+    pub discontinuity: bool,
+}
+
+impl PartHeader {
+    /// The media duration.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(u64::from(self.duration_us))
+    }
+
+    /// The creator's wall clock (unix ms) at the part's first frame.
+    pub fn program_date_ms(&self) -> u64 {
+        self.published_at_ms
+            .saturating_sub(u64::from(self.duration_us) / 1000)
+    }
+
+    /// Checks every field's range (not the signature).
+    pub fn validate(&self) -> Result<(), WireError> {
+        self.stream.validate()?;
+        if usize::from(self.index) >= MAX_PARTS {
             return Err(field(
-                "payload",
-                format!("{} bytes, header says {}", payload.len(), self.header.size),
+                "index",
+                format!("{} not below {MAX_PARTS}", self.index),
             ));
         }
-        if !self.header.cid.matches(payload) {
+        if self.index == 0 && !self.independent {
+            return Err(field("independent", "part 0 must start at a keyframe"));
+        }
+        if self.size == 0 || self.size > MAX_CHUNK_PAYLOAD {
             return Err(field(
-                "payload",
-                format!("does not hash to CID {}", self.header.cid),
+                "size",
+                format!("{} not in 1..={MAX_CHUNK_PAYLOAD}", self.size),
+            ));
+        }
+        if self.duration_us == 0 || self.duration() > MAX_CHUNK_DURATION {
+            return Err(field(
+                "duration_us",
+                format!(
+                    "{} not in 1..={}",
+                    self.duration_us,
+                    MAX_CHUNK_DURATION.as_micros()
+                ),
             ));
         }
         Ok(())
     }
+
+    /// Signs the part header with the creator's key.
+    pub fn sign(self, key: &SigningKey) -> Result<SignedPartHeader, WireError> {
+        if key.verifying_key().to_bytes() != self.stream.creator {
+            return Err(field("stream.creator", "does not match the signing key"));
+        }
+        self.validate()?;
+        let sig = key.sign(&signing_bytes(DOMAIN_PART, &self));
+        Ok(SignedPartHeader {
+            header: self,
+            signature: Sig(sig.to_bytes()),
+        })
+    }
+}
+
+/// A part header with the creator's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPartHeader {
+    /// The signed header.
+    pub header: PartHeader,
+    /// ed25519 signature by `header.stream.creator`.
+    pub signature: Sig,
+}
+
+impl SignedPartHeader {
+    /// Checks field ranges and the creator's signature.
+    pub fn verify(&self) -> Result<(), WireError> {
+        self.header.validate()?;
+        verify(
+            &self.header.stream.creator,
+            &signing_bytes(DOMAIN_PART, &self.header),
+            &self.signature,
+        )
+    }
+
+    /// Checks that `payload` is the one this header commits to.
+    pub fn check_payload(&self, payload: &[u8]) -> Result<(), WireError> {
+        check_payload(self.header.size, &self.header.cid, payload)
+    }
+}
+
+fn check_payload(size: u32, cid: &ChunkCid, payload: &[u8]) -> Result<(), WireError> {
+    if payload.len() != size as usize {
+        return Err(field(
+            "payload",
+            format!("{} bytes, header says {size}", payload.len()),
+        ));
+    }
+    if !cid.matches(payload) {
+        return Err(field("payload", format!("does not hash to CID {cid}")));
+    }
+    Ok(())
 }
 
 /// A creator's signed statement that a stream is live (or has ended).
@@ -602,9 +771,12 @@ pub enum GossipMessage {
     Chunk(SignedHeader),
     /// A stream is live or ended (on the global announce topic).
     Announce(SignedAnnouncement),
+    /// A new part of the segment in progress exists (on the stream's
+    /// topic); pull its payload by CID.
+    Part(SignedPartHeader),
 }
 
-/// A request on `/vilokanam/chunk/4`.
+/// A request on `/vilokanam/chunk/5`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkRequest {
     /// The chunk whose payload has this CID.
@@ -625,7 +797,7 @@ pub enum ChunkRequest {
     Pay(BandwidthPayment),
 }
 
-/// A response on `/vilokanam/chunk/4`.
+/// A response on `/vilokanam/chunk/5`.
 // Moved once per request; boxing the header would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -655,6 +827,13 @@ pub enum ChunkResponse {
     /// is checked against the chain afterwards; a bad one raises nothing,
     /// which the next `PaymentRequired` shows).
     PayReceived,
+    /// A part (asked for by CID): its signed header and payload.
+    Part {
+        /// Creator-signed part header.
+        header: SignedPartHeader,
+        /// Payload bytes (to be checked against `header.header.cid`).
+        payload: Bytes,
+    },
 }
 
 /// Encodes a postcard body with the version prefix.
@@ -697,6 +876,7 @@ impl GossipMessage {
         match &msg {
             GossipMessage::Chunk(h) => h.header.validate()?,
             GossipMessage::Announce(a) => a.announcement.validate()?,
+            GossipMessage::Part(p) => p.header.validate()?,
         }
         Ok(msg)
     }
@@ -726,6 +906,7 @@ const RESPONSE_FOUND: u8 = 1;
 const RESPONSE_TERMS: u8 = 2;
 const RESPONSE_PAYMENT_REQUIRED: u8 = 3;
 const RESPONSE_PAY_RECEIVED: u8 = 4;
+const RESPONSE_PART: u8 = 5;
 
 /// The body of a `PaymentRequired` response.
 #[derive(Serialize, Deserialize)]
@@ -772,16 +953,9 @@ impl ChunkResponse {
                 },
             ),
             ChunkResponse::Found { header, payload } => {
-                let h = postcard::to_stdvec(header).unwrap_or_default();
-                let mut out = Vec::with_capacity(2 + 10 + h.len() + payload.len());
-                out.push(WIRE_VERSION);
-                out.push(RESPONSE_FOUND);
-                let len = postcard::to_stdvec(&(h.len() as u32)).unwrap_or_default();
-                out.extend(len);
-                out.extend(h);
-                out.extend_from_slice(payload);
-                out
+                with_payload(RESPONSE_FOUND, header, payload)
             }
+            ChunkResponse::Part { header, payload } => with_payload(RESPONSE_PART, header, payload),
         }
     }
 
@@ -815,23 +989,17 @@ impl ChunkResponse {
                 })
             }
             [_, RESPONSE_FOUND, rest @ ..] => {
-                let (hlen, after_len): (u32, &[u8]) = postcard::take_from_bytes(rest)
-                    .map_err(|e| WireError::Malformed(format!("header length: {e}")))?;
-                let hlen = hlen as usize;
-                if hlen > MAX_GOSSIP_MESSAGE || hlen > after_len.len() {
-                    return Err(field(
-                        "header_len",
-                        format!(
-                            "{hlen} exceeds limit or message ({} bytes)",
-                            after_len.len()
-                        ),
-                    ));
-                }
-                let header: SignedHeader = postcard::from_bytes(&after_len[..hlen])
-                    .map_err(|e| WireError::Malformed(format!("header: {e}")))?;
+                let (header, start) = split_payload::<SignedHeader>(rest, bytes.len())?;
                 header.header.validate()?;
-                let start = bytes.len() - (after_len.len() - hlen);
                 Ok(ChunkResponse::Found {
+                    header,
+                    payload: bytes.slice(start..),
+                })
+            }
+            [_, RESPONSE_PART, rest @ ..] => {
+                let (header, start) = split_payload::<SignedPartHeader>(rest, bytes.len())?;
+                header.header.validate()?;
+                Ok(ChunkResponse::Part {
                     header,
                     payload: bytes.slice(start..),
                 })
@@ -841,15 +1009,64 @@ impl ChunkResponse {
     }
 }
 
+/// `version, tag, varint header length, header, payload`: the payload is
+/// appended raw rather than through postcard so that a large chunk is not
+/// copied once more while encoding.
+fn with_payload(tag: u8, header: &impl Serialize, payload: &[u8]) -> Vec<u8> {
+    let h = postcard::to_stdvec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(2 + 10 + h.len() + payload.len());
+    out.push(WIRE_VERSION);
+    out.push(tag);
+    let len = postcard::to_stdvec(&(h.len() as u32)).unwrap_or_default();
+    out.extend(len);
+    out.extend(h);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Decodes the header of a response [`with_payload`]; `rest` is what
+/// follows the tag, `total` the whole response's length. Returns the
+/// header and where the payload starts in the whole response.
+fn split_payload<'a, H: Deserialize<'a>>(
+    rest: &'a [u8],
+    total: usize,
+) -> Result<(H, usize), WireError> {
+    let (hlen, after_len): (u32, &[u8]) = postcard::take_from_bytes(rest)
+        .map_err(|e| WireError::Malformed(format!("header length: {e}")))?;
+    let hlen = hlen as usize;
+    if hlen > MAX_GOSSIP_MESSAGE || hlen > after_len.len() {
+        return Err(field(
+            "header_len",
+            format!(
+                "{hlen} exceeds limit or message ({} bytes)",
+                after_len.len()
+            ),
+        ));
+    }
+    let header: H = postcard::from_bytes(&after_len[..hlen])
+        .map_err(|e| WireError::Malformed(format!("header: {e}")))?;
+    Ok((header, total - (after_len.len() - hlen)))
+}
+
 /// Fuzz entry point: decodes arbitrary bytes as every message kind.
 /// Must never panic; used by `cargo fuzz` and by the property tests.
 pub fn fuzz_decode_all(data: &[u8]) {
-    if let Ok(GossipMessage::Chunk(h)) = GossipMessage::decode(data) {
-        let _ = h.verify();
+    match GossipMessage::decode(data) {
+        Ok(GossipMessage::Chunk(h)) => {
+            let _ = h.verify();
+        }
+        Ok(GossipMessage::Part(p)) => {
+            assert!(p.header.validate().is_ok(), "{p:?} decoded out of range");
+            let _ = p.verify();
+        }
+        _ => {}
     }
     let _ = ChunkRequest::decode(data);
     match ChunkResponse::decode(Bytes::copy_from_slice(data)) {
         Ok(ChunkResponse::Found { header, payload }) => {
+            let _ = header.check_payload(&payload);
+        }
+        Ok(ChunkResponse::Part { header, payload }) => {
             let _ = header.check_payload(&payload);
         }
         // Decoding checks the ranges of a peer's bandwidth terms.

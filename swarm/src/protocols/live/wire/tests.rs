@@ -18,6 +18,7 @@ fn header(key: &SigningKey, seq: u64, payload: &[u8]) -> ChunkHeader {
         published_at_ms: 1,
         discontinuity: false,
         epoch: None,
+        parts: vec![],
     }
 }
 
@@ -38,6 +39,106 @@ fn signed_header_round_trips_and_verifies() {
     back.verify().unwrap();
     back.check_payload(b"hello").unwrap();
     assert!(back.check_payload(b"hellO").is_err());
+}
+
+fn part(key: &SigningKey, seq: u64, index: u16, payload: &[u8]) -> PartHeader {
+    PartHeader {
+        stream: StreamId::new(key.verifying_key().to_bytes(), "live").unwrap(),
+        seq,
+        index,
+        independent: index == 0,
+        duration_us: 300_000,
+        cid: ChunkCid::of(payload),
+        size: payload.len() as u32,
+        published_at_ms: 1_000,
+        discontinuity: false,
+    }
+}
+
+#[test]
+fn part_header_round_trips_verifies_and_is_served() {
+    let k = key(1);
+    let signed = part(&k, 7, 2, b"part").sign(&k).unwrap();
+    let bytes = GossipMessage::Part(signed.clone()).encode();
+    assert!(
+        bytes.len() < 250,
+        "part header is compact: {} bytes",
+        bytes.len()
+    );
+    let GossipMessage::Part(back) = GossipMessage::decode(&bytes).unwrap() else {
+        panic!("wrong kind")
+    };
+    assert_eq!(back, signed);
+    back.verify().unwrap();
+    back.check_payload(b"part").unwrap();
+    assert!(back.check_payload(b"parT").is_err());
+    assert_eq!(back.header.program_date_ms(), 700);
+    // A part header never verifies as a chunk header (domain separation).
+    let as_chunk = SignedHeader {
+        header: header(&k, 7, b"part"),
+        signature: signed.signature,
+    };
+    assert_eq!(as_chunk.verify(), Err(WireError::BadSignature));
+    // Served with its payload.
+    let r = ChunkResponse::Part {
+        header: signed.clone(),
+        payload: Bytes::from_static(b"part"),
+    };
+    assert_eq!(ChunkResponse::decode(Bytes::from(r.encode())).unwrap(), r);
+}
+
+#[test]
+fn part_fields_are_checked() {
+    let k = key(1);
+    let mut p = part(&k, 1, 0, b"x");
+    p.independent = false;
+    assert!(matches!(
+        p.sign(&k),
+        Err(WireError::Field {
+            field: "independent",
+            ..
+        })
+    ));
+    let p = part(&k, 1, MAX_PARTS as u16, b"x");
+    assert!(matches!(
+        p.sign(&k),
+        Err(WireError::Field { field: "index", .. })
+    ));
+    let mut p = part(&k, 1, 1, b"x");
+    p.duration_us = 0;
+    assert!(p.sign(&k).is_err());
+    // A segment header's parts must add up to its payload and start
+    // independent.
+    let mut h = header(&k, 1, b"abcd");
+    h.parts = vec![
+        PartInfo {
+            size: 2,
+            duration_us: 1,
+            independent: true,
+        },
+        PartInfo {
+            size: 1,
+            duration_us: 1,
+            independent: false,
+        },
+    ];
+    assert!(matches!(
+        h.clone().sign(&k),
+        Err(WireError::Field { field: "parts", .. })
+    ));
+    h.parts[1].size = 2;
+    h.clone().sign(&k).unwrap();
+    h.parts[0].independent = false;
+    assert!(h.clone().sign(&k).is_err());
+    h.parts = vec![
+        PartInfo {
+            size: 1,
+            duration_us: 1,
+            independent: true
+        };
+        MAX_PARTS + 1
+    ];
+    assert!(h.sign(&k).is_err());
 }
 
 #[test]
@@ -89,7 +190,7 @@ fn stream_topic_round_trips() {
     let id = StreamId::new([7; 32], "live").unwrap();
     assert_eq!(StreamId::from_topic(&id.topic()), Some(id));
     assert_eq!(StreamId::from_topic(ANNOUNCE_TOPIC), None);
-    assert_eq!(StreamId::from_topic("/vilokanam/stream/3/nothex-x"), None);
+    assert_eq!(StreamId::from_topic("/vilokanam/stream/4/nothex-x"), None);
 }
 
 #[test]
@@ -156,6 +257,7 @@ fn arb_header() -> impl Strategy<Value = ChunkHeader> {
                 published_at_ms,
                 discontinuity,
                 epoch: (seq % 2 == 0).then_some(published_at_ms / 7),
+                parts: vec![],
             },
         )
 }
