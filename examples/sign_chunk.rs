@@ -18,6 +18,7 @@ fn main() {
         published_at_ms: 0,
         discontinuity: false,
         epoch: None,
+        parts: vec![],
     }
     .sign(&key)
     .expect("header is valid");

@@ -271,6 +271,23 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /api/v0/publish/{name}/part`.
+    pub async fn part(
+        &self,
+        name: &str,
+        query: &PartQuery,
+        data: Bytes,
+    ) -> Result<PartResponse, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/publish/{name}/part")))
+                .query(query)
+                .body(data),
+            "publishing a part",
+        )
+        .await
+    }
+
     /// `POST /api/v0/publish/{name}/end`.
     pub async fn end(&self, name: &str) -> Result<(), ApiError> {
         self.send(

@@ -96,6 +96,14 @@ pub struct StreamInfo {
     /// What watching costs; `None` for a free stream.
     #[serde(default)]
     pub offer: Option<OfferInfo>,
+    /// How far behind the creator this node plays the stream (ms): now
+    /// minus the creator's clock at the first frame of the newest part
+    /// (or segment) here. Only for streams watched or published here.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// The LL-HLS part target (ms), when the creator cuts parts.
+    #[serde(default)]
+    pub part_target_ms: Option<u64>,
 }
 
 /// A paid stream's terms, as its creator signed them.
@@ -326,6 +334,34 @@ pub struct SegmentQuery {
     /// Timestamps restart at this segment.
     #[serde(default)]
     pub discontinuity: bool,
+}
+
+/// Query of `POST /api/v0/publish/{name}/part`: one part (LL-HLS) of
+/// the segment in progress. Parts of a segment come in order from 0; the
+/// segment itself follows (`…/segment`) with exactly their bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartQuery {
+    /// Its index in the segment (0 starts a new segment).
+    pub index: u16,
+    /// Media duration in microseconds.
+    pub duration_us: u32,
+    /// Starts with a keyframe (part 0 always does).
+    #[serde(default)]
+    pub independent: bool,
+    /// Timestamps restart at this segment (on part 0).
+    #[serde(default)]
+    pub discontinuity: bool,
+}
+
+/// Result of publishing one part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartResponse {
+    /// Sequence number of its segment.
+    pub seq: u64,
+    /// Its index.
+    pub index: u16,
+    /// CID of the payload.
+    pub cid: String,
 }
 
 /// Result of publishing one segment.

@@ -154,6 +154,13 @@ struct PublishCmd {
     /// Target chunk duration in seconds (chunks start at keyframes).
     #[arg(long, default_value_t = 1.0)]
     segment_secs: f64,
+    /// LL-HLS part target in milliseconds: each segment is also published
+    /// as parts of at most this long, each as soon as it is cut, so that
+    /// players in low-latency mode start and stay within about a second
+    /// of the creator. 0 turns parts off. Paid streams publish whole
+    /// segments.
+    #[arg(long, default_value_t = 300)]
+    part_ms: u64,
     /// A live input (stdin, UDP) silent this long ends the stream until
     /// input comes back.
     #[arg(long, default_value_t = 5)]
@@ -205,6 +212,20 @@ pub async fn main() -> Result<()> {
             if cmd.idle_secs == 0 {
                 anyhow::bail!("--idle-secs must be at least 1");
             }
+            let part = match cmd.part_ms {
+                0 => None,
+                ms => {
+                    let d = Duration::from_millis(ms);
+                    if d < vilokanam_media::limits::MIN_PART_TARGET || d > segment {
+                        anyhow::bail!(
+                            "--part-ms must be 0 (off) or between {} and the segment duration ({} ms)",
+                            vilokanam_media::limits::MIN_PART_TARGET.as_millis(),
+                            segment.as_millis()
+                        );
+                    }
+                    Some(d)
+                }
+            };
             let offer = match cmd.price.as_deref().map(vilokanam_chain::parse_rate) {
                 None => None,
                 Some(Ok(0)) if cmd.payee.is_some() || cmd.genesis.is_some() => {
@@ -239,6 +260,7 @@ pub async fn main() -> Result<()> {
                     realtime: cmd.realtime,
                     repeat: cmd.repeat,
                     segment,
+                    part,
                     idle: Duration::from_secs(cmd.idle_secs),
                 },
             )

@@ -14,9 +14,9 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tracing::info;
 use vilokanam_api::{
-    ApiClient, OfferInfo, OutputEvent, SegmentQuery, SegmentResponse, StartRequest,
+    ApiClient, OfferInfo, OutputEvent, PartQuery, SegmentQuery, SegmentResponse, StartRequest,
 };
-use vilokanam_media::ts::{Retimer, Segment, Segmenter, SpanMeter, TS_PACKET_SIZE};
+use vilokanam_media::ts::{Cut, Part, Retimer, Segment, Segmenter, SpanMeter, TS_PACKET_SIZE};
 
 /// Where the MPEG-TS comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,9 @@ pub struct PublishOptions {
     pub repeat: bool,
     /// Target segment duration.
     pub segment: Duration,
+    /// LL-HLS part target; `None`: whole segments only (always for a paid
+    /// stream).
+    pub part: Option<Duration>,
     /// A live input silent this long ends the stream until input returns.
     pub idle: Duration,
     /// A paid stream's terms; `None` for a free stream.
@@ -76,6 +79,8 @@ pub(crate) trait Sink {
     async fn start(&mut self) -> Result<(String, u64)>;
     /// Publishes one segment.
     async fn segment(&mut self, seg: &Segment, discontinuity: bool) -> Result<SegmentResponse>;
+    /// Publishes one part of the segment in progress.
+    async fn part(&mut self, part: &Part, discontinuity: bool) -> Result<()>;
     /// Announces the end.
     async fn end(&mut self) -> Result<()>;
 }
@@ -119,6 +124,19 @@ impl Sink for ApiSink<'_> {
             discontinuity,
         };
         Ok(self.api.segment(&self.name, &q, seg.data.clone()).await?)
+    }
+
+    async fn part(&mut self, part: &Part, discontinuity: bool) -> Result<()> {
+        let duration_us =
+            u32::try_from(part.duration.as_micros()).context("part longer than 71 minutes")?;
+        let q = PartQuery {
+            index: part.index,
+            duration_us,
+            independent: part.independent,
+            discontinuity,
+        };
+        self.api.part(&self.name, &q, part.data.clone()).await?;
+        Ok(())
     }
 
     async fn end(&mut self) -> Result<()> {
@@ -168,7 +186,8 @@ impl<S: Sink> Publisher<S> {
         self.published
     }
 
-    pub(crate) async fn send(&mut self, seg: Segment) -> Result<()> {
+    /// Starts the stream at the daemon if it is not live.
+    async fn ensure_live(&mut self) -> Result<()> {
         if !self.live {
             let (id, next_seq) = self.sink.start().await?;
             info!(stream = %id, next_seq, "stream started");
@@ -180,7 +199,24 @@ impl<S: Sink> Publisher<S> {
             self.stream = Some(id);
             self.live = true;
         }
+        Ok(())
+    }
+
+    /// Publishes a part of the segment in progress, at its media time with
+    /// `--realtime`.
+    pub(crate) async fn send_part(&mut self, part: Part) -> Result<()> {
+        self.ensure_live().await?;
         if self.realtime {
+            tokio::time::sleep_until(self.pacer.due(part.duration)).await;
+        }
+        self.sink.part(&part, self.discontinuity).await
+    }
+
+    pub(crate) async fn send(&mut self, seg: Segment) -> Result<()> {
+        self.ensure_live().await?;
+        // A segment published as parts was paced part by part: it goes
+        // out right after its last part.
+        if self.realtime && seg.parts.is_empty() {
             tokio::time::sleep_until(self.pacer.due(seg.duration)).await;
         }
         let r = self.sink.segment(&seg, self.discontinuity).await?;
@@ -196,17 +232,23 @@ impl<S: Sink> Publisher<S> {
     }
 
     async fn feed(&mut self, seg: &mut Segmenter, bytes: &[u8]) -> Result<()> {
-        for s in seg.push(bytes).context("reading MPEG-TS input")? {
-            self.send(s).await?;
+        let cuts = seg.push_cuts(bytes).context("reading MPEG-TS input")?;
+        self.send_cuts(cuts).await
+    }
+
+    async fn send_cuts(&mut self, cuts: Vec<Cut>) -> Result<()> {
+        for c in cuts {
+            match c {
+                Cut::Part(p) => self.send_part(p).await?,
+                Cut::Segment(s) => self.send(s).await?,
+            }
         }
         Ok(())
     }
 
     async fn finish(&mut self, seg: &mut Segmenter) -> Result<()> {
-        if let Some(s) = seg.finish().context("at end of MPEG-TS input")? {
-            self.send(s).await?;
-        }
-        Ok(())
+        let cuts = seg.finish_cuts().context("at end of MPEG-TS input")?;
+        self.send_cuts(cuts).await
     }
 
     /// The live input went silent: publish what is complete, end the
@@ -214,10 +256,10 @@ impl<S: Sink> Publisher<S> {
     async fn went_idle(&mut self, seg: &mut Segmenter, silent: Duration) -> Result<()> {
         // A live input cut off mid-packet or mid-GOP is normal: keep what
         // is complete.
-        if let Ok(Some(s)) = seg.finish() {
-            self.send(s).await?;
+        if let Ok(cuts) = seg.finish_cuts() {
+            self.send_cuts(cuts).await?;
         }
-        *seg = Segmenter::new(seg.target());
+        *seg = seg.fresh();
         if self.live {
             self.sink.end().await?;
             self.live = false;
@@ -264,9 +306,9 @@ impl<S: Sink> Publisher<S> {
                 _ = &mut stop => break,
             }
         }
-        match seg.finish() {
-            Ok(Some(s)) => self.send(s).await,
-            _ => Ok(()),
+        match seg.finish_cuts() {
+            Ok(cuts) => self.send_cuts(cuts).await,
+            Err(_) => Ok(()),
         }
     }
 
@@ -347,7 +389,12 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
         },
     };
     let mut p = Publisher::new(sink, opts.realtime);
-    let mut seg = Segmenter::new(opts.segment);
+    // Parts are for free streams: a paid stream's segments are encrypted
+    // whole.
+    let mut seg = match opts.part.filter(|_| opts.offer.is_none()) {
+        Some(part) => Segmenter::with_parts(opts.segment, part),
+        None => Segmenter::new(opts.segment),
+    };
     let result: Result<()> = async {
         match &opts.input {
             Input::File(path) => {

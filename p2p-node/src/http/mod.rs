@@ -50,11 +50,17 @@ impl From<NodeError> for HttpError {
             NodeError::InvalidStreamId { .. }
             | NodeError::InvalidStream { .. }
             | NodeError::InvalidOffer(_) => StatusCode::BAD_REQUEST,
-            NodeError::NotStarted { .. } | NodeError::Ended { .. } => StatusCode::CONFLICT,
+            NodeError::NotStarted { .. }
+            | NodeError::Ended { .. }
+            | NodeError::PartOutOfOrder { .. }
+            | NodeError::PartsOfPaidStream { .. } => StatusCode::CONFLICT,
             NodeError::NotPublished { .. }
             | NodeError::NotWatched { .. }
             | NodeError::UnknownStream { .. }
-            | NodeError::NotHeld { .. } => StatusCode::NOT_FOUND,
+            | NodeError::NotHeld { .. }
+            | NodeError::PartNotHeld { .. } => StatusCode::NOT_FOUND,
+            NodeError::ReloadTooFar { .. } => StatusCode::BAD_REQUEST,
+            NodeError::ReloadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::TooExpensive { .. }
             | NodeError::Unpaid { .. }

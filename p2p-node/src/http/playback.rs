@@ -1,7 +1,8 @@
-//! `/streams/{stream}/live.m3u8`, `/streams/{stream}/{seq}.ts` and
+//! `/streams/{stream}/live.m3u8` (with LL-HLS blocking reloads),
+//! `/streams/{stream}/{seq}.ts`, `/streams/{stream}/{seq}.{part}.ts` and
 //! `/streams/{stream}/chunks`: what players and tests read.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,8 +18,30 @@ pub(super) fn routes() -> Router<Api> {
         .route("/streams/{stream}/{file}", get(segment))
 }
 
-async fn playlist(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<Response> {
-    let body = api.node.playlist(&stream)?;
+/// The LL-HLS delivery directives a player may add to a playlist request.
+#[derive(Debug, serde::Deserialize)]
+struct Directives {
+    #[serde(rename = "_HLS_msn")]
+    msn: Option<u64>,
+    #[serde(rename = "_HLS_part")]
+    part: Option<u64>,
+}
+
+async fn playlist(
+    State(api): State<Api>,
+    Path(stream): Path<String>,
+    Query(d): Query<Directives>,
+) -> HttpResult<Response> {
+    let body = match (d.msn, d.part) {
+        (Some(msn), part) => api.node.playlist_blocking(&stream, msn, part).await?,
+        (None, Some(_)) => {
+            return Err(HttpError(
+                StatusCode::BAD_REQUEST,
+                "_HLS_part without _HLS_msn".into(),
+            ))
+        }
+        (None, None) => api.node.playlist(&stream)?,
+    };
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -32,16 +55,24 @@ async fn segment(
     State(api): State<Api>,
     Path((stream, file)): Path<(String, String)>,
 ) -> HttpResult<Response> {
-    let seq: u64 = file
-        .strip_suffix(".ts")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            HttpError(
-                StatusCode::NOT_FOUND,
-                format!("no such segment {file:?}: segments are named <seq>.ts"),
-            )
-        })?;
-    let payload = api.node.segment(&stream, seq).await?;
+    let name = file.strip_suffix(".ts").unwrap_or_default();
+    let unknown = || {
+        HttpError(
+            StatusCode::NOT_FOUND,
+            format!("no such segment {file:?}: segments are named <seq>.ts, parts <seq>.<part>.ts"),
+        )
+    };
+    let payload = match name.split_once('.') {
+        None => {
+            let seq: u64 = name.parse().map_err(|_| unknown())?;
+            api.node.segment(&stream, seq).await?
+        }
+        Some((seq, part)) => {
+            let seq: u64 = seq.parse().map_err(|_| unknown())?;
+            let part: u16 = part.parse().map_err(|_| unknown())?;
+            api.node.part(&stream, seq, part).await?
+        }
+    };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
     Ok((headers, payload).into_response())

@@ -6,7 +6,9 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use vilokanam_api::{SegmentQuery, SegmentResponse, StartRequest, StartResponse};
+use vilokanam_api::{
+    PartQuery, PartResponse, SegmentQuery, SegmentResponse, StartRequest, StartResponse,
+};
 use vilokanam_media::limits::MAX_SEGMENT_BYTES;
 
 use super::{Api, HttpResult};
@@ -20,6 +22,10 @@ pub(super) fn routes() -> Router<Api> {
             // The media layer's limit: the segmenter never produces more,
             // and the wire refuses more.
             post(segment).layer(DefaultBodyLimit::max(MAX_SEGMENT_BYTES)),
+        )
+        .route(
+            "/api/v0/publish/{name}/part",
+            post(part).layer(DefaultBodyLimit::max(MAX_SEGMENT_BYTES)),
         )
         .route("/api/v0/publish/{name}/end", post(end))
 }
@@ -55,6 +61,30 @@ async fn segment(
         seq: r.seq,
         cid: r.cid.to_string(),
         size: r.size,
+    }))
+}
+
+async fn part(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<PartQuery>,
+    body: Bytes,
+) -> HttpResult<Json<PartResponse>> {
+    let r = api
+        .node
+        .publish_part(
+            &name,
+            q.index,
+            q.duration_us,
+            q.independent,
+            q.discontinuity,
+            body,
+        )
+        .await?;
+    Ok(Json(PartResponse {
+        seq: r.seq,
+        index: r.index,
+        cid: r.cid.to_string(),
     }))
 }
 

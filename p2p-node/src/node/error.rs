@@ -108,6 +108,23 @@ pub enum NodeError {
         /// The stream name.
         name: String,
     },
+    /// A part posted out of order (parts of a segment come 0, 1, 2, …).
+    #[error("part {got} of stream {name:?} is out of order: expected part {expected}")]
+    PartOutOfOrder {
+        /// The stream name.
+        name: String,
+        /// The part expected next.
+        expected: u16,
+        /// The part posted.
+        got: u16,
+    },
+    /// Parts posted for a paid stream (its segments are encrypted whole;
+    /// parts of paid streams are not supported yet).
+    #[error("stream {name:?} is paid: publish whole segments (parts are for free streams)")]
+    PartsOfPaidStream {
+        /// The stream name.
+        name: String,
+    },
     /// An end for a stream this node does not publish.
     #[error("stream {name:?} is not published here")]
     NotPublished {
@@ -138,6 +155,35 @@ pub enum NodeError {
         stream: String,
         /// The sequence number.
         seq: u64,
+    },
+    /// A part this node does not hold (never had it, evicted, or it did
+    /// not come in time).
+    #[error("part {index} of segment {seq} of {stream} is not held here")]
+    PartNotHeld {
+        /// The stream.
+        stream: String,
+        /// The segment's sequence number.
+        seq: u64,
+        /// The part's index.
+        index: u16,
+    },
+    /// A blocking playlist reload asked for a segment more than two past
+    /// the last one (RFC 8216bis: answered 400 at once).
+    #[error("_HLS_msn={msn} (part {part:?}) is more than two segments past the playlist's last")]
+    ReloadTooFar {
+        /// The media sequence number asked for.
+        msn: u64,
+        /// The part asked for.
+        part: Option<u64>,
+    },
+    /// A blocking playlist reload waited three target durations in vain
+    /// (RFC 8216bis: answered 503).
+    #[error("_HLS_msn={msn} (part {part:?}) did not arrive within three target durations")]
+    ReloadTimeout {
+        /// The media sequence number asked for.
+        msn: u64,
+        /// The part asked for.
+        part: Option<u64>,
     },
     /// Following one more stream would break a bound.
     #[error(transparent)]

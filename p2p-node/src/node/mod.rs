@@ -319,7 +319,28 @@ async fn consume(
         match ev {
             Event::ChunkReady(chunk) => {
                 let h = &chunk.header.header;
-                lock(&inner.playback).on_ready(&h.stream, h.seq, h.duration(), h.discontinuity);
+                let meta = vilokanam_media::hls::SegmentMeta {
+                    duration: h.duration(),
+                    discontinuity: h.discontinuity,
+                    pdt_ms: Some(chunk.header.program_date_ms()),
+                    parts: h.parts.len() as u16,
+                };
+                lock(&inner.playback).on_segment(&h.stream, h.seq, meta);
+            }
+            Event::PartReady(part) => {
+                let h = &part.header.header;
+                let entry = vilokanam_media::hls::PartEntry {
+                    duration: h.duration(),
+                    independent: h.independent,
+                };
+                lock(&inner.playback).on_part(
+                    &h.stream,
+                    h.seq,
+                    h.index,
+                    entry,
+                    h.program_date_ms(),
+                    h.discontinuity,
+                );
             }
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
@@ -559,9 +580,13 @@ impl NodeHandle {
         let a = entry
             .and_then(|e| e.announcement.as_ref())
             .map(|a| &a.announcement);
-        let (watching, publishing) = {
+        let (watching, publishing, (latency_ms, part_target)) = {
             let p = lock(&self.inner.playback);
-            (p.watching(id), p.publishing(id))
+            (
+                p.watching(id),
+                p.publishing(id),
+                p.latency(id, publisher::now_ms()),
+            )
         };
         StreamInfo {
             id: id.to_string(),
@@ -576,6 +601,8 @@ impl NodeHandle {
             relaying: reasons.contains(&JoinReason::Relay),
             playlist: playlist_path(id),
             offer: a.and_then(|a| a.offer.as_ref()).map(offer::to_api),
+            latency_ms,
+            part_target_ms: part_target.map(|d| d.as_millis() as u64),
         }
     }
 
@@ -820,10 +847,117 @@ impl NodeHandle {
         Ok(out)
     }
 
+    /// Publishes one part (LL-HLS) of the segment in progress of stream
+    /// `name`.
+    pub async fn publish_part(
+        &self,
+        name: &str,
+        index: u16,
+        duration_us: u32,
+        independent: bool,
+        discontinuity: bool,
+        body: Bytes,
+    ) -> Result<publisher::PublishedPart, NodeError> {
+        let (part, resumed) = self
+            .inner
+            .publisher
+            .part(name, index, duration_us, independent, discontinuity, body)
+            .await
+            .inspect_err(|e| {
+                let reason = match e {
+                    NodeError::BadSegment(_) => "invalid_media",
+                    NodeError::NotStarted { .. } => "not_started",
+                    NodeError::Ended { .. } => "ended",
+                    NodeError::PartOutOfOrder { .. } => "part_out_of_order",
+                    NodeError::PartsOfPaidStream { .. } => "parts_of_paid_stream",
+                    _ => "other",
+                };
+                NodeMetrics::inc(&self.inner.metrics.segments_refused, "reason", reason);
+            })?;
+        if let Some(a) = resumed {
+            lock(&self.inner.playback).on_restart(&a.announcement.stream);
+            self.send_announcement(a).await?;
+        }
+        let h = &part.header.header;
+        let out = publisher::PublishedPart {
+            seq: h.seq,
+            index: h.index,
+            cid: h.cid,
+        };
+        self.inner.swarm.publish_part(part).await?;
+        Ok(out)
+    }
+
     /// Ends stream `name`.
     pub async fn end_publish(&self, name: &str) -> Result<(), NodeError> {
         let a = self.inner.publisher.end(name).await?;
         self.send_announcement(a).await
+    }
+
+    /// The live playlist, answered as an LL-HLS blocking reload: once it
+    /// holds media sequence `msn` (and part `part` of it), or with an
+    /// error after three target durations (RFC 8216bis §6.2.5.2).
+    pub async fn playlist_blocking(
+        &self,
+        stream: &str,
+        msn: u64,
+        part: Option<u64>,
+    ) -> Result<String, NodeError> {
+        let id = parse_stream(stream)?;
+        let changed = lock(&self.inner.playback).changed();
+        let mut deadline = None;
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Access is checked on every look: a stream unwatched or
+            // unpaid meanwhile stops being served.
+            let body = self.playlist(stream)?;
+            let Some((answer, wait)) = lock(&self.inner.playback).wait_for(&id, msn, part) else {
+                return Err(NodeError::NotWatched {
+                    stream: id.to_string(),
+                });
+            };
+            match answer {
+                vilokanam_media::hls::Reload::Ready => return Ok(body),
+                vilokanam_media::hls::Reload::TooFar => {
+                    return Err(NodeError::ReloadTooFar { msn, part })
+                }
+                vilokanam_media::hls::Reload::Wait => {}
+            }
+            let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return Err(NodeError::ReloadTimeout { msn, part });
+            }
+        }
+    }
+
+    /// Part `index` of segment `seq` of a free stream; a part that is not
+    /// here yet but may still come (the preload hint) is waited for.
+    pub async fn part(&self, stream: &str, seq: u64, index: u16) -> Result<Bytes, NodeError> {
+        let id = parse_stream(stream)?;
+        let changed = lock(&self.inner.playback).changed();
+        let mut deadline = None;
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(p) = self.inner.swarm.part(id.clone(), seq, index).await? {
+                return Ok(p.payload.clone());
+            }
+            let not_held = || NodeError::PartNotHeld {
+                stream: id.to_string(),
+                seq,
+                index,
+            };
+            let Some(wait) = lock(&self.inner.playback).part_expected(&id, seq, index) else {
+                return Err(not_held());
+            };
+            let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return Err(not_held());
+            }
+        }
     }
 
     /// The live playlist of a watched or published stream.

@@ -8,10 +8,11 @@
 //! second of playback plugs in.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
-use vilokanam_media::hls::Playlist;
+use tokio::sync::{broadcast, Notify};
+use vilokanam_media::hls::{PartEntry, Playlist, Reload, SegmentMeta};
 use vilokanam_swarm::StreamId;
 
 /// What a local player did, for features that act on playback.
@@ -61,6 +62,9 @@ pub struct Playback {
     views: HashMap<StreamId, View>,
     playlist_len: usize,
     events: broadcast::Sender<PlaybackEvent>,
+    /// Woken on every playlist change (blocking playlist reloads and
+    /// part requests wait on it).
+    changed: Arc<Notify>,
 }
 
 impl Playback {
@@ -70,7 +74,20 @@ impl Playback {
             views: HashMap::new(),
             playlist_len,
             events,
+            changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// What waits for playlist changes: take `notified()` (and `enable`
+    /// it) before looking, then wait on it.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    fn view(&mut self, id: &StreamId) -> Option<&mut View> {
+        let v = self.views.get_mut(id)?;
+        self.changed.notify_waiters();
+        Some(v)
     }
 
     /// Local streams with a playlist.
@@ -140,38 +157,87 @@ impl Playback {
     }
 
     /// A verified chunk arrived.
-    pub fn on_ready(&mut self, id: &StreamId, seq: u64, duration: Duration, discontinuity: bool) {
-        if let Some(v) = self.views.get_mut(id) {
-            v.playlist.on_ready(seq, duration, discontinuity);
+    pub fn on_segment(&mut self, id: &StreamId, seq: u64, meta: SegmentMeta) {
+        if let Some(v) = self.view(id) {
+            v.playlist.on_segment(seq, meta);
+        }
+    }
+
+    /// A verified part (LL-HLS) arrived.
+    pub fn on_part(
+        &mut self,
+        id: &StreamId,
+        seq: u64,
+        index: u16,
+        part: PartEntry,
+        pdt_ms: u64,
+        discontinuity: bool,
+    ) {
+        if let Some(v) = self.view(id) {
+            v.playlist
+                .on_part(seq, index, part, Some(pdt_ms), discontinuity);
         }
     }
 
     /// A chunk was given up on.
     pub fn on_missing(&mut self, id: &StreamId, seq: u64) {
-        if let Some(v) = self.views.get_mut(id) {
+        if let Some(v) = self.view(id) {
             v.playlist.on_missing(seq);
         }
     }
 
     /// The creator ended the stream after `last_seq`.
     pub fn on_end(&mut self, id: &StreamId, last_seq: Option<u64>) {
-        if let Some(v) = self.views.get_mut(id) {
+        if let Some(v) = self.view(id) {
             v.playlist.on_end(last_seq);
         }
     }
 
     /// The creator started the stream again.
     pub fn on_restart(&mut self, id: &StreamId) {
-        if let Some(v) = self.views.get_mut(id) {
+        if let Some(v) = self.view(id) {
             v.playlist.on_restart();
         }
     }
 
-    /// The playlist of `id`, with segment URIs under `prefix`; `None` if
-    /// `id` is not local.
+    /// The playlist of `id`, with segment and part URIs under `prefix`;
+    /// `None` if `id` is not local.
     pub fn render(&self, id: &StreamId, prefix: &str) -> Option<String> {
-        let v = self.views.get(id)?;
-        Some(v.playlist.render(|seq| format!("{prefix}{seq}.ts")))
+        Some(self.views.get(id)?.playlist.render(prefix))
+    }
+
+    /// What a blocking reload of `id`'s playlist should do, and how long
+    /// it may wait (three target durations, RFC 8216bis §6.2.5.2).
+    pub fn wait_for(
+        &self,
+        id: &StreamId,
+        msn: u64,
+        part: Option<u64>,
+    ) -> Option<(Reload, Duration)> {
+        let p = &self.views.get(id)?.playlist;
+        Some((p.wait_for(msn, part), 3 * p.target_duration()))
+    }
+
+    /// Whether part `index` of segment `seq` of `id` may still be listed
+    /// (a request for it may wait), and how long to wait at most.
+    pub fn part_expected(&self, id: &StreamId, seq: u64, index: u16) -> Option<Duration> {
+        let p = &self.views.get(id)?.playlist;
+        let target = p.part_target()?;
+        p.may_list_part(seq, index)
+            .then(|| (3 * target).max(Duration::from_secs(1)))
+    }
+
+    /// How far behind the creator `id` is here: `now_ms` minus the
+    /// creator's clock at the first frame of the newest part (or segment)
+    /// listed; and the part target, if parts are listed.
+    pub fn latency(&self, id: &StreamId, now_ms: u64) -> (Option<u64>, Option<Duration>) {
+        match self.views.get(id) {
+            Some(v) => (
+                v.playlist.newest_pdt_ms().map(|t| now_ms.saturating_sub(t)),
+                v.playlist.part_target(),
+            ),
+            None => (None, None),
+        }
     }
 
     /// Reports a segment served to a local player.

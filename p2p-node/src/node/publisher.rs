@@ -23,7 +23,8 @@ use vilokanam_media::ts;
 use vilokanam_storage::{StreamRole, Streams};
 use vilokanam_swarm::protocols::keys::paywall::{self, EpochKey, StreamSecret};
 use vilokanam_swarm::{
-    Announcement, Chunk, ChunkCid, ChunkHeader, Offer, SignedAnnouncement, StreamId,
+    Announcement, Chunk, ChunkCid, ChunkHeader, Offer, Part, PartHeader, PartInfo,
+    SignedAnnouncement, StreamId,
 };
 
 use super::error::NodeError;
@@ -52,6 +53,52 @@ pub struct Published {
     pub last_activity: Instant,
     /// `None` while live.
     pub ended: Option<EndCause>,
+    /// The parts published of the segment in progress (LL-HLS).
+    pub open: Option<OpenSegment>,
+}
+
+/// The segment in progress of a stream published as parts: its number is
+/// reserved at its first part.
+#[derive(Debug)]
+pub struct OpenSegment {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The parts so far, with their payloads (to check that the segment
+    /// posted at the end is made of them).
+    pub parts: Vec<(PartInfo, Bytes)>,
+    /// Part 0 carried a discontinuity mark.
+    pub discontinuity: bool,
+}
+
+impl OpenSegment {
+    fn bytes(&self) -> usize {
+        self.parts.iter().map(|(_, b)| b.len()).sum()
+    }
+
+    /// Whether `body` is exactly the parts in order.
+    fn is_made_of(&self, body: &[u8]) -> bool {
+        body.len() == self.bytes()
+            && self
+                .parts
+                .iter()
+                .scan(0usize, |at, (_, b)| {
+                    let start = *at;
+                    *at += b.len();
+                    Some(body.get(start..*at) == Some(b.as_ref()))
+                })
+                .all(|same| same)
+    }
+}
+
+/// The result of publishing one part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedPart {
+    /// Sequence number of its segment.
+    pub seq: u64,
+    /// Its index.
+    pub index: u16,
+    /// CID of the payload.
+    pub cid: ChunkCid,
 }
 
 /// The result of publishing one segment.
@@ -169,6 +216,7 @@ impl Publisher {
             discontinuity: next_seq > 0,
             last_activity: Instant::now(),
             ended: None,
+            open: None,
         };
         let signed = self.sign(&published)?;
         self.store.update(&id, StreamRole::Published, |r| {
@@ -220,27 +268,24 @@ impl Publisher {
         })?;
         // One segment of a stream at a time: numbers stay in order.
         let mut p = entry.lock().await;
-        let mut resumed = None;
-        match p.ended {
-            Some(EndCause::Creator) => {
-                return Err(NodeError::Ended {
-                    name: name.to_owned(),
-                })
-            }
-            Some(EndCause::Idle) => {
-                // The encoder came back: the stream is live again, after a
-                // discontinuity.
-                p.ended = None;
-                p.discontinuity = true;
-                p.announcement.started_at_ms = now_ms();
-                resumed = Some(self.sign(&p)?);
-                info!(stream = %p.stream, "stream resumed");
-            }
-            None => {}
-        }
-        let seq = p.next_seq;
+        let resumed = self.resume(name, &mut p)?;
         let id = p.stream.to_string();
         let published_at_ms = now_ms();
+        // A segment published as parts has its number already (reserved
+        // at part 0); it lists them if it is exactly their bytes, so that
+        // peers holding the parts assemble it instead of pulling it.
+        let (seq, parts, parts_discontinuity) = match p.open.take() {
+            Some(open) => {
+                let parts = if open.is_made_of(&body) {
+                    open.parts.iter().map(|(info, _)| *info).collect()
+                } else {
+                    warn!(stream = %p.stream, seq = open.seq, "segment differs from its parts: published whole");
+                    vec![]
+                };
+                (open.seq, parts, open.discontinuity)
+            }
+            None => (p.next_seq, vec![], false),
+        };
         // A paid stream's payload is encrypted with its epoch's key; the
         // CID and size are the ciphertext's, so relays verify it unread.
         let (epoch, body) = match &p.announcement.offer {
@@ -258,7 +303,7 @@ impl Publisher {
             r.next_seq = r.next_seq.max(seq + 1);
             r.updated_ms = now_ms();
         })?;
-        p.next_seq = seq + 1;
+        p.next_seq = p.next_seq.max(seq + 1);
         p.last_activity = Instant::now();
         let header = ChunkHeader {
             stream: p.stream.clone(),
@@ -267,8 +312,9 @@ impl Publisher {
             cid: ChunkCid::of(&body),
             size: body.len() as u32,
             published_at_ms,
-            discontinuity: p.discontinuity || discontinuity,
+            discontinuity: p.discontinuity || discontinuity || parts_discontinuity,
             epoch,
+            parts,
         }
         .sign(&self.key)
         .map_err(|reason| NodeError::InvalidStream {
@@ -283,6 +329,129 @@ impl Publisher {
             },
             resumed,
         })
+    }
+
+    /// A stream that went idle is live again when media comes (after a
+    /// discontinuity): returns its signed announcement. A stream its
+    /// creator ended takes no media.
+    fn resume(
+        &self,
+        name: &str,
+        p: &mut Published,
+    ) -> Result<Option<SignedAnnouncement>, NodeError> {
+        match p.ended {
+            Some(EndCause::Creator) => Err(NodeError::Ended {
+                name: name.to_owned(),
+            }),
+            Some(EndCause::Idle) => {
+                p.ended = None;
+                p.discontinuity = true;
+                p.announcement.started_at_ms = now_ms();
+                info!(stream = %p.stream, "stream resumed");
+                Ok(Some(self.sign(p)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Checks a part (LL-HLS) of the segment in progress and signs it.
+    /// Part 0 reserves the segment's number (persisted first, as for a
+    /// segment); later parts must follow in order. The segment itself
+    /// comes last, through [`Publisher::segment`].
+    pub async fn part(
+        &self,
+        name: &str,
+        index: u16,
+        duration_us: u32,
+        independent: bool,
+        discontinuity: bool,
+        body: Bytes,
+    ) -> Result<(Part, Option<SignedAnnouncement>), NodeError> {
+        ts::validate_part(&body, independent || index == 0)?;
+        let entry = self.entry(name).ok_or_else(|| NodeError::NotStarted {
+            name: name.to_owned(),
+        })?;
+        let mut p = entry.lock().await;
+        if p.announcement.offer.is_some() {
+            return Err(NodeError::PartsOfPaidStream {
+                name: name.to_owned(),
+            });
+        }
+        let expected = p.open.as_ref().map_or(0, |o| o.parts.len() as u16);
+        // A new part 0 abandons a segment whose end never came (its
+        // number is burned: peers drop its parts as newer ones come).
+        if index != 0 && index != expected {
+            return Err(NodeError::PartOutOfOrder {
+                name: name.to_owned(),
+                expected,
+                got: index,
+            });
+        }
+        let resumed = self.resume(name, &mut p)?;
+        let invalid = |reason| NodeError::InvalidStream {
+            name: name.to_owned(),
+            reason,
+        };
+        if index == 0 {
+            let seq = p.next_seq;
+            let id = p.stream.to_string();
+            self.store.update(&id, StreamRole::Published, |r| {
+                r.next_seq = r.next_seq.max(seq + 1);
+                r.updated_ms = now_ms();
+            })?;
+            p.next_seq = seq + 1;
+            let discontinuity = std::mem::take(&mut p.discontinuity) || discontinuity;
+            p.open = Some(OpenSegment {
+                seq,
+                parts: vec![],
+                discontinuity,
+            });
+        }
+        let stream = p.stream.clone();
+        let Some(open) = p.open.as_mut() else {
+            return Err(NodeError::PartOutOfOrder {
+                name: name.to_owned(),
+                expected: 0,
+                got: index,
+            });
+        };
+        if open.parts.len() >= ts::MAX_PARTS
+            || open.bytes() + body.len() > vilokanam_media::limits::MAX_SEGMENT_BYTES
+        {
+            return Err(NodeError::BadSegment(ts::TsError::InputTooLarge {
+                len: open.bytes() + body.len(),
+                limit: vilokanam_media::limits::MAX_SEGMENT_BYTES,
+            }));
+        }
+        let header = PartHeader {
+            stream,
+            seq: open.seq,
+            index,
+            independent: independent || index == 0,
+            duration_us,
+            cid: ChunkCid::of(&body),
+            size: body.len() as u32,
+            published_at_ms: now_ms(),
+            discontinuity: open.discontinuity,
+        }
+        .sign(&self.key)
+        .map_err(invalid)?;
+        open.parts.push((
+            PartInfo {
+                size: header.header.size,
+                duration_us,
+                independent: header.header.independent,
+            },
+            body.clone(),
+        ));
+        p.last_activity = Instant::now();
+        Ok((
+            Part {
+                header,
+                payload: body,
+            },
+            resumed,
+        ))
     }
 
     /// Ends stream `name` (its creator says so); returns the signed end.

@@ -298,6 +298,20 @@ impl Playlist {
         self.part_target.filter(|_| self.low_latency())
     }
 
+    /// `EXT-X-TARGETDURATION`.
+    pub fn target_duration(&self) -> Duration {
+        Duration::from_secs(self.target)
+    }
+
+    /// Whether part `index` of segment `seq` may still be listed: the
+    /// stream is live, the part target is known and the segment is not
+    /// listed whole yet (nor far ahead).
+    pub fn may_list_part(&self, seq: u64, index: u16) -> bool {
+        self.low_latency()
+            && usize::from(index) < crate::limits::MAX_PARTS
+            && self.next.is_some_and(|n| seq >= n && seq <= n + 1)
+    }
+
     /// Media sequence number of the segment in progress (the one after
     /// the last listed).
     fn open_msn(&self) -> u64 {

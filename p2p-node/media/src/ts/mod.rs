@@ -46,7 +46,7 @@ pub(crate) use pes::*;
 pub(crate) use psi::*;
 pub use retime::{span_ticks, Retimer, SpanMeter};
 pub use segmenter::Segmenter;
-pub use validate::validate_segment;
+pub use validate::{validate_part, validate_segment};
 
 /// Size of one MPEG-TS packet in bytes; the input must be a sequence of these.
 pub const TS_PACKET_SIZE: usize = 188;

@@ -800,3 +800,34 @@ fn part_count_is_bounded() {
         seg.data.len()
     );
 }
+
+#[test]
+fn parts_validate_and_garbage_parts_do_not() {
+    let groups = grouped(cut_all(
+        SAMPLE,
+        Duration::from_secs(1),
+        Duration::from_millis(300),
+        4096,
+    ));
+    for (parts, _) in &groups {
+        for p in parts {
+            validate_part(&p.data, p.independent).expect("a part the segmenter cut");
+        }
+        // A dependent part is not a segment: it does not start at a keyframe.
+        assert!(validate_part(&parts[1].data, true).is_err());
+    }
+    assert!(matches!(
+        validate_part(&[0x47; 100], false),
+        Err(TsError::LengthNotPacketMultiple { .. })
+    ));
+    assert!(matches!(
+        validate_part(&[], false),
+        Err(TsError::LengthNotPacketMultiple { .. })
+    ));
+    let mut bad = groups[0].0[1].data.to_vec();
+    bad[188 * 2] = 0x00;
+    assert!(matches!(
+        validate_part(&bad, false),
+        Err(TsError::NotMpegTs { offset: 376 })
+    ));
+}

@@ -149,3 +149,37 @@ pub(crate) fn finish_collector(
         }),
     }
 }
+
+/// Checks a part (LL-HLS partial segment) posted for publication: an
+/// independent part must be a valid segment ([`validate_segment`]: tables,
+/// then a keyframe); a dependent part continues the frames of the part
+/// before it, so only its packets are checked (length, sync bytes, packet
+/// headers and adaptation fields). The segment the parts make is checked
+/// whole when it is published.
+pub fn validate_part(data: &[u8], independent: bool) -> Result<(), TsError> {
+    if independent {
+        return validate_segment(data).map(|_| ());
+    }
+    if data.len() > MAX_SEGMENT_BYTES {
+        return Err(TsError::InputTooLarge {
+            len: data.len(),
+            limit: MAX_SEGMENT_BYTES,
+        });
+    }
+    if data.is_empty() || !data.len().is_multiple_of(TS_PACKET_SIZE) {
+        return Err(TsError::LengthNotPacketMultiple { len: data.len() });
+    }
+    for (i, packet) in data.chunks_exact(TS_PACKET_SIZE).enumerate() {
+        let index = i as u64;
+        if packet[0] != SYNC_BYTE {
+            return Err(TsError::NotMpegTs {
+                offset: byte_offset(index),
+            });
+        }
+        let raw: &[u8; TS_PACKET_SIZE] = packet
+            .try_into()
+            .map_err(|_| TsError::LengthNotPacketMultiple { len: data.len() })?;
+        parse_packet(raw, index)?;
+    }
+    Ok(())
+}

@@ -15,6 +15,11 @@ enum Call {
         start_pts: u64,
         data: Vec<u8>,
     },
+    Part {
+        at: Duration,
+        index: u16,
+        discontinuity: bool,
+    },
     End,
 }
 
@@ -54,6 +59,14 @@ impl Sink for &mut Recorder {
             size: 0,
         })
     }
+    async fn part(&mut self, part: &Part, discontinuity: bool) -> Result<()> {
+        self.calls.push(Call::Part {
+            at: self.t0.elapsed(),
+            index: part.index,
+            discontinuity,
+        });
+        Ok(())
+    }
     async fn end(&mut self) -> Result<()> {
         self.calls.push(Call::End);
         Ok(())
@@ -91,6 +104,43 @@ async fn realtime_releases_each_segment_at_its_media_time() {
         let ms = t.as_millis() as i64 - due.as_millis() as i64;
         assert!(ms.abs() <= 50, "segment {i} sent at {t:?}, due {due:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn realtime_releases_each_part_at_its_media_time_and_the_segment_with_its_last() {
+    let mut rec = Recorder::new();
+    {
+        let mut p = Publisher::new(&mut rec, true);
+        let mut s = Segmenter::with_parts(Duration::from_secs(1), Duration::from_millis(300));
+        p.feed(&mut s, SAMPLE_TS).await.unwrap();
+        p.finish(&mut s).await.unwrap();
+    }
+    let mut media = Duration::ZERO;
+    let mut parts = 0;
+    let mut segments = 0;
+    for c in &rec.calls {
+        match c {
+            Call::Part { at, index, .. } => {
+                // 300, 300, 300 and 100 ms parts of each 1 s segment.
+                media += if *index == 3 {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_millis(300)
+                };
+                let ms = at.as_millis() as i64 - media.as_millis() as i64;
+                assert!(ms.abs() <= 50, "part {index} sent at {at:?}, due {media:?}");
+                parts += 1;
+            }
+            Call::Segment { at, .. } => {
+                let due = Duration::from_secs(segments + 1);
+                let ms = at.as_millis() as i64 - due.as_millis() as i64;
+                assert!(ms.abs() <= 50, "segment sent at {at:?}, due {due:?}");
+                segments += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((parts, segments), (24, 6));
 }
 
 #[tokio::test(start_paused = true)]
