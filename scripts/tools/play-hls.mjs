@@ -2,6 +2,10 @@
 // Chromium (playwright-core), muted, for a number of seconds. Every 5 s it
 // prints the playhead, the picture size and the decoded frame count; the
 // last line is `RESULT {json}` with what a test needs to judge playback.
+// hls.js runs in its low-latency mode (LL-HLS parts, blocking reloads).
+// Every second while playing it samples the glass-to-glass latency: the
+// wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame being shown
+// (`hls.playingDate`), in `latencies` (ms).
 // The page is served at the stream's own origin (a routed URL), so the
 // node's API needs no CORS headers.
 //
@@ -39,7 +43,12 @@ try {
     const v = document.getElementById('v');
     v.addEventListener('waiting', () => window.log.waiting++);
     if (!window.Hls || !Hls.isSupported()) { window.log.fatal = 'hls.js unsupported'; return; }
-    const h = new Hls();
+    const h = new Hls({ lowLatencyMode: true });
+    window.latencies = [];
+    setInterval(() => {
+      const d = h.playingDate;
+      if (d && !v.paused && v.readyState >= 3) window.latencies.push(Date.now() - d.getTime());
+    }, 1000);
     h.on(Hls.Events.ERROR, (_, d) => {
       window.log.errors.push(d.type + '/' + d.details);
       if (d.fatal) window.log.fatal = d.details;
@@ -63,7 +72,8 @@ try {
     if (s.fatal) break;
   }
   const log = await page.evaluate(() => window.log);
-  report = { samples, errors: log.errors, waiting: log.waiting, fatal: log.fatal };
+  const latencies = await page.evaluate(() => window.latencies || []);
+  report = { samples, errors: log.errors, waiting: log.waiting, fatal: log.fatal, latencies };
 } catch (e) {
   report = { samples, errors: [String(e)], waiting: 0, fatal: 'script: ' + e.message };
 } finally {

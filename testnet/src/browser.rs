@@ -49,6 +49,28 @@ pub struct PlayReport {
     pub waiting: u32,
     /// The fatal error that ended playback, if any.
     pub fatal: Option<String>,
+    /// Glass-to-glass latency sampled once a second while playing (ms):
+    /// the wall clock minus the program date of the frame being shown.
+    #[serde(default)]
+    pub latencies: Vec<f64>,
+}
+
+impl PlayReport {
+    /// The `q` quantile (0..=1) of the latency samples, if any.
+    pub fn latency_quantile(&self, q: f64) -> Option<f64> {
+        quantile(&self.latencies, q)
+    }
+}
+
+/// The `q` quantile (0..=1, nearest rank) of `values`, if any.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
 }
 
 /// hls.js errors that report a short wait for data, or a request the
@@ -194,7 +216,18 @@ mod tests {
             errors: vec![],
             waiting: 1,
             fatal: None,
+            latencies: vec![],
         }
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), Some(10.0));
+        assert_eq!(quantile(&v, 0.95), Some(19.0));
+        assert_eq!(quantile(&v, 1.0), Some(20.0));
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[f64::NAN, 3.0], 0.5), Some(3.0));
     }
 
     #[test]

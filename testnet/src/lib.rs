@@ -410,6 +410,55 @@ impl Testnet {
         )
     }
 
+    /// Starts ffmpeg making a live test signal (testsrc2 640x360 at 30 fps,
+    /// x264 `zerolatency` with 1 s GOPs at 1.5 Mbit/s, a 440 Hz AAC tone)
+    /// in real time, as an encoder set up for low latency would send it:
+    /// every packet flushed at once, audio in small PES. Returns its
+    /// stdout to pipe into `vilokanam publish --input -`; the process
+    /// stops with the testnet.
+    pub fn live_signal(&mut self) -> Result<Stdio> {
+        let mut ffmpeg = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+            ])
+            .args(["-pix_fmt", "yuv420p", "-g", "30", "-keyint_min", "30"])
+            .args(["-sc_threshold", "0", "-b:v", "1500k"])
+            .args(["-c:a", "aac", "-b:a", "96k"])
+            // Low latency out of the muxer: no 0.7 s mux delay, audio PES
+            // of one frame, every packet written at once.
+            .args([
+                "-muxdelay",
+                "0",
+                "-muxpreload",
+                "0",
+                "-pes_payload_size",
+                "0",
+            ])
+            .args(["-flush_packets", "1", "-f", "mpegts", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting ffmpeg")?;
+        let out: Stdio = ffmpeg
+            .stdout
+            .take()
+            .context("ffmpeg stdout")?
+            .try_into()
+            .context("piping ffmpeg into publish")?;
+        self.adopt(ffmpeg);
+        Ok(out)
+    }
+
     /// Keeps a helper process (e.g. ffmpeg) to stop with the testnet.
     pub fn adopt(&mut self, child: Child) {
         self.helpers.push(child);
@@ -832,44 +881,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     let use_ffmpeg = opts.use_ffmpeg && ffmpeg_available();
     let mut publish = if use_ffmpeg {
         println!("source: ffmpeg test signal (testsrc2 640x360 30 fps, 1 s GOP, 1.5 Mbit/s), live");
-        let mut ffmpeg = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args([
-                "-g",
-                "30",
-                "-keyint_min",
-                "30",
-                "-sc_threshold",
-                "0",
-                "-b:v",
-                "1500k",
-            ])
-            .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting ffmpeg")?;
-        let out: Stdio = ffmpeg
-            .stdout
-            .take()
-            .context("ffmpeg stdout")?
-            .try_into()
-            .context("piping ffmpeg into publish")?;
-        t.adopt(ffmpeg);
+        let out = t.live_signal()?;
         publish_args.extend(["--input", "-"]);
         t.publish(0, &publish_args, out)?
     } else {
@@ -973,6 +985,9 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                     c.size / 1024,
                     c.ready_at_ms.saturating_sub(c.published_at_ms)
                 );
+                if let Ok(info) = api.stream(&stream).await {
+                    println!("  {}", latency_line(&info));
+                }
                 if let Some(p) = &paid {
                     println!("  {}", payment_line(&api, &creator, &stream).await);
                     if !p.relays.is_empty() {
@@ -1033,6 +1048,18 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         p.chain.stop().await?;
     }
     outcome
+}
+
+/// The viewer's live latency as the status line shows it.
+pub fn latency_line(info: &vilokanam_api::StreamInfo) -> String {
+    let latency = info.latency_ms.map_or("unknown".into(), |ms| {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    });
+    let mode = match info.part_target_ms {
+        Some(ms) => format!("LL-HLS parts of {ms} ms"),
+        None => "whole segments (no parts)".into(),
+    };
+    format!("latency: the newest media here is {latency} behind the creator's clock ({mode})")
 }
 
 /// Whether the first segment of `stream`'s playlist at the viewer can be

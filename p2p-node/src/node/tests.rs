@@ -293,7 +293,8 @@ async fn announcer_repeats_live_streams_and_ends_silent_ones() {
     let list = node.playlist(&id.to_string()).unwrap();
     assert!(!list.contains("#EXT-X-ENDLIST"), "{list}");
     assert!(
-        list.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n/streams/"),
+        list.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:")
+            && list.contains("#EXTINF:1.000,\n/streams/"),
         "{list}"
     );
 }
