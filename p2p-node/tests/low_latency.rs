@@ -381,7 +381,8 @@ async fn bad_parts_are_refused_with_a_reason() {
         .await
         .unwrap();
     assert_eq!(r.seq, 0);
-    // Parts of a paid stream are refused: its segments are encrypted whole.
+    // Parts of a paid stream are sealed one by one: the mesh carries the
+    // ciphertext, the creator's own node serves the plaintext.
     let paid = StartRequest {
         offer: Some(vilokanam_api::OfferInfo {
             price_per_sec: "2000000".into(),
@@ -392,14 +393,22 @@ async fn bad_parts_are_refused_with_a_reason() {
         }),
         ..StartRequest::default()
     };
-    creator.api.start("paid", &paid).await.unwrap();
-    let e = creator
+    let paid_id = creator.api.start("paid", &paid).await.unwrap().stream;
+    let r = creator
         .api
         .part("paid", &q(0, true), parts[0].data.clone())
         .await
-        .unwrap_err();
-    assert_eq!(e.status(), Some(409), "{e}");
-    assert!(e.to_string().contains("is paid"), "{e}");
+        .unwrap();
+    let sealed = creator.node.raw_part(&paid_id, r.seq, 0).await.unwrap();
+    assert_eq!(sealed.len(), parts[0].data.len() + 16, "plaintext + tag");
+    assert_ne!(&sealed[16..], &parts[0].data[16..], "encrypted");
+    let plain = vilokanam_api::reqwest::get(creator.api.url(&format!("/streams/{paid_id}/0.0.ts")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(plain, parts[0].data);
     let metrics = creator.api.metrics_text().await.unwrap();
     assert!(
         metrics.contains("reason=\"part_out_of_order\""),

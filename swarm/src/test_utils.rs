@@ -52,6 +52,7 @@ pub fn signed_parts(
             size: payload.len() as u32,
             published_at_ms: 0,
             discontinuity: false,
+            epoch: None,
         }
         .sign(key)
         .expect("the key is the stream's creator and the fields are in range");

@@ -157,8 +157,7 @@ struct PublishCmd {
     /// LL-HLS part target in milliseconds: each segment is also published
     /// as parts of at most this long, each as soon as it is cut, so that
     /// players in low-latency mode start and stay within about a second
-    /// of the creator. 0 turns parts off. Paid streams publish whole
-    /// segments.
+    /// of the creator. 0 turns parts off.
     #[arg(long, default_value_t = 300)]
     part_ms: u64,
     /// A live input (stdin, UDP) silent this long ends the stream until

@@ -64,8 +64,7 @@ pub struct PublishOptions {
     pub repeat: bool,
     /// Target segment duration.
     pub segment: Duration,
-    /// LL-HLS part target; `None`: whole segments only (always for a paid
-    /// stream).
+    /// LL-HLS part target; `None`: whole segments only.
     pub part: Option<Duration>,
     /// A live input silent this long ends the stream until input returns.
     pub idle: Duration,
@@ -389,9 +388,7 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
         },
     };
     let mut p = Publisher::new(sink, opts.realtime);
-    // Parts are for free streams: a paid stream's segments are encrypted
-    // whole.
-    let mut seg = match opts.part.filter(|_| opts.offer.is_none()) {
+    let mut seg = match opts.part {
         Some(part) => Segmenter::with_parts(opts.segment, part),
         None => Segmenter::new(opts.segment),
     };

@@ -52,8 +52,7 @@ impl From<NodeError> for HttpError {
             | NodeError::InvalidOffer(_) => StatusCode::BAD_REQUEST,
             NodeError::NotStarted { .. }
             | NodeError::Ended { .. }
-            | NodeError::PartOutOfOrder { .. }
-            | NodeError::PartsOfPaidStream { .. } => StatusCode::CONFLICT,
+            | NodeError::PartOutOfOrder { .. } => StatusCode::CONFLICT,
             NodeError::NotPublished { .. }
             | NodeError::NotWatched { .. }
             | NodeError::UnknownStream { .. }

@@ -118,13 +118,6 @@ pub enum NodeError {
         /// The part posted.
         got: u16,
     },
-    /// Parts posted for a paid stream (its segments are encrypted whole;
-    /// parts of paid streams are not supported yet).
-    #[error("stream {name:?} is paid: publish whole segments (parts are for free streams)")]
-    PartsOfPaidStream {
-        /// The stream name.
-        name: String,
-    },
     /// An end for a stream this node does not publish.
     #[error("stream {name:?} is not published here")]
     NotPublished {

@@ -869,7 +869,6 @@ impl NodeHandle {
                     NodeError::NotStarted { .. } => "not_started",
                     NodeError::Ended { .. } => "ended",
                     NodeError::PartOutOfOrder { .. } => "part_out_of_order",
-                    NodeError::PartsOfPaidStream { .. } => "parts_of_paid_stream",
                     _ => "other",
                 };
                 NodeMetrics::inc(&self.inner.metrics.segments_refused, "reason", reason);
@@ -943,7 +942,7 @@ impl NodeHandle {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(p) = self.inner.swarm.part(id.clone(), seq, index).await? {
-                return Ok(p.payload.clone());
+                return self.open_part(&id, &p).await;
             }
             let not_held = || NodeError::PartNotHeld {
                 stream: id.to_string(),
@@ -958,6 +957,49 @@ impl NodeHandle {
                 return Err(not_held());
             }
         }
+    }
+
+    /// A part's plaintext: as is for a free stream; for a paid one
+    /// decrypted with its epoch's key (paying for its time first, once).
+    async fn open_part(
+        &self,
+        id: &StreamId,
+        part: &vilokanam_swarm::Part,
+    ) -> Result<Bytes, NodeError> {
+        let h = &part.header.header;
+        let Some(epoch) = h.epoch else {
+            return Ok(part.payload.clone());
+        };
+        let key = match self.inner.publisher.epoch_key(id, epoch) {
+            Some(k) => k,
+            None if self.inner.payments.paying(id) => {
+                self.inner
+                    .payments
+                    .pay_and_key(
+                        &self.inner.swarm,
+                        id,
+                        h.seq,
+                        Some(h.index),
+                        epoch,
+                        u64::from(h.duration_us),
+                    )
+                    .await?
+            }
+            None => {
+                return Err(NodeError::Unpaid {
+                    stream: id.to_string(),
+                    price: self.offer_of(id).map_or(0, |o| o.price_per_sec),
+                    what: format!("epoch {epoch}"),
+                })
+            }
+        };
+        paywall::open_part(&key, id, h.seq, h.index, epoch, &part.payload)
+            .map(Bytes::from)
+            .map_err(|reason| NodeError::Undecryptable {
+                stream: id.to_string(),
+                seq: h.seq,
+                reason,
+            })
     }
 
     /// The live playlist of a watched or published stream.
@@ -1023,6 +1065,7 @@ impl NodeHandle {
                                 &self.inner.swarm,
                                 &id,
                                 seq,
+                                None,
                                 epoch,
                                 u64::from(h.duration_us),
                             )
@@ -1036,7 +1079,14 @@ impl NodeHandle {
                         })
                     }
                 };
-                paywall::open_payload(&key, &id, seq, epoch, &chunk.payload)
+                let opened = if h.parts.is_empty() {
+                    paywall::open_payload(&key, &id, seq, epoch, &chunk.payload)
+                } else {
+                    // Published as parts: each part sealed on its own.
+                    let sizes = h.parts.iter().map(|p| p.size as usize);
+                    paywall::open_parts(&key, &id, seq, epoch, sizes, &chunk.payload)
+                };
+                opened
                     .map(Bytes::from)
                     .map_err(|reason| NodeError::Undecryptable {
                         stream: id.to_string(),
@@ -1063,6 +1113,23 @@ impl NodeHandle {
                 seq,
             })?;
         Ok(chunk.payload.clone())
+    }
+
+    /// A part's payload exactly as the mesh carries it (ciphertext for a
+    /// paid stream), for tests.
+    pub async fn raw_part(&self, stream: &str, seq: u64, index: u16) -> Result<Bytes, NodeError> {
+        let id = parse_stream(stream)?;
+        let part = self
+            .inner
+            .swarm
+            .part(id.clone(), seq, index)
+            .await?
+            .ok_or_else(|| NodeError::PartNotHeld {
+                stream: id.to_string(),
+                seq,
+                index,
+            })?;
+        Ok(part.payload.clone())
     }
 
     /// The chunks held for `stream`.

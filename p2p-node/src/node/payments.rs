@@ -72,13 +72,26 @@ struct Checked {
 }
 
 /// A viewer's paying session for one stream.
+/// What of one segment a viewer paid for: its parts (LL-HLS) as a player
+/// fetched them, or all of it. A segment is never paid twice: fetched
+/// whole after some of its parts, only the rest of its time is paid.
+#[derive(Debug, Default)]
+struct PaidMedia {
+    whole: bool,
+    parts: BTreeSet<u16>,
+    /// Media microseconds paid for this segment.
+    us: u64,
+}
+
 pub(crate) struct Session {
     channel: u64,
     offer: Offer,
     payer: Payer,
     last: Option<Voucher>,
     keys: BTreeMap<u64, EpochKey>,
-    paid_seqs: BTreeSet<u64>,
+    /// What of each recent segment was paid for (bounded: the newest
+    /// [`SEQS_KEPT`] segments).
+    paid: BTreeMap<u64, PaidMedia>,
     /// Media microseconds paid for.
     paid_us: u64,
     /// The deposit so far (budget plus top-ups).
@@ -772,7 +785,7 @@ impl Payments {
             payer,
             last: None,
             keys: BTreeMap::new(),
-            paid_seqs: BTreeSet::new(),
+            paid: BTreeMap::new(),
             paid_us: 0,
             budget,
             step: budget,
@@ -835,6 +848,7 @@ impl Payments {
         swarm: &Client,
         stream: &StreamId,
         seq: u64,
+        part: Option<u16>,
         epoch: u64,
         duration_us: u64,
     ) -> Result<EpochKey, NodeError> {
@@ -852,7 +866,14 @@ impl Payments {
             stream: stream.to_string(),
             reason,
         };
-        if !s.paid_seqs.contains(&seq) {
+        let paid = s.paid.get(&seq);
+        let covered = paid.is_some_and(|p| p.whole || part.is_some_and(|k| p.parts.contains(&k)));
+        // A segment fetched whole pays what its parts did not.
+        let due_us = match part {
+            Some(_) => duration_us,
+            None => duration_us.saturating_sub(paid.map_or(0, |p| p.us)),
+        };
+        if !covered && due_us > 0 {
             if s.exhausted {
                 return Err(NodeError::BudgetExhausted {
                     stream: stream.to_string(),
@@ -862,7 +883,7 @@ impl Payments {
                 });
             }
             // Pay for the media time, rounded up to whole planck.
-            let paid_us = s.paid_us.saturating_add(duration_us);
+            let paid_us = s.paid_us.saturating_add(due_us);
             let due =
                 (s.offer.price_per_sec.saturating_mul(u128::from(paid_us))).div_ceil(1_000_000);
             let amount = due.saturating_sub(s.payer.total_owed());
@@ -886,9 +907,18 @@ impl Payments {
                 r.spent = spent;
                 r.seconds_paid = seconds_paid;
             });
-            s.paid_seqs.insert(seq);
-            while s.paid_seqs.len() > SEQS_KEPT {
-                s.paid_seqs.pop_first();
+        }
+        if !covered {
+            let e = s.paid.entry(seq).or_default();
+            e.us = e.us.saturating_add(due_us);
+            match part {
+                Some(k) => {
+                    e.parts.insert(k);
+                }
+                None => e.whole = true,
+            }
+            while s.paid.len() > SEQS_KEPT {
+                s.paid.pop_first();
             }
         }
         if let Some(k) = s.keys.get(&epoch) {

@@ -63,16 +63,20 @@ pub struct Published {
 pub struct OpenSegment {
     /// Its sequence number.
     pub seq: u64,
-    /// The parts so far, with their payloads (to check that the segment
-    /// posted at the end is made of them).
-    pub parts: Vec<(PartInfo, Bytes)>,
+    /// The parts so far: what the segment header will say of each, its
+    /// plaintext (to check that the segment posted at the end is made of
+    /// them) and its payload on the wire (the ciphertext of a paid
+    /// stream).
+    pub parts: Vec<(PartInfo, Bytes, Bytes)>,
     /// Part 0 carried a discontinuity mark.
     pub discontinuity: bool,
+    /// A paid stream's epoch, fixed at part 0 for the whole segment.
+    pub epoch: Option<u64>,
 }
 
 impl OpenSegment {
     fn bytes(&self) -> usize {
-        self.parts.iter().map(|(_, b)| b.len()).sum()
+        self.parts.iter().map(|(_, b, _)| b.len()).sum()
     }
 
     /// Whether `body` is exactly the parts in order.
@@ -81,7 +85,7 @@ impl OpenSegment {
             && self
                 .parts
                 .iter()
-                .scan(0usize, |at, (_, b)| {
+                .scan(0usize, |at, (_, b, _)| {
                     let start = *at;
                     *at += b.len();
                     Some(body.get(start..*at) == Some(b.as_ref()))
@@ -274,28 +278,40 @@ impl Publisher {
         // A segment published as parts has its number already (reserved
         // at part 0); it lists them if it is exactly their bytes, so that
         // peers holding the parts assemble it instead of pulling it.
-        let (seq, parts, parts_discontinuity) = match p.open.take() {
-            Some(open) => {
-                let parts = if open.is_made_of(&body) {
-                    open.parts.iter().map(|(info, _)| *info).collect()
-                } else {
-                    warn!(stream = %p.stream, seq = open.seq, "segment differs from its parts: published whole");
-                    vec![]
-                };
-                (open.seq, parts, open.discontinuity)
+        let open = p.open.take();
+        let seq = open.as_ref().map_or(p.next_seq, |o| o.seq);
+        let parts_discontinuity = open.as_ref().is_some_and(|o| o.discontinuity);
+        let made_of_parts = open.filter(|o| {
+            let made = o.is_made_of(&body);
+            if !made {
+                warn!(stream = %p.stream, seq = o.seq, "segment differs from its parts: published whole");
             }
-            None => (p.next_seq, vec![], false),
-        };
+            made
+        });
+        let parts: Vec<PartInfo> = made_of_parts
+            .as_ref()
+            .map(|o| o.parts.iter().map(|(info, _, _)| *info).collect())
+            .unwrap_or_default();
         // A paid stream's payload is encrypted with its epoch's key; the
         // CID and size are the ciphertext's, so relays verify it unread.
-        let (epoch, body) = match &p.announcement.offer {
-            Some(offer) => {
+        // A segment made of parts is their ciphertexts in order (each part
+        // sealed on its own), so peers assemble it from them.
+        let (epoch, body) = match (&p.announcement.offer, made_of_parts) {
+            (Some(_), Some(open)) => {
+                let mut wire =
+                    Vec::with_capacity(open.bytes() + open.parts.len() * paywall::TAG_LEN);
+                for (_, _, w) in &open.parts {
+                    wire.extend_from_slice(w);
+                }
+                (open.epoch, Bytes::from(wire))
+            }
+            (Some(offer), None) => {
                 let epoch = paywall::epoch_at(published_at_ms, offer.epoch_secs);
                 let key = StreamSecret::derive(&self.key, &p.stream).epoch_key(&p.stream, epoch);
                 let sealed = paywall::seal_payload(&key, &p.stream, seq, epoch, &body);
                 (Some(epoch), Bytes::from(sealed))
             }
-            None => (None, body),
+            (None, _) => (None, body),
         };
         // Persist the next number first: a crash after signing must never
         // make the restarted stream sign a second chunk for `seq`.
@@ -372,11 +388,6 @@ impl Publisher {
             name: name.to_owned(),
         })?;
         let mut p = entry.lock().await;
-        if p.announcement.offer.is_some() {
-            return Err(NodeError::PartsOfPaidStream {
-                name: name.to_owned(),
-            });
-        }
         let expected = p.open.as_ref().map_or(0, |o| o.parts.len() as u16);
         // A new part 0 abandons a segment whose end never came (its
         // number is burned: peers drop its parts as newer ones come).
@@ -401,12 +412,19 @@ impl Publisher {
             })?;
             p.next_seq = seq + 1;
             let discontinuity = std::mem::take(&mut p.discontinuity) || discontinuity;
+            let epoch = p
+                .announcement
+                .offer
+                .as_ref()
+                .map(|o| paywall::epoch_at(now_ms(), o.epoch_secs));
             p.open = Some(OpenSegment {
                 seq,
                 parts: vec![],
                 discontinuity,
+                epoch,
             });
         }
+        let secret = StreamSecret::derive(&self.key, &p.stream);
         let stream = p.stream.clone();
         let Some(open) = p.open.as_mut() else {
             return Err(NodeError::PartOutOfOrder {
@@ -423,16 +441,30 @@ impl Publisher {
                 limit: vilokanam_media::limits::MAX_SEGMENT_BYTES,
             }));
         }
+        // A paid stream's part is sealed on its own with the segment's
+        // epoch key (its CID is the ciphertext's).
+        let wire = match open.epoch {
+            Some(epoch) => Bytes::from(paywall::seal_part(
+                &secret.epoch_key(&stream, epoch),
+                &stream,
+                open.seq,
+                index,
+                epoch,
+                &body,
+            )),
+            None => body.clone(),
+        };
         let header = PartHeader {
             stream,
             seq: open.seq,
             index,
             independent: independent || index == 0,
             duration_us,
-            cid: ChunkCid::of(&body),
-            size: body.len() as u32,
+            cid: ChunkCid::of(&wire),
+            size: wire.len() as u32,
             published_at_ms: now_ms(),
             discontinuity: open.discontinuity,
+            epoch: open.epoch,
         }
         .sign(&self.key)
         .map_err(invalid)?;
@@ -442,13 +474,14 @@ impl Publisher {
                 duration_us,
                 independent: header.header.independent,
             },
-            body.clone(),
+            body,
+            wire.clone(),
         ));
         p.last_activity = Instant::now();
         Ok((
             Part {
                 header,
-                payload: body,
+                payload: wire,
             },
             resumed,
         ))

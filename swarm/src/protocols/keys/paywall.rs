@@ -36,6 +36,7 @@ pub const SEALED_KEY_LEN: usize = 32 + TAG_LEN;
 
 const EPOCH_INFO: &[u8] = b"vilokanam/paywall/1/epoch";
 const PAYLOAD_AAD: &[u8] = b"vilokanam/paywall/1/payload";
+const PART_AAD: &[u8] = b"vilokanam/paywall/1/part";
 const SEAL_INFO: &[u8] = b"vilokanam/paywall/1/seal";
 const SECRET_INFO: &[u8] = b"vilokanam/paywall/1/stream-secret";
 
@@ -154,6 +155,95 @@ fn payload_nonce(seq: u64) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[..8].copy_from_slice(&seq.to_le_bytes());
     n
+}
+
+/// The nonce of part `index` of chunk `seq`: never a whole chunk's (whose
+/// bytes 8..10 are zero), never another part's.
+fn part_nonce(seq: u64, index: u16) -> [u8; 12] {
+    let mut n = payload_nonce(seq);
+    n[8..10].copy_from_slice(&(0x8000 | index).to_le_bytes());
+    n
+}
+
+fn part_aad(stream: &StreamId, seq: u64, index: u16, epoch: u64) -> Vec<u8> {
+    let mut aad = PART_AAD.to_vec();
+    aad.extend_from_slice(&stream_bytes(stream));
+    aad.extend_from_slice(&seq.to_le_bytes());
+    aad.extend_from_slice(&index.to_le_bytes());
+    aad.extend_from_slice(&epoch.to_le_bytes());
+    aad
+}
+
+/// Encrypts part `index` (LL-HLS) of chunk `seq` of `stream` in `epoch`:
+/// `plaintext.len() + TAG_LEN` bytes. A chunk published as parts is its
+/// parts' ciphertexts in order, so relays assemble and check it unread.
+pub fn seal_part(
+    key: &EpochKey,
+    stream: &StreamId,
+    seq: u64,
+    index: u16,
+    epoch: u64,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let aad = part_aad(stream, seq, index, epoch);
+    key.cipher()
+        .encrypt(
+            Nonce::from_slice(&part_nonce(seq, index)),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default()
+}
+
+/// Decrypts what [`seal_part`] made, or says why not.
+pub fn open_part(
+    key: &EpochKey,
+    stream: &StreamId,
+    seq: u64,
+    index: u16,
+    epoch: u64,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, PaywallError> {
+    if ciphertext.len() < TAG_LEN {
+        return Err(PaywallError::TooShort(ciphertext.len()));
+    }
+    let aad = part_aad(stream, seq, index, epoch);
+    key.cipher()
+        .decrypt(
+            Nonce::from_slice(&part_nonce(seq, index)),
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| PaywallError::Payload { seq, epoch })
+}
+
+/// Decrypts chunk `seq` published as parts of `sizes` ciphertext bytes
+/// each: every part opened on its own, the plaintexts in order.
+pub fn open_parts(
+    key: &EpochKey,
+    stream: &StreamId,
+    seq: u64,
+    epoch: u64,
+    sizes: impl IntoIterator<Item = usize>,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, PaywallError> {
+    let mut out = Vec::with_capacity(ciphertext.len());
+    let mut at = 0usize;
+    for (index, size) in sizes.into_iter().enumerate() {
+        let part = ciphertext
+            .get(at..at.saturating_add(size))
+            .ok_or(PaywallError::TooShort(ciphertext.len()))?;
+        out.extend(open_part(key, stream, seq, index as u16, epoch, part)?);
+        at += size;
+    }
+    if at != ciphertext.len() {
+        return Err(PaywallError::Payload { seq, epoch });
+    }
+    Ok(out)
 }
 
 /// Encrypts chunk `seq` of `stream` in `epoch`: `plaintext.len() + TAG_LEN` bytes.
@@ -279,6 +369,63 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId::new([3; 32], "paid").unwrap()
+    }
+
+    #[test]
+    fn parts_are_sealed_each_on_its_own_and_never_open_as_another() {
+        let secret = StreamSecret::from_bytes([9; 32]);
+        let s = stream();
+        let k = secret.epoch_key(&s, 5);
+        let pieces: [&[u8]; 3] = [b"first", b"second part", b"3"];
+        let sealed: Vec<Vec<u8>> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| seal_part(&k, &s, 40, i as u16, 5, p))
+            .collect();
+        for (i, (ct, p)) in sealed.iter().zip(pieces).enumerate() {
+            assert_eq!(ct.len(), p.len() + TAG_LEN);
+            assert_eq!(open_part(&k, &s, 40, i as u16, 5, ct).unwrap(), p);
+            assert!(
+                open_part(&k, &s, 40, i as u16 + 1, 5, ct).is_err(),
+                "other index"
+            );
+            assert!(
+                open_part(&k, &s, 41, i as u16, 5, ct).is_err(),
+                "other segment"
+            );
+            assert!(
+                open_part(&k, &s, 40, i as u16, 6, ct).is_err(),
+                "other epoch"
+            );
+            assert!(
+                open_payload(&k, &s, 40, 5, ct).is_err(),
+                "a part is not a chunk"
+            );
+        }
+        // Same plaintext at the same place as a whole chunk: other bytes
+        // (another nonce), so no keystream is ever reused.
+        assert_ne!(seal_payload(&k, &s, 40, 5, pieces[0]), sealed[0]);
+        // The segment is the parts' ciphertexts in order.
+        let whole = sealed.concat();
+        let sizes = sealed.iter().map(Vec::len);
+        assert_eq!(
+            open_parts(&k, &s, 40, 5, sizes.clone(), &whole).unwrap(),
+            pieces.concat()
+        );
+        assert!(open_parts(&k, &s, 40, 5, sizes.clone(), &whole[1..]).is_err());
+        let mut swapped = sealed.clone();
+        swapped.swap(0, 1);
+        let sizes2 = swapped.iter().map(Vec::len);
+        assert!(
+            open_parts(&k, &s, 40, 5, sizes2, &swapped.concat()).is_err(),
+            "order is bound"
+        );
+        let mut longer = whole.clone();
+        longer.push(0);
+        assert!(
+            open_parts(&k, &s, 40, 5, sizes, &longer).is_err(),
+            "trailing bytes"
+        );
     }
 
     #[test]

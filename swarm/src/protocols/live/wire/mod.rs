@@ -502,6 +502,9 @@ pub struct PartHeader {
     pub published_at_ms: u64,
     /// Timestamps restart at this segment (as its header will say).
     pub discontinuity: bool,
+    /// The paywall epoch whose key encrypts the payload (a paid stream:
+    /// the segment's epoch); `None`: plain MPEG-TS.
+    pub epoch: Option<u64>,
 }
 
 impl PartHeader {

@@ -52,6 +52,7 @@ fn part(key: &SigningKey, seq: u64, index: u16, payload: &[u8]) -> PartHeader {
         size: payload.len() as u32,
         published_at_ms: 1_000,
         discontinuity: false,
+        epoch: None,
     }
 }
 
