@@ -71,6 +71,7 @@ async fn post_part(api: &ApiClient, name: &str, p: &Part) {
     let q = PartQuery {
         index: p.index,
         duration_us: p.duration.as_micros() as u32,
+        target_us: Some(300_000),
         independent: p.independent,
         discontinuity: false,
     };
@@ -243,15 +244,7 @@ async fn parts_cross_three_hops_as_low_latency_hls() {
         .parse()
         .unwrap();
     let open = msn + rules::check(&list).unwrap().segments as u64;
-    let more = {
-        let mut s = Segmenter::with_parts(Duration::from_secs(1), Duration::from_millis(300));
-        let mut c = s.push_cuts(SAMPLE_TS).unwrap();
-        c.extend(s.finish_cuts().unwrap());
-        c
-    };
-    let Some(Cut::Part(next)) = more.into_iter().next() else {
-        panic!("a first part")
-    };
+    let next = cut[0].0[0].clone();
     let api = viewer.api.clone();
     let st = stream.clone();
     let waiting = tokio::spawn(async move {
@@ -266,6 +259,7 @@ async fn parts_cross_three_hops_as_low_latency_hls() {
     let q = PartQuery {
         index: 0,
         duration_us: next.duration.as_micros() as u32,
+        target_us: Some(300_000),
         independent: true,
         discontinuity: true,
     };
@@ -300,14 +294,7 @@ async fn parts_cross_three_hops_as_low_latency_hls() {
     let url = viewer.api.url(&hinted);
     let get = tokio::spawn(async move { vilokanam_api::reqwest::get(url).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (mut s, mut c) = (
-        Segmenter::with_parts(Duration::from_secs(1), Duration::from_millis(300)),
-        vec![],
-    );
-    c.extend(s.push_cuts(SAMPLE_TS).unwrap());
-    let Some(Cut::Part(second)) = c.into_iter().nth(1) else {
-        panic!("a second part")
-    };
+    let second = cut[0].0[1].clone();
     post_part(&creator.api, "ll", &second).await;
     let r = get.await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -316,6 +303,30 @@ async fn parts_cross_three_hops_as_low_latency_hls() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404, "parts of old segments are gone");
+    // Too many parts ahead: 400 at once.
+    let (status, _) = read_playlist(
+        &viewer.api,
+        &stream,
+        &format!("?_HLS_msn={open}&_HLS_part=9"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // The creator ends the stream with segment 6 open (two parts sent):
+    // it is completed from them, so the viewer's playlist ends instead of
+    // waiting for it for good.
+    creator.api.end("ll").await.unwrap();
+    wait_until("ENDLIST at the viewer", Duration::from_secs(10), || async {
+        Ok(read_playlist(&viewer.api, &stream, "")
+            .await
+            .1
+            .contains("#EXT-X-ENDLIST"))
+    })
+    .await
+    .unwrap();
+    let closed = viewer.api.segment_file(&stream, 6).await.unwrap().unwrap();
+    assert_eq!(closed.len(), next.data.len() + second.data.len());
+    let info = creator.api.stream(&stream).await.unwrap();
+    assert_eq!(info.last_seq, Some(6));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,6 +339,7 @@ async fn bad_parts_are_refused_with_a_reason() {
     let q = |index: u16, independent: bool| PartQuery {
         index,
         duration_us: 300_000,
+        target_us: None,
         independent,
         discontinuity: false,
     };

@@ -43,7 +43,10 @@ try {
     const v = document.getElementById('v');
     v.addEventListener('waiting', () => window.log.waiting++);
     if (!window.Hls || !Hls.isSupported()) { window.log.fatal = 'hls.js unsupported'; return; }
-    const h = new Hls({ lowLatencyMode: true });
+    // Low-latency mode, and catch-up: up to 1.5x speed while further
+    // behind the live edge than the playlist's hold-back (hls.js's own
+    // option; a player that starts at a keyframe a GOP back comes forward).
+    const h = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
     window.latencies = [];
     setInterval(() => {
       const d = h.playingDate;

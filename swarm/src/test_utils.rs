@@ -48,6 +48,7 @@ pub fn signed_parts(
             index: i as u16,
             independent: i == 0,
             duration_us: 250_000,
+            target_us: 250_000,
             cid: ChunkCid::of(&payload),
             size: payload.len() as u32,
             published_at_ms: 0,

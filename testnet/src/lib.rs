@@ -986,7 +986,7 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                     c.ready_at_ms.saturating_sub(c.published_at_ms)
                 );
                 if let Ok(info) = api.stream(&stream).await {
-                    println!("  {}", latency_line(&info));
+                    println!("  {}", info.latency_summary());
                 }
                 if let Some(p) = &paid {
                     println!("  {}", payment_line(&api, &creator, &stream).await);
@@ -1048,18 +1048,6 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         p.chain.stop().await?;
     }
     outcome
-}
-
-/// The viewer's live latency as the status line shows it.
-pub fn latency_line(info: &vilokanam_api::StreamInfo) -> String {
-    let latency = info.latency_ms.map_or("unknown".into(), |ms| {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    });
-    let mode = match info.part_target_ms {
-        Some(ms) => format!("LL-HLS parts of {ms} ms"),
-        None => "whole segments (no parts)".into(),
-    };
-    format!("latency: the newest media here is {latency} behind the creator's clock ({mode})")
 }
 
 /// Whether the first segment of `stream`'s playlist at the viewer can be

@@ -138,6 +138,22 @@ impl StreamInfo {
     pub fn live(&self) -> bool {
         self.state == StreamState::Live
     }
+
+    /// This node's live latency for the stream in words, as `vilokanam
+    /// watch` and `vilokanam testnet` print it.
+    pub fn latency_summary(&self) -> String {
+        let latency = self.latency_ms.map_or("unknown yet".into(), |ms| {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        });
+        match self.part_target_ms {
+            Some(ms) => format!(
+                "latency: the newest media here is {latency} behind the creator (LL-HLS parts of {ms} ms)"
+            ),
+            None => format!(
+                "latency: the newest media here is {latency} behind the creator (whole segments)"
+            ),
+        }
+    }
 }
 
 /// Optional body of `POST /api/v0/watch/{stream}`.
@@ -345,6 +361,10 @@ pub struct PartQuery {
     pub index: u16,
     /// Media duration in microseconds.
     pub duration_us: u32,
+    /// The part target (µs) the encoder bridge cuts to: what players are
+    /// told every part fits (default: this part's duration).
+    #[serde(default)]
+    pub target_us: Option<u32>,
     /// Starts with a keyframe (part 0 always does).
     #[serde(default)]
     pub independent: bool,

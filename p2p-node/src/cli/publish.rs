@@ -89,6 +89,8 @@ pub(crate) struct ApiSink<'a> {
     api: &'a ApiClient,
     name: String,
     start: StartRequest,
+    /// The part target the segmenter cuts to.
+    part_target: Duration,
 }
 
 impl Sink for ApiSink<'_> {
@@ -131,6 +133,7 @@ impl Sink for ApiSink<'_> {
         let q = PartQuery {
             index: part.index,
             duration_us,
+            target_us: Some(u32::try_from(self.part_target.as_micros()).unwrap_or(u32::MAX)),
             independent: part.independent,
             discontinuity,
         };
@@ -386,6 +389,7 @@ pub async fn run(api: &ApiClient, opts: PublishOptions) -> Result<u64> {
             codec: "mpegts".into(),
             offer: opts.offer.clone(),
         },
+        part_target: opts.part.unwrap_or_default(),
     };
     let mut p = Publisher::new(sink, opts.realtime);
     let mut seg = match opts.part {

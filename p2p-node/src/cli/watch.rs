@@ -78,12 +78,25 @@ impl WatchCmd {
         if let Some(player) = self.player {
             let mut parts = player.split_whitespace();
             let prog = parts.next().context("--player is empty")?;
-            let status = tokio::process::Command::new(prog)
+            let mut child = tokio::process::Command::new(prog)
                 .args(parts)
                 .arg(&url)
-                .status()
-                .await
+                .spawn()
                 .with_context(|| format!("starting player {prog:?}"))?;
+            // While the player runs: how far behind the creator this node
+            // plays, every 5 s (on stderr; stdout has the URL only).
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            tick.tick().await;
+            let status = loop {
+                tokio::select! {
+                    s = child.wait() => break s.context("waiting for the player")?,
+                    _ = tick.tick() => {
+                        if let Ok(info) = client.stream(&self.stream).await {
+                            eprintln!("{}", info.latency_summary());
+                        }
+                    }
+                }
+            };
             if !status.success() {
                 anyhow::bail!("player exited with {status}");
             }

@@ -76,6 +76,7 @@ async fn part(
             &name,
             q.index,
             q.duration_us,
+            q.target_us,
             q.independent,
             q.discontinuity,
             body,

@@ -47,8 +47,8 @@ pub async fn run(node: NodeHandle, mut stop: watch::Receiver<bool>) {
                 }
             }
             _ = idle.tick() => {
-                for a in node.inner.publisher.end_idle(Instant::now(), idle_after).await {
-                    if let Err(e) = node.send_announcement(a).await {
+                for ending in node.inner.publisher.end_idle(Instant::now(), idle_after).await {
+                    if let Err(e) = node.send_ending(ending).await {
                         warn!(error = %e, "announcing an idle end failed");
                     }
                 }

@@ -328,19 +328,7 @@ async fn consume(
                 lock(&inner.playback).on_segment(&h.stream, h.seq, meta);
             }
             Event::PartReady(part) => {
-                let h = &part.header.header;
-                let entry = vilokanam_media::hls::PartEntry {
-                    duration: h.duration(),
-                    independent: h.independent,
-                };
-                lock(&inner.playback).on_part(
-                    &h.stream,
-                    h.seq,
-                    h.index,
-                    entry,
-                    h.program_date_ms(),
-                    h.discontinuity,
-                );
+                lock(&inner.playback).on_part(&part.header.header);
             }
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
@@ -848,20 +836,30 @@ impl NodeHandle {
     }
 
     /// Publishes one part (LL-HLS) of the segment in progress of stream
-    /// `name`.
+    /// `name` (a segment left open before it is completed first).
+    #[allow(clippy::too_many_arguments)]
     pub async fn publish_part(
         &self,
         name: &str,
         index: u16,
         duration_us: u32,
+        target_us: Option<u32>,
         independent: bool,
         discontinuity: bool,
         body: Bytes,
     ) -> Result<publisher::PublishedPart, NodeError> {
-        let (part, resumed) = self
+        let prepared = self
             .inner
             .publisher
-            .part(name, index, duration_us, independent, discontinuity, body)
+            .part(
+                name,
+                index,
+                duration_us,
+                target_us,
+                independent,
+                discontinuity,
+                body,
+            )
             .await
             .inspect_err(|e| {
                 let reason = match e {
@@ -873,24 +871,55 @@ impl NodeHandle {
                 };
                 NodeMetrics::inc(&self.inner.metrics.segments_refused, "reason", reason);
             })?;
-        if let Some(a) = resumed {
+        if let Some(a) = prepared.resumed {
             lock(&self.inner.playback).on_restart(&a.announcement.stream);
             self.send_announcement(a).await?;
         }
-        let h = &part.header.header;
+        if let Some(closed) = prepared.closed {
+            self.inner.swarm.publish(closed).await?;
+            self.inner.metrics.segments_published.inc();
+        }
+        let h = &prepared.part.header.header;
         let out = publisher::PublishedPart {
             seq: h.seq,
             index: h.index,
             cid: h.cid,
         };
-        self.inner.swarm.publish_part(part).await?;
+        self.inner.swarm.publish_part(prepared.part).await?;
         Ok(out)
+    }
+
+    /// Publishes the end of a stream: the segment it left open (completed
+    /// with its parts), then the signed end.
+    async fn send_ending(&self, e: publisher::Ending) -> Result<(), NodeError> {
+        if let Some(closed) = e.closed {
+            self.inner.swarm.publish(closed).await?;
+            self.inner.metrics.segments_published.inc();
+        }
+        self.send_announcement(e.announcement).await
     }
 
     /// Ends stream `name`.
     pub async fn end_publish(&self, name: &str) -> Result<(), NodeError> {
-        let a = self.inner.publisher.end(name).await?;
-        self.send_announcement(a).await
+        let e = self.inner.publisher.end(name).await?;
+        self.send_ending(e).await
+    }
+
+    /// Waits for a playback change until `until` (at most `poll` at a
+    /// time: a lost notification costs a poll, never the whole wait).
+    /// Returns false once `until` passed. `notified` must have been
+    /// enabled before the state was looked at.
+    async fn wait_change(
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        until: Instant,
+        poll: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        let _ = tokio::time::timeout_at(until.min(now + poll), notified).await;
+        true
     }
 
     /// The live playlist, answered as an LL-HLS blocking reload: once it
@@ -902,6 +931,7 @@ impl NodeHandle {
         msn: u64,
         part: Option<u64>,
     ) -> Result<String, NodeError> {
+        use vilokanam_media::hls::Reload;
         let id = parse_stream(stream)?;
         let changed = lock(&self.inner.playback).changed();
         let mut deadline = None;
@@ -909,30 +939,29 @@ impl NodeHandle {
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // Access is checked on every look: a stream unwatched or
-            // unpaid meanwhile stops being served.
-            let body = self.playlist(stream)?;
             let Some((answer, wait)) = lock(&self.inner.playback).wait_for(&id, msn, part) else {
                 return Err(NodeError::NotWatched {
                     stream: id.to_string(),
                 });
             };
             match answer {
-                vilokanam_media::hls::Reload::Ready => return Ok(body),
-                vilokanam_media::hls::Reload::TooFar => {
-                    return Err(NodeError::ReloadTooFar { msn, part })
-                }
-                vilokanam_media::hls::Reload::Wait => {}
+                // Rendered after the check: the playlist only grows, so it
+                // holds what was asked for. Access is checked here too: a
+                // stream unwatched or unpaid meanwhile is not served.
+                Reload::Ready => return self.playlist(stream),
+                Reload::TooFar => return Err(NodeError::ReloadTooFar { msn, part }),
+                Reload::Wait => {}
             }
             let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
-            if tokio::time::timeout_at(until, notified).await.is_err() {
+            if !Self::wait_change(notified, until, wait).await {
                 return Err(NodeError::ReloadTimeout { msn, part });
             }
         }
     }
 
-    /// Part `index` of segment `seq` of a free stream; a part that is not
-    /// here yet but may still come (the preload hint) is waited for.
+    /// Part `index` of segment `seq` (decrypted for a paid stream); a part
+    /// that is not here yet but may still come (the preload hint) is
+    /// waited for.
     pub async fn part(&self, stream: &str, seq: u64, index: u16) -> Result<Bytes, NodeError> {
         let id = parse_stream(stream)?;
         let changed = lock(&self.inner.playback).changed();
@@ -942,7 +971,14 @@ impl NodeHandle {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(p) = self.inner.swarm.part(id.clone(), seq, index).await? {
-                return self.open_part(&id, &p).await;
+                let r = self.open_part(&id, &p).await;
+                if r.is_ok() && p.header.header.epoch.is_some() {
+                    self.inner
+                        .payments
+                        .update_metrics(&self.inner.metrics)
+                        .await;
+                }
+                return r;
             }
             let not_held = || NodeError::PartNotHeld {
                 stream: id.to_string(),
@@ -953,10 +989,46 @@ impl NodeHandle {
                 return Err(not_held());
             };
             let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
-            if tokio::time::timeout_at(until, notified).await.is_err() {
+            // The part event may be dropped under load: look at the swarm
+            // again every quarter second whatever the notifications say.
+            if !Self::wait_change(notified, until, Duration::from_millis(250)).await {
                 return Err(not_held());
             }
         }
+    }
+
+    /// The key of `epoch` for media of `id`: the creator's own, or bought
+    /// after paying for the media's time (`part` of segment `seq`, or the
+    /// whole segment; each second is paid once).
+    async fn media_key(
+        &self,
+        id: &StreamId,
+        seq: u64,
+        part: Option<u16>,
+        epoch: u64,
+        duration_us: u32,
+    ) -> Result<paywall::EpochKey, NodeError> {
+        if let Some(k) = self.inner.publisher.epoch_key(id, epoch) {
+            return Ok(k);
+        }
+        if !self.inner.payments.paying(id) {
+            return Err(NodeError::Unpaid {
+                stream: id.to_string(),
+                price: self.offer_of(id).map_or(0, |o| o.price_per_sec),
+                what: format!("epoch {epoch}"),
+            });
+        }
+        self.inner
+            .payments
+            .pay_and_key(
+                &self.inner.swarm,
+                id,
+                seq,
+                part,
+                epoch,
+                u64::from(duration_us),
+            )
+            .await
     }
 
     /// A part's plaintext: as is for a free stream; for a paid one
@@ -970,29 +1042,9 @@ impl NodeHandle {
         let Some(epoch) = h.epoch else {
             return Ok(part.payload.clone());
         };
-        let key = match self.inner.publisher.epoch_key(id, epoch) {
-            Some(k) => k,
-            None if self.inner.payments.paying(id) => {
-                self.inner
-                    .payments
-                    .pay_and_key(
-                        &self.inner.swarm,
-                        id,
-                        h.seq,
-                        Some(h.index),
-                        epoch,
-                        u64::from(h.duration_us),
-                    )
-                    .await?
-            }
-            None => {
-                return Err(NodeError::Unpaid {
-                    stream: id.to_string(),
-                    price: self.offer_of(id).map_or(0, |o| o.price_per_sec),
-                    what: format!("epoch {epoch}"),
-                })
-            }
-        };
+        let key = self
+            .media_key(id, h.seq, Some(h.index), epoch, h.duration_us)
+            .await?;
         paywall::open_part(&key, id, h.seq, h.index, epoch, &part.payload)
             .map(Bytes::from)
             .map_err(|reason| NodeError::Undecryptable {
@@ -1056,29 +1108,7 @@ impl NodeHandle {
         let payload = match h.epoch {
             None => chunk.payload.clone(),
             Some(epoch) => {
-                let key = match self.inner.publisher.epoch_key(&id, epoch) {
-                    Some(k) => k,
-                    None if self.inner.payments.paying(&id) => {
-                        self.inner
-                            .payments
-                            .pay_and_key(
-                                &self.inner.swarm,
-                                &id,
-                                seq,
-                                None,
-                                epoch,
-                                u64::from(h.duration_us),
-                            )
-                            .await?
-                    }
-                    None => {
-                        return Err(NodeError::Unpaid {
-                            stream: id.to_string(),
-                            price: self.offer_of(&id).map_or(0, |o| o.price_per_sec),
-                            what: format!("epoch {epoch}"),
-                        })
-                    }
-                };
+                let key = self.media_key(&id, seq, None, epoch, h.duration_us).await?;
                 let opened = if h.parts.is_empty() {
                     paywall::open_payload(&key, &id, seq, epoch, &chunk.payload)
                 } else {
@@ -1255,8 +1285,8 @@ impl NodeHandle {
         }
         let ends = self.inner.publisher.end_all().await;
         let told = !ends.is_empty();
-        for a in ends {
-            let _ = self.send_announcement(a).await;
+        for e in ends {
+            let _ = self.send_ending(e).await;
         }
         if told {
             // Gossipsub sends from the event loop: give it a moment to put

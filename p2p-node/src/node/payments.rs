@@ -50,6 +50,8 @@ const MAX_CHANNELS: usize = 10_000;
 const KEYS_KEPT: usize = 8;
 /// Sequence numbers a viewer remembers as paid per stream.
 const SEQS_KEPT: usize = 256;
+/// The longest media time one segment may be paid for (µs).
+const MAX_SEGMENT_US: u64 = vilokanam_media::limits::MAX_SEGMENT_DURATION.as_micros() as u64;
 
 /// A channel the key service checked on the chain.
 struct Checked {
@@ -868,10 +870,13 @@ impl Payments {
         };
         let paid = s.paid.get(&seq);
         let covered = paid.is_some_and(|p| p.whole || part.is_some_and(|k| p.parts.contains(&k)));
-        // A segment fetched whole pays what its parts did not.
+        // A segment fetched whole pays what its parts did not; its parts
+        // together never cost more than the longest segment (the bound a
+        // creator's signed duration has for a whole segment too).
+        let paid_us_seg = paid.map_or(0, |p| p.us);
         let due_us = match part {
-            Some(_) => duration_us,
-            None => duration_us.saturating_sub(paid.map_or(0, |p| p.us)),
+            Some(_) => duration_us.min(MAX_SEGMENT_US.saturating_sub(paid_us_seg)),
+            None => duration_us.saturating_sub(paid_us_seg),
         };
         if !covered && due_us > 0 {
             if s.exhausted {

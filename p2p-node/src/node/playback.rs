@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 use vilokanam_media::hls::{PartEntry, Playlist, Reload, SegmentMeta};
-use vilokanam_swarm::StreamId;
+use vilokanam_swarm::{PartHeader, StreamId};
 
 /// What a local player did, for features that act on playback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,18 +164,20 @@ impl Playback {
     }
 
     /// A verified part (LL-HLS) arrived.
-    pub fn on_part(
-        &mut self,
-        id: &StreamId,
-        seq: u64,
-        index: u16,
-        part: PartEntry,
-        pdt_ms: u64,
-        discontinuity: bool,
-    ) {
-        if let Some(v) = self.view(id) {
-            v.playlist
-                .on_part(seq, index, part, Some(pdt_ms), discontinuity);
+    pub fn on_part(&mut self, h: &PartHeader) {
+        if let Some(v) = self.view(&h.stream) {
+            let entry = PartEntry {
+                duration: h.duration(),
+                independent: h.independent,
+            };
+            v.playlist.on_part_with_target(
+                h.seq,
+                h.index,
+                entry,
+                h.target(),
+                Some(h.program_date_ms()),
+                h.discontinuity,
+            );
         }
     }
 

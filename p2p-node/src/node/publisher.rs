@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use vilokanam_media::ts;
 use vilokanam_storage::{StreamRole, Streams};
 use vilokanam_swarm::protocols::keys::paywall::{self, EpochKey, StreamSecret};
+use vilokanam_swarm::wire::MAX_CHUNK_PAYLOAD;
 use vilokanam_swarm::{
     Announcement, Chunk, ChunkCid, ChunkHeader, Offer, Part, PartHeader, PartInfo,
     SignedAnnouncement, StreamId,
@@ -79,6 +80,11 @@ impl OpenSegment {
         self.parts.iter().map(|(_, b, _)| b.len()).sum()
     }
 
+    /// Bytes of the parts on the wire (the segment's payload size).
+    fn wire_bytes(&self) -> usize {
+        self.parts.iter().map(|(_, _, w)| w.len()).sum()
+    }
+
     /// Whether `body` is exactly the parts in order.
     fn is_made_of(&self, body: &[u8]) -> bool {
         body.len() == self.bytes()
@@ -114,6 +120,26 @@ pub struct PublishedSegment {
     pub cid: ChunkCid,
     /// Payload size.
     pub size: usize,
+}
+
+/// What [`Publisher::part`] asks the caller to do around the swarm.
+pub struct PreparedPart {
+    /// A segment left open (its end never came) completed with its parts:
+    /// publish it before the part.
+    pub closed: Option<Chunk>,
+    /// The signed part to hand to the swarm.
+    pub part: Part,
+    /// The stream resumed after an idle end: announce it live again.
+    pub resumed: Option<SignedAnnouncement>,
+}
+
+/// The end of a stream: a segment in progress completed with its parts
+/// (publish it first), then the signed end.
+pub struct Ending {
+    /// The completed segment, if one was open.
+    pub closed: Option<Chunk>,
+    /// The signed end.
+    pub announcement: SignedAnnouncement,
 }
 
 /// What [`Publisher::segment`] asks the caller to do around the swarm.
@@ -247,7 +273,9 @@ impl Publisher {
     fn sign(&self, p: &Published) -> Result<SignedAnnouncement, NodeError> {
         let mut a = p.announcement.clone();
         a.updated_at_ms = now_ms();
-        a.last_seq = p.next_seq.checked_sub(1);
+        // The last complete segment: a segment in progress (parts sent,
+        // the segment not yet) is not announced.
+        a.last_seq = p.open.as_ref().map_or(p.next_seq, |o| o.seq).checked_sub(1);
         a.ended = p.ended.is_some();
         a.sign(&self.key)
             .map_err(|reason| NodeError::InvalidStream {
@@ -258,7 +286,8 @@ impl Publisher {
 
     /// Checks a segment, reserves its sequence number (persisted first)
     /// and signs its chunk. The caller publishes the chunk; whatever
-    /// happens then, the number is used up.
+    /// happens then, the number is used up. A segment whose parts were
+    /// published has its number already (reserved at part 0).
     pub async fn segment(
         &self,
         name: &str,
@@ -273,12 +302,34 @@ impl Publisher {
         // One segment of a stream at a time: numbers stay in order.
         let mut p = entry.lock().await;
         let resumed = self.resume(name, &mut p)?;
-        let id = p.stream.to_string();
-        let published_at_ms = now_ms();
-        // A segment published as parts has its number already (reserved
-        // at part 0); it lists them if it is exactly their bytes, so that
-        // peers holding the parts assemble it instead of pulling it.
         let open = p.open.take();
+        let chunk = self.seal_segment(&mut p, open, duration_us, discontinuity, body)?;
+        Ok(Prepared { chunk, resumed })
+    }
+
+    /// Persists that `seq` is used (first: a crash after signing must
+    /// never make the restarted stream sign a second chunk for `seq`).
+    fn reserve(&self, p: &mut Published, seq: u64) -> Result<(), NodeError> {
+        let id = p.stream.to_string();
+        self.store.update(&id, StreamRole::Published, |r| {
+            r.next_seq = r.next_seq.max(seq + 1);
+            r.updated_ms = now_ms();
+        })?;
+        p.next_seq = p.next_seq.max(seq + 1);
+        Ok(())
+    }
+
+    /// Signs the chunk of a segment: the open segment's number if its
+    /// parts were published (listing them if `body` is exactly their
+    /// bytes, so that peers holding them assemble it), else a new one.
+    fn seal_segment(
+        &self,
+        p: &mut Published,
+        open: Option<OpenSegment>,
+        duration_us: u32,
+        discontinuity: bool,
+        body: Bytes,
+    ) -> Result<Chunk, NodeError> {
         let seq = open.as_ref().map_or(p.next_seq, |o| o.seq);
         let parts_discontinuity = open.as_ref().is_some_and(|o| o.discontinuity);
         let made_of_parts = open.filter(|o| {
@@ -292,17 +343,18 @@ impl Publisher {
             .as_ref()
             .map(|o| o.parts.iter().map(|(info, _, _)| *info).collect())
             .unwrap_or_default();
+        let published_at_ms = now_ms();
         // A paid stream's payload is encrypted with its epoch's key; the
         // CID and size are the ciphertext's, so relays verify it unread.
         // A segment made of parts is their ciphertexts in order (each part
         // sealed on its own), so peers assemble it from them.
         let (epoch, body) = match (&p.announcement.offer, made_of_parts) {
             (Some(_), Some(open)) => {
-                let mut wire =
-                    Vec::with_capacity(open.bytes() + open.parts.len() * paywall::TAG_LEN);
-                for (_, _, w) in &open.parts {
-                    wire.extend_from_slice(w);
-                }
+                let wire: Vec<u8> = open
+                    .parts
+                    .iter()
+                    .flat_map(|(_, _, w)| w.iter().copied())
+                    .collect();
                 (open.epoch, Bytes::from(wire))
             }
             (Some(offer), None) => {
@@ -313,14 +365,6 @@ impl Publisher {
             }
             (None, _) => (None, body),
         };
-        // Persist the next number first: a crash after signing must never
-        // make the restarted stream sign a second chunk for `seq`.
-        self.store.update(&id, StreamRole::Published, |r| {
-            r.next_seq = r.next_seq.max(seq + 1);
-            r.updated_ms = now_ms();
-        })?;
-        p.next_seq = p.next_seq.max(seq + 1);
-        p.last_activity = Instant::now();
         let header = ChunkHeader {
             stream: p.stream.clone(),
             seq,
@@ -334,17 +378,41 @@ impl Publisher {
         }
         .sign(&self.key)
         .map_err(|reason| NodeError::InvalidStream {
-            name: name.to_owned(),
+            name: p.stream.name.clone(),
             reason,
         })?;
+        self.reserve(p, seq)?;
+        p.last_activity = Instant::now();
         p.discontinuity = false;
-        Ok(Prepared {
-            chunk: Chunk {
-                header,
-                payload: body,
-            },
-            resumed,
+        Ok(Chunk {
+            header,
+            payload: body,
         })
+    }
+
+    /// Completes a segment whose end never came (the encoder stopped, or
+    /// a new part 0 came) with the parts already published: they start at
+    /// a keyframe, so they make a valid, shorter segment, and its number
+    /// is not left as a hole viewers wait on.
+    fn close_open(&self, p: &mut Published) -> Option<Chunk> {
+        let open = p.open.take()?;
+        let body: Vec<u8> = open
+            .parts
+            .iter()
+            .flat_map(|(_, b, _)| b.iter().copied())
+            .collect();
+        let duration_us: u32 = open.parts.iter().map(|(i, _, _)| i.duration_us).sum();
+        let seq = open.seq;
+        match self.seal_segment(p, Some(open), duration_us, false, Bytes::from(body)) {
+            Ok(chunk) => {
+                info!(stream = %p.stream, seq, "closed a segment with the parts it had");
+                Some(chunk)
+            }
+            Err(e) => {
+                warn!(stream = %p.stream, seq, error = %e, "could not close a segment from its parts");
+                None
+            }
+        }
     }
 
     /// A stream that went idle is live again when media comes (after a
@@ -371,26 +439,28 @@ impl Publisher {
     }
 
     /// Checks a part (LL-HLS) of the segment in progress and signs it.
-    /// Part 0 reserves the segment's number (persisted first, as for a
-    /// segment); later parts must follow in order. The segment itself
-    /// comes last, through [`Publisher::segment`].
+    /// Part 0 starts a segment and takes the next number (persisted once
+    /// the part is signed); later parts must follow in order. The segment
+    /// itself comes last, through [`Publisher::segment`]. A part 0 that
+    /// comes while a segment is still open completes that one first with
+    /// the parts it had (returned to be published before the part).
+    #[allow(clippy::too_many_arguments)]
     pub async fn part(
         &self,
         name: &str,
         index: u16,
         duration_us: u32,
+        target_us: Option<u32>,
         independent: bool,
         discontinuity: bool,
         body: Bytes,
-    ) -> Result<(Part, Option<SignedAnnouncement>), NodeError> {
+    ) -> Result<PreparedPart, NodeError> {
         ts::validate_part(&body, independent || index == 0)?;
         let entry = self.entry(name).ok_or_else(|| NodeError::NotStarted {
             name: name.to_owned(),
         })?;
         let mut p = entry.lock().await;
         let expected = p.open.as_ref().map_or(0, |o| o.parts.len() as u16);
-        // A new part 0 abandons a segment whose end never came (its
-        // number is burned: peers drop its parts as newer ones come).
         if index != 0 && index != expected {
             return Err(NodeError::PartOutOfOrder {
                 name: name.to_owned(),
@@ -399,102 +469,115 @@ impl Publisher {
             });
         }
         let resumed = self.resume(name, &mut p)?;
-        let invalid = |reason| NodeError::InvalidStream {
-            name: name.to_owned(),
-            reason,
+        // What the part belongs to: a new segment at part 0, else the
+        // open one.
+        let (seq, epoch, segment_discontinuity, before) = match (&p.open, index) {
+            (Some(o), i) if i != 0 => (o.seq, o.epoch, o.discontinuity, o.wire_bytes()),
+            _ => {
+                // The open segment (if any) is closed first and keeps its
+                // number; this one takes the next.
+                let seq = p
+                    .open
+                    .as_ref()
+                    .map_or(p.next_seq, |o| o.seq + 1)
+                    .max(p.next_seq);
+                let epoch = p
+                    .announcement
+                    .offer
+                    .as_ref()
+                    .map(|o| paywall::epoch_at(now_ms(), o.epoch_secs));
+                (seq, epoch, p.discontinuity || discontinuity, 0)
+            }
         };
-        if index == 0 {
-            let seq = p.next_seq;
-            let id = p.stream.to_string();
-            self.store.update(&id, StreamRole::Published, |r| {
-                r.next_seq = r.next_seq.max(seq + 1);
-                r.updated_ms = now_ms();
-            })?;
-            p.next_seq = seq + 1;
-            let discontinuity = std::mem::take(&mut p.discontinuity) || discontinuity;
-            let epoch = p
-                .announcement
-                .offer
-                .as_ref()
-                .map(|o| paywall::epoch_at(now_ms(), o.epoch_secs));
-            p.open = Some(OpenSegment {
-                seq,
-                parts: vec![],
-                discontinuity,
-                epoch,
-            });
-        }
-        let secret = StreamSecret::derive(&self.key, &p.stream);
         let stream = p.stream.clone();
-        let Some(open) = p.open.as_mut() else {
-            return Err(NodeError::PartOutOfOrder {
-                name: name.to_owned(),
-                expected: 0,
-                got: index,
-            });
-        };
-        if open.parts.len() >= ts::MAX_PARTS
-            || open.bytes() + body.len() > vilokanam_media::limits::MAX_SEGMENT_BYTES
-        {
-            return Err(NodeError::BadSegment(ts::TsError::InputTooLarge {
-                len: open.bytes() + body.len(),
-                limit: vilokanam_media::limits::MAX_SEGMENT_BYTES,
-            }));
-        }
         // A paid stream's part is sealed on its own with the segment's
         // epoch key (its CID is the ciphertext's).
-        let wire = match open.epoch {
+        let wire = match epoch {
             Some(epoch) => Bytes::from(paywall::seal_part(
-                &secret.epoch_key(&stream, epoch),
+                &StreamSecret::derive(&self.key, &stream).epoch_key(&stream, epoch),
                 &stream,
-                open.seq,
+                seq,
                 index,
                 epoch,
                 &body,
             )),
             None => body.clone(),
         };
+        let parts_so_far = if index == 0 { 0 } else { usize::from(index) };
+        if parts_so_far >= ts::MAX_PARTS || before + wire.len() > MAX_CHUNK_PAYLOAD as usize {
+            return Err(NodeError::BadSegment(ts::TsError::InputTooLarge {
+                len: before + wire.len(),
+                limit: MAX_CHUNK_PAYLOAD as usize,
+            }));
+        }
         let header = PartHeader {
             stream,
-            seq: open.seq,
+            seq,
             index,
             independent: independent || index == 0,
             duration_us,
+            target_us: target_us.unwrap_or(duration_us).max(duration_us),
             cid: ChunkCid::of(&wire),
             size: wire.len() as u32,
             published_at_ms: now_ms(),
-            discontinuity: open.discontinuity,
-            epoch: open.epoch,
+            discontinuity: segment_discontinuity,
+            epoch,
         }
         .sign(&self.key)
-        .map_err(invalid)?;
-        open.parts.push((
-            PartInfo {
-                size: header.header.size,
-                duration_us,
-                independent: header.header.independent,
-            },
-            body,
-            wire.clone(),
-        ));
+        .map_err(|reason| NodeError::InvalidStream {
+            name: name.to_owned(),
+            reason,
+        })?;
+        // Signed: only now does anything change.
+        let closed = if index == 0 {
+            let closed = self.close_open(&mut p);
+            self.reserve(&mut p, seq)?;
+            p.discontinuity = false;
+            p.open = Some(OpenSegment {
+                seq,
+                parts: vec![],
+                discontinuity: segment_discontinuity,
+                epoch,
+            });
+            closed
+        } else {
+            None
+        };
+        if let Some(open) = p.open.as_mut() {
+            open.parts.push((
+                PartInfo {
+                    size: header.header.size,
+                    duration_us,
+                    independent: header.header.independent,
+                },
+                body,
+                wire.clone(),
+            ));
+        }
         p.last_activity = Instant::now();
-        Ok((
-            Part {
+        Ok(PreparedPart {
+            closed,
+            part: Part {
                 header,
                 payload: wire,
             },
             resumed,
-        ))
+        })
     }
 
-    /// Ends stream `name` (its creator says so); returns the signed end.
-    pub async fn end(&self, name: &str) -> Result<SignedAnnouncement, NodeError> {
+    /// Ends stream `name` (its creator says so): a segment in progress is
+    /// completed with the parts it had.
+    pub async fn end(&self, name: &str) -> Result<Ending, NodeError> {
         let entry = self.entry(name).ok_or_else(|| NodeError::NotPublished {
             name: name.to_owned(),
         })?;
         let mut p = entry.lock().await;
         p.ended = Some(EndCause::Creator);
-        self.sign(&p)
+        let closed = self.close_open(&mut p);
+        Ok(Ending {
+            closed,
+            announcement: self.sign(&p)?,
+        })
     }
 
     fn all(&self) -> Vec<Arc<tokio::sync::Mutex<Published>>> {
@@ -518,32 +601,40 @@ impl Publisher {
         out
     }
 
-    /// Ends the live streams that had no segment for `idle`; returns their
-    /// signed ends.
-    pub async fn end_idle(&self, now: Instant, idle: Duration) -> Vec<SignedAnnouncement> {
+    /// Ends the live streams that had no media for `idle`; returns their
+    /// ends.
+    pub async fn end_idle(&self, now: Instant, idle: Duration) -> Vec<Ending> {
         let mut out = vec![];
         for e in self.all() {
             let mut p = e.lock().await;
             if p.ended.is_none() && now.duration_since(p.last_activity) >= idle {
-                warn!(stream = %p.stream, idle_s = idle.as_secs(), "no segment for the idle timeout: ending the stream");
+                warn!(stream = %p.stream, idle_s = idle.as_secs(), "no media for the idle timeout: ending the stream");
                 p.ended = Some(EndCause::Idle);
-                if let Ok(a) = self.sign(&p) {
-                    out.push(a);
+                let closed = self.close_open(&mut p);
+                if let Ok(announcement) = self.sign(&p) {
+                    out.push(Ending {
+                        closed,
+                        announcement,
+                    });
                 }
             }
         }
         out
     }
 
-    /// Ends every live stream (shutdown); returns the signed ends.
-    pub async fn end_all(&self) -> Vec<SignedAnnouncement> {
+    /// Ends every live stream (shutdown); returns their ends.
+    pub async fn end_all(&self) -> Vec<Ending> {
         let mut out = vec![];
         for e in self.all() {
             let mut p = e.lock().await;
             if p.ended.is_none() {
                 p.ended = Some(EndCause::Creator);
-                if let Ok(a) = self.sign(&p) {
-                    out.push(a);
+                let closed = self.close_open(&mut p);
+                if let Ok(announcement) = self.sign(&p) {
+                    out.push(Ending {
+                        closed,
+                        announcement,
+                    });
                 }
             }
         }

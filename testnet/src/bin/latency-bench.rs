@@ -103,19 +103,16 @@ async fn main() -> Result<()> {
                 tokio::spawn(async move {
                     let mut v = vec![];
                     let mut tick = tokio::time::interval(Duration::from_secs(1));
-                    loop {
+                    for _ in 0..seconds {
                         tick.tick().await;
                         if let Ok(Some(ms)) = api.stream(&stream).await.map(|i| i.latency_ms) {
                             v.push(ms as f64);
                         }
-                        if v.len() > 10_000 {
-                            break v;
-                        }
                     }
+                    v
                 })
             };
             let report = player.play(&url, seconds).await;
-            sampler.abort();
             let node = sampler.await.unwrap_or_default();
             (viewer, name, report, node)
         }));

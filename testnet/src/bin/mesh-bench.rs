@@ -15,6 +15,12 @@
 //! relay fees (the dev chain, every node charging 1 mTICK/MiB and paying
 //! its upstream), and prints what payments cost: amplification, latency
 //! per hop, relay CPU, vouchers per MiB and per second.
+//!
+//! With `--parts` it runs the line twice, with whole segments only
+//! (`--part-ms 0`) and with LL-HLS parts of 300 ms, and prints what parts
+//! cost: amplification, relay CPU and RSS, gossip messages per second,
+//! and the delay from a part's end at the creator to its listing at each
+//! hop (an LL-HLS client with blocking reloads at every node).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -24,10 +30,23 @@ use anyhow::{bail, Result};
 use vilokanam_testnet::bench::{clk_tck, percentile, proc_usage};
 use vilokanam_testnet::{make_test_clip, stream_id_of, wait_until, NodeOptions, Testnet};
 
-async fn publish(t: &mut Testnet, clip: &str, name: &str) -> Result<tokio::process::Child> {
+async fn publish(
+    t: &mut Testnet,
+    clip: &str,
+    name: &str,
+    part_ms: &str,
+) -> Result<tokio::process::Child> {
     let mut p = t.publish(
         0,
-        &["--name", name, "--input", clip, "--realtime"],
+        &[
+            "--name",
+            name,
+            "--input",
+            clip,
+            "--realtime",
+            "--part-ms",
+            part_ms,
+        ],
         Stdio::null(),
     )?;
     stream_id_of(&mut p).await?;
@@ -69,11 +88,117 @@ struct LineFigures {
     served: f64,
     /// With fees: planck per bandwidth claim, claims made, MiB per claim.
     claims: Option<(u128, usize, f64)>,
+    /// With parts: delay from a part's end at the creator to its listing
+    /// at hops 1 to 4: (parts, p50, p99) ms.
+    part_delay: Vec<(usize, u64, u64)>,
+    /// Gossip messages on the stream topic validated by the relay, per
+    /// second of media.
+    gossip_per_s: f64,
+}
+
+/// What an LL-HLS playlist of ours says of its segment in progress: its
+/// media sequence number and the end time (creator's clock, unix ms) of
+/// each listed part.
+fn open_parts(list: &str) -> Option<(u64, Vec<u64>)> {
+    let mut msn: u64 = list
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
+        .parse()
+        .ok()?;
+    let mut pdt = None;
+    let mut ends = vec![];
+    for line in list.lines() {
+        if let Some(d) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = parse_iso8601_ms(d);
+            ends.clear();
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") {
+            let d: f64 = rest.split(',').next()?.parse().ok()?;
+            let start = ends.last().copied().or(pdt)?;
+            ends.push(start + (d * 1000.0).round() as u64);
+        } else if !line.starts_with('#') && !line.is_empty() {
+            // A complete segment: what follows is the next one.
+            msn += 1;
+            ends.clear();
+            pdt = None;
+        }
+    }
+    Some((msn, ends))
+}
+
+/// Unix ms of `2026-12-07T01:50:21.123Z` (what our playlists write).
+fn parse_iso8601_ms(s: &str) -> Option<u64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, ms) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (h, mi, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Days from civil (H. Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(secs as u64 * 1000 + ms.parse::<u64>().ok()?)
+}
+
+/// Follows `stream`'s playlist at `api` as an LL-HLS client does (blocking
+/// reloads for the next part) until `stop`; returns, for every part, the
+/// delay from its end at the creator to the answer that listed it (ms).
+async fn follow_parts(
+    api: vilokanam_testnet::Api,
+    stream: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<u64> {
+    let http = vilokanam_api::reqwest::Client::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut delays = vec![];
+    let mut next: Option<(u64, usize)> = None;
+    while !*stop.borrow() {
+        let mut url = api.playlist_url(&stream);
+        if let Some((msn, part)) = next {
+            url.push_str(&format!("?_HLS_msn={msn}&_HLS_part={part}"));
+        }
+        let answer = tokio::select! {
+            r = http.get(&url).timeout(Duration::from_secs(10)).send() => r,
+            _ = stop.changed() => break,
+        };
+        let list = match answer {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            // 503 (nothing came in time) or not yet watched: ask again
+            // without a directive after a short pause.
+            _ => {
+                next = None;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let now = vilokanam_swarm::protocols::live::actor::unix_ms();
+        let Some((msn, ends)) = open_parts(&list) else {
+            next = None;
+            continue;
+        };
+        for (k, end) in ends.iter().enumerate() {
+            if seen.insert((msn, k)) {
+                delays.push(now.saturating_sub(*end));
+            }
+        }
+        next = Some((msn, ends.len()));
+    }
+    delays
 }
 
 /// A line of 5 (node 0 publishes, nodes 1-4 watch); with `chain`, every
 /// node has a dev account, nodes 0-3 charge [`FEE`] and every node pays.
-async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<LineFigures> {
+async fn line(
+    bin: &std::path::Path,
+    clip: &str,
+    chain: Option<&str>,
+    part_ms: &str,
+) -> Result<LineFigures> {
     let mut t = Testnet::new(bin, None)?;
     for (i, account) in ACCOUNTS.iter().enumerate() {
         let mut extra = vec![];
@@ -109,8 +234,19 @@ async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<
     }
     let relay_pid = t.node(2)?.pid;
     let (cpu0, _) = proc_usage(relay_pid)?;
+    let gossip = "vilokanam_swarm_gossip";
+    let gossip0 = t.api(2)?.metric(gossip, &["kind=\"chunk\""]).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut followers = vec![];
+    for hop in 1..5 {
+        followers.push(tokio::spawn(follow_parts(
+            t.api(hop)?,
+            stream.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let t0 = Instant::now();
-    let mut p = publish(&mut t, clip, name).await?;
+    let mut p = publish(&mut t, clip, name, part_ms).await?;
     finish(&mut p).await?;
     let last = t
         .api(0)?
@@ -126,6 +262,14 @@ async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<
     .await?;
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, hwm) = proc_usage(relay_pid)?;
+    let gossip1 = t.api(2)?.metric(gossip, &["kind=\"chunk\""]).await?;
+    let _ = stop_tx.send(true);
+    let mut part_delay = vec![];
+    for f in followers {
+        let mut d = f.await.unwrap_or_default();
+        d.sort_unstable();
+        part_delay.push((d.len(), percentile(&d, 0.5), percentile(&d, 0.99)));
+    }
     let cpu = (cpu1 - cpu0) as f64 / clk_tck();
     let chunks = t.api(0)?.chunks(&stream).await?;
     let stream_bytes: u64 = chunks.iter().map(|c| u64::from(c.size)).sum();
@@ -208,7 +352,58 @@ async fn line(bin: &std::path::Path, clip: &str, chain: Option<&str>) -> Result<
         vouchers,
         served,
         claims,
+        part_delay,
+        gossip_per_s: (gossip1 - gossip0) / media_s,
     })
+}
+
+/// Prints what parts cost: the line without and with them.
+fn compare_parts(off: &LineFigures, on: &LineFigures) {
+    print_line(on, " with LL-HLS parts of 300 ms");
+    println!();
+    println!("## parts on vs off (same clip, same line)");
+    println!("| figure | off | on | difference |");
+    println!("|---|---|---|---|");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a0, a1) = (mean(&off.amplification), mean(&on.amplification));
+    println!(
+        "| amplification, mean of nodes 1-4 | {a0:.4} | {a1:.4} | {:+.2} % |",
+        (a1 / a0 - 1.0) * 100.0
+    );
+    let cpu = |f: &LineFigures| f.relay.0 / f.relay.1 * 100.0;
+    println!(
+        "| relay CPU (% of one core) | {:.2} | {:.2} | {:+.2} points |",
+        cpu(off),
+        cpu(on),
+        cpu(on) - cpu(off)
+    );
+    println!(
+        "| relay peak RSS (MiB) | {:.1} | {:.1} | {:+.1} |",
+        off.relay.2 as f64 / 1024.0,
+        on.relay.2 as f64 / 1024.0,
+        (on.relay.2 as f64 - off.relay.2 as f64) / 1024.0
+    );
+    println!(
+        "| gossip messages/s on the stream topic at the relay | {:.2} | {:.2} | ×{:.1} |",
+        off.gossip_per_s,
+        on.gossip_per_s,
+        on.gossip_per_s / off.gossip_per_s.max(1e-9)
+    );
+    println!(
+        "| segment publish-to-playable p50 at 4 hops (ms) | {} | {} | {:+} ms |",
+        off.hops[3].1,
+        on.hops[3].1,
+        on.hops[3].1 as i64 - off.hops[3].1 as i64
+    );
+    println!();
+    println!("delay from a part's end at the creator to its listing (blocking reload answered):");
+    println!("| hops | parts | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (i, (n, p50, p99)) in on.part_delay.iter().enumerate() {
+        println!("| {} | {n} | {p50} | {p99} |", i + 1);
+    }
+    let per_hop = (on.part_delay[3].1 as f64 - on.part_delay[0].1 as f64) / 3.0;
+    println!("p50 per hop (hops 1→4): {per_hop:.1} ms per part");
 }
 
 fn print_line(f: &LineFigures, label: &str) {
@@ -327,6 +522,7 @@ async fn main() -> Result<()> {
         );
     }
     let payments = std::env::args().any(|a| a == "--payments");
+    let parts = std::env::args().any(|a| a == "--parts");
     let seconds = 30;
     let scratch = tempfile::tempdir()?;
     let clip = scratch.path().join("clip.ts");
@@ -338,13 +534,18 @@ async fn main() -> Result<()> {
 
     // 1. Line of 5: latency per hop count, relay CPU and RSS, and the
     // same line again with relay fees on (each node pays its upstream).
-    let off = line(&bin, &clip_s, None).await?;
+    let off = line(&bin, &clip_s, None, "0").await?;
     print_line(&off, "");
+    if parts {
+        let on = line(&bin, &clip_s, None, "300").await?;
+        compare_parts(&off, &on);
+        return Ok(());
+    }
     if payments {
         let scratch = tempfile::tempdir()?;
         let parts = vilokanam_chain::dev_chain::DevChainParts::for_testnet(scratch.path()).await?;
         let chain = vilokanam_chain::dev_chain::DevChain::start(&parts).await?;
-        let on = line(&bin, &clip_s, Some(&chain.ws_url)).await;
+        let on = line(&bin, &clip_s, Some(&chain.ws_url), "0").await;
         chain.stop().await?;
         compare(&off, &on?);
         return Ok(());
@@ -377,7 +578,7 @@ async fn main() -> Result<()> {
                 .await?,
         );
     }
-    let mut p = publish(&mut t, &clip_s, name).await?;
+    let mut p = publish(&mut t, &clip_s, name, "0").await?;
     finish(&mut p).await?;
     let chunks = t.api(0)?.chunks(&stream).await?;
     let last = chunks.last().map(|c| c.seq).unwrap_or(0);

@@ -30,6 +30,9 @@ pub const MAX_HELD: usize = 16;
 /// Complete segments whose parts stay listed (RFC 8216bis: parts older
 /// than about three target durations may be removed).
 pub const PART_SEGMENTS: usize = 3;
+/// How far past the last listed part a blocking reload may ask before it
+/// is refused (RFC 8216bis: the server's Advance Part Limit, at least 3).
+const ADVANCE_PART_LIMIT: u64 = 3;
 /// Segments in progress whose parts are held (a late joiner's parts may
 /// come before the segment they follow).
 const MAX_OPEN: usize = 3;
@@ -50,6 +53,8 @@ struct Entry {
     discontinuity: bool,
     pdt_ms: Option<u64>,
     parts: Vec<PartEntry>,
+    /// Never came (only some of its parts did): `EXT-X-GAP`.
+    gap: bool,
 }
 
 /// The parts of a segment in progress.
@@ -178,6 +183,21 @@ impl Playlist {
         pdt_ms: Option<u64>,
         discontinuity: bool,
     ) {
+        self.on_part_with_target(seq, index, part, part.duration, pdt_ms, discontinuity)
+    }
+
+    /// [`Playlist::on_part`] with the creator's part target (signed in the
+    /// part header): the `PART-TARGET` announced is the largest target
+    /// (and part) seen, the same from the first part on.
+    pub fn on_part_with_target(
+        &mut self,
+        seq: u64,
+        index: u16,
+        part: PartEntry,
+        target: Duration,
+        pdt_ms: Option<u64>,
+        discontinuity: bool,
+    ) {
         if self.next.is_some_and(|n| seq < n)
             || self.end.is_some_and(|e| seq > e)
             || usize::from(index) >= crate::limits::MAX_PARTS
@@ -199,7 +219,11 @@ impl Playlist {
             open.discontinuity = discontinuity;
         }
         open.parts.insert(index, part);
-        let longest = self.part_target.unwrap_or_default().max(part.duration);
+        let longest = self
+            .part_target
+            .unwrap_or_default()
+            .max(part.duration)
+            .max(target);
         self.part_target = Some(longest);
     }
 
@@ -242,10 +266,10 @@ impl Playlist {
             if let Some(meta) = self.held.remove(&next) {
                 self.push(next, meta);
             } else if self.skipped.remove(&next) {
-                self.pending_discontinuity = !self.entries.is_empty();
+                self.skip(next);
             } else if self.held.len() > MAX_HELD {
                 // A hole nobody reported: give up on it to keep playing.
-                self.pending_discontinuity = !self.entries.is_empty();
+                self.skip(next);
             } else {
                 break;
             }
@@ -254,6 +278,35 @@ impl Playlist {
         }
         self.skipped = self.skipped.split_off(&next);
         self.open = self.open.split_off(&next);
+    }
+
+    /// Segment `seq` will never come. If parts of it were listed, its
+    /// media sequence number stays its own: it is listed as a gap
+    /// (`EXT-X-GAP`, as long as the parts players may have played), so the
+    /// next segment never takes a number a player already used for it.
+    fn skip(&mut self, seq: u64) {
+        let parts = self
+            .open
+            .get(&seq)
+            .map(Open::contiguous)
+            .unwrap_or_default();
+        if !parts.is_empty() {
+            let pdt_ms = self.open.get(&seq).and_then(|o| o.pdt_ms);
+            let duration = parts.iter().map(|p| p.duration).sum();
+            self.push(
+                seq,
+                SegmentMeta {
+                    duration,
+                    discontinuity: false,
+                    pdt_ms,
+                    parts: 0,
+                },
+            );
+            if let Some(e) = self.entries.back_mut() {
+                e.gap = true;
+            }
+        }
+        self.pending_discontinuity = !self.entries.is_empty();
     }
 
     fn push(&mut self, seq: u64, meta: SegmentMeta) {
@@ -273,6 +326,7 @@ impl Playlist {
             discontinuity,
             pdt_ms: open.pdt_ms.or(meta.pdt_ms),
             parts,
+            gap: false,
         });
         while self.entries.len() > self.window {
             if let Some(old) = self.entries.pop_front() {
@@ -331,18 +385,19 @@ impl Playlist {
     /// behind the creator this node is.
     pub fn newest_pdt_ms(&self) -> Option<u64> {
         let (open, parts) = self.open_parts();
-        if let (Some(open), false) = (open, parts.is_empty()) {
-            let before: Duration = parts[..parts.len() - 1].iter().map(|p| p.duration).sum();
-            return open.pdt_ms.map(|t| t + before.as_millis() as u64);
-        }
-        let last = self.entries.back()?;
-        match last.parts.split_last() {
-            Some((_, before)) => {
-                let before: Duration = before.iter().map(|p| p.duration).sum();
-                last.pdt_ms.map(|t| t + before.as_millis() as u64)
+        let (pdt, parts) = match open {
+            Some(open) if !parts.is_empty() => (open.pdt_ms, parts),
+            _ => {
+                let last = self.entries.back()?;
+                (last.pdt_ms, last.parts.clone())
             }
-            None => last.pdt_ms,
-        }
+        };
+        // The newest part starts after all the others.
+        let before: Duration = parts
+            .split_last()
+            .map(|(_, before)| before.iter().map(|p| p.duration).sum())
+            .unwrap_or_default();
+        pdt.map(|t| t.saturating_add(before.as_millis() as u64))
     }
 
     /// What a blocking reload for media sequence `msn` (and part `part`
@@ -362,8 +417,11 @@ impl Playlist {
         }
         match part {
             Some(p) if msn == open && self.low_latency() => {
-                if (p as usize) < self.open_parts().1.len() {
+                let listed = self.open_parts().1.len() as u64;
+                if p < listed {
                     Reload::Ready
+                } else if p > listed + ADVANCE_PART_LIMIT {
+                    Reload::TooFar
                 } else {
                     Reload::Wait
                 }
@@ -407,6 +465,9 @@ impl Playlist {
             }
             if ll.is_some() && i >= with_parts {
                 write_parts(&mut s, prefix, e.seq, &e.parts);
+            }
+            if e.gap {
+                let _ = writeln!(s, "#EXT-X-GAP");
             }
             let _ = writeln!(s, "#EXTINF:{:.3},", e.duration.as_secs_f64());
             let _ = writeln!(s, "{prefix}{}.ts", e.seq);
@@ -705,7 +766,8 @@ mod tests {
         p.on_part(8, 2, part(false, 300), Some(T0 + 8600), false);
         let r = render(&p);
         assert!(
-            r.contains("8.0.ts") && !r.contains("URI=\"8.2.ts\","),
+            r.contains("URI=\"8.0.ts\"")
+                && !r.contains("#EXT-X-PART:DURATION=0.30000,URI=\"8.2.ts\""),
             "{r}"
         );
         assert!(r.contains("PRELOAD-HINT:TYPE=PART,URI=\"8.1.ts\""), "{r}");
@@ -815,5 +877,54 @@ mod tests {
         assert_eq!(sum.program_dates, 3);
         assert!(!r.contains("PART") && !r.contains("SERVER-CONTROL"));
         roundtrip(&r);
+    }
+
+    #[test]
+    fn a_segment_that_never_comes_after_its_parts_keeps_its_number_as_a_gap() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 0);
+        p.on_part(1, 0, part(true, 300), Some(T0 + 1000), false);
+        p.on_part(1, 1, part(false, 300), Some(T0 + 1300), false);
+        // Listed at media sequence 1 while in progress.
+        assert!(render(&p).contains("URI=\"1.1.ts\""));
+        p.on_missing(1);
+        full_segment(&mut p, 2);
+        let r = render(&p);
+        let sum = rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert_eq!(sum.segments, 3, "0, the gap 1 and 2: {r}");
+        assert!(
+            r.contains("#EXT-X-GAP\n#EXTINF:0.600,\n1.ts\n#EXT-X-DISCONTINUITY\n"),
+            "{r}"
+        );
+        assert!(r.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
+        roundtrip(&r);
+        // A missing segment none of whose parts were listed is skipped.
+        let mut q = Playlist::new(6);
+        full_segment(&mut q, 0);
+        q.on_missing(1);
+        full_segment(&mut q, 2);
+        assert!(!render(&q).contains("GAP"));
+    }
+
+    #[test]
+    fn the_part_target_is_the_creators_from_the_first_part() {
+        // A late joiner's first part is a short last part: the target is
+        // still the creator's.
+        let mut q = Playlist::new(6);
+        q.on_segment(0, meta(0, 4));
+        let target = Duration::from_millis(300);
+        q.on_part_with_target(1, 3, part(false, 100), target, None, false);
+        q.on_part_with_target(2, 0, part(true, 300), target, None, false);
+        assert_eq!(q.part_target(), Some(target));
+        assert!(render(&q).contains("PART-TARGET=0.30000"));
+    }
+
+    #[test]
+    fn a_reload_for_a_part_far_ahead_is_refused() {
+        let mut p = Playlist::new(3);
+        full_segment(&mut p, 0);
+        p.on_part(1, 0, part(true, 300), Some(T0 + 1000), false);
+        assert_eq!(p.wait_for(1, Some(4)), Reload::Wait);
+        assert_eq!(p.wait_for(1, Some(5)), Reload::TooFar);
     }
 }

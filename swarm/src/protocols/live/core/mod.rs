@@ -74,6 +74,8 @@ pub struct RelayCore {
     /// index).
     part_cids: HashMap<ChunkCid, Vec<(StreamId, u64, u16)>>,
     total_bytes: usize,
+    /// Payload bytes of held parts over all streams.
+    total_part_bytes: usize,
     /// Relayed streams left for silence, and when (bounded: at most
     /// `4 × max_relayed`, oldest first out).
     silenced: std::collections::VecDeque<(StreamId, Instant)>,
@@ -94,6 +96,7 @@ impl RelayCore {
             by_cid: HashMap::new(),
             part_cids: HashMap::new(),
             total_bytes: 0,
+            total_part_bytes: 0,
             silenced: std::collections::VecDeque::new(),
             prices: HashMap::new(),
             refused_until: HashMap::new(),
@@ -247,6 +250,7 @@ impl RelayCore {
         for ((seq, index), part) in &st.parts {
             self.unindex_part(part.header.header.cid, stream, *seq, *index);
         }
+        self.total_part_bytes -= st.part_bytes;
         let mut out: Vec<Output> = st
             .pending
             .into_values()
@@ -449,7 +453,11 @@ impl RelayCore {
         result: Result<ChunkResponse, FetchError>,
     ) -> Vec<Output> {
         let (served_header, payload) = match result {
-            Ok(ChunkResponse::Found { header, payload }) => (header, payload),
+            Ok(ChunkResponse::Found { header, payload }) => (Some(header), payload),
+            // A peer that holds the payload as a part (a segment of one
+            // part) answers with the part: usable when this node holds
+            // the segment's signed header to check it against.
+            Ok(ChunkResponse::Part { payload, .. }) => (None, payload),
             Ok(ChunkResponse::PaymentRequired { owed, paid, .. }) => {
                 let until = now + self.config.retry_backoff;
                 self.refused_until.insert(peer, until);
@@ -474,7 +482,10 @@ impl RelayCore {
                 .check_payload(&payload)
                 .map(|()| known)
                 .map_err(Misbehaviour::BadPayload),
-            None => Self::check_served(stream, *seq, served_header, &payload),
+            None => match served_header {
+                Some(served) => Self::check_served(stream, *seq, served, &payload),
+                None => return self.fetch_failed(now, key, peer),
+            },
         };
         let header = match check {
             Ok(h) => h,
@@ -721,7 +732,9 @@ impl RelayCore {
         if p.in_flight.is_some() {
             return vec![];
         }
-        if waiting && now.duration_since(p.first_seen) < cfg.give_up_after {
+        // …but only for as long as a part may take: then the segment is
+        // pulled whole, well before it would be given up.
+        if waiting && now.duration_since(p.first_seen) < cfg.part_give_up_after {
             return vec![];
         }
         if now.duration_since(p.first_seen) >= cfg.give_up_after {

@@ -175,7 +175,12 @@ impl RelayCore {
         result: Result<ChunkResponse, FetchError>,
     ) -> Vec<Output> {
         let payload = match result {
-            Ok(ChunkResponse::Part { payload, .. }) => payload,
+            // A segment of one part has that part's CID: a peer that
+            // already assembled it answers with the chunk; the payload is
+            // what counts.
+            Ok(ChunkResponse::Part { payload, .. } | ChunkResponse::Found { payload, .. }) => {
+                payload
+            }
             Ok(ChunkResponse::PaymentRequired { owed, paid, .. }) => {
                 self.refused_until
                     .insert(peer, now + self.config.retry_backoff);
@@ -359,18 +364,23 @@ impl RelayCore {
             .entry(part.header.header.cid)
             .or_default()
             .push((stream.clone(), seq, index));
+        self.total_part_bytes += part.payload.len();
         // Bounds: parts of old segments go, then the oldest parts while
-        // over the byte budget (never the one just added).
+        // over the stream's byte budget or all streams' (a quarter of the
+        // chunks' each), never the one just added.
         let newest = st.parts.last_key_value().map_or(seq, |(k, _)| k.0);
         let keep_from = newest.saturating_sub(cfg.part_segments.saturating_sub(1));
         let budget = cfg.max_stream_bytes / 4;
+        let total_budget = cfg.max_total_bytes / 4;
         let mut dropped = vec![];
         while let Some((&k, _)) = st.parts.first_key_value() {
-            if k == (seq, index) || (k.0 >= keep_from && st.part_bytes <= budget) {
+            let within = st.part_bytes <= budget && self.total_part_bytes <= total_budget;
+            if k == (seq, index) || (k.0 >= keep_from && within) {
                 break;
             }
             if let Some(old) = st.parts.remove(&k) {
                 st.part_bytes -= old.payload.len();
+                self.total_part_bytes -= old.payload.len();
                 dropped.push((old.header.header.cid, k));
             }
         }

@@ -30,9 +30,11 @@ pub use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
 /// refused with [`WireError::Version`].
 pub const WIRE_VERSION: u8 = 4;
 /// Largest chunk payload a node accepts: the media layer's segment limit,
-/// so that the segmenter, the HTTP API and the wire agree.
-pub const MAX_CHUNK_PAYLOAD: u32 =
-    (vilokanam_media::limits::MAX_SEGMENT_BYTES + crate::protocols::keys::paywall::TAG_LEN) as u32;
+/// so that the segmenter, the HTTP API and the wire agree, plus the
+/// paywall's tag on each part of a paid segment published as parts.
+pub const MAX_CHUNK_PAYLOAD: u32 = (vilokanam_media::limits::MAX_SEGMENT_BYTES
+    + vilokanam_media::limits::MAX_PARTS * crate::protocols::keys::paywall::TAG_LEN)
+    as u32;
 /// Largest gossip message (chunk header or announcement) a node accepts.
 pub const MAX_GOSSIP_MESSAGE: usize = 4 * 1024;
 /// Largest chunk request.
@@ -469,9 +471,7 @@ impl SignedHeader {
 
     /// The creator's wall clock (unix ms) at the segment's first frame.
     pub fn program_date_ms(&self) -> u64 {
-        let h = &self.header;
-        h.published_at_ms
-            .saturating_sub(u64::from(h.duration_us) / 1000)
+        program_date_ms(self.header.published_at_ms, self.header.duration_us)
     }
 }
 
@@ -492,6 +492,10 @@ pub struct PartHeader {
     pub independent: bool,
     /// Media duration in microseconds.
     pub duration_us: u32,
+    /// The creator's part target in microseconds (at least the duration):
+    /// what players are told every part fits (`PART-TARGET`), the same
+    /// for every part of the stream.
+    pub target_us: u32,
     /// CID of the payload.
     pub cid: ChunkCid,
     /// Payload length in bytes.
@@ -513,10 +517,14 @@ impl PartHeader {
         Duration::from_micros(u64::from(self.duration_us))
     }
 
+    /// The part target.
+    pub fn target(&self) -> Duration {
+        Duration::from_micros(u64::from(self.target_us))
+    }
+
     /// The creator's wall clock (unix ms) at the part's first frame.
     pub fn program_date_ms(&self) -> u64 {
-        self.published_at_ms
-            .saturating_sub(u64::from(self.duration_us) / 1000)
+        program_date_ms(self.published_at_ms, self.duration_us)
     }
 
     /// Checks every field's range (not the signature).
@@ -542,6 +550,17 @@ impl PartHeader {
                 "duration_us",
                 format!(
                     "{} not in 1..={}",
+                    self.duration_us,
+                    MAX_CHUNK_DURATION.as_micros()
+                ),
+            ));
+        }
+        if self.target_us < self.duration_us || self.target() > MAX_CHUNK_DURATION {
+            return Err(field(
+                "target_us",
+                format!(
+                    "{} not in {}..={}",
+                    self.target_us,
                     self.duration_us,
                     MAX_CHUNK_DURATION.as_micros()
                 ),
@@ -588,6 +607,12 @@ impl SignedPartHeader {
     pub fn check_payload(&self, payload: &[u8]) -> Result<(), WireError> {
         check_payload(self.header.size, &self.header.cid, payload)
     }
+}
+
+/// When the first frame of media published at `published_at_ms` and
+/// lasting `duration_us` was captured (its program date, unix ms).
+fn program_date_ms(published_at_ms: u64, duration_us: u32) -> u64 {
+    published_at_ms.saturating_sub(u64::from(duration_us) / 1000)
 }
 
 fn check_payload(size: u32, cid: &ChunkCid, payload: &[u8]) -> Result<(), WireError> {

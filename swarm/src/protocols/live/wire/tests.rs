@@ -48,6 +48,7 @@ fn part(key: &SigningKey, seq: u64, index: u16, payload: &[u8]) -> PartHeader {
         index,
         independent: index == 0,
         duration_us: 300_000,
+        target_us: 300_000,
         cid: ChunkCid::of(payload),
         size: payload.len() as u32,
         published_at_ms: 1_000,
@@ -74,12 +75,16 @@ fn part_header_round_trips_verifies_and_is_served() {
     back.check_payload(b"part").unwrap();
     assert!(back.check_payload(b"parT").is_err());
     assert_eq!(back.header.program_date_ms(), 700);
-    // A part header never verifies as a chunk header (domain separation).
-    let as_chunk = SignedHeader {
-        header: header(&k, 7, b"part"),
-        signature: signed.signature,
+    // Domain separation: the same header bytes signed under the chunk
+    // domain do not verify as a part.
+    let other_domain = Sig(k
+        .sign(&signing_bytes(DOMAIN_CHUNK, &signed.header))
+        .to_bytes());
+    let forged = SignedPartHeader {
+        header: signed.header.clone(),
+        signature: other_domain,
     };
-    assert_eq!(as_chunk.verify(), Err(WireError::BadSignature));
+    assert_eq!(forged.verify(), Err(WireError::BadSignature));
     // Served with its payload.
     let r = ChunkResponse::Part {
         header: signed.clone(),
@@ -139,7 +144,14 @@ fn part_fields_are_checked() {
         };
         MAX_PARTS + 1
     ];
-    assert!(h.sign(&k).is_err());
+    h.size = MAX_PARTS as u32 + 1;
+    match h.sign(&k) {
+        Err(WireError::Field {
+            field: "parts",
+            reason,
+        }) => assert!(reason.contains("at most"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -182,13 +182,16 @@ fn forged_misplaced_equivocating_and_stale_parts() {
         verdicts(&out),
         vec![Verdict::Ignore(IgnoreReason::Equivocation)]
     );
-    // Once the segment is here, its parts are stale.
+    // Once the segment is here, its parts are stale. Parts 1 and 2 were
+    // never announced: the segment is pulled whole at once.
     let out = core.on_gossip_header(now, msg(4), a, &stream(), seg.header.clone());
-    let _ = core.on_fetch_result(now, (stream(), 0), a, found(&seg));
-    assert!(
-        ready(&out).is_empty(),
-        "parts 1 and 2 never came: pulled whole"
+    assert!(ready(&out).is_empty());
+    assert_eq!(
+        fetches(&out),
+        vec![(a, ChunkRequest::ByCid(seg.header.header.cid))]
     );
+    let out = core.on_fetch_result(now, (stream(), 0), a, found(&seg));
+    assert_eq!(ready(&out), vec![0]);
     let out = core.on_gossip_part(now, msg(5), a, &stream(), parts[2].header.clone());
     assert_eq!(verdicts(&out), vec![Verdict::Ignore(IgnoreReason::Stale)]);
     // A part of an old segment after newer segments arrived.
@@ -317,4 +320,28 @@ fn pending_and_held_parts_are_bounded() {
         core.serve(&ChunkRequest::ByCid(parts_of(9).0[0].header.header.cid)),
         ChunkResponse::NotFound
     ));
+}
+
+#[test]
+fn a_segment_of_one_part_is_served_and_taken_either_way() {
+    // One part = the whole segment: the same CID. A peer that assembled
+    // the chunk answers a part request with the chunk, and the other way
+    // round; both are accepted, checked against the signed header.
+    let now = Instant::now();
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let mut core = joined(now, &[a, b]);
+    let (parts, seg) = crate::test_utils::signed_parts(&key(), &stream(), 0, &[b"whole"]);
+    let out = core.on_gossip_part(now, msg(1), a, &stream(), parts[0].header.clone());
+    assert_eq!(part_fetches(&out).len(), 1);
+    let out = core.on_part_result(now, (stream(), 0, 0), a, found(&seg));
+    assert_eq!(parts_ready(&out), vec![(0, 0)]);
+    assert_eq!(verified_bytes(&out), 5);
+    let out = core.on_gossip_header(now, msg(2), a, &stream(), seg.header.clone());
+    assert_eq!(ready(&out), vec![0], "assembled from its one part");
+    // A node that missed the part pulls the chunk and may get the part.
+    let mut other = joined(now, &[b]);
+    let out = other.on_gossip_header(now, msg(3), b, &stream(), seg.header.clone());
+    assert_eq!(fetches(&out).len(), 1);
+    let out = other.on_fetch_result(now, (stream(), 0), b, part_found(&parts[0]));
+    assert_eq!(ready(&out), vec![0]);
 }
