@@ -47,6 +47,7 @@ try {
     // behind the live edge than the playlist's hold-back (hls.js's own
     // option; a player that starts at a keyframe a GOP back comes forward).
     const h = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
+    window.hls = h;
     window.latencies = [];
     setInterval(() => {
       const d = h.playingDate;
@@ -67,11 +68,14 @@ try {
       const v = document.getElementById('v');
       return { t: v.currentTime, width: v.videoWidth, height: v.videoHeight,
         frames: v.getVideoPlaybackQuality().totalVideoFrames,
-        playing: !v.paused && v.readyState >= 3, fatal: window.log.fatal };
+        playing: !v.paused && v.readyState >= 3, fatal: window.log.fatal,
+        // hls.js's own view: distance to the live edge and its target.
+        edge: window.hls ? window.hls.latency : null,
+        target: window.hls ? window.hls.targetLatency : null };
     });
     s.at = (Date.now() - t0) / 1000;
     samples.push(s);
-    console.log(`${s.at.toFixed(0)}s playhead ${s.t.toFixed(1)} s, ${s.width}x${s.height}, ${s.frames} frames`);
+    console.log(`${s.at.toFixed(0)}s playhead ${s.t.toFixed(1)} s, ${s.width}x${s.height}, ${s.frames} frames, ${(s.edge ?? 0).toFixed(2)} s from the live edge (target ${(s.target ?? 0).toFixed(2)} s)`);
     if (s.fatal) break;
   }
   const log = await page.evaluate(() => window.log);

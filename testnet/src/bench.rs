@@ -1,7 +1,31 @@
 //! Helpers of the benchmark binaries (`mesh-bench`, `key-bench`): a
 //! process's CPU time and peak memory from `/proc`, and percentiles.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+
+/// The `vilokanam` binary a benchmark drives: `--bin PATH`, or the one
+/// built next to the benchmark (`cargo build --release -p vilokanam`).
+pub fn daemon_binary() -> Result<std::path::PathBuf> {
+    let bin = match arg("--bin") {
+        Some(b) => b.into(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's folder")?
+            .join("vilokanam"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: cargo build --release -p vilokanam first",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The value after `--name` on the command line, if any.
+pub fn arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
 
 /// The value at fraction `p` (0..=1) of `sorted` (0 when empty).
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {

@@ -70,18 +70,7 @@ async fn part(
     Query(q): Query<PartQuery>,
     body: Bytes,
 ) -> HttpResult<Json<PartResponse>> {
-    let r = api
-        .node
-        .publish_part(
-            &name,
-            q.index,
-            q.duration_us,
-            q.target_us,
-            q.independent,
-            q.discontinuity,
-            body,
-        )
-        .await?;
+    let r = api.node.publish_part(&name, &q, body).await?;
     Ok(Json(PartResponse {
         seq: r.seq,
         index: r.index,

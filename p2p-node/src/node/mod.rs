@@ -837,29 +837,16 @@ impl NodeHandle {
 
     /// Publishes one part (LL-HLS) of the segment in progress of stream
     /// `name` (a segment left open before it is completed first).
-    #[allow(clippy::too_many_arguments)]
     pub async fn publish_part(
         &self,
         name: &str,
-        index: u16,
-        duration_us: u32,
-        target_us: Option<u32>,
-        independent: bool,
-        discontinuity: bool,
+        q: &vilokanam_api::PartQuery,
         body: Bytes,
     ) -> Result<publisher::PublishedPart, NodeError> {
         let prepared = self
             .inner
             .publisher
-            .part(
-                name,
-                index,
-                duration_us,
-                target_us,
-                independent,
-                discontinuity,
-                body,
-            )
+            .part(name, q, body)
             .await
             .inspect_err(|e| {
                 let reason = match e {

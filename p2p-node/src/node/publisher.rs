@@ -444,17 +444,13 @@ impl Publisher {
     /// itself comes last, through [`Publisher::segment`]. A part 0 that
     /// comes while a segment is still open completes that one first with
     /// the parts it had (returned to be published before the part).
-    #[allow(clippy::too_many_arguments)]
     pub async fn part(
         &self,
         name: &str,
-        index: u16,
-        duration_us: u32,
-        target_us: Option<u32>,
-        independent: bool,
-        discontinuity: bool,
+        q: &vilokanam_api::PartQuery,
         body: Bytes,
     ) -> Result<PreparedPart, NodeError> {
+        let (index, duration_us, independent) = (q.index, q.duration_us, q.independent);
         ts::validate_part(&body, independent || index == 0)?;
         let entry = self.entry(name).ok_or_else(|| NodeError::NotStarted {
             name: name.to_owned(),
@@ -486,7 +482,7 @@ impl Publisher {
                     .offer
                     .as_ref()
                     .map(|o| paywall::epoch_at(now_ms(), o.epoch_secs));
-                (seq, epoch, p.discontinuity || discontinuity, 0)
+                (seq, epoch, p.discontinuity || q.discontinuity, 0)
             }
         };
         let stream = p.stream.clone();
@@ -516,7 +512,7 @@ impl Publisher {
             index,
             independent: independent || index == 0,
             duration_us,
-            target_us: target_us.unwrap_or(duration_us).max(duration_us),
+            target_us: q.target_us.unwrap_or(duration_us).max(duration_us),
             cid: ChunkCid::of(&wire),
             size: wire.len() as u32,
             published_at_ms: now_ms(),

@@ -193,16 +193,7 @@ async fn run_viewer(
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
-    let bin = std::env::current_exe()?
-        .parent()
-        .context("exe dir")?
-        .join("vilokanam");
-    if !bin.exists() {
-        bail!(
-            "{} not found: cargo build --release -p vilokanam first",
-            bin.display()
-        );
-    }
+    let bin = vilokanam_testnet::bench::daemon_binary()?;
     let work = tempfile::tempdir()?;
     let parts = DevChainParts::for_testnet(work.path()).await?;
     let chain = DevChain::start_with(&parts, BlockMode::Batch).await?;

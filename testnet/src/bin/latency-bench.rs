@@ -19,28 +19,17 @@
 //! glass-to-glass minus the encoder's own delay (one frame with x264
 //! `zerolatency`; the shipped fixture, used without ffmpeg, has none).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use vilokanam_testnet::bench::{arg, daemon_binary};
 use vilokanam_testnet::browser::{quantile, BrowserPlayer};
 use vilokanam_testnet::{ffmpeg_available, stream_id_of, wait_until, Testnet, FIXTURE};
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
-    let bin = arg("--bin").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::current_exe()
-            .unwrap_or_default()
-            .with_file_name("vilokanam")
-    });
-    if !bin.exists() {
-        bail!(
-            "{} not found: cargo build --release -p vilokanam first",
-            bin.display()
-        );
-    }
+    let bin = daemon_binary()?;
     let seconds: u32 = arg("--seconds")
         .map_or(Ok(60), |s| s.parse())
         .context("--seconds")?;

@@ -22,7 +22,6 @@
 //! and the delay from a part's end at the creator to its listing at each
 //! hop (an LL-HLS client with blocking reloads at every node).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -362,27 +361,7 @@ fn compare_parts(off: &LineFigures, on: &LineFigures) {
     print_line(on, " with LL-HLS parts of 300 ms");
     println!();
     println!("## parts on vs off (same clip, same line)");
-    println!("| figure | off | on | difference |");
-    println!("|---|---|---|---|");
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (a0, a1) = (mean(&off.amplification), mean(&on.amplification));
-    println!(
-        "| amplification, mean of nodes 1-4 | {a0:.4} | {a1:.4} | {:+.2} % |",
-        (a1 / a0 - 1.0) * 100.0
-    );
-    let cpu = |f: &LineFigures| f.relay.0 / f.relay.1 * 100.0;
-    println!(
-        "| relay CPU (% of one core) | {:.2} | {:.2} | {:+.2} points |",
-        cpu(off),
-        cpu(on),
-        cpu(on) - cpu(off)
-    );
-    println!(
-        "| relay peak RSS (MiB) | {:.1} | {:.1} | {:+.1} |",
-        off.relay.2 as f64 / 1024.0,
-        on.relay.2 as f64 / 1024.0,
-        (on.relay.2 as f64 - off.relay.2 as f64) / 1024.0
-    );
+    common_rows(off, on);
     println!(
         "| gossip messages/s on the stream topic at the relay | {:.2} | {:.2} | ×{:.1} |",
         off.gossip_per_s,
@@ -435,14 +414,9 @@ fn print_line(f: &LineFigures, label: &str) {
     );
 }
 
-/// Prints both runs and what payments cost.
-fn compare(off: &LineFigures, on: &LineFigures) {
-    print_line(
-        on,
-        &format!(" with relay fees ({FEE} per node, every node paying)"),
-    );
-    println!();
-    println!("## payments on vs off (same clip, same line)");
+/// The rows of an on-vs-off table every comparison has: amplification,
+/// relay CPU and peak RSS.
+fn common_rows(off: &LineFigures, on: &LineFigures) {
     println!("| figure | off | on | difference |");
     println!("|---|---|---|---|");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -451,6 +425,30 @@ fn compare(off: &LineFigures, on: &LineFigures) {
         "| amplification, mean of nodes 1-4 | {a0:.4} | {a1:.4} | {:+.2} % |",
         (a1 / a0 - 1.0) * 100.0
     );
+    let cpu = |f: &LineFigures| f.relay.0 / f.relay.1 * 100.0;
+    println!(
+        "| relay CPU (% of one core) | {:.2} | {:.2} | {:+.2} points |",
+        cpu(off),
+        cpu(on),
+        cpu(on) - cpu(off)
+    );
+    println!(
+        "| relay peak RSS (MiB) | {:.1} | {:.1} | {:+.1} |",
+        off.relay.2 as f64 / 1024.0,
+        on.relay.2 as f64 / 1024.0,
+        (on.relay.2 as f64 - off.relay.2 as f64) / 1024.0
+    );
+}
+
+/// Prints both runs and what payments cost.
+fn compare(off: &LineFigures, on: &LineFigures) {
+    print_line(
+        on,
+        &format!(" with relay fees ({FEE} per node, every node paying)"),
+    );
+    println!();
+    println!("## payments on vs off (same clip, same line)");
+    common_rows(off, on);
     // Latency added per hop: the slope of p50 over hop count.
     let per_hop = |f: &LineFigures| (f.hops[3].1 as f64 - f.hops[0].1 as f64) / 3.0;
     println!(
@@ -464,18 +462,6 @@ fn compare(off: &LineFigures, on: &LineFigures) {
         off.hops[3].1,
         on.hops[3].1,
         on.hops[3].1 as i64 - off.hops[3].1 as i64
-    );
-    let cpu = |f: &LineFigures| f.relay.0 / f.relay.1 * 100.0;
-    println!(
-        "| relay CPU (% of one core) | {:.2} | {:.2} | {:+.2} points |",
-        cpu(off),
-        cpu(on),
-        cpu(on) - cpu(off)
-    );
-    println!(
-        "| relay peak RSS (MiB) | {:.1} | {:.1} | |",
-        off.relay.2 as f64 / 1024.0,
-        on.relay.2 as f64 / 1024.0
     );
     let mib = on.served / 1_048_576.0;
     let pay = vilokanam_swarm::wire::ChunkRequest::Pay(vilokanam_swarm::BandwidthPayment {
@@ -506,21 +492,7 @@ fn compare(off: &LineFigures, on: &LineFigures) {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let bin = std::env::args()
-        .skip_while(|a| a != "--bin")
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::current_exe()
-                .unwrap_or_default()
-                .with_file_name("vilokanam")
-        });
-    if !bin.exists() {
-        bail!(
-            "{} not found: cargo build --release -p vilokanam first",
-            bin.display()
-        );
-    }
+    let bin = vilokanam_testnet::bench::daemon_binary()?;
     let payments = std::env::args().any(|a| a == "--payments");
     let parts = std::env::args().any(|a| a == "--parts");
     let seconds = 30;

@@ -185,16 +185,12 @@ pub fn seal_part(
     epoch: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let aad = part_aad(stream, seq, index, epoch);
-    key.cipher()
-        .encrypt(
-            Nonce::from_slice(&part_nonce(seq, index)),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default()
+    seal(
+        key,
+        &part_nonce(seq, index),
+        &part_aad(stream, seq, index, epoch),
+        plaintext,
+    )
 }
 
 /// Decrypts what [`seal_part`] made, or says why not.
@@ -206,19 +202,13 @@ pub fn open_part(
     epoch: u64,
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, PaywallError> {
-    if ciphertext.len() < TAG_LEN {
-        return Err(PaywallError::TooShort(ciphertext.len()));
-    }
-    let aad = part_aad(stream, seq, index, epoch);
-    key.cipher()
-        .decrypt(
-            Nonce::from_slice(&part_nonce(seq, index)),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| PaywallError::Payload { seq, epoch })
+    open(
+        key,
+        &part_nonce(seq, index),
+        &part_aad(stream, seq, index, epoch),
+        ciphertext,
+    )
+    .map_err(|e| e.unwrap_or(PaywallError::Payload { seq, epoch }))
 }
 
 /// Decrypts chunk `seq` published as parts of `sizes` ciphertext bytes
@@ -254,17 +244,48 @@ pub fn seal_payload(
     epoch: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let aad = payload_aad(stream, seq, epoch);
-    // Encryption with a valid key and an in-memory buffer cannot fail.
+    seal(
+        key,
+        &payload_nonce(seq),
+        &payload_aad(stream, seq, epoch),
+        plaintext,
+    )
+}
+
+/// ChaCha20-Poly1305 encryption under `key` (cannot fail with a valid key
+/// and an in-memory buffer).
+fn seal(key: &EpochKey, nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     key.cipher()
         .encrypt(
-            Nonce::from_slice(&payload_nonce(seq)),
+            Nonce::from_slice(nonce),
             Payload {
                 msg: plaintext,
-                aad: &aad,
+                aad,
             },
         )
         .unwrap_or_default()
+}
+
+/// Decrypts what [`seal`] made: `Err(Some(_))` for a ciphertext shorter
+/// than a tag, `Err(None)` when it does not open.
+fn open(
+    key: &EpochKey,
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, Option<PaywallError>> {
+    if ciphertext.len() < TAG_LEN {
+        return Err(Some(PaywallError::TooShort(ciphertext.len())));
+    }
+    key.cipher()
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| None)
 }
 
 /// Decrypts what [`seal_payload`] made, or says why not.
@@ -275,19 +296,13 @@ pub fn open_payload(
     epoch: u64,
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, PaywallError> {
-    if ciphertext.len() < TAG_LEN {
-        return Err(PaywallError::TooShort(ciphertext.len()));
-    }
-    let aad = payload_aad(stream, seq, epoch);
-    key.cipher()
-        .decrypt(
-            Nonce::from_slice(&payload_nonce(seq)),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| PaywallError::Payload { seq, epoch })
+    open(
+        key,
+        &payload_nonce(seq),
+        &payload_aad(stream, seq, epoch),
+        ciphertext,
+    )
+    .map_err(|e| e.unwrap_or(PaywallError::Payload { seq, epoch }))
 }
 
 /// An epoch key sealed to one viewer's voucher key.

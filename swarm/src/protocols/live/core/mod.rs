@@ -42,6 +42,24 @@ use state::{Pending, StreamState, MAX_MSGS_PER_PENDING};
 
 pub use types::*;
 
+/// The gossipsub verdict for one message.
+fn validation(msg_id: &MessageId, source: PeerId, verdict: Verdict) -> Vec<Output> {
+    vec![Output::Validation {
+        msg_id: msg_id.clone(),
+        source,
+        verdict,
+    }]
+}
+
+/// Adds the topic's peers that joined since to a fetch's candidates.
+fn refresh_candidates(candidates: &mut Vec<PeerId>, peers: &std::collections::BTreeSet<PeerId>) {
+    for peer in peers {
+        if !candidates.contains(peer) {
+            candidates.push(*peer);
+        }
+    }
+}
+
 /// A snapshot of what the core holds, for metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
@@ -351,23 +369,11 @@ impl RelayCore {
         topic_stream: &StreamId,
         signed: SignedHeader,
     ) -> Vec<Output> {
-        let verdict = |v| {
-            vec![Output::Validation {
-                msg_id: msg_id.clone(),
-                source,
-                verdict: v,
-            }]
-        };
-        if let Err(e) = signed.verify() {
-            return verdict(Verdict::Reject(Rejection::Invalid(e)));
+        let verdict = |v| validation(&msg_id, source, v);
+        if let Some(v) = self.precheck(signed.verify(), &signed.header.stream, topic_stream) {
+            return verdict(v);
         }
         let h = &signed.header;
-        if &h.stream != topic_stream {
-            return verdict(Verdict::Reject(Rejection::WrongTopic {
-                header: h.stream.to_string(),
-                topic: topic_stream.to_string(),
-            }));
-        }
         let cfg = self.config.clone();
         let Some(st) = self.streams.get_mut(&h.stream) else {
             return verdict(Verdict::Ignore(IgnoreReason::NotJoined));
@@ -433,6 +439,26 @@ impl RelayCore {
         // are all here (or once they are), and pulled whole otherwise.
         out.extend(self.assemble_or_drive(now, &topic_stream.clone(), seq));
         out
+    }
+
+    /// What every creator-signed gossip header (chunk or part) must pass
+    /// first: its signature and field ranges (`checked`), and the topic
+    /// it came on. `Some` is the verdict when it fails.
+    fn precheck(
+        &self,
+        checked: Result<(), super::wire::WireError>,
+        stream: &StreamId,
+        topic_stream: &StreamId,
+    ) -> Option<Verdict> {
+        if let Err(e) = checked {
+            return Some(Verdict::Reject(Rejection::Invalid(e)));
+        }
+        (stream != topic_stream).then(|| {
+            Verdict::Reject(Rejection::WrongTopic {
+                header: stream.to_string(),
+                topic: topic_stream.to_string(),
+            })
+        })
     }
 
     /// A local chunk (this node is the creator and follows the stream for
@@ -750,12 +776,7 @@ impl RelayCore {
             });
             return out;
         }
-        // Refresh candidates with topic peers that joined since.
-        for peer in &st.peers {
-            if !p.candidates.contains(peer) {
-                p.candidates.push(*peer);
-            }
-        }
+        refresh_candidates(&mut p.candidates, &st.peers);
         let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
         let next = parts::pick_peer(
             &self.prices,

@@ -28,7 +28,7 @@ use tracing::warn;
 use super::state::{PendingPart, MAX_MSGS_PER_PENDING};
 use super::{
     Chunk, ChunkResponse, FetchError, IgnoreReason, Misbehaviour, Output, Part, PartKey, PeerPrice,
-    Rejection, RelayCore, Verdict,
+    RelayCore, Verdict,
 };
 use crate::protocols::live::wire::{ChunkRequest, SignedPartHeader, StreamId};
 
@@ -76,23 +76,11 @@ impl RelayCore {
         topic_stream: &StreamId,
         signed: SignedPartHeader,
     ) -> Vec<Output> {
-        let verdict = |v| {
-            vec![Output::Validation {
-                msg_id: msg_id.clone(),
-                source,
-                verdict: v,
-            }]
-        };
-        if let Err(e) = signed.verify() {
-            return verdict(Verdict::Reject(Rejection::Invalid(e)));
+        let verdict = |v| super::validation(&msg_id, source, v);
+        if let Some(v) = self.precheck(signed.verify(), &signed.header.stream, topic_stream) {
+            return verdict(v);
         }
         let h = &signed.header;
-        if &h.stream != topic_stream {
-            return verdict(Verdict::Reject(Rejection::WrongTopic {
-                header: h.stream.to_string(),
-                topic: topic_stream.to_string(),
-            }));
-        }
         let cfg = self.config.clone();
         let Some(st) = self.streams.get_mut(&h.stream) else {
             return verdict(Verdict::Ignore(IgnoreReason::NotJoined));
@@ -268,11 +256,7 @@ impl RelayCore {
             out.extend(self.assemble_or_drive(now, stream, *seq));
             return out;
         }
-        for peer in &st.peers {
-            if !p.candidates.contains(peer) {
-                p.candidates.push(*peer);
-            }
-        }
+        super::refresh_candidates(&mut p.candidates, &st.peers);
         let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
         let next = pick_peer(
             &self.prices,

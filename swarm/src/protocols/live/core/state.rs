@@ -38,13 +38,7 @@ impl Pending {
 
     /// The gossipsub verdict for every message that announced this chunk.
     pub(super) fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
-        self.msgs
-            .into_iter()
-            .map(move |(msg_id, source)| Output::Validation {
-                msg_id,
-                source,
-                verdict: verdict.clone(),
-            })
+        verdicts(self.msgs, verdict)
     }
 }
 
@@ -63,14 +57,18 @@ pub(super) struct PendingPart {
 impl PendingPart {
     /// The gossipsub verdict for every message that announced this part.
     pub(super) fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
-        self.msgs
-            .into_iter()
-            .map(move |(msg_id, source)| Output::Validation {
-                msg_id,
-                source,
-                verdict: verdict.clone(),
-            })
+        verdicts(self.msgs, verdict)
     }
+}
+
+/// The gossipsub verdict for every one of `msgs`.
+fn verdicts(msgs: Vec<(MessageId, PeerId)>, verdict: Verdict) -> impl Iterator<Item = Output> {
+    msgs.into_iter()
+        .map(move |(msg_id, source)| Output::Validation {
+            msg_id,
+            source,
+            verdict: verdict.clone(),
+        })
 }
 
 /// Most gossip messages one pending chunk remembers (for verdicts). Every

@@ -370,22 +370,7 @@ impl ChunkHeader {
     /// Checks every field's range (not the signature).
     pub fn validate(&self) -> Result<(), WireError> {
         self.stream.validate()?;
-        if self.size == 0 || self.size > MAX_CHUNK_PAYLOAD {
-            return Err(field(
-                "size",
-                format!("{} not in 1..={MAX_CHUNK_PAYLOAD}", self.size),
-            ));
-        }
-        if self.duration_us == 0 || self.duration() > MAX_CHUNK_DURATION {
-            return Err(field(
-                "duration_us",
-                format!(
-                    "{} not in 1..={}",
-                    self.duration_us,
-                    MAX_CHUNK_DURATION.as_micros()
-                ),
-            ));
-        }
+        check_size_and_duration(self.size, self.duration_us)?;
         if self.parts.len() > MAX_PARTS {
             return Err(field(
                 "parts",
@@ -539,22 +524,7 @@ impl PartHeader {
         if self.index == 0 && !self.independent {
             return Err(field("independent", "part 0 must start at a keyframe"));
         }
-        if self.size == 0 || self.size > MAX_CHUNK_PAYLOAD {
-            return Err(field(
-                "size",
-                format!("{} not in 1..={MAX_CHUNK_PAYLOAD}", self.size),
-            ));
-        }
-        if self.duration_us == 0 || self.duration() > MAX_CHUNK_DURATION {
-            return Err(field(
-                "duration_us",
-                format!(
-                    "{} not in 1..={}",
-                    self.duration_us,
-                    MAX_CHUNK_DURATION.as_micros()
-                ),
-            ));
-        }
+        check_size_and_duration(self.size, self.duration_us)?;
         if self.target_us < self.duration_us || self.target() > MAX_CHUNK_DURATION {
             return Err(field(
                 "target_us",
@@ -607,6 +577,27 @@ impl SignedPartHeader {
     pub fn check_payload(&self, payload: &[u8]) -> Result<(), WireError> {
         check_payload(self.header.size, &self.header.cid, payload)
     }
+}
+
+/// The range checks of a payload's size and media duration, shared by
+/// chunk and part headers.
+fn check_size_and_duration(size: u32, duration_us: u32) -> Result<(), WireError> {
+    if size == 0 || size > MAX_CHUNK_PAYLOAD {
+        return Err(field(
+            "size",
+            format!("{size} not in 1..={MAX_CHUNK_PAYLOAD}"),
+        ));
+    }
+    if duration_us == 0 || u128::from(duration_us) > MAX_CHUNK_DURATION.as_micros() {
+        return Err(field(
+            "duration_us",
+            format!(
+                "{duration_us} not in 1..={}",
+                MAX_CHUNK_DURATION.as_micros()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// When the first frame of media published at `published_at_ms` and
