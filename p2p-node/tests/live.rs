@@ -403,10 +403,32 @@ async fn looped_fixture_plays_in_a_browser_across_loop_seams() -> Result<()> {
         || async { Ok(viewer.chunks(&stream).await?.len() >= 3) },
     )
     .await?;
+    // The publisher cuts 300 ms parts: two hops away the playlist is
+    // LL-HLS and keeps its rules.
+    wait_until(
+        "parts listed at the viewer",
+        Duration::from_secs(20),
+        || async {
+            let list = viewer.playlist(&stream).await?;
+            Ok(vilokanam_media::hls::rules::check(&list).is_ok_and(|s| s.parts > 0))
+        },
+    )
+    .await?;
+    let list = viewer.playlist(&stream).await?;
+    let sum =
+        vilokanam_media::hls::rules::check(&list).map_err(|e| anyhow::anyhow!("{e}: {list}"))?;
+    ensure!(sum.part_target == Some(0.3), "{list}");
     let report = player.play(&viewer.playlist_url(&stream), 60).await?;
     let _ = publish.start_kill();
     let _ = publish.wait().await;
     report.ensure_smooth()?;
+    // hls.js in low-latency mode measured its latency from the program
+    // dates (figures in docs/BENCHMARKS.md; here only that it could).
+    ensure!(
+        report.latencies.len() >= 30,
+        "latency samples: {:?}",
+        report.latencies
+    );
     let last = report.samples.last().context("no samples")?;
     ensure!(last.t >= 45.0, "played only {:.1} s: {report:?}", last.t);
     // The fixture is 30 fps: at least 25 decoded frames a second.

@@ -230,6 +230,34 @@ async fn parts_cross_three_hops_as_low_latency_hls() {
             "{name} pulled {pulled} bytes for a {total}-byte stream"
         );
     }
+    // A player without LL-HLS reads the same playlist: ffprobe decodes
+    // it (skipped without ffprobe, a failure under VILOKANAM_REQUIRE=1).
+    let ffprobe = if vilokanam_testnet::ffmpeg_available() {
+        Ok(())
+    } else {
+        Err("ffmpeg/ffprobe not on PATH".to_owned())
+    };
+    if vilokanam_chain::test_utils::skip_or_require("ffprobe", ffprobe).is_some() {
+        let out = tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream=codec_name,width,height", "-of", "csv=p=0"])
+            .arg(viewer.api.playlist_url(&stream))
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // ffprobe lists the stream under the HLS program and on its own.
+        let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            !lines.is_empty() && lines.iter().all(|l| *l == "h264,320,180"),
+            "{stdout}"
+        );
+    }
     let info = viewer.api.stream(&stream).await.unwrap();
     assert_eq!(info.part_target_ms, Some(300));
     assert!(info.latency_ms.is_some(), "{info:?}");
