@@ -454,5 +454,76 @@ async fn bad_parts_are_refused_with_a_reason() {
         metrics.contains("reason=\"part_out_of_order\""),
         "{metrics}"
     );
+
+    // A segment refused after its parts (a zero duration) leaves it open:
+    // the right segment then takes the number its part 0 had.
+    let start_req = StartRequest::default();
+    let id = creator.api.start("open", &start_req).await.unwrap().stream;
+    creator
+        .api
+        .part("open", &q(0, true), parts[0].data.clone())
+        .await
+        .unwrap();
+    creator
+        .api
+        .part("open", &q(1, false), parts[1].data.clone())
+        .await
+        .unwrap();
+    let two: Bytes = [parts[0].data.clone(), parts[1].data.clone()]
+        .concat()
+        .into();
+    let zero = SegmentQuery {
+        duration_us: 0,
+        discontinuity: false,
+    };
+    let e = creator
+        .api
+        .segment("open", &zero, two.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    let ok = SegmentQuery {
+        duration_us: 600_000,
+        discontinuity: false,
+    };
+    assert_eq!(
+        creator
+            .api
+            .segment("open", &ok, two.clone())
+            .await
+            .unwrap()
+            .seq,
+        0
+    );
+    // Parts may not add up to more than the longest segment (30 s).
+    let long = |index: u16, ms: u32| PartQuery {
+        index,
+        duration_us: ms * 1000,
+        target_us: None,
+        independent: index == 0,
+        discontinuity: false,
+    };
+    creator
+        .api
+        .part("open", &long(0, 29_000), parts[0].data.clone())
+        .await
+        .unwrap();
+    let e = creator
+        .api
+        .part("open", &long(1, 2_000), parts[1].data.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    // The encoder bridge restarts mid-segment (`start` again): the open
+    // segment (seq 1, one part) is completed from its part, no hole.
+    creator.api.start("open", &start_req).await.unwrap();
+    let held = creator.node.raw_payload(&id, 1).await.unwrap();
+    assert_eq!(held, parts[0].data, "segment 1 made of its one part");
+    let r = creator
+        .api
+        .part("open", &q(0, true), parts[0].data.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.seq, 2, "the next segment takes the next number");
     creator.node.shutdown().await.unwrap();
 }

@@ -397,6 +397,16 @@ async fn the_key_only_listener_sells_keys_outside_the_main_swarm() -> Result<()>
     // Stopping the listener ends its sessions; the main swarm was never
     // involved, so a viewer that only knows the listener's address fails.
     drop(listener);
+    // The listener stops in its own task: wait until the viewer saw its
+    // connection close (a request racing the shutdown could still be
+    // answered on it).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while v.stats().await.map(|s| s.peers).unwrap_or(0) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .context("the viewer's connection to the stopped listener never closed")?;
     let r = v.request_key(id, addrs, ask(&stream, 5)).await;
     assert!(r.is_err(), "{r:?}");
     Ok(())

@@ -779,19 +779,23 @@ impl NodeHandle {
         let offer = offer
             .map(|o| offer::from_api(o, server.clone()))
             .transpose()?;
-        let (id, announcement, next_seq) = self
+        let started = self
             .inner
             .publisher
             .start(name, title, tags, codec, offer)
             .await?;
+        let id = started.stream;
         self.inner
             .swarm
             .join(id.clone(), JoinReason::Publish, None)
             .await?;
         lock(&self.inner.catalog).pin(&id);
         lock(&self.inner.playback).open(&id, Local::Publish);
-        self.send_announcement(announcement).await?;
-        Ok((id, next_seq))
+        if let Some(closed) = started.closed {
+            self.publish_closed(closed).await;
+        }
+        self.send_announcement(started.announcement).await?;
+        Ok((id, started.next_seq))
     }
 
     /// Publishes one MPEG-TS segment of stream `name`.
@@ -863,8 +867,7 @@ impl NodeHandle {
             self.send_announcement(a).await?;
         }
         if let Some(closed) = prepared.closed {
-            self.inner.swarm.publish(closed).await?;
-            self.inner.metrics.segments_published.inc();
+            self.publish_closed(closed).await;
         }
         let h = &prepared.part.header.header;
         let out = publisher::PublishedPart {
@@ -880,10 +883,20 @@ impl NodeHandle {
     /// with its parts), then the signed end.
     async fn send_ending(&self, e: publisher::Ending) -> Result<(), NodeError> {
         if let Some(closed) = e.closed {
-            self.inner.swarm.publish(closed).await?;
-            self.inner.metrics.segments_published.inc();
+            self.publish_closed(closed).await;
         }
         self.send_announcement(e.announcement).await
+    }
+
+    /// Publishes a segment completed from its parts; a failure is logged
+    /// (what follows, an end or a new segment, goes out regardless).
+    async fn publish_closed(&self, closed: vilokanam_swarm::Chunk) {
+        match self.inner.swarm.publish(closed).await {
+            Ok(()) => {
+                self.inner.metrics.segments_published.inc();
+            }
+            Err(e) => warn!(error = %e, "could not publish a segment completed from its parts"),
+        }
     }
 
     /// Ends stream `name`.

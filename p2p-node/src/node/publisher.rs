@@ -60,7 +60,7 @@ pub struct Published {
 
 /// The segment in progress of a stream published as parts: its number is
 /// reserved at its first part.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct OpenSegment {
     /// Its sequence number.
     pub seq: u64,
@@ -73,6 +73,9 @@ pub struct OpenSegment {
     pub discontinuity: bool,
     /// A paid stream's epoch, fixed at part 0 for the whole segment.
     pub epoch: Option<u64>,
+    /// When the last part was published (unix ms): a segment completed
+    /// later from its parts keeps the program date its parts had.
+    pub last_published_at_ms: u64,
 }
 
 impl OpenSegment {
@@ -120,6 +123,19 @@ pub struct PublishedSegment {
     pub cid: ChunkCid,
     /// Payload size.
     pub size: usize,
+}
+
+/// A started stream: what [`Publisher::start`] asks the caller to send.
+pub struct Started {
+    /// Its id.
+    pub stream: StreamId,
+    /// The signed announcement.
+    pub announcement: SignedAnnouncement,
+    /// The number its next chunk gets.
+    pub next_seq: u64,
+    /// A segment left open by the run before, completed from its parts:
+    /// publish it before the announcement.
+    pub closed: Option<Chunk>,
 }
 
 /// What [`Publisher::part`] asks the caller to do around the swarm.
@@ -208,7 +224,7 @@ impl Publisher {
         tags: Vec<String>,
         codec: String,
         offer: Option<Offer>,
-    ) -> Result<(StreamId, SignedAnnouncement, u64), NodeError> {
+    ) -> Result<Started, NodeError> {
         let stream = self.stream_id(name)?;
         let now = now_ms();
         let announcement = Announcement {
@@ -235,8 +251,16 @@ impl Publisher {
         let id = stream.to_string();
         let stored = self.store.get(&id)?.map(|r| r.next_seq).unwrap_or(0);
         let existing = self.entry(name);
+        // A stream started again while a segment was open (its encoder
+        // bridge restarted mid-segment): the segment is completed from
+        // its parts first, so its number is no hole.
+        let mut closed = None;
         let next_seq = match &existing {
-            Some(p) => p.lock().await.next_seq.max(stored),
+            Some(p) => {
+                let mut p = p.lock().await;
+                closed = self.close_open(&mut p);
+                p.next_seq.max(stored)
+            }
             None => stored,
         };
         let published = Published {
@@ -267,7 +291,12 @@ impl Publisher {
             }
         }
         info!(stream = %stream, next_seq, "stream started");
-        Ok((stream, signed, next_seq))
+        Ok(Started {
+            stream,
+            announcement: signed,
+            next_seq,
+            closed,
+        })
     }
 
     fn sign(&self, p: &Published) -> Result<SignedAnnouncement, NodeError> {
@@ -302,8 +331,10 @@ impl Publisher {
         // One segment of a stream at a time: numbers stay in order.
         let mut p = entry.lock().await;
         let resumed = self.resume(name, &mut p)?;
-        let open = p.open.take();
-        let chunk = self.seal_segment(&mut p, open, duration_us, discontinuity, body)?;
+        // The open segment (if any) stays open if this one is refused.
+        let open = p.open.clone();
+        let chunk = self.seal_segment(&mut p, open, duration_us, discontinuity, body, None)?;
+        p.open = None;
         Ok(Prepared { chunk, resumed })
     }
 
@@ -329,6 +360,7 @@ impl Publisher {
         duration_us: u32,
         discontinuity: bool,
         body: Bytes,
+        published_at_ms: Option<u64>,
     ) -> Result<Chunk, NodeError> {
         let seq = open.as_ref().map_or(p.next_seq, |o| o.seq);
         let parts_discontinuity = open.as_ref().is_some_and(|o| o.discontinuity);
@@ -343,7 +375,7 @@ impl Publisher {
             .as_ref()
             .map(|o| o.parts.iter().map(|(info, _, _)| *info).collect())
             .unwrap_or_default();
-        let published_at_ms = now_ms();
+        let published_at_ms = published_at_ms.unwrap_or_else(now_ms);
         // A paid stream's payload is encrypted with its epoch's key; the
         // CID and size are the ciphertext's, so relays verify it unread.
         // A segment made of parts is their ciphertexts in order (each part
@@ -403,7 +435,8 @@ impl Publisher {
             .collect();
         let duration_us: u32 = open.parts.iter().map(|(i, _, _)| i.duration_us).sum();
         let seq = open.seq;
-        match self.seal_segment(p, Some(open), duration_us, false, Bytes::from(body)) {
+        let at = Some(open.last_published_at_ms);
+        match self.seal_segment(p, Some(open), duration_us, false, Bytes::from(body), at) {
             Ok(chunk) => {
                 info!(stream = %p.stream, seq, "closed a segment with the parts it had");
                 Some(chunk)
@@ -500,11 +533,36 @@ impl Publisher {
             None => body.clone(),
         };
         let parts_so_far = if index == 0 { 0 } else { usize::from(index) };
-        if parts_so_far >= ts::MAX_PARTS || before + wire.len() > MAX_CHUNK_PAYLOAD as usize {
+        // The segment the parts make must be one the wire and the media
+        // layer take: bytes (plaintext and sealed) and duration.
+        let (plain_before, us_before) = match (&p.open, index) {
+            (Some(o), i) if i != 0 => (
+                o.bytes(),
+                o.parts
+                    .iter()
+                    .map(|(i, _, _)| u64::from(i.duration_us))
+                    .sum::<u64>(),
+            ),
+            _ => (0, 0),
+        };
+        if parts_so_far >= ts::MAX_PARTS
+            || before + wire.len() > MAX_CHUNK_PAYLOAD as usize
+            || plain_before + body.len() > vilokanam_media::limits::MAX_SEGMENT_BYTES
+        {
             return Err(NodeError::BadSegment(ts::TsError::InputTooLarge {
-                len: before + wire.len(),
-                limit: MAX_CHUNK_PAYLOAD as usize,
+                len: plain_before + body.len(),
+                limit: vilokanam_media::limits::MAX_SEGMENT_BYTES,
             }));
+        }
+        let max_us = vilokanam_media::limits::MAX_SEGMENT_DURATION.as_micros() as u64;
+        if us_before + u64::from(duration_us) > max_us {
+            return Err(NodeError::InvalidStream {
+                name: name.to_owned(),
+                reason: vilokanam_swarm::wire::WireError::Field {
+                    field: "duration_us",
+                    reason: format!("the segment's parts would last over {max_us} µs"),
+                },
+            });
         }
         let header = PartHeader {
             stream,
@@ -526,20 +584,22 @@ impl Publisher {
         })?;
         // Signed: only now does anything change.
         let closed = if index == 0 {
-            let closed = self.close_open(&mut p);
             self.reserve(&mut p, seq)?;
+            let closed = self.close_open(&mut p);
             p.discontinuity = false;
             p.open = Some(OpenSegment {
                 seq,
                 parts: vec![],
                 discontinuity: segment_discontinuity,
                 epoch,
+                last_published_at_ms: 0,
             });
             closed
         } else {
             None
         };
         if let Some(open) = p.open.as_mut() {
+            open.last_published_at_ms = header.header.published_at_ms;
             open.parts.push((
                 PartInfo {
                     size: header.header.size,

@@ -68,6 +68,8 @@ fn args() -> Result<Args> {
             "--secs" => a.secs = v.parse()?,
             "--epoch-secs" => a.epoch_secs = v.parse()?,
             "--wave" => a.wave = v.parse::<usize>()?.max(1),
+            // Read by `daemon_binary`.
+            "--bin" => {}
             "--key-listener" => match v.as_str() {
                 "own" => a.main_listener = false,
                 "main" => a.main_listener = true,

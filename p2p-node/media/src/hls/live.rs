@@ -205,12 +205,22 @@ impl Playlist {
             return;
         }
         if !self.open.contains_key(&seq) && self.open.len() >= MAX_OPEN {
-            // Keep the newest segments in progress.
-            match self.open.first_key_value() {
-                Some((&oldest, _)) if oldest < seq => {
-                    self.open.remove(&oldest);
-                }
-                _ => return,
+            match self.next {
+                // Listing: never drop the segment in progress (its parts
+                // are listed); drop the newest other one, or this part.
+                Some(next) => match self.open.last_key_value() {
+                    Some((&newest, _)) if newest > seq && newest != next => {
+                        self.open.remove(&newest);
+                    }
+                    _ => return,
+                },
+                // Nothing listed yet (a late joiner): keep the newest.
+                None => match self.open.first_key_value() {
+                    Some((&oldest, _)) if oldest < seq => {
+                        self.open.remove(&oldest);
+                    }
+                    _ => return,
+                },
             }
         }
         let open = self.open.entry(seq).or_default();
@@ -292,12 +302,14 @@ impl Playlist {
             .unwrap_or_default();
         if !parts.is_empty() {
             let pdt_ms = self.open.get(&seq).and_then(|o| o.pdt_ms);
+            // The mark its parts were listed with stays on it.
+            let discontinuity = self.open.get(&seq).is_some_and(|o| o.discontinuity);
             let duration = parts.iter().map(|p| p.duration).sum();
             self.push(
                 seq,
                 SegmentMeta {
                     duration,
-                    discontinuity: false,
+                    discontinuity,
                     pdt_ms,
                     parts: 0,
                 },
@@ -926,5 +938,28 @@ mod tests {
         p.on_part(1, 0, part(true, 300), Some(T0 + 1000), false);
         assert_eq!(p.wait_for(1, Some(4)), Reload::Wait);
         assert_eq!(p.wait_for(1, Some(5)), Reload::TooFar);
+    }
+
+    #[test]
+    fn the_segment_in_progress_is_never_dropped_for_later_ones() {
+        let mut p = Playlist::new(6);
+        full_segment(&mut p, 0);
+        // Segment 1 in progress (listed), 2 and 3 complete but held back
+        // behind it, then a part of 4: 1's parts stay listed.
+        p.on_part(1, 0, part(true, 300), Some(T0 + 1000), true);
+        for seq in 2..4 {
+            p.on_part(seq, 0, part(true, 300), Some(T0 + seq * 1000), false);
+            p.on_segment(seq, meta(seq, 4));
+        }
+        p.on_part(4, 0, part(true, 300), Some(T0 + 4000), false);
+        assert!(render(&p).contains("URI=\"1.0.ts\""), "{}", render(&p));
+        // 1 never comes: a gap that keeps its discontinuity mark.
+        p.on_missing(1);
+        let r = render(&p);
+        assert!(
+            r.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-07T01:50:22.123Z\n#EXT-X-GAP\n"),
+            "{r}"
+        );
+        rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
     }
 }

@@ -350,16 +350,14 @@ impl RelayCore {
             .push((stream.clone(), seq, index));
         self.total_part_bytes += part.payload.len();
         // Bounds: parts of old segments go, then the oldest parts while
-        // over the stream's byte budget or all streams' (a quarter of the
-        // chunks' each), never the one just added.
+        // over the stream's byte budget (a quarter of the chunks'), never
+        // the one just added.
         let newest = st.parts.last_key_value().map_or(seq, |(k, _)| k.0);
         let keep_from = newest.saturating_sub(cfg.part_segments.saturating_sub(1));
         let budget = cfg.max_stream_bytes / 4;
-        let total_budget = cfg.max_total_bytes / 4;
         let mut dropped = vec![];
         while let Some((&k, _)) = st.parts.first_key_value() {
-            let within = st.part_bytes <= budget && self.total_part_bytes <= total_budget;
-            if k == (seq, index) || (k.0 >= keep_from && within) {
+            if k == (seq, index) || (k.0 >= keep_from && st.part_bytes <= budget) {
                 break;
             }
             if let Some(old) = st.parts.remove(&k) {
@@ -383,9 +381,42 @@ impl RelayCore {
         for (cid, (s, i)) in dropped {
             self.unindex_part(cid, &stream, s, i);
         }
+        self.enforce_total_parts(&(stream.clone(), seq, index));
         out.push(Output::PartReady(part));
         out.extend(self.assemble_or_drive(now, &stream, seq));
         out
+    }
+
+    /// Over all streams, parts hold at most a quarter of the chunks'
+    /// budget: past it, the oldest part of the stream holding the most
+    /// part bytes goes (so one busy stream cannot push out the others'),
+    /// never `keep` (the part just added).
+    fn enforce_total_parts(&mut self, keep: &PartKey) {
+        let total_budget = self.config.max_total_bytes / 4;
+        while self.total_part_bytes > total_budget {
+            let Some((id, k)) = self
+                .streams
+                .iter()
+                .filter_map(|(id, st)| {
+                    let (&k, _) = st.parts.first_key_value()?;
+                    let is_keep = id == &keep.0 && k == (keep.1, keep.2);
+                    (!is_keep).then_some((id, k, st.part_bytes))
+                })
+                .max_by_key(|(_, _, bytes)| *bytes)
+                .map(|(id, k, _)| (id.clone(), k))
+            else {
+                return;
+            };
+            let Some(old) = self.streams.get_mut(&id).and_then(|st| {
+                let old = st.parts.remove(&k)?;
+                st.part_bytes -= old.payload.len();
+                Some(old)
+            }) else {
+                return;
+            };
+            self.total_part_bytes -= old.payload.len();
+            self.unindex_part(old.header.header.cid, &id, k.0, k.1);
+        }
     }
 
     pub(super) fn unindex_part(

@@ -345,3 +345,37 @@ fn a_segment_of_one_part_is_served_and_taken_either_way() {
     let out = other.on_fetch_result(now, (stream(), 0), b, part_found(&parts[0]));
     assert_eq!(ready(&out), vec![0]);
 }
+
+#[test]
+fn over_all_streams_parts_leave_the_busiest_stream_first() {
+    let now = Instant::now();
+    let a = PeerId::random();
+    // Parts may hold 4 × 100 bytes over all streams.
+    let cfg = RelayConfig::default().with_max_total_bytes(1600);
+    let mut core = core_with(cfg, now, &[a]);
+    let quiet = stream_named("quiet");
+    core.join(now, quiet.clone(), JoinReason::Watch, Some(0), [a])
+        .unwrap();
+    let part_of = |stream: &StreamId, seq: u64, fill: u8| {
+        let (parts, _) = crate::test_utils::signed_parts(&key(), stream, seq, &[&[fill; 100]]);
+        parts.into_iter().next().unwrap()
+    };
+    let add = |core: &mut RelayCore, p: Part, n: u64| {
+        let s = p.stream().clone();
+        let key = (s.clone(), p.seq(), p.index());
+        let _ = core.on_gossip_part(now, msg(n), a, &s, p.header.clone());
+        let _ = core.on_part_result(now, key, a, part_found(&p));
+    };
+    add(&mut core, part_of(&quiet, 0, 1), 1);
+    for seq in 0..3 {
+        add(&mut core, part_of(&stream(), seq, 2 + seq as u8), 10 + seq);
+    }
+    assert_eq!(core.stats().parts, 4);
+    // A fifth part (the busy stream's): the busy stream's oldest goes,
+    // the quiet stream keeps its one.
+    add(&mut core, part_of(&stream(), 3, 9), 20);
+    assert_eq!(core.stats().parts, 4);
+    assert!(core.get_part(&quiet, 0, 0).is_some());
+    assert!(core.get_part(&stream(), 0, 0).is_none());
+    assert!(core.get_part(&stream(), 3, 0).is_some());
+}
