@@ -352,10 +352,11 @@ impl Playlist {
         }
     }
 
-    /// Whether parts are listed (the creator cuts them and the stream is
-    /// live).
+    /// Whether parts are listed: the creator cuts them, the stream is
+    /// live and a first segment placed the playlist (before it there is
+    /// nothing to hint at).
     fn low_latency(&self) -> bool {
-        self.part_target.is_some() && !self.ended()
+        self.part_target.is_some() && self.next.is_some() && !self.ended()
     }
 
     /// The part target announced (`EXT-X-PART-INF:PART-TARGET`), if
@@ -960,6 +961,22 @@ mod tests {
             r.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-07T01:50:22.123Z\n#EXT-X-GAP\n"),
             "{r}"
         );
+        rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+    }
+
+    #[test]
+    fn parts_before_any_segment_make_no_low_latency_header_yet() {
+        // Found by the live_playlist fuzz target: parts known, no segment
+        // placed yet, a PART-INF with no preload hint.
+        let mut p = Playlist::new(6);
+        p.on_part(3, 1, part(false, 17), None, false);
+        let r = render(&p);
+        rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+        assert!(!r.contains("PART-INF"), "{r}");
+        assert_eq!(p.part_target(), None);
+        full_segment(&mut p, 2);
+        let r = render(&p);
+        assert!(r.contains("PART-INF") && r.contains("PRELOAD-HINT"), "{r}");
         rules::check(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
     }
 }
