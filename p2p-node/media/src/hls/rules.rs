@@ -2,8 +2,6 @@
 //! (RFC 8216bis) that players depend on. Tests of every layer use it on
 //! real playlists; it is plain parsing with no IO.
 
-use std::time::Duration;
-
 /// What a checked playlist lists.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
@@ -136,12 +134,4 @@ pub fn check(text: &str) -> Result<Summary, String> {
         return Err("an ended playlist lists parts or a preload hint".into());
     }
     Ok(s)
-}
-
-/// The `PART-TARGET` of a playlist as a duration, if it lists parts.
-pub fn part_target(text: &str) -> Option<Duration> {
-    text.lines()
-        .find(|l| l.starts_with("#EXT-X-PART-INF:"))
-        .and_then(|l| num(l, "PART-TARGET").ok())
-        .and_then(|t| Duration::try_from_secs_f64(t).ok())
 }

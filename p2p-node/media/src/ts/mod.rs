@@ -221,8 +221,6 @@ pub struct Part {
     /// It starts with a video keyframe (a player can start here). The
     /// first part of a segment always does.
     pub independent: bool,
-    /// The PTS of the segment it belongs to (its first part's keyframe).
-    pub segment_start_pts: u64,
 }
 
 /// What a segment says about one of its parts.

@@ -132,11 +132,6 @@ impl Segmenter {
         s
     }
 
-    /// The part target, if parts are cut.
-    pub fn part_target(&self) -> Option<Duration> {
-        self.part_ticks.map(ticks_to_duration)
-    }
-
     /// A fresh segmenter with the same targets (for a new stream).
     pub fn fresh(&self) -> Self {
         let mut s = Self::with_ticks(self.target_ticks);
@@ -253,7 +248,7 @@ impl Segmenter {
         };
         let ticks = open.max_offset.saturating_add(self.frame_interval);
         let end = self.buf.len();
-        self.cut_last_part(&mut out, end, ticks, open.start_pts);
+        self.cut_last_part(&mut out, end, ticks);
         let data = std::mem::take(&mut self.buf).freeze();
         out.push(Cut::Segment(Segment {
             data,
@@ -462,7 +457,7 @@ impl Segmenter {
                 } else {
                     offset
                 };
-                self.cut_last_part(out, tracker.start_in_buf, ticks, open.start_pts);
+                self.cut_last_part(out, tracker.start_in_buf, ticks);
                 let data = self.split_at(tracker.start_in_buf, pat, pmt);
                 out.push(Cut::Segment(Segment {
                     data,
@@ -495,7 +490,7 @@ impl Segmenter {
                 && elapsed.saturating_add(frame_interval) > part_ticks
                 && self.part.done.len() + 1 < MAX_PARTS
             {
-                self.cut_part(out, tracker.start_in_buf, elapsed, open.start_pts);
+                self.cut_part(out, tracker.start_in_buf, elapsed);
                 // The next part starts with the tables, so a player that
                 // loads it alone (or after a gap) can read it.
                 let tail = self.buf.split_off(tracker.start_in_buf.min(self.buf.len()));
@@ -516,7 +511,7 @@ impl Segmenter {
 
     /// Emits the open part, ending at `end` in the buffer, lasting `ticks`;
     /// the next part starts at `end`.
-    fn cut_part(&mut self, out: &mut Vec<Cut>, end: usize, ticks: u64, segment_start_pts: u64) {
+    fn cut_part(&mut self, out: &mut Vec<Cut>, end: usize, ticks: u64) {
         let end = end.min(self.buf.len());
         let start = self.part.start.min(end);
         let data = Bytes::copy_from_slice(&self.buf[start..end]);
@@ -532,23 +527,16 @@ impl Segmenter {
             index,
             duration,
             independent: self.part.independent,
-            segment_start_pts,
         }));
         self.part.start = end;
     }
 
     /// Emits the last part of a segment lasting `segment_ticks` in all
     /// (with parts on).
-    fn cut_last_part(
-        &mut self,
-        out: &mut Vec<Cut>,
-        end: usize,
-        segment_ticks: u64,
-        segment_start_pts: u64,
-    ) {
+    fn cut_last_part(&mut self, out: &mut Vec<Cut>, end: usize, segment_ticks: u64) {
         if self.part_ticks.is_some() {
             let ticks = segment_ticks.saturating_sub(self.part.offset);
-            self.cut_part(out, end, ticks, segment_start_pts);
+            self.cut_part(out, end, ticks);
         }
     }
 

@@ -38,7 +38,7 @@ mod state;
 mod tests;
 mod types;
 
-use state::{Pending, StreamState, MAX_MSGS_PER_PENDING};
+use state::{PeerPolicy, Pending, StreamState, MAX_MSGS_PER_PENDING};
 
 pub use types::*;
 
@@ -49,15 +49,6 @@ fn validation(msg_id: &MessageId, source: PeerId, verdict: Verdict) -> Vec<Outpu
         source,
         verdict,
     }]
-}
-
-/// Adds the topic's peers that joined since to a fetch's candidates.
-fn refresh_candidates(candidates: &mut Vec<PeerId>, peers: &std::collections::BTreeSet<PeerId>) {
-    for peer in peers {
-        if !candidates.contains(peer) {
-            candidates.push(*peer);
-        }
-    }
 }
 
 /// A snapshot of what the core holds, for metrics and tests.
@@ -776,48 +767,26 @@ impl RelayCore {
             });
             return out;
         }
-        refresh_candidates(&mut p.candidates, &st.peers);
-        let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
-        let next = parts::pick_peer(
-            &self.prices,
-            &self.refused_until,
-            &st.bad_peers,
-            &p.candidates,
-            &p.tried,
-            &holders,
-            now,
-        );
-        match next {
-            Some(peer) => {
-                p.tried.insert(peer);
-                p.in_flight = Some((peer, now));
-                p.retry_at = None;
-                let request = match &p.header {
-                    Some(h) => ChunkRequest::ByCid(h.header.cid),
-                    None => ChunkRequest::BySeq {
-                        stream: stream.clone(),
-                        seq,
-                    },
-                };
-                vec![Output::Fetch {
-                    peer,
-                    request,
-                    key: (stream.clone(), seq),
-                }]
-            }
-            None => {
-                // Everyone was asked: start a new round after a pause.
-                if p.retry_at.is_some_and(|t| now >= t) {
-                    p.tried.clear();
-                    p.retry_at = None;
-                    return self.drive(now, stream, seq);
-                }
-                if p.retry_at.is_none() {
-                    p.retry_at = Some(now + cfg.retry_backoff);
-                }
-                vec![]
-            }
-        }
+        let policy = PeerPolicy {
+            prices: &self.prices,
+            refused_until: &self.refused_until,
+            bad: &st.bad_peers,
+        };
+        let Some(peer) = p.next_peer(now, &st.peers, &policy, cfg.retry_backoff) else {
+            return vec![];
+        };
+        let request = match &p.header {
+            Some(h) => ChunkRequest::ByCid(h.header.cid),
+            None => ChunkRequest::BySeq {
+                stream: stream.clone(),
+                seq,
+            },
+        };
+        vec![Output::Fetch {
+            peer,
+            request,
+            key: (stream.clone(), seq),
+        }]
     }
 
     fn unindex(&mut self, cid: ChunkCid, stream: &StreamId, seq: u64) {

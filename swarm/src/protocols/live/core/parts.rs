@@ -16,7 +16,6 @@
 //! [`RelayConfig::part_give_up_after`] is given up: a part is worth
 //! something only near the live edge.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,46 +24,12 @@ use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 use tracing::warn;
 
-use super::state::{PendingPart, MAX_MSGS_PER_PENDING};
+use super::state::{PeerPolicy, PendingPart, MAX_MSGS_PER_PENDING};
 use super::{
-    Chunk, ChunkResponse, FetchError, IgnoreReason, Misbehaviour, Output, Part, PartKey, PeerPrice,
-    RelayCore, Verdict,
+    Chunk, ChunkResponse, FetchError, IgnoreReason, Misbehaviour, Output, Part, PartKey, RelayCore,
+    Verdict,
 };
 use crate::protocols::live::wire::{ChunkRequest, SignedPartHeader, StreamId};
-
-/// Chooses the next peer to ask for a payload among `candidates` not yet
-/// `tried`: those that forwarded its header (`holders`: they verified the
-/// payload, so they hold it) before the others, then the cheapest, then
-/// the order they came in (the first to forward a header is the nearest
-/// to the creator). Never a peer that served bad data, is unusable or
-/// asked to be paid first. Nothing waits for a cheaper peer to announce.
-pub(super) fn pick_peer(
-    prices: &HashMap<PeerId, PeerPrice>,
-    refused_until: &HashMap<PeerId, Instant>,
-    bad: &HashSet<PeerId>,
-    candidates: &[PeerId],
-    tried: &HashSet<PeerId>,
-    holders: &[PeerId],
-    now: Instant,
-) -> Option<PeerId> {
-    candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            !tried.contains(c)
-                && !bad.contains(c)
-                && prices.get(c) != Some(&PeerPrice::Unusable)
-                && refused_until.get(c).is_none_or(|t| now >= *t)
-        })
-        .min_by_key(|(i, c)| {
-            let fee = match prices.get(c) {
-                Some(PeerPrice::Usable(fee)) => *fee,
-                _ => u64::MAX,
-            };
-            (!holders.contains(c), fee, *i)
-        })
-        .map(|(_, c)| *c)
-}
 
 impl RelayCore {
     /// A part header arrived by gossip on the topic of `topic_stream`.
@@ -124,18 +89,9 @@ impl RelayCore {
             let mut candidates: Vec<PeerId> =
                 st.peers.iter().copied().filter(|p| *p != source).collect();
             candidates.insert(0, source);
-            st.pending_parts.insert(
-                key,
-                PendingPart {
-                    header: signed,
-                    msgs: vec![(msg_id, source)],
-                    candidates,
-                    tried: HashSet::new(),
-                    in_flight: None,
-                    retry_at: None,
-                    first_seen: now,
-                },
-            );
+            let mut p = PendingPart::new(signed, candidates, now);
+            p.msgs.push((msg_id, source));
+            st.pending_parts.insert(key, p);
         }
         let stream = topic_stream.clone();
         self.drive_part(now, &(stream, key.0, key.1))
@@ -256,40 +212,19 @@ impl RelayCore {
             out.extend(self.assemble_or_drive(now, stream, *seq));
             return out;
         }
-        super::refresh_candidates(&mut p.candidates, &st.peers);
-        let holders: Vec<PeerId> = p.msgs.iter().map(|(_, s)| *s).collect();
-        let next = pick_peer(
-            &self.prices,
-            &self.refused_until,
-            &st.bad_peers,
-            &p.candidates,
-            &p.tried,
-            &holders,
-            now,
-        );
-        match next {
-            Some(peer) => {
-                p.tried.insert(peer);
-                p.in_flight = Some((peer, now));
-                p.retry_at = None;
-                vec![Output::FetchPart {
-                    peer,
-                    request: ChunkRequest::ByCid(p.header.header.cid),
-                    key: key.clone(),
-                }]
-            }
-            None => {
-                if p.retry_at.is_some_and(|t| now >= t) {
-                    p.tried.clear();
-                    p.retry_at = None;
-                    return self.drive_part(now, key);
-                }
-                if p.retry_at.is_none() {
-                    p.retry_at = Some(now + cfg.retry_backoff);
-                }
-                vec![]
-            }
-        }
+        let policy = PeerPolicy {
+            prices: &self.prices,
+            refused_until: &self.refused_until,
+            bad: &st.bad_peers,
+        };
+        let Some(peer) = p.next_peer(now, &st.peers, &policy, cfg.retry_backoff) else {
+            return vec![];
+        };
+        vec![Output::FetchPart {
+            peer,
+            request: ChunkRequest::ByCid(p.header.header.cid),
+            key: key.clone(),
+        }]
     }
 
     /// Timers of pending parts: request timeouts, retries, giving up.

@@ -1,7 +1,7 @@
 //! Per-stream and per-fetch bookkeeping of [`super::RelayCore`]: plain
 //! data with the few helpers that need no other state.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use libp2p::gossipsub::MessageId;
@@ -10,10 +10,12 @@ use libp2p::PeerId;
 use std::sync::Arc;
 
 use super::super::wire::{SignedHeader, SignedPartHeader};
-use super::types::{HeldChunk, JoinReason, Output, Part, Verdict};
+use super::types::{HeldChunk, JoinReason, Output, Part, PeerPrice, Verdict};
 
-pub(super) struct Pending {
-    pub(super) header: Option<SignedHeader>,
+/// A payload being fetched: a chunk's (`H` = its header, if known) or a
+/// part's (`H` = its header). Both are scheduled the same way.
+pub(super) struct Pending<H> {
+    pub(super) header: H,
     pub(super) msgs: Vec<(MessageId, PeerId)>,
     /// Peers to try, in order; the gossip source first.
     pub(super) candidates: Vec<PeerId>,
@@ -23,8 +25,11 @@ pub(super) struct Pending {
     pub(super) first_seen: Instant,
 }
 
-impl Pending {
-    pub(super) fn new(header: Option<SignedHeader>, candidates: Vec<PeerId>, now: Instant) -> Self {
+/// A part being fetched.
+pub(super) type PendingPart = Pending<SignedPartHeader>;
+
+impl<H> Pending<H> {
+    pub(super) fn new(header: H, candidates: Vec<PeerId>, now: Instant) -> Self {
         Pending {
             header,
             msgs: vec![],
@@ -36,28 +41,85 @@ impl Pending {
         }
     }
 
-    /// The gossipsub verdict for every message that announced this chunk.
+    /// The gossipsub verdict for every message that announced this payload.
     pub(super) fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
         verdicts(self.msgs, verdict)
     }
+
+    /// The next peer to ask, now marked asked and in flight; `None` when
+    /// every usable peer was asked: a new round starts once `backoff`
+    /// passed since that was first seen.
+    pub(super) fn next_peer(
+        &mut self,
+        now: Instant,
+        topic_peers: &BTreeSet<PeerId>,
+        policy: &PeerPolicy<'_>,
+        backoff: std::time::Duration,
+    ) -> Option<PeerId> {
+        // Topic peers that joined since are candidates too.
+        for peer in topic_peers {
+            if !self.candidates.contains(peer) {
+                self.candidates.push(*peer);
+            }
+        }
+        let holders: Vec<PeerId> = self.msgs.iter().map(|(_, s)| *s).collect();
+        loop {
+            if let Some(peer) = policy.pick(now, &self.candidates, &self.tried, &holders) {
+                self.tried.insert(peer);
+                self.in_flight = Some((peer, now));
+                self.retry_at = None;
+                return Some(peer);
+            }
+            if self.retry_at.is_some_and(|t| now >= t) {
+                // Everyone was asked: start a new round.
+                self.tried.clear();
+                self.retry_at = None;
+                continue;
+            }
+            self.retry_at.get_or_insert(now + backoff);
+            return None;
+        }
+    }
 }
 
-/// A part being fetched.
-pub(super) struct PendingPart {
-    pub(super) header: SignedPartHeader,
-    pub(super) msgs: Vec<(MessageId, PeerId)>,
-    /// Peers to try; the gossip sources first.
-    pub(super) candidates: Vec<PeerId>,
-    pub(super) tried: HashSet<PeerId>,
-    pub(super) in_flight: Option<(PeerId, Instant)>,
-    pub(super) retry_at: Option<Instant>,
-    pub(super) first_seen: Instant,
+/// What the scheduler knows of peers as servers of payloads.
+pub(super) struct PeerPolicy<'a> {
+    pub(super) prices: &'a HashMap<PeerId, PeerPrice>,
+    pub(super) refused_until: &'a HashMap<PeerId, Instant>,
+    pub(super) bad: &'a HashSet<PeerId>,
 }
 
-impl PendingPart {
-    /// The gossipsub verdict for every message that announced this part.
-    pub(super) fn verdicts(self, verdict: Verdict) -> impl Iterator<Item = Output> {
-        verdicts(self.msgs, verdict)
+impl PeerPolicy<'_> {
+    /// Chooses among `candidates` not yet `tried`: those that forwarded
+    /// the header (`holders`: they verified the payload, so they hold it)
+    /// before the others, then the cheapest, then the order they came in
+    /// (the first to forward a header is the nearest to the creator).
+    /// Never a peer that served bad data, is unusable or asked to be paid
+    /// first. Nothing waits for a cheaper peer to announce.
+    fn pick(
+        &self,
+        now: Instant,
+        candidates: &[PeerId],
+        tried: &HashSet<PeerId>,
+        holders: &[PeerId],
+    ) -> Option<PeerId> {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                !tried.contains(c)
+                    && !self.bad.contains(c)
+                    && self.prices.get(c) != Some(&PeerPrice::Unusable)
+                    && self.refused_until.get(c).is_none_or(|t| now >= *t)
+            })
+            .min_by_key(|(i, c)| {
+                let fee = match self.prices.get(c) {
+                    Some(PeerPrice::Usable(fee)) => *fee,
+                    _ => u64::MAX,
+                };
+                (!holders.contains(c), fee, *i)
+            })
+            .map(|(_, c)| *c)
     }
 }
 
@@ -79,7 +141,7 @@ pub(super) struct StreamState {
     pub(super) reasons: BTreeSet<JoinReason>,
     pub(super) chunks: BTreeMap<u64, HeldChunk>,
     pub(super) bytes: usize,
-    pub(super) pending: BTreeMap<u64, Pending>,
+    pub(super) pending: BTreeMap<u64, Pending<Option<SignedHeader>>>,
     pub(super) peers: BTreeSet<PeerId>,
     pub(super) bad_peers: HashSet<PeerId>,
     /// First sequence this node follows (join point); earlier ones are not wanted.
