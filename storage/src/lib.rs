@@ -28,6 +28,7 @@ pub mod keys;
 pub mod peers;
 pub mod sessions;
 pub mod streams;
+pub mod unixfs;
 pub mod vouchers;
 
 use std::path::Path;
