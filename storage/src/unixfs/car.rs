@@ -43,9 +43,12 @@ pub fn section(cid: &Cid, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Blocks read from a CAR, in file order.
+pub type CarBlocks = Vec<(Cid, Vec<u8>)>;
+
 /// Reads a CARv1 with one root: returns the root and every block, each
 /// verified against its CID.
-pub fn read(buf: &[u8]) -> Result<(Cid, Vec<(Cid, Vec<u8>)>), UnixfsError> {
+pub fn read(buf: &[u8]) -> Result<(Cid, CarBlocks), UnixfsError> {
     let mut pos = 0;
     let hlen = get_varint(buf, &mut pos)? as usize;
     let hend = pos

@@ -19,7 +19,7 @@
 pub mod car;
 pub mod pb;
 
-use cid::Cid;
+pub use cid::Cid;
 use sha2::{Digest, Sha256};
 
 pub use pb::{DataType, PbLink, PbNode, UnixfsData};
@@ -437,7 +437,7 @@ fn append(out: &mut Vec<u8>, b: &[u8]) -> Result<(), UnixfsError> {
 pub fn walk(
     root: &Cid,
     get: &mut Source,
-    visit: &mut dyn FnMut(&Cid, &[u8]) -> Result<(), UnixfsError>,
+    visit: &mut Sink,
 ) -> Result<(), UnixfsError> {
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![*root];
