@@ -131,6 +131,13 @@ pub struct NodeConfig {
     /// `bandwidth_deposit / bandwidth_slots` (so no collateral is needed).
     /// Default 8, at most 16 (the runtime's `MaxPayees`).
     pub bandwidth_slots: u32,
+    /// Record every stream this node relays or watches, not only its own,
+    /// and build each into a VOD when its creator ends it (`--record`).
+    /// Default false.
+    pub record: bool,
+    /// MiB of recordings and VODs this node keeps; a chunk past it is not
+    /// recorded (logged, counted in `record_failures`). Default 10,240.
+    pub record_quota_mib: u64,
 }
 
 impl Default for NodeConfig {
@@ -178,6 +185,8 @@ impl Default for NodeConfig {
             max_fee: None,
             bandwidth_deposit: "1TICK".into(),
             bandwidth_slots: 8,
+            record: false,
+            record_quota_mib: 10_240,
         }
     }
 }

@@ -56,6 +56,19 @@ pub enum StorageError {
         /// Decoder error.
         reason: String,
     },
+    /// Recording a chunk would take the recorded bytes past the quota.
+    #[error("recording quota exceeded: {used} of {quota} bytes used, {needed} more needed (raise record_quota_mib or remove VODs)")]
+    QuotaExceeded {
+        /// The quota.
+        quota: u64,
+        /// Bytes used.
+        used: u64,
+        /// Bytes the write needed.
+        needed: u64,
+    },
+    /// A UnixFS block or DAG is invalid.
+    #[error(transparent)]
+    Unixfs(#[from] crate::unixfs::UnixfsError),
     /// A block's bytes do not hash to its CID digest.
     #[error("block does not match its sha2-256 digest {0}")]
     DigestMismatch(String),

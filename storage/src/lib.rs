@@ -14,7 +14,12 @@
 //!   - [`vouchers`]: the best voucher held per (channel, payee), written
 //!     before the key it paid for is sent;
 //!   - [`sessions`]: the channels this node opened as a viewer, kept
-//!     until the rest of each deposit is back.
+//!     until the rest of each deposit is back;
+//!   - [`recordings`]: recorded streams, chunk by chunk, as UnixFS files
+//!     (bounded by a quota), their blocks in `blocks`;
+//!   - [`vods`]: the VODs this node holds, by root CID.
+//!
+//! [`unixfs`] builds UnixFS DAGs exactly as Kubo does (IO-less).
 //!
 //! Every tree is bounded by what the local user does (publishing,
 //! watching) or by an explicit cap ([`peers::MAX_PEERS`]); nothing a peer
@@ -26,9 +31,11 @@ pub mod blocks;
 mod error;
 pub mod keys;
 pub mod peers;
+pub mod recordings;
 pub mod sessions;
 pub mod streams;
 pub mod unixfs;
+pub mod vods;
 pub mod vouchers;
 
 use std::path::Path;
@@ -40,8 +47,10 @@ pub use blocks::Blocks;
 pub use error::StorageError;
 pub use keys::{load_account, load_or_create as load_or_create_keys, store_account, NodeKeys};
 pub use peers::{KnownPeer, Peers};
+pub use recordings::{ChunkToRecord, RecordedChunk, Recordings};
 pub use sessions::{SessionRecord, Sessions};
 pub use streams::{StreamRecord, StreamRole, Streams};
+pub use vods::{VodRecord, Vods};
 pub use vouchers::{VoucherRecord, Vouchers};
 
 /// The node's sled database, one handle per tree.
@@ -58,6 +67,10 @@ pub struct Store {
     pub vouchers: Vouchers,
     /// Channels opened as a viewer.
     pub sessions: Sessions,
+    /// Recorded chunks (as UnixFS files) and VOD blocks.
+    pub recordings: std::sync::Arc<Recordings>,
+    /// VODs held.
+    pub vods: Vods,
 }
 
 impl Store {
@@ -80,6 +93,14 @@ impl Store {
             },
             sessions: Sessions {
                 tree: db.open_tree("sessions")?,
+            },
+            recordings: std::sync::Arc::new(Recordings {
+                tree: db.open_tree("recordings")?,
+                blocks: db.open_tree("blocks")?,
+                quota: std::sync::Mutex::new(DEFAULT_RECORD_QUOTA),
+            }),
+            vods: Vods {
+                tree: db.open_tree("vods")?,
             },
             db,
         };
@@ -104,6 +125,9 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 }
+
+/// Default recording quota: 10 GiB.
+pub const DEFAULT_RECORD_QUOTA: u64 = 10 << 30;
 
 /// How long [`open_db`] retries a database whose lock is held.
 const LOCK_WAIT: Duration = Duration::from_secs(2);

@@ -333,6 +333,41 @@ impl ApiClient {
         }
     }
 
+    /// `GET /api/v0/vods`: the VODs the node holds, newest first.
+    pub async fn vods(&self) -> Result<Vec<crate::VodInfo>, ApiError> {
+        self.json(self.http.get(self.url("/api/v0/vods")), "listing VODs")
+            .await
+    }
+
+    /// URL of a VOD's playlist on this node.
+    pub fn vod_url(&self, root: &str) -> String {
+        self.url(&format!("/vods/{root}/index.m3u8"))
+    }
+
+    /// A file of a VOD (`index.m3u8`, `000/000000.ts`).
+    pub async fn vod_file(&self, root: &str, path: &str) -> Result<Bytes, ApiError> {
+        let what = "reading a VOD file";
+        let r = self
+            .send(
+                self.http.get(self.url(&format!("/vods/{root}/{path}"))),
+                what,
+            )
+            .await?;
+        r.bytes().await.map_err(|e| ApiError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
+    pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
+        self.send(
+            self.http.get(self.url(&format!("/api/v0/vods/{root}/car"))),
+            "exporting a VOD",
+        )
+        .await
+    }
+
     /// `GET /streams/{stream}/chunks`.
     pub async fn chunks(&self, stream: &str) -> Result<Vec<ChunkInfo>, ApiError> {
         self.json(

@@ -395,6 +395,30 @@ pub struct SegmentResponse {
     pub size: usize,
 }
 
+/// A VOD held by a node (`GET /api/v0/vods`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VodInfo {
+    /// Root CID: the UnixFS directory `ipfs add -r --cid-version=1` would
+    /// make of the same files.
+    pub root: String,
+    /// The stream it was recorded from.
+    pub stream: String,
+    /// Title.
+    pub title: String,
+    /// Duration in ms.
+    pub duration_ms: u64,
+    /// Segments.
+    pub segments: u64,
+    /// Bytes of all its blocks.
+    pub bytes: u64,
+    /// When it was built (unix ms).
+    pub created_ms: u64,
+    /// Signed by the creator (built on the creator's node).
+    pub signed: bool,
+    /// Playlist path on this node: `/vods/{root}/index.m3u8`.
+    pub playlist: String,
+}
+
 /// One chunk in `GET /streams/{id}/chunks`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkInfo {

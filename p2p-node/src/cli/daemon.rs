@@ -35,6 +35,13 @@ pub struct DaemonCmd {
     /// Relay every announced live stream (up to max_relayed_streams).
     #[arg(long)]
     pub relay: bool,
+    /// Record every stream this node relays or watches (its own are always
+    /// recorded) and build each into a VOD when it ends.
+    #[arg(long)]
+    pub record: bool,
+    /// MiB of recordings and VODs kept (default 10240).
+    #[arg(long)]
+    pub record_quota_mib: Option<u64>,
     /// Chunks kept in memory per stream.
     #[arg(long)]
     pub window: Option<usize>,
@@ -106,6 +113,10 @@ impl DaemonCmd {
             c.discovery = false;
         }
         c.relay_all |= self.relay;
+        c.record |= self.record;
+        if let Some(q) = self.record_quota_mib {
+            c.record_quota_mib = q;
+        }
         if self.fee.is_some() {
             c.fee = self.fee;
         }

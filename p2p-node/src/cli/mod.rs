@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod daemon;
 pub mod publish;
+pub mod vod;
 pub mod watch;
 
 use std::io::IsTerminal;
@@ -53,6 +54,11 @@ enum Command {
     Watch(watch::WatchCmd),
     /// Stop following a stream.
     Unwatch(watch::UnwatchCmd),
+    /// VODs: list, play, export as CAR.
+    Vod {
+        #[command(subcommand)]
+        action: vod::VodCmd,
+    },
     /// List streams the daemon knows.
     Streams {
         #[command(flatten)]
@@ -269,6 +275,7 @@ pub async fn main() -> Result<()> {
         }
         Command::Watch(cmd) => cmd.run().await,
         Command::Unwatch(cmd) => cmd.run().await,
+        Command::Vod { action } => vod::run(action).await,
         Command::Streams { api } => watch::streams(&api.client()).await,
         Command::Spending { api } => watch::spending(&api.client()).await,
         Command::Earnings { api, claim } => watch::earnings(&api.client(), claim).await,

@@ -15,6 +15,7 @@ mod node;
 mod playback;
 mod publish;
 mod streams;
+mod vod;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,7 +58,15 @@ impl From<NodeError> for HttpError {
             | NodeError::NotWatched { .. }
             | NodeError::UnknownStream { .. }
             | NodeError::NotHeld { .. }
-            | NodeError::PartNotHeld { .. } => StatusCode::NOT_FOUND,
+            | NodeError::PartNotHeld { .. }
+            | NodeError::NoVod { .. } => StatusCode::NOT_FOUND,
+            NodeError::Unixfs(u) => match u {
+                vilokanam_storage::unixfs::UnixfsError::NotFound(_)
+                | vilokanam_storage::unixfs::UnixfsError::Missing(_) => StatusCode::NOT_FOUND,
+                vilokanam_storage::unixfs::UnixfsError::WrongKind(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            NodeError::Vod(_) => StatusCode::BAD_REQUEST,
             NodeError::ReloadTooFar { .. } => StatusCode::BAD_REQUEST,
             NodeError::ReloadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -98,6 +107,7 @@ pub fn router(node: NodeHandle) -> Router {
         .merge(streams::routes())
         .merge(publish::routes())
         .merge(playback::routes())
+        .merge(vod::routes())
         .fallback(|| async {
             HttpError(
                 StatusCode::NOT_FOUND,

@@ -187,6 +187,18 @@ pub enum NodeError {
     /// The store failed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// A VOD operation failed.
+    #[error("VOD: {0}")]
+    Vod(String),
+    /// No VOD with this root is held here.
+    #[error("no VOD {root} is held here")]
+    NoVod {
+        /// The root CID.
+        root: String,
+    },
+    /// A VOD's DAG is invalid or a block is missing.
+    #[error("VOD: {0}")]
+    Unixfs(#[from] vilokanam_storage::unixfs::UnixfsError),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,

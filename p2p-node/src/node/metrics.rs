@@ -59,6 +59,14 @@ pub struct NodeMetrics {
     pub bandwidth_outstanding_planck: Gauge,
     /// Peers cut off for unpaid bytes past their credit (times).
     pub bandwidth_cut_offs: Gauge,
+    /// Chunks recorded (for VODs).
+    pub chunks_recorded: Counter,
+    /// Chunks that could not be recorded (quota, storage).
+    pub record_failures: Counter,
+    /// VODs built from recordings.
+    pub vods_built: Counter,
+    /// Bytes recorded against the quota.
+    pub recorded_bytes: Gauge,
 }
 
 impl NodeMetrics {
@@ -70,6 +78,26 @@ impl NodeMetrics {
             "segments_published",
             "Segments published by this node",
             m.segments_published.clone(),
+        );
+        r.register(
+            "chunks_recorded",
+            "Chunks recorded for VODs",
+            m.chunks_recorded.clone(),
+        );
+        r.register(
+            "record_failures",
+            "Chunks that could not be recorded (quota, storage)",
+            m.record_failures.clone(),
+        );
+        r.register(
+            "vods_built",
+            "VODs built from recordings",
+            m.vods_built.clone(),
+        );
+        r.register(
+            "recorded_bytes",
+            "Bytes recorded against the quota",
+            m.recorded_bytes.clone(),
         );
         r.register(
             "segments_refused",

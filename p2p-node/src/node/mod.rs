@@ -27,6 +27,7 @@ pub mod playback;
 pub mod publisher;
 #[cfg(test)]
 mod tests;
+pub mod vod;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +91,9 @@ pub(crate) struct Inner {
     key_listener: std::sync::OnceLock<vilokanam_swarm::protocols::keys::listener::KeyListener>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Bumped after each recorded chunk (the end of a stream waits for its
+    /// last chunk's recording before building the VOD).
+    recorded: watch::Sender<u64>,
 }
 
 /// The node; see the module docs.
@@ -228,10 +232,19 @@ impl Node {
             metrics,
             stop,
             tasks: Mutex::new(vec![]),
+            recorded: watch::channel(0).0,
             config,
         });
         let node = NodeHandle { inner };
         node.restore()?;
+        node.inner
+            .store
+            .recordings
+            .set_quota(node.inner.config.record_quota_mib.saturating_mul(1 << 20));
+        {
+            let node = node.clone();
+            tokio::spawn(async move { node.build_left_vods().await });
+        }
         node.inner
             .swarm
             .serve_keys(Arc::new(KeyDesk(Arc::downgrade(&node.inner))))?;
@@ -318,6 +331,10 @@ async fn consume(
     while let Some(ev) = events.recv().await {
         match ev {
             Event::ChunkReady(chunk) => {
+                NodeHandle {
+                    inner: inner.clone(),
+                }
+                .on_chunk_for_recording(&chunk);
                 let h = &chunk.header.header;
                 let meta = vilokanam_media::hls::SegmentMeta {
                     duration: h.duration(),
@@ -334,6 +351,18 @@ async fn consume(
                 lock(&inner.playback).on_missing(&stream, seq);
             }
             Event::Announcement { announcement, .. } => {
+                let a = &announcement.announcement;
+                if inner.config.record && a.ended && !inner.publisher.publishes(&a.stream) {
+                    let node = NodeHandle {
+                        inner: inner.clone(),
+                    };
+                    let a = a.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = node.build_vod(&a).await {
+                            warn!(stream = %a.stream, error = %e, "building a recorded VOD failed");
+                        }
+                    });
+                }
                 NodeHandle::on_announcement(&inner, *announcement);
             }
             Event::PeerConnected { peer, addr } => {
@@ -885,7 +914,15 @@ impl NodeHandle {
         if let Some(closed) = e.closed {
             self.publish_closed(closed).await;
         }
-        self.send_announcement(e.announcement).await
+        let a = e.announcement.announcement.clone();
+        self.send_announcement(e.announcement).await?;
+        // The last chunk's recording runs off the event task: wait for it
+        // (bounded) so the VOD has every chunk.
+        self.recorded_through(&a).await;
+        if let Err(e) = self.build_vod(&a).await {
+            warn!(stream = %a.stream, error = %e, "building the VOD failed (the recording is kept)");
+        }
+        Ok(())
     }
 
     /// Publishes a segment completed from its parts; a failure is logged

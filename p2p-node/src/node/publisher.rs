@@ -205,6 +205,24 @@ impl Publisher {
         self.streams.lock().ok().and_then(|m| m.get(name).cloned())
     }
 
+    /// Whether this node publishes `stream` (started since it runs).
+    pub fn publishes(&self, stream: &StreamId) -> bool {
+        stream.creator == self.key.verifying_key().to_bytes() && self.entry(&stream.name).is_some()
+    }
+
+    /// The creator key (signs VOD records).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Whether stream `name` is published and live.
+    pub async fn is_live(&self, name: &str) -> bool {
+        match self.entry(name) {
+            Some(p) => p.lock().await.ended.is_none(),
+            None => false,
+        }
+    }
+
     /// Names of the published streams.
     pub fn names(&self) -> Vec<String> {
         self.streams

@@ -434,11 +434,7 @@ fn append(out: &mut Vec<u8>, b: &[u8]) -> Result<(), UnixfsError> {
 
 /// Every block of the DAG under `root`, depth first in link order, each
 /// once (the order `ipfs dag export` writes a CAR in).
-pub fn walk(
-    root: &Cid,
-    get: &mut Source,
-    visit: &mut Sink,
-) -> Result<(), UnixfsError> {
+pub fn walk(root: &Cid, get: &mut Source, visit: &mut Sink) -> Result<(), UnixfsError> {
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![*root];
     while let Some(cid) = stack.pop() {

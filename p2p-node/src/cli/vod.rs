@@ -1,0 +1,141 @@
+//! `vilokanam vod ls|play|export|pin|unpin`: the VODs the local daemon
+//! holds (its own streams are recorded and become VODs when they end).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use tokio::io::AsyncWriteExt;
+
+use super::ApiArg;
+
+/// What to do with VODs.
+#[derive(Subcommand, Debug)]
+pub enum VodCmd {
+    /// List the VODs this node holds, newest first.
+    Ls {
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Print a VOD's playback URL (or open it in `--player`).
+    Play {
+        /// Root CID of the VOD.
+        root: String,
+        /// Start this player with the URL, e.g. `mpv`, `vlc`, `ffplay`.
+        #[arg(long)]
+        player: Option<String>,
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Write a VOD as a CARv1 file (`ipfs dag import FILE` takes it).
+    Export {
+        /// Root CID of the VOD.
+        root: String,
+        /// The CAR file to write.
+        #[arg(long)]
+        car: PathBuf,
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Pin a VOD on an IPFS daemon (Kubo RPC): not implemented yet.
+    Pin {
+        /// Root CID of the VOD.
+        root: String,
+    },
+    /// Unpin a VOD from an IPFS daemon (Kubo RPC): not implemented yet.
+    Unpin {
+        /// Root CID of the VOD.
+        root: String,
+    },
+}
+
+/// Runs a `vod` subcommand.
+pub async fn run(cmd: VodCmd) -> Result<()> {
+    match cmd {
+        VodCmd::Ls { api } => {
+            let vods = api.client().vods().await?;
+            if vods.is_empty() {
+                println!("no VODs yet (a stream becomes one when it ends)");
+            }
+            for v in vods {
+                println!(
+                    "{}  {:>8.1} s  {:>5} segments  {:>10} bytes  {}{}  {}",
+                    v.root,
+                    v.duration_ms as f64 / 1000.0,
+                    v.segments,
+                    v.bytes,
+                    if v.title.is_empty() {
+                        &v.stream
+                    } else {
+                        &v.title
+                    },
+                    if v.signed { "" } else { " (unsigned)" },
+                    api.client().vod_url(&v.root),
+                );
+            }
+            Ok(())
+        }
+        VodCmd::Play { root, player, api } => {
+            let client = api.client();
+            // Fails with the node's reason when the VOD is not held.
+            client.vod_file(&root, "index.m3u8").await?;
+            let url = client.vod_url(&root);
+            println!("{url}");
+            if let Some(player) = player {
+                let mut parts = player.split_whitespace();
+                let prog = parts.next().context("--player is empty")?;
+                let status = tokio::process::Command::new(prog)
+                    .args(parts)
+                    .arg(&url)
+                    .status()
+                    .await
+                    .with_context(|| format!("starting player {prog:?}"))?;
+                if !status.success() {
+                    bail!("player exited with {status}");
+                }
+            }
+            Ok(())
+        }
+        VodCmd::Export { root, car, api } => {
+            let mut resp = api.client().vod_car(&root).await?;
+            let tmp = car.with_extension("car.partial");
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let mut n = 0u64;
+            while let Some(piece) = resp
+                .chunk()
+                .await
+                .context("reading the CAR from the node")?
+            {
+                f.write_all(&piece).await?;
+                n += piece.len() as u64;
+            }
+            f.sync_all().await?;
+            drop(f);
+            // A CAR cut short by the node (a block missing) is not
+            // complete: check it before naming it as asked.
+            let bytes = tokio::fs::read(&tmp).await?;
+            let (r, blocks) = vilokanam_storage::unixfs::car::read(&bytes)
+                .context("the node sent an invalid CAR")?;
+            if r.to_string() != root {
+                bail!("the CAR's root is {r}, not {root}");
+            }
+            tokio::fs::rename(&tmp, &car).await?;
+            println!(
+                "wrote {} ({n} bytes, {} blocks, root {root}); import it with `ipfs dag import {}`",
+                car.display(),
+                blocks.len(),
+                car.display()
+            );
+            Ok(())
+        }
+        VodCmd::Pin { .. } | VodCmd::Unpin { .. } => bail!(
+            "pinning on an IPFS daemon (Kubo RPC, --ipfs-api) is not implemented yet; \
+             use `vilokanam vod export ROOT --car FILE` and `ipfs dag import FILE`"
+        ),
+    }
+}

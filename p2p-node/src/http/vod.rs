@@ -1,0 +1,83 @@
+//! VODs: `GET /api/v0/vods` (the list), `GET /api/v0/vods/{root}/car` (a
+//! CARv1 for `ipfs dag import`, streamed) and `GET /vods/{root}/{path}`
+//! (the files: `index.m3u8`, segments) for players.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use vilokanam_api::VodInfo;
+
+use super::{Api, HttpResult};
+use crate::node::vod::vod_playlist_path;
+
+pub(super) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v0/vods", get(list))
+        .route("/api/v0/vods/{root}/car", get(car))
+        .route("/vods/{root}/{*path}", get(file))
+}
+
+async fn list(State(api): State<Api>) -> HttpResult<Json<Vec<VodInfo>>> {
+    Ok(Json(
+        api.node
+            .vods()?
+            .into_iter()
+            .map(|r| VodInfo {
+                playlist: vod_playlist_path(&r.root),
+                signed: !r.signature.is_empty(),
+                root: r.root,
+                stream: r.stream,
+                title: r.title,
+                duration_ms: r.duration_ms,
+                segments: r.segments,
+                bytes: r.bytes,
+                created_ms: r.created_ms,
+            })
+            .collect(),
+    ))
+}
+
+async fn file(
+    State(api): State<Api>,
+    Path((root, path)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    let body = api.node.vod_file(&root, &path).await?;
+    let kind = if path.ends_with(".m3u8") {
+        "application/vnd.apple.mpegurl"
+    } else if path.ends_with(".ts") {
+        "video/mp2t"
+    } else {
+        "application/octet-stream"
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    // Content-addressed: a VOD never changes.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok((headers, body).into_response())
+}
+
+async fn car(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<Response> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    api.node.vod_car(&root, tx)?;
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| {
+            (
+                item.map(axum::body::Bytes::from)
+                    .map_err(std::io::Error::other),
+                rx,
+            )
+        })
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.ipld.car; version=1"),
+    );
+    Ok((headers, Body::from_stream(stream)).into_response())
+}

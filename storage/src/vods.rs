@@ -1,0 +1,92 @@
+//! The `vods` tree: the VODs this node holds (built from its recordings or
+//! fetched), by root CID. A record is what the node tells its user and its
+//! API; the VOD's bytes are blocks in the [`crate::blocks`] tree.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{decode, encode, StorageError};
+
+/// A VOD held by this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VodRecord {
+    /// Root CID (CIDv1 dag-pb, base32): the UnixFS directory with
+    /// `index.m3u8`.
+    pub root: String,
+    /// The stream it was recorded from.
+    pub stream: String,
+    /// The creator's key (hex).
+    pub creator: String,
+    /// Title.
+    pub title: String,
+    /// Total duration (ms).
+    pub duration_ms: u64,
+    /// Segments.
+    pub segments: u64,
+    /// Bytes of all its blocks.
+    pub bytes: u64,
+    /// When it was made (unix ms).
+    pub created_ms: u64,
+    /// The creator's ed25519 signature over [`VodRecord::signing_bytes`]
+    /// (hex; empty when recorded by a node other than the creator's).
+    pub signature: String,
+}
+
+impl VodRecord {
+    /// What the creator signs: a domain tag and every field but the
+    /// signature.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut b = b"vilokanam/vod/1\0".to_vec();
+        for s in [&self.root, &self.stream, &self.creator, &self.title] {
+            b.extend_from_slice(&(s.len() as u64).to_be_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        for n in [self.duration_ms, self.segments, self.bytes, self.created_ms] {
+            b.extend_from_slice(&n.to_be_bytes());
+        }
+        b
+    }
+}
+
+/// The vods tree.
+#[derive(Clone)]
+pub struct Vods {
+    pub(crate) tree: sled::Tree,
+}
+
+impl Vods {
+    /// Stores (or replaces) a record.
+    pub fn put(&self, rec: &VodRecord) -> Result<(), StorageError> {
+        self.tree
+            .insert(rec.root.as_bytes(), encode(rec, "vods", &rec.root)?)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// A record by root CID.
+    pub fn get(&self, root: &str) -> Result<Option<VodRecord>, StorageError> {
+        match self.tree.get(root.as_bytes())? {
+            None => Ok(None),
+            Some(v) => decode(&v, "vods", root).map(Some),
+        }
+    }
+
+    /// Every record, newest first; corrupt ones are skipped with a warning.
+    pub fn all(&self) -> Result<Vec<VodRecord>, StorageError> {
+        let mut out = vec![];
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            match decode::<VodRecord>(&v, "vods", &key) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(vod = %key, error = %e, "skipping corrupt VOD record"),
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+        Ok(out)
+    }
+
+    /// Forgets a record (its blocks stay until the store is compacted).
+    pub fn remove(&self, root: &str) -> Result<bool, StorageError> {
+        Ok(self.tree.remove(root.as_bytes())?.is_some())
+    }
+}
