@@ -169,3 +169,84 @@ fn a_data_dir_in_use_is_refused_with_its_reason_and_freed_on_drop() {
     let again = Store::open(dir.path()).unwrap();
     assert_eq!(again.peers.recent(10).unwrap()[0].0, "p1");
 }
+
+fn chunk<'a>(stream: &'a str, seq: u64, payload: &'a [u8]) -> crate::ChunkToRecord<'a> {
+    crate::ChunkToRecord {
+        stream,
+        seq,
+        payload,
+        duration_us: 1_000_000,
+        discontinuity: false,
+        published_ms: 1,
+    }
+}
+
+#[test]
+fn recordings_keep_order_survive_reopen_and_refuse_past_the_quota() {
+    use crate::recordings::Recorded;
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 600_000];
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.recordings.set_quota(1_000_000);
+        assert_eq!(
+            s.recordings.record(&chunk("a", 1, b"one")).unwrap(),
+            Recorded::Stored
+        );
+        assert_eq!(
+            s.recordings.record(&chunk("a", 0, &big)).unwrap(),
+            Recorded::Stored
+        );
+        assert_eq!(
+            s.recordings.record(&chunk("a", 1, b"one")).unwrap(),
+            Recorded::Duplicate
+        );
+        let used = s.recordings.used().unwrap();
+        // 600,000 bytes in 3 raw leaves, the same 262,144-byte leaf twice
+        // (stored once), plus the file node, plus "one".
+        assert!(used < 600_000, "identical leaves stored once: {used}");
+        // Past the quota: refused, and nothing of it written.
+        let other: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let err = s.recordings.record(&chunk("b", 0, &other)).unwrap_err();
+        assert!(matches!(err, StorageError::QuotaExceeded { .. }), "{err}");
+        assert!(err.to_string().contains("record_quota_mib"));
+        assert_eq!(s.recordings.used().unwrap(), used);
+        assert!(s.recordings.chunks("b").unwrap().is_empty());
+        s.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let chunks = s.recordings.chunks("a").unwrap();
+    assert_eq!(
+        chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        [0, 1],
+        "in order"
+    );
+    assert_eq!(s.recordings.streams().unwrap(), ["a"]);
+    // Every block the index names is there: the file reads back whole.
+    let cid = chunks[0].cid().unwrap();
+    let mut get = |c: &crate::unixfs::Cid| {
+        s.recordings
+            .block(c)
+            .unwrap()
+            .ok_or(crate::unixfs::UnixfsError::Missing(c.to_string()))
+    };
+    assert_eq!(crate::unixfs::read_file(&cid, &mut get).unwrap(), big);
+    s.recordings.clear("a").unwrap();
+    assert!(s.recordings.streams().unwrap().is_empty());
+}
+
+#[test]
+fn blocks_from_peers_are_verified_before_they_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let cid = crate::unixfs::cid_of(crate::unixfs::CidVersion::V1, crate::unixfs::RAW, b"good");
+    assert!(s
+        .recordings
+        .put_verified(&[(cid, b"evil".to_vec())])
+        .is_err());
+    assert!(!s.recordings.has_block(&cid).unwrap());
+    s.recordings
+        .put_verified(&[(cid, b"good".to_vec())])
+        .unwrap();
+    assert_eq!(s.recordings.block(&cid).unwrap().unwrap(), b"good");
+}
