@@ -5,12 +5,12 @@
 // in depth-first link order (the order `ipfs dag export` writes),
 // written by @ipld/car.
 //
-// usage: node unixfs-import.mjs TOOLS_DIR INPUT_DIR [v0]
+// usage: node unixfs-import.mjs TOOLS_DIR INPUT_DIR [v0|v1] [root-only]
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, basename } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-const [toolsDir, input, profile] = process.argv.slice(2)
+const [toolsDir, input, profile, mode] = process.argv.slice(2)
 // ESM-only packages: their entry from package.json's exports.
 async function load (m) {
   const dir = join(toolsDir, 'node_modules', m)
@@ -38,6 +38,10 @@ const blockstore = new MemoryBlockstore()
 const opts = profile === 'v0' ? { cidVersion: 0, rawLeaves: false } : {}
 let root
 for await (const entry of importer(walkDir(input), blockstore, opts)) root = entry
+if (mode === 'root-only') {
+  process.stdout.write(JSON.stringify({ root: root.cid.toString() }))
+  process.exit(0)
+}
 
 const { writer, out } = CarWriter.create([root.cid])
 const chunks = []
