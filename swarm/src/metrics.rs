@@ -50,6 +50,13 @@ pub struct Metrics {
     /// Key sessions ended or refused, by reason (`closed`, `idle`,
     /// `malformed`, `oversized`, `busy`, `per_peer`, ...).
     pub key_sessions_ended: Family<Labels, Counter>,
+    /// Bitswap blocks sent to peers.
+    pub bitswap_blocks_sent: Counter,
+    /// Bitswap blocks received that were wanted (verified by their CID).
+    pub bitswap_blocks_received: Counter,
+    /// Bitswap input refused, by reason (`malformed`, `frame`, `busy`,
+    /// `bad_block`, `unwanted_block`, `send_queue_full`, `too_many_peers`).
+    pub bitswap_refused: Family<Labels, Counter>,
     /// Payload bytes served to peers.
     pub payload_bytes_out: Counter,
     /// Payload requests refused until the peer pays.
@@ -176,6 +183,21 @@ impl Metrics {
             "key_sessions",
             "Key sessions served now",
             m.key_sessions.clone(),
+        );
+        r.register(
+            "bitswap_blocks_sent",
+            "Bitswap blocks sent to peers",
+            m.bitswap_blocks_sent.clone(),
+        );
+        r.register(
+            "bitswap_blocks_received",
+            "Wanted Bitswap blocks received (CID-verified)",
+            m.bitswap_blocks_received.clone(),
+        );
+        r.register(
+            "bitswap_refused",
+            "Bitswap input refused, by reason",
+            m.bitswap_refused.clone(),
         );
         r.register(
             "key_sessions_ended",

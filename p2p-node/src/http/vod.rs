@@ -1,6 +1,7 @@
 //! VODs: `GET /api/v0/vods` (the list), `GET /api/v0/vods/{root}/car` (a
-//! CARv1 for `ipfs dag import`, streamed) and `GET /vods/{root}/{path}`
-//! (the files: `index.m3u8`, segments) for players.
+//! CARv1 for `ipfs dag import`, streamed), `POST|DELETE
+//! /api/v0/vods/{root}/pin` (keep every block here, fetched from peers) and
+//! `GET /vods/{root}/{path}` (the files: `index.m3u8`, segments) for players.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,27 +18,39 @@ pub(super) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v0/vods", get(list))
         .route("/api/v0/vods/{root}/car", get(car))
+        .route(
+            "/api/v0/vods/{root}/pin",
+            axum::routing::post(pin).delete(unpin),
+        )
         .route("/vods/{root}/{*path}", get(file))
 }
 
+fn info(r: vilokanam_storage::VodRecord) -> VodInfo {
+    VodInfo {
+        playlist: vod_playlist_path(&r.root),
+        signed: !r.signature.is_empty(),
+        root: r.root,
+        stream: r.stream,
+        title: r.title,
+        duration_ms: r.duration_ms,
+        segments: r.segments,
+        bytes: r.bytes,
+        created_ms: r.created_ms,
+    }
+}
+
 async fn list(State(api): State<Api>) -> HttpResult<Json<Vec<VodInfo>>> {
-    Ok(Json(
-        api.node
-            .vods()?
-            .into_iter()
-            .map(|r| VodInfo {
-                playlist: vod_playlist_path(&r.root),
-                signed: !r.signature.is_empty(),
-                root: r.root,
-                stream: r.stream,
-                title: r.title,
-                duration_ms: r.duration_ms,
-                segments: r.segments,
-                bytes: r.bytes,
-                created_ms: r.created_ms,
-            })
-            .collect(),
-    ))
+    Ok(Json(api.node.vods()?.into_iter().map(info).collect()))
+}
+
+/// Fetches every block of the VOD this node lacks from peers and keeps it.
+async fn pin(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<Json<VodInfo>> {
+    Ok(Json(info(api.node.pin_vod(&root).await?)))
+}
+
+async fn unpin(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<()> {
+    api.node.unpin_vod(&root)?;
+    Ok(())
 }
 
 async fn file(
@@ -64,7 +77,7 @@ async fn file(
 
 async fn car(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<Response> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    api.node.vod_car(&root, tx)?;
+    api.node.vod_car(&root, tx).await?;
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| {
             (

@@ -248,6 +248,9 @@ impl Node {
         node.inner
             .swarm
             .serve_keys(Arc::new(KeyDesk(Arc::downgrade(&node.inner))))?;
+        node.inner.swarm.bitswap().serve(Arc::new(vod::StoreBlocks(
+            node.inner.store.recordings.clone(),
+        )))?;
         if !key_listen.is_empty() {
             let listener = node
                 .inner

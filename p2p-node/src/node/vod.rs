@@ -37,6 +37,30 @@ pub const SEGMENTS_PER_DIR: usize = 1000;
 /// segments; a longer recording is built from its last this many.
 pub const MAX_VOD_SEGMENTS: usize = 1000 * SEGMENTS_PER_DIR;
 
+/// Block fetches one read may need before it gives up (a VOD's DAG is
+/// fetched a node and its links at a time).
+const MAX_FETCH_ROUNDS: usize = 100_000;
+
+fn parse_cid(s: &str) -> Result<Cid, NodeError> {
+    let cid: Cid = s
+        .parse()
+        .map_err(|e| NodeError::Vod(format!("invalid CID {s:?}: {e}")))?;
+    unixfs::digest_of(&cid)?;
+    Ok(cid)
+}
+
+/// The node's block store as Bitswap's source.
+pub(super) struct StoreBlocks(pub(super) std::sync::Arc<vilokanam_storage::Recordings>);
+
+impl vilokanam_swarm::protocols::bitswap::BlockSource for StoreBlocks {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.0.block(cid).ok().flatten()
+    }
+    fn has(&self, cid: &Cid) -> bool {
+        self.0.has_block(cid).unwrap_or(false)
+    }
+}
+
 /// The URL path of a VOD's playlist on a node.
 pub fn vod_playlist_path(root: &str) -> String {
     format!("/vods/{root}/index.m3u8")
@@ -277,44 +301,170 @@ impl NodeHandle {
         Ok(self.inner.store.vods.all()?)
     }
 
-    /// A file of a VOD by path (`index.m3u8`, `000/000001.ts`), from the
-    /// local block store.
+    /// A file of a VOD by path (`index.m3u8`, `000/000001.ts`): from the
+    /// local block store, blocks it lacks fetched from peers over Bitswap
+    /// (verified by their CID) and kept.
     pub async fn vod_file(&self, root: &str, path: &str) -> Result<Vec<u8>, NodeError> {
-        let root: Cid = root
-            .parse()
-            .map_err(|e| NodeError::Vod(format!("invalid CID {root:?}: {e}")))?;
-        let store = self.inner.store.clone();
+        let root = parse_cid(root)?;
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mut get = |c: &Cid| {
-                store
-                    .recordings
-                    .block(c)
-                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
-                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
-            };
-            let file = unixfs::resolve(&root, &path, &mut get)?;
-            Ok(unixfs::read_file(&file, &mut get)?)
+        self.with_blocks(move |get| {
+            let file = unixfs::resolve(&root, &path, get)?;
+            unixfs::read_file(&file, get)
         })
         .await
-        .map_err(|e| NodeError::Vod(format!("read task failed: {e}")))?
+    }
+
+    /// Runs `op` over the local blocks; each block it misses is fetched
+    /// from peers (with its links, when it is a node), then `op` runs
+    /// again. Bounded by [`MAX_FETCH_ROUNDS`].
+    async fn with_blocks<T: Send + 'static>(
+        &self,
+        op: impl Fn(&mut unixfs::Source) -> Result<T, unixfs::UnixfsError> + Send + Sync + 'static,
+    ) -> Result<T, NodeError> {
+        let op = std::sync::Arc::new(op);
+        for _ in 0..MAX_FETCH_ROUNDS {
+            let store = self.inner.store.clone();
+            let op2 = op.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let mut get = |c: &Cid| {
+                    store
+                        .recordings
+                        .block(c)
+                        .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
+                        .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
+                };
+                op2(&mut get)
+            })
+            .await
+            .map_err(|e| NodeError::Vod(format!("read task failed: {e}")))?;
+            match r {
+                Err(unixfs::UnixfsError::Missing(c)) => {
+                    let cid = parse_cid(&c)?;
+                    self.fetch_blocks(cid).await?;
+                }
+                r => return Ok(r?),
+            }
+        }
+        Err(NodeError::Vod(format!(
+            "gave up after fetching blocks {MAX_FETCH_ROUNDS} times"
+        )))
+    }
+
+    /// Fetches `cid` from connected peers and, if it is a node, the blocks
+    /// it links that are not held (up to 16 at once); stores them.
+    async fn fetch_blocks(&self, cid: Cid) -> Result<(), NodeError> {
+        use futures::StreamExt;
+        let peers: Vec<_> = self
+            .inner
+            .swarm
+            .peers()
+            .await?
+            .into_iter()
+            .map(|p| p.peer_id)
+            .collect();
+        let bitswap = self.inner.swarm.bitswap();
+        let block = bitswap
+            .fetch(cid, &peers)
+            .await
+            .map_err(|e| NodeError::Vod(e.to_string()))?;
+        let mut links = vec![];
+        if cid.codec() == unixfs::DAG_PB {
+            if let Ok(node) = unixfs::PbNode::decode(&block) {
+                links = node.links.into_iter().map(|l| l.hash).collect();
+            }
+        }
+        let recordings = self.inner.store.recordings.clone();
+        recordings.put_verified(&[(cid, block)])?;
+        let wanted: Vec<Cid> = links
+            .into_iter()
+            .filter(|c| !recordings.has_block(c).unwrap_or(true))
+            .collect();
+        let fetched: Vec<(Cid, Vec<u8>)> = futures::stream::iter(wanted)
+            .map(|c| {
+                let peers = &peers;
+                async move { bitswap.fetch(c, peers).await.ok().map(|b| (c, b)) }
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        recordings.put_verified(&fetched)?;
+        Ok(())
+    }
+
+    /// Makes every block of the DAG under `root` local (fetching what is
+    /// missing from peers) and keeps a record of it: `vilokanam vod pin`
+    /// without an IPFS daemon.
+    pub async fn pin_vod(&self, root: &str) -> Result<VodRecord, NodeError> {
+        let cid = parse_cid(root)?;
+        let (blocks, bytes) = self
+            .with_blocks(move |get| {
+                let (mut n, mut bytes) = (0u64, 0u64);
+                unixfs::walk(&cid, get, &mut |_, b| {
+                    n += 1;
+                    bytes += b.len() as u64;
+                    Ok(())
+                })?;
+                Ok((n, bytes))
+            })
+            .await?;
+        if let Some(r) = self.inner.store.vods.get(&cid.to_string())? {
+            return Ok(r);
+        }
+        let playlist = self.vod_file(root, "index.m3u8").await.ok();
+        let (segments, duration_ms) = playlist
+            .as_deref()
+            .map(|p| {
+                let text = String::from_utf8_lossy(p);
+                let durs: Vec<f64> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("#EXTINF:"))
+                    .filter_map(|l| l.split(',').next()?.parse().ok())
+                    .collect();
+                (
+                    durs.len() as u64,
+                    (durs.iter().sum::<f64>() * 1000.0) as u64,
+                )
+            })
+            .unwrap_or((0, 0));
+        let rec = VodRecord {
+            root: cid.to_string(),
+            stream: String::new(),
+            creator: String::new(),
+            title: String::new(),
+            duration_ms,
+            segments,
+            bytes,
+            created_ms: now_ms(),
+            signature: String::new(),
+        };
+        self.inner.store.vods.put(&rec)?;
+        info!(root = %rec.root, blocks, bytes, "VOD pinned locally");
+        Ok(rec)
+    }
+
+    /// Forgets a VOD record (its blocks stay in the store).
+    pub fn unpin_vod(&self, root: &str) -> Result<(), NodeError> {
+        let cid = parse_cid(root)?;
+        if !self.inner.store.vods.remove(&cid.to_string())? {
+            return Err(NodeError::NoVod {
+                root: cid.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// A CARv1 of a VOD (root first, depth-first), sent in pieces to `tx`.
-    pub fn vod_car(
+    /// Blocks not held are fetched from peers first.
+    pub async fn vod_car(
         &self,
         root: &str,
         tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
     ) -> Result<(), NodeError> {
-        let root: Cid = root
-            .parse()
-            .map_err(|e| NodeError::Vod(format!("invalid CID {root:?}: {e}")))?;
+        let root = parse_cid(root)?;
+        self.with_blocks(move |get| unixfs::walk(&root, get, &mut |_, _| Ok(())))
+            .await?;
         let store = self.inner.store.clone();
-        if !store.recordings.has_block(&root)? {
-            return Err(NodeError::NoVod {
-                root: root.to_string(),
-            });
-        }
         tokio::task::spawn_blocking(move || {
             if tx.blocking_send(Ok(unixfs::car::header(&root))).is_err() {
                 return;

@@ -191,6 +191,7 @@ pub struct Client {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) peer_id: PeerId,
     pub(crate) keys: Arc<KeyClient>,
+    pub(crate) bitswap: crate::protocols::bitswap::Bitswap,
     pub(crate) metrics: Metrics,
 }
 
@@ -422,6 +423,11 @@ impl Client {
             self.metrics.clone(),
         )
         .await
+    }
+
+    /// Bitswap on this swarm: serve blocks, fetch blocks.
+    pub fn bitswap(&self) -> &crate::protocols::bitswap::Bitswap {
+        &self.bitswap
     }
 
     /// Stops the event loop and waits for it to acknowledge.

@@ -78,6 +78,8 @@ pub struct Config {
     pub event_backlog: usize,
     /// Key sessions: bounds and timeouts.
     pub keys: KeySessionConfig,
+    /// Bitswap: bounds and timeouts.
+    pub bitswap: crate::protocols::bitswap::BitswapConfig,
     /// What this node charges for serving payloads, and the credit
     /// ledger's bounds (default: free).
     pub bandwidth: LedgerConfig,
@@ -99,6 +101,7 @@ impl Default for Config {
             event_backlog: 4096,
             keys: KeySessionConfig::default(),
             bandwidth: LedgerConfig::default(),
+            bitswap: crate::protocols::bitswap::BitswapConfig::default(),
         }
     }
 }
@@ -136,6 +139,12 @@ pub fn new(
                 swarm.behaviour().keys.new_control(),
                 config.keys.clone(),
             )),
+            // The same stream behaviour carries Bitswap's protocols.
+            bitswap: crate::protocols::bitswap::Bitswap::new(
+                swarm.behaviour().keys.new_control(),
+                config.bitswap.clone(),
+                metrics.clone(),
+            ),
             metrics: metrics.clone(),
         },
         ev_rx,

@@ -3,8 +3,10 @@
 //!
 //! - [`live`]: live streams (announce, then pull);
 //! - [`keys`]: the paywall of paid streams (epoch keys for vouchers);
-//! - [`bandwidth`]: fees for serving payloads, paid per verified byte.
+//! - [`bandwidth`]: fees for serving payloads, paid per verified byte;
+//! - [`bitswap`]: IPFS block exchange (VOD blocks, with Kubo and Helia).
 
 pub mod bandwidth;
+pub mod bitswap;
 pub mod keys;
 pub mod live;
