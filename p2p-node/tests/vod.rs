@@ -414,3 +414,98 @@ async fn real_kubo_fetches_and_pins_a_vod_only_we_hold() {
     assert!(sent >= (segs.len() + 3) as f64, "{sent} blocks sent");
     creator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vod_recorded_on_one_node_plays_from_another_that_never_saw_it() {
+    let a = Running::start(config()).await;
+    let segs = segments();
+    publish_and_end(&a.api, "show", &segs).await;
+    let vod = a.api.vods().await.unwrap().remove(0);
+    // B starts after the stream ended: it never saw it live.
+    let a_addr = a.api.id().await.unwrap().listen[0].clone();
+    let b = Running::start(NodeConfig {
+        bootstrap: vec![a_addr],
+        ..config()
+    })
+    .await;
+    vilokanam_testnet::wait_until("B connected to A", Duration::from_secs(10), || {
+        let api = b.api.clone();
+        async move { Ok(!api.peers().await?.is_empty()) }
+    })
+    .await
+    .unwrap();
+    assert!(b.api.vods().await.unwrap().is_empty());
+    // B's playlist and segments: fetched from A over Bitswap, verified.
+    let playlist = b.api.vod_file(&vod.root, "index.m3u8").await.unwrap();
+    assert_eq!(
+        playlist,
+        a.api.vod_file(&vod.root, "index.m3u8").await.unwrap()
+    );
+    let seg3 = b.api.vod_file(&vod.root, "000/000003.ts").await.unwrap();
+    assert_eq!(seg3, segs[3].data);
+    // A player on B's URL decodes it all.
+    let ffprobe = std::process::Command::new("ffprobe")
+        .arg("-version")
+        .output();
+    if skip_or_require("ffprobe", ffprobe.map_err(|e| e.to_string())).is_some() {
+        let url = b.api.vod_url(&vod.root);
+        let out = tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&url)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ffprobe {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!((d - vod.duration_ms as f64 / 1000.0).abs() < 1.0, "{d} s");
+    }
+    // Pinning on B keeps every block; with A gone, B still serves it all.
+    let pinned = b.api.vod_pin(&vod.root).await.unwrap();
+    assert_eq!(pinned.root, vod.root);
+    let listed = b.api.vods().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].segments, segs.len() as u64);
+    assert_eq!(listed[0].bytes, vod.bytes);
+    assert!(
+        !listed[0].signed,
+        "B did not build it: no creator signature"
+    );
+    a.stop().await;
+    for (i, seg) in segs.iter().enumerate() {
+        let got = b
+            .api
+            .vod_file(&vod.root, &format!("000/{i:06}.ts"))
+            .await
+            .unwrap();
+        assert_eq!(got, seg.data);
+    }
+    let car = b
+        .api
+        .vod_car(&vod.root)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(car::read(&car).unwrap().0.to_string(), vod.root);
+    // A CID nobody has: an error naming it, not a hang.
+    let nobody = unixfs::cid_of(unixfs::CidVersion::V1, unixfs::DAG_PB, b"nobody");
+    let e = b
+        .api
+        .vod_file(&nobody.to_string(), "index.m3u8")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no peer sent block"), "{e}");
+    b.stop().await;
+}

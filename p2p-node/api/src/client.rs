@@ -359,6 +359,28 @@ impl ApiClient {
         })
     }
 
+    /// `POST /api/v0/vods/{root}/pin`: the node fetches every block of the
+    /// VOD it lacks from its peers and keeps them.
+    pub async fn vod_pin(&self, root: &str) -> Result<crate::VodInfo, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/vods/{root}/pin"))),
+            "pinning a VOD",
+        )
+        .await
+    }
+
+    /// `DELETE /api/v0/vods/{root}/pin`: forget the VOD's record.
+    pub async fn vod_unpin(&self, root: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/v0/vods/{root}/pin"))),
+            "unpinning a VOD",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
     pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
         self.send(

@@ -40,15 +40,22 @@ pub enum VodCmd {
         #[command(flatten)]
         api: ApiArg,
     },
-    /// Pin a VOD on an IPFS daemon (Kubo RPC): not implemented yet.
+    /// Keep a VOD on this node: every block it lacks is fetched from its
+    /// peers over Bitswap (verified) and stored.
     Pin {
         /// Root CID of the VOD.
         root: String,
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
     },
-    /// Unpin a VOD from an IPFS daemon (Kubo RPC): not implemented yet.
+    /// Forget a VOD's record on this node.
     Unpin {
         /// Root CID of the VOD.
         root: String,
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
     },
 }
 
@@ -133,9 +140,18 @@ pub async fn run(cmd: VodCmd) -> Result<()> {
             );
             Ok(())
         }
-        VodCmd::Pin { .. } | VodCmd::Unpin { .. } => bail!(
-            "pinning on an IPFS daemon (Kubo RPC, --ipfs-api) is not implemented yet; \
-             use `vilokanam vod export ROOT --car FILE` and `ipfs dag import FILE`"
-        ),
+        VodCmd::Pin { root, api } => {
+            let v = api.client().vod_pin(&root).await?;
+            println!(
+                "pinned {} ({} segments, {} bytes) on this node",
+                v.root, v.segments, v.bytes
+            );
+            Ok(())
+        }
+        VodCmd::Unpin { root, api } => {
+            api.client().vod_unpin(&root).await?;
+            println!("unpinned {root}");
+            Ok(())
+        }
     }
 }
