@@ -41,18 +41,27 @@ pub enum VodCmd {
         api: ApiArg,
     },
     /// Keep a VOD on this node: every block it lacks is fetched from its
-    /// peers over Bitswap (verified) and stored.
+    /// peers over Bitswap (verified) and stored. With `--ipfs-api`, also add
+    /// it to that IPFS daemon and pin it there (resumable: a rerun sends
+    /// only what the daemon still lacks).
     Pin {
         /// Root CID of the VOD.
         root: String,
+        /// Kubo RPC API of an IPFS daemon, e.g. `http://127.0.0.1:5001`.
+        #[arg(long, env = "VILOKANAM_IPFS_API")]
+        ipfs_api: Option<String>,
         /// The daemon's API.
         #[command(flatten)]
         api: ApiArg,
     },
-    /// Forget a VOD's record on this node.
+    /// Forget a VOD's record on this node (with `--ipfs-api`: unpin it on
+    /// that IPFS daemon instead).
     Unpin {
         /// Root CID of the VOD.
         root: String,
+        /// Kubo RPC API of an IPFS daemon, e.g. `http://127.0.0.1:5001`.
+        #[arg(long, env = "VILOKANAM_IPFS_API")]
+        ipfs_api: Option<String>,
         /// The daemon's API.
         #[command(flatten)]
         api: ApiArg,
@@ -140,18 +149,83 @@ pub async fn run(cmd: VodCmd) -> Result<()> {
             );
             Ok(())
         }
-        VodCmd::Pin { root, api } => {
-            let v = api.client().vod_pin(&root).await?;
+        VodCmd::Pin {
+            root,
+            ipfs_api,
+            api,
+        } => {
+            let client = api.client();
+            let v = client.vod_pin(&root).await?;
             println!(
                 "pinned {} ({} segments, {} bytes) on this node",
                 v.root, v.segments, v.bytes
             );
+            if let Some(url) = ipfs_api {
+                pin_on_ipfs(&client, &url, &root).await?;
+            }
             Ok(())
         }
-        VodCmd::Unpin { root, api } => {
-            api.client().vod_unpin(&root).await?;
-            println!("unpinned {root}");
+        VodCmd::Unpin {
+            root,
+            ipfs_api,
+            api,
+        } => {
+            match ipfs_api {
+                Some(url) => {
+                    let cid = root.parse().context("invalid CID")?;
+                    crate::kubo::Kubo::new(&url).pin_rm(&cid).await?;
+                    println!("unpinned {root} on the IPFS daemon at {url}");
+                }
+                None => {
+                    api.client().vod_unpin(&root).await?;
+                    println!("unpinned {root}");
+                }
+            }
             Ok(())
         }
     }
+}
+
+/// Adds and pins a VOD on the IPFS daemon at `url` with a progress bar:
+/// the CAR streams from the local daemon, only blocks the IPFS daemon
+/// lacks are sent, then it pins the root.
+async fn pin_on_ipfs(client: &vilokanam_api::ApiClient, url: &str, root: &str) -> Result<()> {
+    let kubo = crate::kubo::Kubo::new(url);
+    let peer = kubo
+        .id()
+        .await
+        .with_context(|| format!("is an IPFS daemon running at {url}?"))?;
+    let cid = root.parse().context("invalid CID")?;
+    let resp = client.vod_car(root).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut last = crate::kubo::PinProgress::default();
+    let r = crate::kubo::pin_vod(&kubo, cid, crate::kubo::car_blocks(resp), |p| {
+        last = p;
+        bar.set_message(format!(
+            "{} blocks: {} already on the daemon, {} sent; pin: {} nodes",
+            p.blocks, p.present, p.sent, p.pinned_nodes
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    r.with_context(|| {
+        format!(
+            "pinning {root} on {url} (after {} of {} blocks sent; run it again to resume)",
+            last.sent, last.blocks
+        )
+    })?;
+    anyhow::ensure!(
+        kubo.is_pinned(&cid).await?,
+        "the IPFS daemon does not list {root} as pinned"
+    );
+    println!(
+        "pinned {root} on the IPFS daemon {peer} at {url}: {} blocks, {} already there, {} sent",
+        last.blocks, last.present, last.sent
+    );
+    Ok(())
 }
