@@ -138,6 +138,10 @@ pub struct NodeConfig {
     /// MiB of recordings and VODs this node keeps; a chunk past it is not
     /// recorded (logged, counted in `record_failures`). Default 10,240.
     pub record_quota_mib: u64,
+    /// Kubo RPC API of an IPFS daemon (`http://127.0.0.1:5001`): every
+    /// VOD this node builds is added and pinned there (only the blocks it
+    /// lacks; retried at start until done). Default none.
+    pub ipfs_api: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -187,6 +191,7 @@ impl Default for NodeConfig {
             bandwidth_slots: 8,
             record: false,
             record_quota_mib: 10_240,
+            ipfs_api: None,
         }
     }
 }

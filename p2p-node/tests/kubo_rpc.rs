@@ -503,3 +503,60 @@ async fn a_real_ipfs_daemon_imports_pins_and_returns_our_blocks() {
     }
     k.pin_rm(&root).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_with_ipfs_api_pins_each_vod_it_builds_and_retries_at_start() {
+    use vilokanam::config::NodeConfig;
+    use vilokanam::node::Node;
+    let (url, d) = fake_kubo().await;
+    // The IPFS daemon fails the first import: the pin is retried at the
+    // next start.
+    d.lock().unwrap().fault = Fault::ImportHalf;
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        discovery: false,
+        ipfs_api: Some(url.clone()),
+        ..NodeConfig::default()
+    };
+    let start = || async {
+        let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
+        let store = vilokanam_storage::Store::open(dir.path()).unwrap();
+        Node::spawn(config.clone(), keys, store).await.unwrap()
+    };
+    let node = start().await;
+    node.start_publish("show", "t".into(), vec![], String::new(), None)
+        .await
+        .unwrap();
+    let mut seg = vilokanam_media::ts::Segmenter::new(Duration::from_secs(1));
+    let mut segs = seg.push(vilokanam_media::fixtures::SAMPLE_TS).unwrap();
+    segs.extend(seg.finish().unwrap());
+    for s in &segs {
+        node.publish_segment("show", s.duration.as_micros() as u32, false, s.data.clone())
+            .await
+            .unwrap();
+    }
+    node.end_publish("show").await.unwrap();
+    let root = node.vods().unwrap()[0].root.clone();
+    let root_cid: Cid = root.parse().unwrap();
+    vilokanam_testnet::wait_until("the failed import", Duration::from_secs(10), || {
+        let d = d.clone();
+        async move { Ok(d.lock().unwrap().imports >= 1) }
+    })
+    .await
+    .unwrap();
+    node.shutdown().await.unwrap();
+    drop(node);
+    assert!(!d.lock().unwrap().pins.contains(&root_cid));
+
+    let node = start().await;
+    vilokanam_testnet::wait_until("pinned at the next start", Duration::from_secs(10), || {
+        let n = node.clone();
+        let url = url.clone();
+        async move { Ok(n.vods()?[0].ipfs_pinned.as_deref() == Some(url.as_str())) }
+    })
+    .await
+    .unwrap();
+    assert!(d.lock().unwrap().pins.contains(&root_cid));
+    node.shutdown().await.unwrap();
+}

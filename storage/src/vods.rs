@@ -29,6 +29,8 @@ pub struct VodRecord {
     /// The creator's ed25519 signature over [`VodRecord::signing_bytes`]
     /// (hex; empty when recorded by a node other than the creator's).
     pub signature: String,
+    /// The IPFS daemon (Kubo RPC URL) it is pinned on, once it is.
+    pub ipfs_pinned: Option<String>,
 }
 
 impl VodRecord {
@@ -83,6 +85,15 @@ impl Vods {
         }
         out.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
         Ok(out)
+    }
+
+    /// Notes that the VOD is pinned on the IPFS daemon at `url`.
+    pub fn set_ipfs_pinned(&self, root: &str, url: &str) -> Result<(), StorageError> {
+        if let Some(mut r) = self.get(root)? {
+            r.ipfs_pinned = Some(url.to_owned());
+            self.put(&r)?;
+        }
+        Ok(())
     }
 
     /// Forgets a record (its blocks stay until the store is compacted).

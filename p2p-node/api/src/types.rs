@@ -415,6 +415,8 @@ pub struct VodInfo {
     pub created_ms: u64,
     /// Signed by the creator (built on the creator's node).
     pub signed: bool,
+    /// The IPFS daemon it is pinned on (`--ipfs-api`), once it is.
+    pub ipfs_pinned: Option<String>,
     /// Playlist path on this node: `/vods/{root}/index.m3u8`.
     pub playlist: String,
 }

@@ -42,6 +42,10 @@ pub struct DaemonCmd {
     /// MiB of recordings and VODs kept (default 10240).
     #[arg(long)]
     pub record_quota_mib: Option<u64>,
+    /// Add and pin every VOD this node builds on the IPFS daemon whose Kubo
+    /// RPC API is here, e.g. `http://127.0.0.1:5001`.
+    #[arg(long, env = "VILOKANAM_IPFS_API")]
+    pub ipfs_api: Option<String>,
     /// Chunks kept in memory per stream.
     #[arg(long)]
     pub window: Option<usize>,
@@ -116,6 +120,9 @@ impl DaemonCmd {
         c.record |= self.record;
         if let Some(q) = self.record_quota_mib {
             c.record_quota_mib = q;
+        }
+        if self.ipfs_api.is_some() {
+            c.ipfs_api = self.ipfs_api;
         }
         if self.fee.is_some() {
             c.fee = self.fee;

@@ -29,6 +29,7 @@ fn info(r: vilokanam_storage::VodRecord) -> VodInfo {
     VodInfo {
         playlist: vod_playlist_path(&r.root),
         signed: !r.signature.is_empty(),
+        ipfs_pinned: r.ipfs_pinned,
         root: r.root,
         stream: r.stream,
         title: r.title,

@@ -243,7 +243,10 @@ impl Node {
             .set_quota(node.inner.config.record_quota_mib.saturating_mul(1 << 20));
         {
             let node = node.clone();
-            tokio::spawn(async move { node.build_left_vods().await });
+            tokio::spawn(async move {
+                node.build_left_vods().await;
+                node.resume_ipfs_pins();
+            });
         }
         node.inner
             .swarm

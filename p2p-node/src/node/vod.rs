@@ -236,6 +236,7 @@ impl NodeHandle {
                 bytes: root.tsize,
                 created_ms: now_ms(),
                 signature: String::new(),
+                ipfs_pinned: None,
             };
             if let Some(key) = key {
                 rec.signature = hex::encode(key.sign(&rec.signing_bytes()).to_bytes());
@@ -250,6 +251,7 @@ impl NodeHandle {
         if let Some(r) = &rec {
             self.inner.metrics.vods_built.inc();
             info!(stream = %r.stream, root = %r.root, segments = r.segments, "VOD built");
+            self.pin_to_ipfs_later(r.root.clone());
         }
         Ok(rec)
     }
@@ -292,6 +294,62 @@ impl NodeHandle {
             }
             if let Err(e) = self.build_vod(&a).await {
                 warn!(stream = %s, error = %e, "building a left-over recording failed");
+            }
+        }
+    }
+
+    /// With `ipfs_api` configured: adds and pins VOD `root` on that IPFS
+    /// daemon in the background (only the blocks it lacks), and notes it
+    /// in the VOD's record. A failure is logged; the next start retries.
+    pub(super) fn pin_to_ipfs_later(&self, root: String) {
+        let Some(url) = self.inner.config.ipfs_api.clone() else {
+            return;
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            match node.pin_to_ipfs(&root, &url).await {
+                Ok(()) => info!(%root, %url, "VOD pinned on the IPFS daemon"),
+                Err(e) => {
+                    warn!(%root, %url, error = %format!("{e:#}"), "pinning the VOD on the IPFS daemon failed (retried at the next start)")
+                }
+            }
+        });
+    }
+
+    async fn pin_to_ipfs(&self, root: &str, url: &str) -> anyhow::Result<()> {
+        let cid = parse_cid(root)?;
+        // The DAG's CIDs, then each block read as it is needed.
+        let cids = self
+            .with_blocks(move |get| {
+                let mut cids = vec![];
+                unixfs::walk(&cid, get, &mut |c, _| {
+                    cids.push(*c);
+                    Ok(())
+                })?;
+                Ok(cids)
+            })
+            .await?;
+        let recordings = self.inner.store.recordings.clone();
+        let blocks = futures::stream::iter(cids.into_iter().map(move |c| {
+            recordings
+                .block(&c)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| b.ok_or_else(|| anyhow::anyhow!("block {c} vanished")))
+                .map(|b| (c, b))
+        }));
+        crate::kubo::pin_vod(&crate::kubo::Kubo::new(url), cid, blocks, |_| {}).await?;
+        self.inner.store.vods.set_ipfs_pinned(root, url)?;
+        Ok(())
+    }
+
+    /// VODs not yet pinned on the configured IPFS daemon (at start).
+    pub(super) fn resume_ipfs_pins(&self) {
+        let Some(url) = self.inner.config.ipfs_api.clone() else {
+            return;
+        };
+        for r in self.inner.store.vods.all().unwrap_or_default() {
+            if r.ipfs_pinned.as_deref() != Some(url.as_str()) {
+                self.pin_to_ipfs_later(r.root);
             }
         }
     }
@@ -437,6 +495,7 @@ impl NodeHandle {
             bytes,
             created_ms: now_ms(),
             signature: String::new(),
+            ipfs_pinned: None,
         };
         self.inner.store.vods.put(&rec)?;
         info!(root = %rec.root, blocks, bytes, "VOD pinned locally");

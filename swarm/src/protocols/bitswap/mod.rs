@@ -187,16 +187,21 @@ impl Bitswap {
                 .clone()
                 .accept(proto)
                 .map_err(|_| crate::SwarmError::Build("Bitswap is already served".into()))?;
-            let me = self.clone();
+            // Weak: the accept loop must not keep the stream behaviour's
+            // shared state (and so its own input) alive once the node is
+            // gone.
+            let weak = Arc::downgrade(&self.0);
             let source = source.clone();
             let permits = permits.clone();
             tokio::spawn(async move {
                 while let Some((peer, stream)) = incoming.next().await {
+                    let Some(me) = weak.upgrade().map(Bitswap) else {
+                        break;
+                    };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         Metrics::inc(&me.0.metrics.bitswap_refused, "reason", "busy");
                         continue;
                     };
-                    let me = me.clone();
                     let source = source.clone();
                     tokio::spawn(async move {
                         let r = me.read_stream(peer, stream, source).await;
@@ -321,12 +326,17 @@ impl Bitswap {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
         let _ = tx.try_send(first);
         out.insert(peer, tx);
-        let me = self.clone();
+        // Weak, as above: the sender sits in `outbound`, so the writer ends
+        // when the node (and the map) goes.
+        let weak = Arc::downgrade(&self.0);
+        let idle = self.0.config.idle_timeout;
         tokio::spawn(async move {
             let mut stream: Option<Stream> = None;
-            let idle = me.0.config.idle_timeout;
             while let Ok(Some(frame)) = tokio::time::timeout(idle, rx.recv()).await {
                 if stream.is_none() {
+                    let Some(me) = weak.upgrade().map(Bitswap) else {
+                        return;
+                    };
                     stream = me.open(peer).await;
                 }
                 let Some(s) = stream.as_mut() else { continue };
@@ -345,7 +355,9 @@ impl Bitswap {
             }
             // Closed now: a later send sees it and starts a new writer.
             drop(rx);
-            lock(&me.0.outbound).retain(|_, t| !t.is_closed());
+            if let Some(me) = weak.upgrade() {
+                lock(&me.outbound).retain(|_, t| !t.is_closed());
+            }
         });
     }
 
