@@ -193,11 +193,10 @@ impl NodeHandle {
             return Ok(None);
         }
         let store = self.inner.store.clone();
-        let key = self
-            .inner
-            .publisher
-            .publishes(&a.stream)
-            .then(|| self.inner.publisher.signing_key().clone());
+        // Signed when this node is the stream's creator (also for a
+        // recording left by a crash, built before the stream restarts).
+        let own = self.inner.publisher.signing_key();
+        let key = (a.stream.creator == own.verifying_key().to_bytes()).then(|| own.clone());
         let a = a.clone();
         let rec = tokio::task::spawn_blocking(move || -> Result<Option<VodRecord>, NodeError> {
             let stream = a.stream.to_string();
