@@ -83,6 +83,26 @@ ensure_kubo() {
   cp scripts/tools/requirements-kubo.txt "$VILOKANAM_KUBO_PY/"
 }
 
+# js-ipfs 0.66 (npm, with an override; scripts/tools/js-ipfs/) runs as a
+# Kubo-RPC server for the VOD pin tests, on Node 22 from the tools above.
+export VILOKANAM_JS_IPFS="${VILOKANAM_JS_IPFS:-$VILOKANAM_TOOLS/js-ipfs/node_modules/ipfs/src/cli.js}"
+js_ipfs_installed() {
+  [ -f "$VILOKANAM_JS_IPFS" ] || return 1
+  cmp -s scripts/tools/js-ipfs/package-lock.json "$VILOKANAM_TOOLS/js-ipfs/package-lock.json"
+}
+ensure_js_ipfs() {
+  js_ipfs_installed && return 0
+  echo "== installing js-ipfs 0.66 (a Kubo-RPC server for tests) into $VILOKANAM_TOOLS/js-ipfs (npm)"
+  mkdir -p "$VILOKANAM_TOOLS/js-ipfs"
+  cp scripts/tools/js-ipfs/package.json scripts/tools/js-ipfs/package-lock.json "$VILOKANAM_TOOLS/js-ipfs/"
+  # `npm install` with the lock, not `npm ci`: the tree has an optional
+  # dependency from a GitHub tarball (headless, under electron-eval) that
+  # cannot be fetched here; npm ci refuses the lock for it, npm install
+  # skips it as optional and installs the locked versions of the rest.
+  (cd "$VILOKANAM_TOOLS/js-ipfs" && npm install --no-save --ignore-scripts --no-audit --no-fund --loglevel=error)
+  js_ipfs_installed || { echo "js-ipfs install check failed" >&2; return 1; }
+}
+
 # A real browser for the playback test: Debian chromium, driven by
 # playwright-core with hls.js (npm, in the tools folder above).
 export VILOKANAM_CHROMIUM="${VILOKANAM_CHROMIUM:-/usr/bin/chromium}"

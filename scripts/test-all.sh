@@ -42,6 +42,7 @@ tools() {
   ensure_rust_components
   ensure_chopsticks
   ensure_kubo
+  ensure_js_ipfs
 }
 
 fmt_check() {

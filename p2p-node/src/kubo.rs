@@ -162,21 +162,119 @@ impl Kubo {
         Ok(self.json::<Id>("id", &[]).await?.id)
     }
 
+    /// The root CID the daemon computes for a directory of files, without
+    /// storing them (`add?only-hash=true&cid-version=1&raw-leaves=true`):
+    /// `files` are `(path, bytes)` with `/`-separated paths under `dir`.
+    pub async fn add_only_hash(
+        &self,
+        dir: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, KuboError> {
+        let enc = |p: &str| {
+            p.replace('%', "%25")
+                .replace('/', "%2F")
+                .replace(' ', "%20")
+        };
+        let mut body = vec![];
+        let mut dirs = std::collections::BTreeSet::new();
+        dirs.insert(dir.to_owned());
+        for (path, _) in files {
+            let mut d = String::new();
+            for part in path
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .map(|x| x.1)
+                .unwrap_or(&[])
+            {
+                d = if d.is_empty() {
+                    format!("{dir}/{part}")
+                } else {
+                    format!("{d}/{part}")
+                };
+                dirs.insert(d.clone());
+            }
+        }
+        for d in &dirs {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: application/x-directory\r\n\r\n\r\n", enc(d)).as_bytes(),
+            );
+        }
+        for (path, bytes) in files {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n", enc(&format!("{dir}/{path}"))).as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let resp = self
+            .post(
+                "add",
+                &[
+                    ("only-hash", "true"),
+                    ("cid-version", "1"),
+                    ("raw-leaves", "true"),
+                    ("pin", "false"),
+                    ("progress", "false"),
+                ],
+                Some(body.into()),
+            )
+            .await?;
+        let text = resp.text().await.map_err(|e| KuboError::Decode {
+            call: "add",
+            reason: e.to_string(),
+        })?;
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| KuboError::Decode {
+                    call: "add",
+                    reason: format!("{e}: {line}"),
+                })?;
+            if v.get("Name").and_then(|n| n.as_str()) == Some(dir) {
+                if let Some(h) = v.get("Hash").and_then(|h| h.as_str()) {
+                    // js-ipfs prints CIDv1 in base58btc: normalise (base32).
+                    let cid: Cid = h.parse().map_err(|e| KuboError::Decode {
+                        call: "add",
+                        reason: format!("{h}: {e}"),
+                    })?;
+                    return Ok(cid.to_string());
+                }
+            }
+        }
+        Err(KuboError::Decode {
+            call: "add",
+            reason: format!("no entry for {dir} in {text}"),
+        })
+    }
+
     /// Whether the daemon holds block `cid` itself (`block/stat`, offline).
     pub async fn has_block(&self, cid: &Cid) -> Result<bool, KuboError> {
         let c = cid.to_string();
+        // `offline`: Kubo answers from its own store at once. js-ipfs
+        // ignores it and would look for the block on the network: the
+        // `timeout` bounds that.
         match self
-            .post("block/stat", &[("arg", &c), ("offline", "true")], None)
+            .post(
+                "block/stat",
+                &[("arg", &c), ("offline", "true"), ("timeout", "1s")],
+                None,
+            )
             .await
         {
             Ok(_) => Ok(true),
             // Kubo answers a block it lacks offline with a 500 and "block
             // was not found locally (offline)" (older: "blockservice: key
-            // not found"), js-ipfs with "not found".
+            // not found"); js-ipfs, after the timeout, with "request timed
+            // out" (or "aborted").
             Err(KuboError::Rpc { message, .. })
                 if message.contains("not found")
                     || message.contains("offline")
-                    || message.contains("does not exist") =>
+                    || message.contains("does not exist")
+                    || message.contains("aborted")
+                    || message.contains("timeout")
+                    || message.contains("timed out")
+                    || message.contains("deadline") =>
             {
                 Ok(false)
             }

