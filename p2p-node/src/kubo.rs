@@ -347,9 +347,17 @@ impl Kubo {
     pub async fn pin_add(&self, cid: &Cid, mut progress: impl FnMut(u64)) -> Result<(), KuboError> {
         let c = cid.to_string();
         let resp = self
+            // Every block was just imported: `timeout` bounds a daemon that
+            // lost some (garbage-collected meanwhile) and would look for
+            // them on the network for ever.
             .post(
                 "pin/add",
-                &[("arg", &c), ("recursive", "true"), ("progress", "true")],
+                &[
+                    ("arg", &c),
+                    ("recursive", "true"),
+                    ("progress", "true"),
+                    ("timeout", "15m"),
+                ],
                 None,
             )
             .await?;

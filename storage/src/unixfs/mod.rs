@@ -368,19 +368,28 @@ pub const MAX_READ: u64 = 64 * 1024 * 1024;
 /// must add up, depth is bounded).
 pub fn read_file(cid: &Cid, get: &mut Source) -> Result<Vec<u8>, UnixfsError> {
     let mut out = Vec::new();
-    read_into(cid, get, &mut out, 0)?;
+    let mut budget = MAX_READ_BLOCKS;
+    read_into(cid, get, &mut out, 0, &mut budget)?;
     Ok(out)
 }
+
+/// The most blocks [`read_file`] visits: a 64 MiB file of 256 KiB chunks
+/// has 257 blocks; a hostile DAG of empty leaves must not keep a thread.
+pub const MAX_READ_BLOCKS: usize = 4096;
 
 fn read_into(
     cid: &Cid,
     get: &mut Source,
     out: &mut Vec<u8>,
     depth: u32,
+    budget: &mut usize,
 ) -> Result<(), UnixfsError> {
     if depth > 16 {
         return Err(UnixfsError::Malformed("file DAG deeper than 16".into()));
     }
+    *budget = budget.checked_sub(1).ok_or_else(|| {
+        UnixfsError::Malformed(format!("file of more than {MAX_READ_BLOCKS} blocks"))
+    })?;
     match decode(cid, get(cid)?)? {
         Node::Raw(b) => append(out, &b),
         Node::Pb(node, data) => {
@@ -398,9 +407,14 @@ fn read_into(
                     data.blocksizes.len()
                 )));
             }
+            if node.links.len() > 1 && data.blocksizes.contains(&0) {
+                return Err(UnixfsError::Malformed(format!(
+                    "{cid}: an empty chunk among several"
+                )));
+            }
             for (l, size) in node.links.iter().zip(&data.blocksizes) {
                 let before = out.len();
-                read_into(&l.hash, get, out, depth + 1)?;
+                read_into(&l.hash, get, out, depth + 1, budget)?;
                 if (out.len() - before) as u64 != *size {
                     return Err(UnixfsError::Malformed(format!(
                         "{}: {} bytes where its parent says {size}",

@@ -45,6 +45,15 @@ pub const BITSWAP_1_1: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.1.0
 pub const MAX_BLOCK: usize = 2 * 1024 * 1024;
 /// Payload bytes per answer message (several blocks per frame up to this).
 const ANSWER_BYTES: usize = 1024 * 1024;
+/// Block bytes answered to one incoming message: a message of many wants
+/// (or the same want repeated) costs at most this much memory; wants past
+/// it are answered DONT_HAVE when asked for, and the peer asks again.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+/// Inbound streams one peer may hold open at once.
+const MAX_INBOUND_PER_PEER: usize = 8;
+/// How long writing one frame to a peer may take before its stream is
+/// dropped (a peer that does not read).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where served blocks come from: bytes already verified against their CID.
 pub trait BlockSource: Send + Sync + 'static {
@@ -101,10 +110,19 @@ pub fn answer(msg: &Message, source: &dyn BlockSource) -> Vec<Message> {
     let mut out = vec![];
     let mut cur = Message::default();
     let mut bytes = 0;
+    let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
     for w in msg.wants.iter().filter(|w| !w.cancel) {
+        if !seen.insert((w.cid, w.want_type == WantType::Block)) {
+            continue;
+        }
         match w.want_type {
-            WantType::Block => match source.get(&w.cid).filter(|b| b.len() <= MAX_BLOCK) {
+            WantType::Block => match source
+                .get(&w.cid)
+                .filter(|b| b.len() <= MAX_BLOCK && total + b.len() <= MAX_ANSWER_BYTES)
+            {
                 Some(b) => {
+                    total += b.len();
                     if bytes > 0 && bytes + b.len() > ANSWER_BYTES {
                         out.push(std::mem::take(&mut cur));
                         bytes = 0;
@@ -136,10 +154,17 @@ enum Reply {
     DontHave,
 }
 
-type Waiters = HashMap<Cid, Vec<(PeerId, oneshot::Sender<Reply>)>>;
+type Waiters = HashMap<Cid, Vec<(u64, PeerId, oneshot::Sender<Reply>)>>;
 
 struct Inner {
     control: libp2p_stream::Control,
+    /// What is served (set by [`Bitswap::serve`]); held here, not by the
+    /// accept loops, so it goes with the node.
+    source: Mutex<Option<Arc<dyn BlockSource>>>,
+    /// Inbound streams open per peer.
+    inbound: Mutex<HashMap<PeerId, usize>>,
+    /// Ids of fetch waiters (to remove exactly one).
+    next_waiter: std::sync::atomic::AtomicU64,
     config: BitswapConfig,
     metrics: Metrics,
     waiters: Mutex<Waiters>,
@@ -170,6 +195,9 @@ impl Bitswap {
     ) -> Self {
         Bitswap(Arc::new(Inner {
             control,
+            source: Mutex::new(None),
+            inbound: Mutex::new(HashMap::new()),
+            next_waiter: std::sync::atomic::AtomicU64::new(0),
             config,
             metrics,
             waiters: Mutex::new(HashMap::new()),
@@ -179,6 +207,7 @@ impl Bitswap {
 
     /// Accepts Bitswap streams and answers from `source`. At most once.
     pub fn serve(&self, source: Arc<dyn BlockSource>) -> Result<(), crate::SwarmError> {
+        *lock(&self.0.source) = Some(source);
         let permits = Arc::new(Semaphore::new(self.0.config.max_inbound));
         for proto in [BITSWAP_1_2, BITSWAP_1_1] {
             let mut incoming = self
@@ -191,7 +220,6 @@ impl Bitswap {
             // shared state (and so its own input) alive once the node is
             // gone.
             let weak = Arc::downgrade(&self.0);
-            let source = source.clone();
             let permits = permits.clone();
             tokio::spawn(async move {
                 while let Some((peer, stream)) = incoming.next().await {
@@ -202,11 +230,31 @@ impl Bitswap {
                         Metrics::inc(&me.0.metrics.bitswap_refused, "reason", "busy");
                         continue;
                     };
-                    let source = source.clone();
+                    {
+                        let mut per_peer = lock(&me.0.inbound);
+                        let n = per_peer.entry(peer).or_default();
+                        if *n >= MAX_INBOUND_PER_PEER {
+                            Metrics::inc(&me.0.metrics.bitswap_refused, "reason", "per_peer");
+                            continue;
+                        }
+                        *n += 1;
+                    }
+                    let Some(source) = lock(&me.0.source).clone() else {
+                        break;
+                    };
                     tokio::spawn(async move {
                         let r = me.read_stream(peer, stream, source).await;
                         if let Err(e) = r {
                             debug!(%peer, error = %e, "bitswap stream closed");
+                        }
+                        {
+                            let mut per_peer = lock(&me.0.inbound);
+                            if let Some(n) = per_peer.get_mut(&peer) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    per_peer.remove(&peer);
+                                }
+                            }
                         }
                         drop(permit);
                     });
@@ -268,7 +316,7 @@ impl Bitswap {
             match taken {
                 Some(ws) => {
                     self.0.metrics.bitswap_blocks_received.inc();
-                    for (_, tx) in ws {
+                    for (_, _, tx) in ws {
                         let _ = tx.send(Reply::Block(data.clone()));
                     }
                 }
@@ -281,8 +329,8 @@ impl Bitswap {
             if p == Presence::DontHave {
                 let mut w = lock(&self.0.waiters);
                 if let Some(list) = w.get_mut(&cid) {
-                    if let Some(i) = list.iter().position(|(p, _)| *p == peer) {
-                        let (_, tx) = list.swap_remove(i);
+                    if let Some(i) = list.iter().position(|(_, p, _)| *p == peer) {
+                        let (_, _, tx) = list.swap_remove(i);
                         let _ = tx.send(Reply::DontHave);
                     }
                     if list.is_empty() {
@@ -340,14 +388,23 @@ impl Bitswap {
                     stream = me.open(peer).await;
                 }
                 let Some(s) = stream.as_mut() else { continue };
-                let ok = async {
+                let ok = tokio::time::timeout(WRITE_TIMEOUT, async {
                     s.write_all(&frame).await?;
                     s.flush().await
-                }
+                })
                 .await;
-                if let Err(e) = ok {
-                    debug!(%peer, error = %e, "bitswap write failed");
-                    stream = None;
+                match ok {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "bitswap write failed");
+                        stream = None;
+                    }
+                    // A peer that does not read: give up on it (the queue
+                    // and its frames go with this task).
+                    Err(_) => {
+                        debug!(%peer, "bitswap write timed out");
+                        break;
+                    }
                 }
             }
             if let Some(mut s) = stream {
@@ -380,13 +437,33 @@ impl Bitswap {
     /// Fetches block `cid` from `peers`, one at a time: the first that
     /// sends bytes hashing to `cid` wins.
     pub async fn fetch(&self, cid: Cid, peers: &[PeerId]) -> Result<Vec<u8>, BitswapError> {
+        self.fetch_from(cid, peers).await.map(|(_, b)| b)
+    }
+
+    /// [`Bitswap::fetch`], saying which peer sent the block.
+    pub async fn fetch_from(
+        &self,
+        cid: Cid,
+        peers: &[PeerId],
+    ) -> Result<(PeerId, Vec<u8>), BitswapError> {
         let mut reasons = vec![];
         for &peer in peers {
             let (tx, rx) = oneshot::channel();
+            let id = self
+                .0
+                .next_waiter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             lock(&self.0.waiters)
                 .entry(cid)
                 .or_default()
-                .push((peer, tx));
+                .push((id, peer, tx));
+            // Removes this waiter however the wait ends (also when the
+            // fetch is dropped: an HTTP client that went away).
+            let _guard = WaiterGuard {
+                inner: &self.0,
+                cid,
+                id,
+            };
             let want = |cancel| Message {
                 wants: vec![WantEntry {
                     cid,
@@ -398,9 +475,8 @@ impl Bitswap {
                 ..Message::default()
             };
             self.send(peer, &want(false));
-            let r = tokio::time::timeout(self.0.config.fetch_timeout, rx).await;
-            match r {
-                Ok(Ok(Reply::Block(b))) => return Ok(b),
+            match tokio::time::timeout(self.0.config.fetch_timeout, rx).await {
+                Ok(Ok(Reply::Block(b))) => return Ok((peer, b)),
                 Ok(Ok(Reply::DontHave)) => reasons.push(format!("{peer}: don't have")),
                 Ok(Err(_)) => reasons.push(format!("{peer}: dropped")),
                 Err(_) => {
@@ -409,13 +485,6 @@ impl Bitswap {
                         self.0.config.fetch_timeout
                     ));
                     self.send(peer, &want(true));
-                }
-            }
-            let mut w = lock(&self.0.waiters);
-            if let Some(list) = w.get_mut(&cid) {
-                list.retain(|(p, tx)| *p != peer && !tx.is_closed());
-                if list.is_empty() {
-                    w.remove(&cid);
                 }
             }
         }
@@ -460,6 +529,25 @@ async fn read_frame(s: &mut Stream) -> io::Result<Option<Vec<u8>>> {
         io::ErrorKind::InvalidData,
         "frame length varint too long",
     ))
+}
+
+/// Removes one fetch's waiter when the fetch ends or is dropped.
+struct WaiterGuard<'a> {
+    inner: &'a Inner,
+    cid: Cid,
+    id: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        let mut w = lock(&self.inner.waiters);
+        if let Some(list) = w.get_mut(&self.cid) {
+            list.retain(|(id, _, _)| *id != self.id);
+            if list.is_empty() {
+                w.remove(&self.cid);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
