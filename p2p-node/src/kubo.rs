@@ -334,7 +334,12 @@ impl Kubo {
                     });
                 }
                 if let Some(c) = r.pointer("/Cid/~1").and_then(|c| c.as_str()) {
-                    roots.push(c.to_owned());
+                    // Normalised (base32 for CIDv1; js-ipfs prints base58).
+                    roots.push(
+                        c.parse::<Cid>()
+                            .map(|c| c.to_string())
+                            .unwrap_or(c.to_owned()),
+                    );
                 }
             }
         }

@@ -693,4 +693,10 @@ async fn js_ipfs_rpc_computes_our_root_imports_pins_and_returns_our_blocks() {
     assert_eq!((last.present, last.sent), (map.len() as u64, 0));
     k.pin_rm(&root).await.unwrap();
     assert!(!k.is_pinned(&root).await.unwrap());
+    // `dag/import` with pin-roots: the whole CAR (what `vod export` writes)
+    // is imported and its root pinned in one call.
+    let roots = k.dag_import(bytes.clone(), true).await.unwrap();
+    assert_eq!(roots, [root.to_string()]);
+    assert!(k.is_pinned(&root).await.unwrap());
+    k.pin_rm(&root).await.unwrap();
 }
