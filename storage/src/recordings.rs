@@ -279,11 +279,7 @@ impl Recordings {
             roots.push(c.cid()?);
         }
         for root in roots {
-            let mut get = |c: &Cid| {
-                self.block(c)
-                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
-                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
-            };
+            let mut get = |c: &Cid| self.get_block(c);
             let r = unixfs::walk(&root, &mut get, &mut |c, _| {
                 live.insert(unixfs::digest_of(c)?);
                 Ok(())
@@ -312,6 +308,14 @@ impl Recordings {
     pub fn block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
         let d = unixfs::digest_of(cid)?;
         Ok(self.blocks.get(d)?.map(|v| v.to_vec()))
+    }
+
+    /// A block for the UnixFS reader: the bytes, or
+    /// [`unixfs::UnixfsError::Missing`] naming it.
+    pub fn get_block(&self, cid: &Cid) -> Result<Vec<u8>, unixfs::UnixfsError> {
+        self.block(cid)
+            .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
+            .ok_or_else(|| unixfs::UnixfsError::Missing(cid.to_string()))
     }
 
     /// Whether a block is held.

@@ -96,6 +96,15 @@ impl Vods {
         Ok(())
     }
 
+    /// The root CIDs of every record (what garbage collection keeps).
+    pub fn roots(&self) -> Result<Vec<crate::unixfs::Cid>, StorageError> {
+        Ok(self
+            .all()?
+            .iter()
+            .filter_map(|v| v.root.parse().ok())
+            .collect())
+    }
+
     /// Forgets a record (its blocks stay until the store is compacted).
     pub fn remove(&self, root: &str) -> Result<bool, StorageError> {
         Ok(self.tree.remove(root.as_bytes())?.is_some())

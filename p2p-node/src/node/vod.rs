@@ -137,13 +137,7 @@ fn record_one(
     if let Err(vilokanam_storage::StorageError::QuotaExceeded { .. }) = r {
         // Blocks of VODs since removed, or fetched only to be watched,
         // may be what fills it: collect them, then try once more.
-        let keep: Vec<Cid> = store
-            .vods
-            .all()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v.root.parse().ok())
-            .collect();
+        let keep = store.vods.roots().unwrap_or_default();
         if let Ok(freed) = store.recordings.collect_garbage(&keep) {
             info!(
                 freed,
@@ -517,13 +511,7 @@ impl NodeHandle {
             let store = self.inner.store.clone();
             let op2 = op.clone();
             let r = tokio::task::spawn_blocking(move || {
-                let mut get = |c: &Cid| {
-                    store
-                        .recordings
-                        .block(c)
-                        .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
-                        .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
-                };
+                let mut get = |c: &Cid| store.recordings.get_block(c);
                 op2(&mut get)
             })
             .await
@@ -654,12 +642,7 @@ impl NodeHandle {
     pub(super) async fn collect_garbage(&self) {
         let store = self.inner.store.clone();
         let r = tokio::task::spawn_blocking(move || {
-            let keep: Vec<Cid> = store
-                .vods
-                .all()?
-                .iter()
-                .filter_map(|v| v.root.parse().ok())
-                .collect();
+            let keep = store.vods.roots()?;
             let freed = store.recordings.collect_garbage(&keep)?;
             store.flush()?;
             Ok::<_, vilokanam_storage::StorageError>((freed, store.recordings.used()?))
@@ -753,13 +736,7 @@ impl NodeHandle {
             if tx.blocking_send(Ok(unixfs::car::header(&root))).is_err() {
                 return;
             }
-            let mut get = |c: &Cid| {
-                store
-                    .recordings
-                    .block(c)
-                    .map_err(|e| unixfs::UnixfsError::Sink(e.to_string()))?
-                    .ok_or_else(|| unixfs::UnixfsError::Missing(c.to_string()))
-            };
+            let mut get = |c: &Cid| store.recordings.get_block(c);
             let r = unixfs::walk(&root, &mut get, &mut |c, b| {
                 tx.blocking_send(Ok(unixfs::car::section(c, b)))
                     .map_err(|_| unixfs::UnixfsError::Sink("client went away".into()))
