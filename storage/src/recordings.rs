@@ -245,17 +245,6 @@ impl Recordings {
         Ok(out)
     }
 
-    /// Forgets a stream's chunk index (its blocks stay: a VOD links them).
-    pub fn clear(&self, stream: &str) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.tree.scan_prefix(prefix(stream)) {
-            let (k, _) = item?;
-            batch.remove(k);
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
-    }
-
     /// Forgets exactly these chunks of a stream (the ones a VOD was built
     /// from: a chunk recorded meanwhile stays for the next build).
     pub fn clear_chunks(&self, stream: &str, seqs: &[u64]) -> Result<(), StorageError> {

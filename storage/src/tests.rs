@@ -232,7 +232,7 @@ fn recordings_keep_order_survive_reopen_and_refuse_past_the_quota() {
             .ok_or(crate::unixfs::UnixfsError::Missing(c.to_string()))
     };
     assert_eq!(crate::unixfs::read_file(&cid, &mut get).unwrap(), big);
-    s.recordings.clear("a").unwrap();
+    s.recordings.clear_chunks("a", &[0, 1]).unwrap();
     assert!(s.recordings.streams().unwrap().is_empty());
 }
 
@@ -278,7 +278,7 @@ fn garbage_collection_frees_what_nothing_reaches() {
         "a recorded chunk stays"
     );
     // Once its recording is gone, only a kept root holds it.
-    s.recordings.clear("x").unwrap();
+    s.recordings.clear_chunks("x", &[0]).unwrap();
     s.recordings.collect_garbage(&[kept]).unwrap();
     assert!(s.recordings.has_block(&kept).unwrap());
     s.recordings.collect_garbage(&[]).unwrap();

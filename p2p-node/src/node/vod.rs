@@ -444,7 +444,7 @@ impl NodeHandle {
 
     async fn pin_to_ipfs(&self, root: &str, url: &str) -> anyhow::Result<()> {
         let cid = parse_cid(root)?;
-        self.fetch_dag(cid).await?;
+        self.fetch_dag(cid, usize::MAX).await?;
         // The DAG's CIDs, then each block read as it is needed.
         let cids = self
             .with_blocks(move |get| {
@@ -519,7 +519,8 @@ impl NodeHandle {
             match r {
                 Err(unixfs::UnixfsError::Missing(c)) => {
                     let cid = parse_cid(&c)?;
-                    self.fetch_blocks(cid).await?;
+                    // The block and the blocks it links (a file's chunks).
+                    self.fetch_dag(cid, 2).await?;
                 }
                 r => return Ok(r?),
             }
@@ -529,54 +530,12 @@ impl NodeHandle {
         )))
     }
 
-    /// Fetches `cid` from connected peers and, if it is a node, the blocks
-    /// it links that are not held (up to 16 at once); stores them.
-    async fn fetch_blocks(&self, cid: Cid) -> Result<(), NodeError> {
-        use futures::StreamExt;
-        let peers: Vec<_> = self
-            .inner
-            .swarm
-            .peers()
-            .await?
-            .into_iter()
-            .map(|p| p.peer_id)
-            .collect();
-        let bitswap = self.inner.swarm.bitswap();
-        let block = bitswap
-            .fetch(cid, &peers)
-            .await
-            .map_err(|e| NodeError::Vod(e.to_string()))?;
-        let mut links = vec![];
-        if cid.codec() == unixfs::DAG_PB {
-            if let Ok(node) = unixfs::PbNode::decode(&block) {
-                links = node.links.into_iter().map(|l| l.hash).collect();
-            }
-        }
-        let recordings = self.inner.store.recordings.clone();
-        recordings.put_verified(&[(cid, block)])?;
-        let wanted: Vec<Cid> = links
-            .into_iter()
-            .filter(|c| !recordings.has_block(c).unwrap_or(true))
-            .collect();
-        let fetched: Vec<(Cid, Vec<u8>)> = futures::stream::iter(wanted)
-            .map(|c| {
-                let peers = &peers;
-                async move { bitswap.fetch(c, peers).await.ok().map(|b| (c, b)) }
-            })
-            .buffer_unordered(16)
-            .filter_map(|x| async move { x })
-            .collect()
-            .await;
-        recordings.put_verified(&fetched)?;
-        Ok(())
-    }
-
     /// Makes every block of the DAG under `root` local (fetching what is
     /// missing from peers) and keeps a record of it: `vilokanam vod pin`
     /// without an IPFS daemon.
     pub async fn pin_vod(&self, root: &str) -> Result<VodRecord, NodeError> {
         let cid = parse_cid(root)?;
-        self.fetch_dag(cid).await?;
+        self.fetch_dag(cid, usize::MAX).await?;
         let (blocks, bytes) = self
             .with_blocks(move |get| {
                 let (mut n, mut bytes) = (0u64, 0u64);
@@ -660,17 +619,20 @@ impl NodeHandle {
         }
     }
 
-    /// Fetches every block of the DAG under `root` this node lacks, level
-    /// by level (each level's missing blocks 16 at once, the peer that
-    /// last had a block asked first); each block is read once. Bounded by
-    /// [`MAX_DAG_BLOCKS`].
-    async fn fetch_dag(&self, root: Cid) -> Result<(), NodeError> {
+    /// Fetches the blocks of the first `levels` levels of the DAG under
+    /// `root` this node lacks, level by level (each level's missing blocks
+    /// 16 at once, the peer that last had a block asked first); each block
+    /// is read once. Bounded by [`MAX_DAG_BLOCKS`].
+    async fn fetch_dag(&self, root: Cid, levels: usize) -> Result<(), NodeError> {
         use futures::StreamExt;
         let recordings = self.inner.store.recordings.clone();
         let mut frontier = vec![root];
         let mut seen = std::collections::HashSet::new();
         let mut preferred: Option<vilokanam_swarm::libp2p::PeerId> = None;
-        while !frontier.is_empty() {
+        for _ in 0..levels {
+            if frontier.is_empty() {
+                break;
+            }
             let mut next = vec![];
             let mut missing = vec![];
             for c in frontier.drain(..) {
@@ -730,7 +692,7 @@ impl NodeHandle {
         tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
     ) -> Result<(), NodeError> {
         let root = parse_cid(root)?;
-        self.fetch_dag(root).await?;
+        self.fetch_dag(root, usize::MAX).await?;
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || {
             if tx.blocking_send(Ok(unixfs::car::header(&root))).is_err() {
