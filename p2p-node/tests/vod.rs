@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vilokanam::config::NodeConfig;
-use vilokanam::http;
-use vilokanam::node::{Node, NodeHandle};
+use vilokanam::node::Node;
 use vilokanam_api::{ApiClient, StartRequest};
 use vilokanam_chain::test_utils::skip_or_require;
 use vilokanam_media::fixtures::SAMPLE_TS;
@@ -21,46 +20,8 @@ use vilokanam_media::ts::{Segment, Segmenter};
 use vilokanam_storage::unixfs::{self, car, Cid};
 use vilokanam_storage::Store;
 
-struct Running {
-    node: NodeHandle,
-    api: ApiClient,
-    dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn start(config: NodeConfig) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let listener = http::bind("127.0.0.1:0".parse().unwrap(), config.http_max_connections)
-            .await
-            .unwrap();
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let node = Node::spawn(config, keys, store).await.unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, node.clone(), async move {
-            let _ = rx.await;
-        }));
-        Running {
-            node,
-            api: ApiClient::new(&addr.to_string()),
-            dir,
-            stop: Some(tx),
-            server,
-        }
-    }
-
-    async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.server).await;
-        self.node.shutdown().await.unwrap();
-        self.dir
-    }
-}
+mod common;
+use common::Running;
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -561,11 +522,13 @@ async fn a_helia_node_fetches_and_pins_a_vod_only_we_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_streams_recording_never_becomes_a_public_vod() {
-    // Encrypted chunks left in the store (an older build recorded them, or
-    // a crash) are refused by the VOD builder with the reason.
+    // Encrypted chunks whose stream's announcement carries no offer (its
+    // record lost) are refused by the VOD builder with the reason: a paid
+    // VOD needs the creator's signed offer in its paywall.
     let dir = tempfile::tempdir().unwrap();
     let keys = vilokanam_storage::load_or_create_keys(dir.path()).unwrap();
     let me = hex::encode(keys.creator.verifying_key().to_bytes());
+    let keys_creator = keys.creator.clone();
     let store = Store::open(dir.path()).unwrap();
     let stream = format!("{me}-paid");
     store
@@ -577,7 +540,10 @@ async fn a_paid_streams_recording_never_becomes_a_public_vod() {
             duration_us: 1_000_000,
             discontinuity: false,
             published_ms: 1,
-            encrypted: true,
+            paid: Some(vilokanam_storage::PaidChunk {
+                epoch: 5,
+                parts: vec![],
+            }),
         })
         .unwrap();
     let node = Node::spawn(config(), keys, store).await.unwrap();
@@ -592,6 +558,7 @@ async fn a_paid_streams_recording_never_becomes_a_public_vod() {
         ended: true,
         offer: None,
     };
+    let a = a.sign(&keys_creator).unwrap();
     let e = node.build_vod(&a).await.unwrap_err();
     assert!(e.to_string().contains("encrypted"), "{e}");
     assert!(node.vods().unwrap().is_empty());

@@ -47,7 +47,7 @@ pub use blocks::Blocks;
 pub use error::StorageError;
 pub use keys::{load_account, load_or_create as load_or_create_keys, store_account, NodeKeys};
 pub use peers::{KnownPeer, Peers};
-pub use recordings::{ChunkToRecord, RecordedChunk, Recordings};
+pub use recordings::{ChunkToRecord, PaidChunk, RecordedChunk, Recordings};
 pub use sessions::{SessionRecord, Sessions};
 pub use streams::{StreamRecord, StreamRole, Streams};
 pub use vods::{VodRecord, Vods};

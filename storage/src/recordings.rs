@@ -43,9 +43,23 @@ pub struct RecordedChunk {
     pub discontinuity: bool,
     /// When it was published (unix ms, the creator's word).
     pub published_ms: u64,
-    /// The payload is a paid stream's ciphertext (its header names an
-    /// epoch): never built into a public VOD.
-    pub encrypted: bool,
+    /// For a paid stream's ciphertext: what opening it takes (its epoch
+    /// and sealed parts). `None` for a free stream. (Stored where an
+    /// earlier version kept a flag that was always false: a `false` reads
+    /// as `None`.)
+    pub paid: Option<PaidChunk>,
+}
+
+/// How a recorded chunk of a paid stream was sealed: what a paying viewer
+/// needs, beside the epoch key, to open it (the paywall's nonce and
+/// associated data are the stream, the sequence number and the epoch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidChunk {
+    /// The paywall epoch whose key sealed it.
+    pub epoch: u64,
+    /// Sizes of its sealed parts in order (LL-HLS parts are sealed one by
+    /// one); empty when the whole payload is sealed at once.
+    pub parts: Vec<u32>,
 }
 
 impl RecordedChunk {
@@ -82,8 +96,8 @@ pub struct ChunkToRecord<'a> {
     pub discontinuity: bool,
     /// Publication time (unix ms).
     pub published_ms: u64,
-    /// A paid stream's ciphertext.
-    pub encrypted: bool,
+    /// For a paid stream's ciphertext, how it was sealed.
+    pub paid: Option<PaidChunk>,
 }
 
 /// What [`Recordings::record`] did.
@@ -168,7 +182,7 @@ impl Recordings {
             duration_us: c.duration_us,
             discontinuity: c.discontinuity,
             published_ms: c.published_ms,
-            encrypted: c.encrypted,
+            paid: c.paid.clone(),
         };
         let value = encode(&rec, "recordings", c.stream)?;
         self.write_blocks(&blocks, Some((key, value)))?;

@@ -178,7 +178,7 @@ fn chunk<'a>(stream: &'a str, seq: u64, payload: &'a [u8]) -> crate::ChunkToReco
         duration_us: 1_000_000,
         discontinuity: false,
         published_ms: 1,
-        encrypted: false,
+        paid: None,
     }
 }
 
@@ -316,4 +316,87 @@ fn a_dag_of_empty_leaves_is_refused_quickly() {
     };
     let e = unixfs::read_file(&root, &mut get).unwrap_err();
     assert!(e.to_string().contains("empty chunk"), "{e}");
+}
+
+#[test]
+fn records_of_the_first_version_read_back_after_paid_vods() {
+    // The first version stored a recorded chunk with an `encrypted: bool`
+    // that was always false (paid chunks were not recorded) and VOD records
+    // without a price: both still read, as free.
+    #[derive(serde::Serialize)]
+    struct ChunkV1 {
+        seq: u64,
+        file_cid: Vec<u8>,
+        tsize: u64,
+        live_digest: [u8; 32],
+        size: u64,
+        duration_us: u32,
+        discontinuity: bool,
+        published_ms: u64,
+        encrypted: bool,
+    }
+    #[derive(serde::Serialize)]
+    struct VodV1 {
+        root: String,
+        stream: String,
+        creator: String,
+        title: String,
+        duration_ms: u64,
+        segments: u64,
+        bytes: u64,
+        created_ms: u64,
+        signature: String,
+        ipfs_pinned: Option<String>,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let old = ChunkV1 {
+        seq: 3,
+        file_cid: vec![1, 2],
+        tsize: 4,
+        live_digest: [5; 32],
+        size: 6,
+        duration_us: 7,
+        discontinuity: true,
+        published_ms: 8,
+        encrypted: false,
+    };
+    let bytes = postcard::to_stdvec(&old).unwrap();
+    let now: crate::RecordedChunk = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!((now.seq, now.published_ms, now.paid), (3, 8, None));
+    let v1 = VodV1 {
+        root: "bafyroot".into(),
+        stream: "s".into(),
+        creator: "c".into(),
+        title: "t".into(),
+        duration_ms: 1,
+        segments: 2,
+        bytes: 3,
+        created_ms: 4,
+        signature: "ab".into(),
+        ipfs_pinned: None,
+    };
+    s.vods
+        .tree
+        .insert(b"bafyroot", postcard::to_stdvec(&v1).unwrap())
+        .unwrap();
+    let r = s.vods.get("bafyroot").unwrap().unwrap();
+    assert_eq!((r.segments, r.price_per_sec, r.is_paid()), (2, 0, false));
+    assert_eq!(s.vods.all().unwrap().len(), 1);
+    // A free record signs what the first version signed; a paid one
+    // signs its price too.
+    let free = r.signing_bytes();
+    let mut paid = r.clone();
+    paid.price_per_sec = 9;
+    assert!(paid.signing_bytes().starts_with(&free) && paid.signing_bytes() != free);
+    // A paid chunk round-trips.
+    let p = crate::ChunkToRecord {
+        paid: Some(crate::PaidChunk {
+            epoch: 11,
+            parts: vec![100, 200],
+        }),
+        ..chunk("p", 0, b"sealed")
+    };
+    s.recordings.record(&p).unwrap();
+    assert_eq!(s.recordings.chunks("p").unwrap()[0].paid, p.paid);
 }

@@ -31,11 +31,61 @@ pub struct VodRecord {
     pub signature: String,
     /// The IPFS daemon (Kubo RPC URL) it is pinned on, once it is.
     pub ipfs_pinned: Option<String>,
+    /// Planck per second watched, for the VOD of a paid stream (its
+    /// segments are the stream's ciphertext, opened with the same epoch
+    /// keys and vouchers as live); 0 for a free VOD.
+    pub price_per_sec: u128,
+}
+
+/// A record as the first version stored it (before paid VODs): read and
+/// converted, so a store written by it keeps its VODs.
+#[derive(Deserialize)]
+struct VodRecordV1 {
+    root: String,
+    stream: String,
+    creator: String,
+    title: String,
+    duration_ms: u64,
+    segments: u64,
+    bytes: u64,
+    created_ms: u64,
+    signature: String,
+    ipfs_pinned: Option<String>,
+}
+
+impl From<VodRecordV1> for VodRecord {
+    fn from(v: VodRecordV1) -> Self {
+        VodRecord {
+            root: v.root,
+            stream: v.stream,
+            creator: v.creator,
+            title: v.title,
+            duration_ms: v.duration_ms,
+            segments: v.segments,
+            bytes: v.bytes,
+            created_ms: v.created_ms,
+            signature: v.signature,
+            ipfs_pinned: v.ipfs_pinned,
+            price_per_sec: 0,
+        }
+    }
+}
+
+/// Decodes a stored record, of this version or the first.
+fn decode_record(bytes: &[u8], root: &str) -> Result<VodRecord, StorageError> {
+    match decode::<VodRecord>(bytes, "vods", root) {
+        Ok(r) => Ok(r),
+        Err(e) => match postcard::from_bytes::<VodRecordV1>(bytes) {
+            Ok(v1) => Ok(v1.into()),
+            Err(_) => Err(e),
+        },
+    }
 }
 
 impl VodRecord {
     /// What the creator signs: a domain tag and every field but the
-    /// signature.
+    /// signature and the pin note (the price only when there is one, so
+    /// a free VOD's bytes are what the first version signed).
     pub fn signing_bytes(&self) -> Vec<u8> {
         let mut b = b"vilokanam/vod/1\0".to_vec();
         for s in [&self.root, &self.stream, &self.creator, &self.title] {
@@ -45,7 +95,16 @@ impl VodRecord {
         for n in [self.duration_ms, self.segments, self.bytes, self.created_ms] {
             b.extend_from_slice(&n.to_be_bytes());
         }
+        if self.price_per_sec > 0 {
+            b.extend_from_slice(b"price");
+            b.extend_from_slice(&self.price_per_sec.to_be_bytes());
+        }
         b
+    }
+
+    /// Whether watching it is paid.
+    pub fn is_paid(&self) -> bool {
+        self.price_per_sec > 0
     }
 }
 
@@ -68,7 +127,7 @@ impl Vods {
     pub fn get(&self, root: &str) -> Result<Option<VodRecord>, StorageError> {
         match self.tree.get(root.as_bytes())? {
             None => Ok(None),
-            Some(v) => decode(&v, "vods", root).map(Some),
+            Some(v) => decode_record(&v, root).map(Some),
         }
     }
 
@@ -78,7 +137,7 @@ impl Vods {
         for item in self.tree.iter() {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            match decode::<VodRecord>(&v, "vods", &key) {
+            match decode_record(&v, &key) {
                 Ok(r) => out.push(r),
                 Err(e) => tracing::warn!(vod = %key, error = %e, "skipping corrupt VOD record"),
             }

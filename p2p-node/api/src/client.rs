@@ -388,6 +388,38 @@ impl ApiClient {
         .map(|_| ())
     }
 
+    /// `POST /api/v0/vods/{root}/watch`: for a paid VOD, opens a channel
+    /// from the request's budget (as [`ApiClient::watch_with`] does for a
+    /// live stream); nothing to pay for a free one. Returns the playlist URL
+    /// and, for a paid VOD, its stream.
+    pub async fn vod_watch(
+        &self,
+        root: &str,
+        req: &WatchRequest,
+    ) -> Result<WatchResponse, ApiError> {
+        let mut r: WatchResponse = self
+            .json(
+                self.http
+                    .post(self.url(&format!("/api/v0/vods/{root}/watch")))
+                    .json(req),
+                "watching a VOD",
+            )
+            .await?;
+        r.playlist = self.url(&r.playlist);
+        Ok(r)
+    }
+
+    /// `DELETE /api/v0/vods/{root}/watch`: stops paying for a paid VOD.
+    pub async fn vod_unwatch(&self, root: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/v0/vods/{root}/watch"))),
+            "ending a VOD's payments",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
     pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
         self.send(

@@ -419,6 +419,10 @@ pub struct VodInfo {
     pub ipfs_pinned: Option<String>,
     /// Playlist path on this node: `/vods/{root}/index.m3u8`.
     pub playlist: String,
+    /// For the VOD of a paid stream, planck per second watched (decimal;
+    /// watched with `POST /api/v0/vods/{root}/watch` and a budget).
+    #[serde(default)]
+    pub price_per_sec: Option<String>,
 }
 
 /// One chunk in `GET /streams/{id}/chunks`.

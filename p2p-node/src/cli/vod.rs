@@ -1,4 +1,4 @@
-//! `vilokanam vod ls|play|export|pin|unpin`: the VODs the local daemon
+//! `vilokanam vod ls|play|stop|export|pin|unpin`: the VODs the local daemon
 //! holds (its own streams are recorded and become VODs when they end).
 
 use std::path::PathBuf;
@@ -18,13 +18,28 @@ pub enum VodCmd {
         #[command(flatten)]
         api: ApiArg,
     },
-    /// Print a VOD's playback URL (or open it in `--player`).
+    /// Print a VOD's playback URL (or open it in `--player`). The VOD of a
+    /// paid stream plays with `--budget`: the node pays its creator per
+    /// second watched, as for a live stream.
     Play {
         /// Root CID of the VOD.
         root: String,
         /// Start this player with the URL, e.g. `mpv`, `vlc`, `ffplay`.
         #[arg(long)]
         player: Option<String>,
+        /// Payment, for a paid VOD.
+        #[command(flatten)]
+        pay: super::watch::PayArgs,
+        /// The daemon's API.
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Stop paying for a paid VOD played with `--budget` (what was watched
+    /// stays paid; the rest of the deposit comes back when the creator
+    /// closes the channel, or at its expiry).
+    Stop {
+        /// Root CID of the VOD.
+        root: String,
         /// The daemon's API.
         #[command(flatten)]
         api: ApiArg,
@@ -88,17 +103,41 @@ pub async fn run(cmd: VodCmd) -> Result<()> {
                     } else {
                         &v.title
                     },
-                    if v.signed { "" } else { " (unsigned)" },
+                    match (&v.price_per_sec, v.signed) {
+                        (Some(p), _) => format!(
+                            " (paid: {})",
+                            p.parse::<u128>()
+                                .map(vilokanam_chain::format_rate)
+                                .unwrap_or_else(|_| p.clone())
+                        ),
+                        (None, true) => String::new(),
+                        (None, false) => " (unsigned)".into(),
+                    },
                     api.client().vod_url(&v.root),
                 );
             }
             Ok(())
         }
-        VodCmd::Play { root, player, api } => {
+        VodCmd::Play {
+            root,
+            player,
+            pay,
+            api,
+        } => {
             let client = api.client();
-            // Fails with the node's reason when the VOD is not held.
+            let (req, budget) = pay.request()?;
+            // Fails with the node's reason when the VOD cannot be found,
+            // costs more than the cap, or is paid and no budget is given.
+            let w = client.vod_watch(&root, &req).await?;
+            if !w.stream.is_empty() && budget.is_some() {
+                eprintln!(
+                    "paid VOD of {}: paying from a budget of {} as it plays (`vilokanam spending`)",
+                    w.stream,
+                    vilokanam_chain::format_amount(budget.unwrap_or(0))
+                );
+            }
             client.vod_file(&root, "index.m3u8").await?;
-            let url = client.vod_url(&root);
+            let url = w.playlist;
             println!("{url}");
             if let Some(player) = player {
                 let mut parts = player.split_whitespace();
@@ -109,10 +148,19 @@ pub async fn run(cmd: VodCmd) -> Result<()> {
                     .status()
                     .await
                     .with_context(|| format!("starting player {prog:?}"))?;
+                // Done watching: the last voucher goes to the creator.
+                if !w.stream.is_empty() {
+                    client.vod_unwatch(&root).await?;
+                }
                 if !status.success() {
                     bail!("player exited with {status}");
                 }
             }
+            Ok(())
+        }
+        VodCmd::Stop { root, api } => {
+            api.client().vod_unwatch(&root).await?;
+            println!("no longer paying for {root}");
             Ok(())
         }
         VodCmd::Export { root, car, api } => {

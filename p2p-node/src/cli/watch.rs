@@ -16,13 +16,20 @@ pub struct WatchCmd {
     /// Start this player with the URL, e.g. `mpv`, `vlc`, `ffplay`.
     #[arg(long)]
     player: Option<String>,
-    /// Refuse the stream if it costs more than this per second, e.g.
-    /// `5µTICK/s` (default: `max_price` in the daemon's config.toml).
+    #[command(flatten)]
+    pay: PayArgs,
+}
+
+/// How to pay for a paid stream or VOD (`watch`, `vod play`).
+#[derive(Args, Debug)]
+pub struct PayArgs {
+    /// Refuse it if it costs more than this per second, e.g. `5µTICK/s`
+    /// (default: `max_price` in the daemon's config.toml).
     #[arg(long)]
     max_price: Option<String>,
-    /// For a paid stream: the most to spend, e.g. `0.5TICK`. The daemon
-    /// opens one channel on the chain with it (one transaction) and pays
-    /// from it for every second it plays.
+    /// If it is paid: the most to spend, e.g. `0.5TICK`. The daemon opens
+    /// one channel on the chain with it (one transaction) and pays from it
+    /// for every second it plays.
     #[arg(long)]
     budget: Option<String>,
     /// When the budget runs out, top the channel up by the budget again
@@ -32,10 +39,9 @@ pub struct WatchCmd {
     top_up_to: Option<String>,
 }
 
-impl WatchCmd {
-    /// Follows the stream; prints its URL or plays it.
-    pub async fn run(self) -> Result<()> {
-        let client = self.api.client();
+impl PayArgs {
+    /// The request for the daemon (amounts in planck), and the budget.
+    pub fn request(&self) -> Result<(vilokanam_api::WatchRequest, Option<u128>)> {
         let max = self
             .max_price
             .as_deref()
@@ -59,6 +65,15 @@ impl WatchCmd {
             budget: budget.map(|b| b.to_string()),
             top_up_to: top_up_to.map(|b| b.to_string()),
         };
+        Ok((req, budget))
+    }
+}
+
+impl WatchCmd {
+    /// Follows the stream; prints its URL or plays it.
+    pub async fn run(self) -> Result<()> {
+        let client = self.api.client();
+        let (req, budget) = self.pay.request()?;
         let url = client.watch_with(&self.stream, &req).await?;
         println!("{url}");
         if let Ok(info) = client.stream(&self.stream).await {

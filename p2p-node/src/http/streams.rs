@@ -81,43 +81,42 @@ async fn one(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<J
     Ok(Json(api.node.stream(&stream).await?))
 }
 
+/// A price cap and a `(budget, ceiling)`, in planck.
+pub(super) type WatchTerms = (Option<u128>, Option<(u128, u128)>);
+
+/// A watch request's price cap and `(budget, ceiling)`, checked.
+pub(super) fn watch_terms(req: &WatchRequest) -> Result<WatchTerms, HttpError> {
+    let amount = |field: &str, v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(str::trim)
+            .map(|text| {
+                text.parse::<u128>().map_err(|e| {
+                    HttpError(
+                        StatusCode::BAD_REQUEST,
+                        format!("{field} {text:?}: not {what}: {e}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let cap = amount(
+        "max_price_per_sec",
+        &req.max_price_per_sec,
+        "planck per second",
+    )?;
+    let budget = amount("budget", &req.budget, "an amount in planck")?;
+    let top_up_to = amount("top_up_to", &req.top_up_to, "an amount in planck")?;
+    Ok((cap, budget.map(|b| (b, top_up_to.unwrap_or(b)))))
+}
+
 async fn watch(
     State(api): State<Api>,
     Path(stream): Path<String>,
     body: Option<Json<WatchRequest>>,
 ) -> HttpResult<Json<WatchResponse>> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let cap = match req.max_price_per_sec.as_deref().map(str::trim) {
-        None => None,
-        Some(text) => Some(text.parse::<u128>().map_err(|e| {
-            HttpError(
-                StatusCode::BAD_REQUEST,
-                format!("max_price_per_sec {text:?}: not planck per second: {e}"),
-            )
-        })?),
-    };
-    let budget = match req.budget.as_deref().map(str::trim) {
-        None => None,
-        Some(text) => Some(text.parse::<u128>().map_err(|e| {
-            HttpError(
-                StatusCode::BAD_REQUEST,
-                format!("budget {text:?}: not an amount in planck: {e}"),
-            )
-        })?),
-    };
-    let top_up_to = match req.top_up_to.as_deref().map(str::trim) {
-        None => None,
-        Some(text) => Some(text.parse::<u128>().map_err(|e| {
-            HttpError(
-                StatusCode::BAD_REQUEST,
-                format!("top_up_to {text:?}: not an amount in planck: {e}"),
-            )
-        })?),
-    };
-    let id = api
-        .node
-        .watch_paying(&stream, cap, budget.map(|b| (b, top_up_to.unwrap_or(b))))
-        .await?;
+    let (cap, budget) = watch_terms(&req)?;
+    let id = api.node.watch_paying(&stream, cap, budget).await?;
     Ok(Json(WatchResponse {
         playlist: playlist_path(&id),
         stream: id.to_string(),

@@ -1,7 +1,10 @@
 //! VODs: `GET /api/v0/vods` (the list), `GET /api/v0/vods/{root}/car` (a
 //! CARv1 for `ipfs dag import`, streamed), `POST|DELETE
 //! /api/v0/vods/{root}/pin` (keep every block here, fetched from peers) and
-//! `GET /vods/{root}/{path}` (the files: `index.m3u8`, segments) for players.
+//! `POST|DELETE /api/v0/vods/{root}/watch` (pay for a paid VOD from a
+//! budget, or stop) and `GET /vods/{root}/{path}` (the files:
+//! `index.m3u8`, segments; a paid VOD's decrypted for its payer) for
+//! players.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -9,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use vilokanam_api::VodInfo;
+use vilokanam_api::{VodInfo, WatchRequest, WatchResponse};
 
 use super::{Api, HttpResult};
 use crate::node::vod::vod_playlist_path;
@@ -21,6 +24,10 @@ pub(super) fn routes() -> Router<Api> {
         .route(
             "/api/v0/vods/{root}/pin",
             axum::routing::post(pin).delete(unpin),
+        )
+        .route(
+            "/api/v0/vods/{root}/watch",
+            axum::routing::post(watch).delete(unwatch),
         )
         .route("/vods/{root}/{*path}", get(file))
 }
@@ -37,7 +44,29 @@ fn info(r: vilokanam_storage::VodRecord) -> VodInfo {
         segments: r.segments,
         bytes: r.bytes,
         created_ms: r.created_ms,
+        price_per_sec: (r.price_per_sec > 0).then(|| r.price_per_sec.to_string()),
     }
+}
+
+/// Pays for a paid VOD from the request's budget (a channel on the chain);
+/// nothing for a free one.
+async fn watch(
+    State(api): State<Api>,
+    Path(root): Path<String>,
+    body: Option<Json<WatchRequest>>,
+) -> HttpResult<Json<WatchResponse>> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let (cap, budget) = super::streams::watch_terms(&req)?;
+    let paid = api.node.watch_vod(&root, cap, budget).await?;
+    Ok(Json(WatchResponse {
+        playlist: vod_playlist_path(&root),
+        stream: paid.map(|p| p.stream.to_string()).unwrap_or_default(),
+    }))
+}
+
+async fn unwatch(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<()> {
+    api.node.unwatch_vod(&root).await?;
+    Ok(())
 }
 
 async fn list(State(api): State<Api>) -> HttpResult<Json<Vec<VodInfo>>> {
@@ -58,7 +87,7 @@ async fn file(
     State(api): State<Api>,
     Path((root, path)): Path<(String, String)>,
 ) -> HttpResult<Response> {
-    let body = api.node.vod_file(&root, &path).await?;
+    let body = api.node.vod_media(&root, &path).await?;
     let kind = if path.ends_with(".m3u8") {
         "application/vnd.apple.mpegurl"
     } else if path.ends_with(".ts") {
@@ -68,10 +97,11 @@ async fn file(
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    // Content-addressed: a VOD never changes.
+    // Content-addressed: a VOD never changes. Private: a paid VOD's
+    // segments are served decrypted to the one who paid.
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
     );
     Ok((headers, body).into_response())
 }

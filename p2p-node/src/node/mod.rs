@@ -100,6 +100,10 @@ pub(crate) struct Inner {
     ipfs_pinning: Mutex<std::collections::HashSet<String>>,
     /// At most two pins to the IPFS daemon at once.
     ipfs_pins: Arc<tokio::sync::Semaphore>,
+    /// The paywalls of the last VODs played or asked about (`None`: free).
+    paid_vods: Mutex<lru::LruCache<vilokanam_storage::unixfs::Cid, Option<Arc<vod::PaidVod>>>>,
+    /// This node's paid VODs, by stream (their keys stay on sale).
+    own_paid_vods: Mutex<HashMap<StreamId, String>>,
 }
 
 /// The node; see the module docs.
@@ -245,10 +249,16 @@ impl Node {
             recorder,
             ipfs_pinning: Mutex::new(Default::default()),
             ipfs_pins: Arc::new(tokio::sync::Semaphore::new(2)),
+            paid_vods: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            own_paid_vods: Mutex::new(HashMap::new()),
             config,
         });
         let node = NodeHandle { inner };
         node.restore()?;
+        node.load_own_paid_vods();
         node.inner
             .store
             .recordings
@@ -316,8 +326,26 @@ impl vilokanam_swarm::protocols::keys::session::KeyService for KeyDesk {
             let Some(inner) = inner.upgrade() else {
                 return KeyResponse::Refused(KeyRefusal::NotServed);
             };
-            let paid = inner.publisher.paid_stream(&request.stream).await;
-            let response = inner.payments.answer(peer, &request, paid).await;
+            let mut paid = inner.publisher.paid_stream(&request.stream).await;
+            // A stream this node holds a paid VOD of: its keys stay on
+            // sale, for any past epoch.
+            let node = NodeHandle {
+                inner: inner.clone(),
+            };
+            let vod_offer = node.own_paid_vod_offer(&request.stream).await;
+            if paid.is_none() {
+                paid = vod_offer.clone().map(|o| {
+                    let secret = vilokanam_swarm::protocols::keys::paywall::StreamSecret::derive(
+                        inner.publisher.signing_key(),
+                        &request.stream,
+                    );
+                    (o, secret)
+                });
+            }
+            let response = inner
+                .payments
+                .answer(peer, &request, paid, vod_offer.is_some())
+                .await;
             match &response {
                 KeyResponse::Refused(r) => {
                     tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");
@@ -376,13 +404,13 @@ async fn consume(
                     let node = NodeHandle {
                         inner: inner.clone(),
                     };
-                    let a = a.clone();
+                    let signed = (*announcement).clone();
                     tokio::spawn(async move {
                         // Every chunk that came before the end is queued
                         // before this: wait until it is written.
                         node.recording_barrier().await;
-                        if let Err(e) = node.build_vod(&a).await {
-                            warn!(stream = %a.stream, error = %e, "building a recorded VOD failed");
+                        if let Err(e) = node.build_vod(&signed).await {
+                            warn!(stream = %signed.announcement.stream, error = %e, "building a recorded VOD failed");
                         }
                     });
                 }
@@ -937,13 +965,14 @@ impl NodeHandle {
         if let Some(closed) = e.closed {
             self.publish_closed(closed).await;
         }
-        let a = e.announcement.announcement.clone();
+        let signed = e.announcement.clone();
+        let a = &signed.announcement;
         self.send_announcement(e.announcement).await?;
         // The last chunk's recording runs off the event task: wait for it
         // (bounded) so the VOD has every chunk.
-        self.recorded_through(&a).await;
+        self.recorded_through(a).await;
         self.recording_barrier().await;
-        if let Err(e) = self.build_vod(&a).await {
+        if let Err(e) = self.build_vod(&signed).await {
             warn!(stream = %a.stream, error = %e, "building the VOD failed (the recording is kept)");
         }
         Ok(())

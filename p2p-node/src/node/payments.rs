@@ -232,8 +232,9 @@ impl Payments {
         peer: vilokanam_swarm::libp2p::PeerId,
         request: &KeyRequest,
         paid_stream: Option<(Offer, StreamSecret)>,
+        archived: bool,
     ) -> KeyResponse {
-        match self.try_answer(peer, request, paid_stream).await {
+        match self.try_answer(peer, request, paid_stream, archived).await {
             Ok(r) => r,
             Err(refusal) => KeyResponse::Refused(refusal),
         }
@@ -244,6 +245,7 @@ impl Payments {
         peer: vilokanam_swarm::libp2p::PeerId,
         req: &KeyRequest,
         paid_stream: Option<(Offer, StreamSecret)>,
+        archived: bool,
     ) -> Result<KeyResponse, KeyRefusal> {
         let (offer, secret) = paid_stream.ok_or(KeyRefusal::NotServed)?;
         // A new channel is checked on the chain without holding the
@@ -353,6 +355,8 @@ impl Payments {
             );
         }
         keys.advance(&req.stream, epoch_at(now_ms(), offer.epoch_secs));
+        // A VOD of the stream is held: its past epochs are on sale too.
+        keys.set_archive(&req.stream, archived);
         let g = keys.grant(
             std::time::Instant::now(),
             Ask {

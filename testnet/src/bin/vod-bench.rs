@@ -53,7 +53,7 @@ fn main() -> Result<()> {
             duration_us: 1_000_000,
             discontinuity: false,
             published_ms: 0,
-            encrypted: false,
+            paid: None,
         })?;
         store.flush()?;
     }

@@ -83,6 +83,8 @@ struct PaidStream {
     secret: StreamSecret,
     pricing: Pricing,
     current: u64,
+    /// Its recording is a VOD: every past epoch is served.
+    archive: bool,
 }
 
 struct Viewer {
@@ -143,8 +145,19 @@ impl KeyServer {
                 secret,
                 pricing,
                 current: 0,
+                archive: false,
             },
         );
+    }
+
+    /// Serves every epoch up to the current one (and [`EPOCHS_AHEAD`]),
+    /// not only the live window: the stream's VOD is watched from any
+    /// point. The payment rule is the same (each distinct key is paid for,
+    /// one epoch of credit), so a viewer that seeks pays for what it opens.
+    pub fn set_archive(&mut self, stream: &StreamId, archive: bool) {
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.archive = archive;
+        }
     }
 
     /// Stops serving a stream and forgets its viewers.
@@ -198,7 +211,11 @@ impl KeyServer {
         let s = self.streams.get(stream).ok_or(KeyRefusal::NotServed)?;
         let behind =
             EPOCHS_BEHIND.max(SECS_BEHIND.div_ceil(u64::from(s.pricing.epoch_secs.max(1))));
-        let first = s.current.saturating_sub(behind);
+        let first = if s.archive {
+            0
+        } else {
+            s.current.saturating_sub(behind)
+        };
         let last = s.current.saturating_add(EPOCHS_AHEAD);
         if epoch < first || epoch > last {
             return Err(KeyRefusal::EpochOutOfRange { epoch, first, last });
@@ -325,6 +342,45 @@ mod tests {
         assert!(k
             .grant(now, ask(&s, 7, &vk, 2, 2 * per_epoch), [9; 32])
             .is_ok());
+    }
+
+    #[test]
+    fn an_archived_stream_sells_any_past_epoch_under_the_same_rule() {
+        let (mut k, s) = server(10);
+        let now = Instant::now();
+        let vk = viewer().verifying_key();
+        let per_epoch = PRICE * u128::from(EPOCH);
+        k.advance(&s, 1_000);
+        k.set_archive(&s, true);
+        // The first key is credit, from the start of the recording.
+        assert!(k.grant(now, ask(&s, 1, &vk, 3, 0), [1; 32]).is_ok());
+        // The next distinct one, wherever the viewer seeks, needs the
+        // first paid in full.
+        assert_eq!(
+            k.grant(now, ask(&s, 1, &vk, 500, per_epoch - 1), [1; 32]),
+            Err(KeyRefusal::Unpaid {
+                required: per_epoch,
+                paid: per_epoch - 1
+            })
+        );
+        assert!(k
+            .grant(now, ask(&s, 1, &vk, 500, per_epoch), [1; 32])
+            .is_ok());
+        // Still nothing ahead of now.
+        assert!(matches!(
+            k.grant(now, ask(&s, 1, &vk, 1_002, 9 * per_epoch), [1; 32]),
+            Err(KeyRefusal::EpochOutOfRange {
+                first: 0,
+                last: 1_001,
+                ..
+            })
+        ));
+        // Back to live: the window again.
+        k.set_archive(&s, false);
+        assert!(matches!(
+            k.grant(now, ask(&s, 1, &vk, 4, 9 * per_epoch), [1; 32]),
+            Err(KeyRefusal::EpochOutOfRange { .. })
+        ));
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Sub-directories keep every directory far under Kubo's sharding threshold,
-//! so no directory is a HAMT and the root CID is Kubo's. A VOD of a paid
-//! stream would be ciphertext: it is recorded but not built yet (README).
+//! so no directory is a HAMT and the root CID is Kubo's. The VOD of a paid
+//! stream keeps its ciphertext and adds `paywall.json` ([`paid`]).
 
 use std::fmt::Write as _;
 
@@ -26,10 +26,13 @@ use tracing::{info, warn};
 use vilokanam_storage::recordings::{ChunkToRecord, Recorded};
 use vilokanam_storage::unixfs::{self, Cid, CidVersion, Entry};
 use vilokanam_storage::{RecordedChunk, VodRecord};
-use vilokanam_swarm::protocols::live::wire::Announcement;
+use vilokanam_swarm::protocols::live::wire::{Announcement, GossipMessage, SignedAnnouncement};
 use vilokanam_swarm::Chunk;
 
 use super::{publisher::now_ms, NodeError, NodeHandle};
+
+pub mod paid;
+pub use paid::{parse_manifest, PaidSegment, PaidVod, PAYWALL_FILE};
 
 /// Segments per sub-directory of a VOD.
 pub const SEGMENTS_PER_DIR: usize = 1000;
@@ -131,7 +134,10 @@ fn record_one(
         duration_us: h.duration_us,
         discontinuity: h.discontinuity,
         published_ms: h.published_at_ms,
-        encrypted: h.epoch.is_some(),
+        paid: h.epoch.map(|epoch| vilokanam_storage::PaidChunk {
+            epoch,
+            parts: h.parts.iter().map(|p| p.size).collect(),
+        }),
     };
     let mut r = store.recordings.record(&rec);
     if let Err(vilokanam_storage::StorageError::QuotaExceeded { .. }) = r {
@@ -217,15 +223,10 @@ impl NodeHandle {
     /// Records a chunk that became ready (called for every chunk; does
     /// nothing for streams not recorded). Chunks go to the recorder task in
     /// order; a full queue drops the chunk (counted, logged) rather than
-    /// stall the event task. A paid stream's ciphertext is not recorded:
-    /// paid VODs are not supported yet, and a public VOD of it must never
-    /// be built.
+    /// stall the event task. A paid stream's chunks are recorded as the
+    /// mesh carries them: ciphertext, with how they were sealed.
     pub(super) fn on_chunk_for_recording(&self, chunk: &std::sync::Arc<Chunk>) {
         if !self.records(chunk) {
-            return;
-        }
-        if chunk.header.header.epoch.is_some() {
-            tracing::debug!(stream = %chunk.stream(), "paid stream: not recorded");
             return;
         }
         if let Err(e) = self
@@ -293,29 +294,28 @@ impl NodeHandle {
     }
 
     /// Builds the VOD of a finished stream from its recording (nothing if
-    /// none), stores its record and forgets the recording's index.
-    pub async fn build_vod(&self, a: &Announcement) -> Result<Option<VodRecord>, NodeError> {
-        if a.offer.is_some() {
-            info!(stream = %a.stream, "paid stream: recording kept, VOD not built (paid VODs are not supported yet)");
-            return Ok(None);
-        }
+    /// none), stores its record and forgets the recording's index. `signed`
+    /// is the creator's announcement of the stream: a paid stream's offer
+    /// goes into its VOD's paywall from it.
+    pub async fn build_vod(
+        &self,
+        signed: &SignedAnnouncement,
+    ) -> Result<Option<VodRecord>, NodeError> {
+        let a = &signed.announcement;
         let store = self.inner.store.clone();
         // Signed when this node is the stream's creator (also for a
         // recording left by a crash, built before the stream restarts).
         let own = self.inner.publisher.signing_key();
         let key = (a.stream.creator == own.verifying_key().to_bytes()).then(|| own.clone());
-        let a = a.clone();
+        let signed = signed.clone();
         let rec = tokio::task::spawn_blocking(move || -> Result<Option<VodRecord>, NodeError> {
+            let a = &signed.announcement;
             let stream = a.stream.to_string();
             let mut chunks = store.recordings.chunks(&stream)?;
             if chunks.is_empty() {
                 return Ok(None);
             }
-            if chunks.iter().any(|c| c.encrypted) {
-                return Err(NodeError::Vod(format!(
-                    "{stream} has encrypted (paid) chunks: no public VOD is built of it"
-                )));
-            }
+            let paid = a.offer.is_some() || chunks.iter().any(|c| c.paid.is_some());
             let built: Vec<u64> = chunks.iter().map(|c| c.seq).collect();
             if chunks.len() > MAX_VOD_SEGMENTS {
                 chunks.drain(..chunks.len() - MAX_VOD_SEGMENTS);
@@ -328,6 +328,13 @@ impl NodeHandle {
             let playlist = vod_playlist(&chunks);
             let pl = unixfs::import_file(playlist.as_bytes(), CidVersion::V1, &mut sink)?;
             let mut root: Vec<(String, Entry)> = vec![("index.m3u8".into(), pl)];
+            if paid {
+                // Refuses a paid recording without the creator's offer,
+                // or one with a chunk in clear: never a public VOD.
+                let manifest = paid::manifest(&signed, &chunks)?;
+                let pw = unixfs::import_file(&manifest, CidVersion::V1, &mut sink)?;
+                root.push((PAYWALL_FILE.into(), pw));
+            }
             for (d, group) in chunks.chunks(SEGMENTS_PER_DIR).enumerate() {
                 let mut entries = Vec::with_capacity(group.len());
                 for (k, c) in group.iter().enumerate() {
@@ -349,6 +356,7 @@ impl NodeHandle {
                 created_ms: now_ms(),
                 signature: String::new(),
                 ipfs_pinned: None,
+                price_per_sec: a.offer.as_ref().map_or(0, |o| o.price_per_sec),
             };
             if let Some(key) = key {
                 rec.signature = hex::encode(key.sign(&rec.signing_bytes()).to_bytes());
@@ -364,6 +372,9 @@ impl NodeHandle {
         .await
         .map_err(|e| NodeError::Vod(format!("VOD build task failed: {e}")))??;
         if let Some(r) = &rec {
+            if r.is_paid() {
+                self.note_own_paid_vod(&r.stream, Some(&r.root));
+            }
             self.inner.metrics.vods_built.inc();
             info!(stream = %r.stream, root = %r.root, segments = r.segments, "VOD built");
             self.pin_to_ipfs_later(r.root.clone());
@@ -393,21 +404,47 @@ impl NodeHandle {
                 continue;
             }
             let name = id.name.clone();
-            let a = Announcement {
-                stream: id,
-                title: String::new(),
-                tags: vec![],
-                codec: String::new(),
-                started_at_ms: 0,
-                updated_at_ms: 0,
-                last_seq: None,
-                ended: true,
-                offer: None,
-            };
             if self.inner.publisher.is_live(&name).await {
                 continue;
             }
-            if let Err(e) = self.build_vod(&a).await {
+            // The stream's last announcement, as stored (its title and, for
+            // a paid stream, the offer its VOD's paywall needs); else a
+            // bare one, signed now.
+            let stored = self
+                .inner
+                .store
+                .streams
+                .get(&s)
+                .ok()
+                .flatten()
+                .and_then(|r| match GossipMessage::decode(&r.announcement) {
+                    Ok(GossipMessage::Announce(a)) if a.announcement.stream == id => Some(a),
+                    _ => None,
+                });
+            let signed = match stored {
+                Some(a) => a,
+                None => {
+                    let a = Announcement {
+                        stream: id,
+                        title: String::new(),
+                        tags: vec![],
+                        codec: String::new(),
+                        started_at_ms: 0,
+                        updated_at_ms: 0,
+                        last_seq: None,
+                        ended: true,
+                        offer: None,
+                    };
+                    match a.sign(self.inner.publisher.signing_key()) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            warn!(stream = %s, error = %e, "cannot sign an announcement for a left-over recording");
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = self.build_vod(&signed).await {
                 warn!(stream = %s, error = %e, "building a left-over recording failed");
             }
         }
@@ -566,10 +603,17 @@ impl NodeHandle {
                 )
             })
             .unwrap_or((0, 0));
+        let paid = self.paid_vod(&cid).await?;
         let rec = VodRecord {
             root: cid.to_string(),
-            stream: String::new(),
-            creator: String::new(),
+            stream: paid
+                .as_ref()
+                .map(|p| p.stream.to_string())
+                .unwrap_or_default(),
+            creator: paid
+                .as_ref()
+                .map(|p| hex::encode(p.stream.creator))
+                .unwrap_or_default(),
             title: String::new(),
             duration_ms,
             segments,
@@ -577,6 +621,7 @@ impl NodeHandle {
             created_ms: now_ms(),
             signature: String::new(),
             ipfs_pinned: None,
+            price_per_sec: paid.as_ref().map_or(0, |p| p.offer.price_per_sec),
         };
         self.inner.store.vods.put(&rec)?;
         info!(root = %rec.root, blocks, bytes, "VOD pinned locally");
@@ -587,10 +632,16 @@ impl NodeHandle {
     /// recording uses).
     pub async fn unpin_vod(&self, root: &str) -> Result<(), NodeError> {
         let cid = parse_cid(root)?;
+        let rec = self.inner.store.vods.get(&cid.to_string())?;
         if !self.inner.store.vods.remove(&cid.to_string())? {
             return Err(NodeError::NoVod {
                 root: cid.to_string(),
             });
+        }
+        if let Some(r) = rec.filter(|r| r.is_paid()) {
+            self.note_own_paid_vod(&r.stream, None);
+            // Another VOD of the same stream keeps its keys on sale.
+            self.load_own_paid_vods();
         }
         self.collect_garbage().await;
         Ok(())
