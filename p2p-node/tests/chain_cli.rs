@@ -1010,3 +1010,125 @@ async fn a_viewer_gets_the_rest_back_when_done_and_by_itself_after_expiry() {
     t.shutdown().await.unwrap();
     chain.stop().await.unwrap();
 }
+
+/// A paid VOD with real processes: a creator daemon publishes a paid
+/// stream (`vilokanam publish`, the fixture in real time) and ends it; its
+/// VOD is paid. A second daemon that never watched the stream plays it
+/// through the CLI: `vod play` without a budget fails with the node's
+/// reason, `vod play --budget` gives the URL whose segments play in clear
+/// (each decrypted after paying for it; ffprobe decodes it), `vod stop` sends
+/// the last voucher, which the creator then holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_vod_plays_through_the_cli_for_its_payer() {
+    let Some(parts) = parts_for_test() else {
+        return;
+    };
+    let chain = DevChain::start(&parts).await.expect("dev chain");
+    let rpc = chain.ws_url.clone();
+    let bin = env!("CARGO_BIN_EXE_vilokanam");
+    let mut t = vilokanam_testnet::Testnet::new(bin, None).expect("testnet");
+    for (i, uri) in [(0, "//Bob"), (1, "//Dave")] {
+        let d = t.root().join(format!("node{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        ok(&vilokanam(&d, &rpc, &["account", "import", uri]).await);
+    }
+    let opts = |bootstrap: Vec<usize>| vilokanam_testnet::NodeOptions {
+        bootstrap,
+        extra: vec!["--chain-rpc".to_string(), rpc.clone()],
+        ..Default::default()
+    };
+    t.spawn(opts(vec![])).await.expect("creator");
+    let creator = t.api(0).unwrap();
+    let mut publisher = t.publish_paid(0, "1µTICK/s", 6, &rpc).expect("publish");
+    vilokanam_testnet::wait_until(
+        "4 chunks recorded",
+        std::time::Duration::from_secs(60),
+        || {
+            let api = creator.clone();
+            async move {
+                Ok(api
+                    .metric("vilokanam_node_chunks_recorded_total", &[])
+                    .await?
+                    >= 4.0)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let _ = publisher.start_kill();
+    let _ = publisher.wait().await;
+    creator.end("paid").await.unwrap();
+    let vod = creator.vods().await.unwrap().remove(0);
+    assert_eq!(vod.price_per_sec.as_deref(), Some("1000000"), "{vod:?}");
+    // The viewer starts after the stream ended.
+    t.spawn(opts(vec![0])).await.expect("viewer");
+    t.wait_connected().await.expect("connected");
+    let api = t.node(1).unwrap().api_addr.clone();
+    let cli = |args: Vec<&str>| {
+        let api = api.clone();
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        async move {
+            tokio::process::Command::new(bin)
+                .args(&args)
+                .args(["--api", &api])
+                .output()
+                .await
+                .expect("vilokanam runs")
+        }
+    };
+    let said = failed(&cli(vec!["vod", "play", &vod.root]).await);
+    assert!(said.contains("is paid (1 µTICK/s)"), "{said}");
+    let out = cli(vec!["vod", "play", &vod.root, "--budget", "0.01TICK"]).await;
+    let url = ok(&out).trim().to_owned();
+    assert!(url.ends_with("/index.m3u8"), "{url}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paying from a budget of"), "{stderr}");
+    // Played as a player does: every segment, MPEG-TS in clear.
+    let viewer = t.api(1).unwrap();
+    for i in 0..vod.segments {
+        let seg = viewer
+            .vod_file(&vod.root, &format!("000/{i:06}.ts"))
+            .await
+            .unwrap();
+        assert!(
+            seg.len() % 188 == 0 && seg.chunks(188).all(|p| p[0] == 0x47),
+            "segment {i} is not MPEG-TS in clear"
+        );
+    }
+    if which_ffprobe() {
+        let out = tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "format=duration"])
+            .args(["-of", "csv=p=0", &url])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!((d - vod.duration_ms as f64 / 1000.0).abs() < 1.0, "{d} s");
+    }
+    let spending = viewer.spending().await.unwrap();
+    let spent: u128 = spending[0].spent.parse().unwrap();
+    let expected = (1_000_000 * u128::from(vod.duration_ms)).div_ceil(1_000);
+    assert!(
+        spent.abs_diff(expected) <= 1_000_000,
+        "{spent} spent for {} ms",
+        vod.duration_ms
+    );
+    ok(&cli(vec!["vod", "stop", &vod.root]).await);
+    vilokanam_testnet::wait_until(
+        "the creator holds the last voucher",
+        std::time::Duration::from_secs(20),
+        || async {
+            Ok(creator.earnings().await?.first().map(|e| e.accrued.clone())
+                == Some(spent.to_string()))
+        },
+    )
+    .await
+    .unwrap();
+    t.shutdown().await.unwrap();
+    chain.stop().await.unwrap();
+}
