@@ -142,6 +142,10 @@ pub struct NodeConfig {
     /// VOD this node builds is added and pinned there (only the blocks it
     /// lacks; retried at start until done). Default none.
     pub ipfs_api: Option<String>,
+    /// Seconds between re-announcements of this node's own VODs (the
+    /// newest 16), so nodes that join later learn of them. Default 300, at
+    /// least 60 (relays forward one VOD at most once a minute).
+    pub vod_announce_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -192,6 +196,7 @@ impl Default for NodeConfig {
             record: false,
             record_quota_mib: 10_240,
             ipfs_api: None,
+            vod_announce_secs: 300,
         }
     }
 }
@@ -224,6 +229,12 @@ impl NodeConfig {
                 "window ({}) must be at least playlist_len + 2 ({}): the playlist would list segments the node no longer holds",
                 self.window,
                 self.playlist_len + 2
+            );
+        }
+        if self.vod_announce_secs < 60 {
+            bail!(
+                "vod_announce_secs ({}) must be at least 60: relays forward one VOD at most once a minute",
+                self.vod_announce_secs
             );
         }
         for (key, v) in [

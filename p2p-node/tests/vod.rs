@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use vilokanam::config::NodeConfig;
 use vilokanam::node::Node;
-use vilokanam_api::{ApiClient, StartRequest};
+use vilokanam_api::{ApiClient, StartRequest, VodInfo};
 use vilokanam_chain::test_utils::skip_or_require;
 use vilokanam_media::fixtures::SAMPLE_TS;
 use vilokanam_media::ts::{Segment, Segmenter};
@@ -689,6 +689,70 @@ async fn multi_block_segments_reach_peers_kubo_and_helia_intact() {
             );
         }
     }
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vod_is_announced_signed_to_nodes_online_and_to_those_joining_later() {
+    // Rounds every 2 s (the daemon allows 60 s at least; relays forward a
+    // VOD at most once a minute, a node connected to the creator hears
+    // each round).
+    let a = Running::start(NodeConfig {
+        vod_announce_secs: 2,
+        ..config()
+    })
+    .await;
+    let a_addr = a.api.id().await.unwrap().listen[0].clone();
+    let b = Running::start(NodeConfig {
+        bootstrap: vec![a_addr.clone()],
+        ..config()
+    })
+    .await;
+    vilokanam_testnet::wait_until("B connected to A", Duration::from_secs(10), || {
+        let api = b.api.clone();
+        async move { Ok(!api.peers().await?.is_empty()) }
+    })
+    .await
+    .unwrap();
+    let segs = segments();
+    publish_and_end(&a.api, "show", &segs).await;
+    let vod = a.api.vods().await.unwrap().remove(0);
+    assert!(vod.signed);
+    // B, online: the creator's record, as signed.
+    vilokanam_testnet::wait_until("B heard the VOD", Duration::from_secs(10), || {
+        let api = b.api.clone();
+        async move { Ok(!api.heard_vods().await?.is_empty()) }
+    })
+    .await
+    .unwrap();
+    let heard = b.api.heard_vods().await.unwrap().remove(0);
+    let held = VodInfo {
+        ipfs_pinned: None,
+        ..vod.clone()
+    };
+    assert_eq!(heard, held, "the creator's record");
+    assert!(b.api.vods().await.unwrap().is_empty(), "heard, not held");
+    // C joins later: the creator's next round reaches it.
+    let c = Running::start(NodeConfig {
+        bootstrap: vec![a_addr],
+        ..config()
+    })
+    .await;
+    vilokanam_testnet::wait_until("C heard the VOD", Duration::from_secs(15), || {
+        let (api, root) = (c.api.clone(), vod.root.clone());
+        async move { Ok(api.heard_vods().await?.first().map(|v| v.root.clone()) == Some(root)) }
+    })
+    .await
+    .unwrap();
+    // Pinned on C: kept with its creator's title and signature.
+    let pinned = c.api.vod_pin(&vod.root).await.unwrap();
+    assert_eq!(pinned, held);
+    assert!(
+        a.api.heard_vods().await.unwrap().is_empty(),
+        "its own is not 'heard'"
+    );
+    c.stop().await;
     b.stop().await;
     a.stop().await;
 }

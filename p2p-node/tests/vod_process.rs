@@ -3,7 +3,8 @@
 //! builds the VOD from the rest (ffprobe decodes it; `vilokanam vod ls` and
 //! `vod export --car` work on it); a `--record` relay that never published
 //! builds the same VOD, byte for byte the same root CID, from what it
-//! relayed when the creator ends the stream.
+//! relayed when the creator ends the stream, and knows the creator's
+//! signed record from its announcement (`vod ls --heard`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -188,6 +189,24 @@ async fn a_recording_relay_builds_the_same_vod_as_the_creator() -> Result<()> {
             "same files, same root: {theirs:?} vs {mine:?}"
         );
     }
+    // The creator announced its VOD: the relay knows the signed record
+    // (`vilokanam vod ls --heard`).
+    wait_until("the relay heard the VOD", Duration::from_secs(10), || {
+        let (r, root) = (relay.clone(), mine.root.clone());
+        async move { Ok(r.heard_vods().await?.iter().any(|v| v.root == root)) }
+    })
+    .await?;
+    let heard = relay.heard_vods().await?.remove(0);
+    ensure!(heard.signed && heard.title == mine.title, "{heard:?}");
+    let addr = t.node(1)?.api_addr.clone();
+    let ls = tokio::process::Command::new(BIN)
+        .args(["vod", "ls", "--heard", "--api", &addr])
+        .output()
+        .await?;
+    ensure!(
+        String::from_utf8_lossy(&ls.stdout).contains(&mine.root),
+        "vod ls --heard: {ls:?}"
+    );
     t.shutdown().await?;
     Ok(())
 }

@@ -50,7 +50,7 @@ pub use peers::{KnownPeer, Peers};
 pub use recordings::{ChunkToRecord, PaidChunk, RecordedChunk, Recordings};
 pub use sessions::{SessionRecord, Sessions};
 pub use streams::{StreamRecord, StreamRole, Streams};
-pub use vods::{VodRecord, Vods};
+pub use vods::{HeardVods, VodRecord, Vods};
 pub use vouchers::{VoucherRecord, Vouchers};
 
 /// The node's sled database, one handle per tree.
@@ -71,6 +71,8 @@ pub struct Store {
     pub recordings: std::sync::Arc<Recordings>,
     /// VODs held.
     pub vods: Vods,
+    /// VOD records other creators announced.
+    pub heard_vods: HeardVods,
 }
 
 impl Store {
@@ -101,6 +103,9 @@ impl Store {
             }),
             vods: Vods {
                 tree: db.open_tree("vods")?,
+            },
+            heard_vods: HeardVods {
+                tree: db.open_tree("heard_vods")?,
             },
             db,
         };

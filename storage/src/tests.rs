@@ -400,3 +400,46 @@ fn records_of_the_first_version_read_back_after_paid_vods() {
     s.recordings.record(&p).unwrap();
     assert_eq!(s.recordings.chunks("p").unwrap()[0].paid, p.paid);
 }
+
+#[test]
+fn heard_vods_are_bounded_per_creator_and_in_all() {
+    use crate::vods::{VodRecord, MAX_HEARD_PER_CREATOR};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let rec = |creator: &str, n: u64| VodRecord {
+        root: format!("bafy{creator}{n}"),
+        stream: format!("{creator}-s"),
+        creator: creator.into(),
+        title: String::new(),
+        duration_ms: 1,
+        segments: 1,
+        bytes: 1,
+        created_ms: n,
+        signature: "00".into(),
+        ipfs_pinned: None,
+        price_per_sec: 0,
+    };
+    assert!(s.heard_vods.put(&rec("aa", 1)).unwrap());
+    assert!(!s.heard_vods.put(&rec("aa", 1)).unwrap(), "a repeat");
+    // One creator announcing VOD after VOD keeps only its newest.
+    for n in 2..=(MAX_HEARD_PER_CREATOR as u64 + 10) {
+        s.heard_vods.put(&rec("aa", n)).unwrap();
+    }
+    s.heard_vods.put(&rec("bb", 5)).unwrap();
+    let all = s.heard_vods.all().unwrap();
+    assert_eq!(all.len(), MAX_HEARD_PER_CREATOR + 1);
+    assert_eq!(
+        all.iter().filter(|r| r.creator == "aa").count(),
+        MAX_HEARD_PER_CREATOR
+    );
+    assert!(
+        all.iter().any(|r| r.creator == "bb"),
+        "another creator kept"
+    );
+    assert!(
+        all.iter()
+            .filter(|r| r.creator == "aa")
+            .all(|r| r.created_ms > 10),
+        "the oldest went"
+    );
+}

@@ -169,3 +169,88 @@ impl Vods {
         Ok(self.tree.remove(root.as_bytes())?.is_some())
     }
 }
+
+/// Most VOD records heard from other creators kept (oldest built first out).
+pub const MAX_HEARD: usize = 10_000;
+/// Most heard records kept per creator (its newest).
+pub const MAX_HEARD_PER_CREATOR: usize = 32;
+
+/// The `heard_vods` tree: VOD records other creators announced (signed,
+/// checked by the caller), keyed `<creator hex>/<root>`. A catalog of what
+/// exists, not of what is held: nothing here keeps a block. Bounded: at
+/// most [`MAX_HEARD_PER_CREATOR`] per creator (a key that announces VOD
+/// after VOD pushes out its own oldest, not others'; a prefix scan of at
+/// most that many) and [`MAX_HEARD`] in all (past it, the oldest tenth
+/// goes at once, so the full scan is rare).
+#[derive(Clone)]
+pub struct HeardVods {
+    pub(crate) tree: sled::Tree,
+}
+
+fn heard_key(creator: &str, root: &str) -> Vec<u8> {
+    format!("{creator}/{root}").into_bytes()
+}
+
+impl HeardVods {
+    /// Keeps a record (signature checked by the caller); returns whether
+    /// it is new here. Older records are evicted past the bounds.
+    pub fn put(&self, rec: &VodRecord) -> Result<bool, StorageError> {
+        let key = heard_key(&rec.creator, &rec.root);
+        let new = self
+            .tree
+            .insert(key, encode(rec, "heard_vods", &rec.root)?)?
+            .is_none();
+        if new {
+            self.evict(&rec.creator)?;
+        }
+        Ok(new)
+    }
+
+    /// Every record, newest first (corrupt ones skipped with a warning).
+    pub fn all(&self) -> Result<Vec<VodRecord>, StorageError> {
+        let mut out = self.scan(b"")?;
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+        Ok(out)
+    }
+
+    /// Records kept.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<VodRecord>, StorageError> {
+        let mut out = vec![];
+        for item in self.tree.scan_prefix(prefix) {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            match decode_record(&v, &key) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(vod = %key, error = %e, "skipping corrupt heard VOD"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn evict(&self, creator: &str) -> Result<(), StorageError> {
+        let mut own = self.scan(format!("{creator}/").as_bytes())?;
+        if own.len() > MAX_HEARD_PER_CREATOR {
+            own.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+            for r in &own[MAX_HEARD_PER_CREATOR..] {
+                self.tree.remove(heard_key(&r.creator, &r.root))?;
+            }
+        }
+        if self.tree.len() > MAX_HEARD {
+            let mut all = self.all()?;
+            let keep = MAX_HEARD - MAX_HEARD / 10;
+            for r in all.drain(keep.min(all.len())..) {
+                self.tree.remove(heard_key(&r.creator, &r.root))?;
+            }
+        }
+        Ok(())
+    }
+}

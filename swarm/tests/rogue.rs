@@ -22,7 +22,7 @@ use vilokanam_swarm::wire::{ChunkRequest, ChunkResponse, GossipMessage, Sig, Wir
 use vilokanam_swarm::{Chunk, ChunkCid, ChunkHeader, Event, JoinReason, RejectReason, StreamId};
 
 mod common;
-use common::{honest, local_config, Events, Honest};
+use common::{forger, honest, local_config, Events, Honest};
 
 /// A rogue that relays real headers instantly (without checking them), so
 /// that honest peers ask it for payloads, and then serves garbage.
@@ -73,61 +73,6 @@ async fn rogue(
         }
     });
     Ok((peer, tx, served))
-}
-
-/// A forger: subscribes to the stream's topic, forwards nothing, and
-/// publishes one message once both `targets` are subscribed to the topic.
-/// One forger per forged message: each sender gets exactly one P4 penalty,
-/// so no first hop graylists it before deciding on its message.
-async fn forger(
-    stream: StreamId,
-    targets: Vec<(PeerId, Multiaddr)>,
-    message: Vec<u8>,
-) -> Result<PeerId> {
-    let key = identity::Keypair::generate_ed25519();
-    let peer = key.public().to_peer_id();
-    let mut swarm = vilokanam_swarm::build_swarm(key, &local_config(), &mut Registry::default())?;
-    let topic = IdentTopic::new(stream.topic());
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
-    for (_, a) in &targets {
-        swarm.dial(a.clone())?;
-    }
-    let mut waiting: Vec<PeerId> = targets.iter().map(|(p, _)| *p).collect();
-    let mut message = Some(message);
-    tokio::spawn(async move {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
-                    libp2p::gossipsub::Event::Subscribed { peer_id, topic: t },
-                )) if t == topic.hash() => {
-                    waiting.retain(|p| *p != peer_id);
-                    if waiting.is_empty() {
-                        if let Some(m) = message.take() {
-                            let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), m);
-                        }
-                    }
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
-                    libp2p::gossipsub::Event::Message {
-                        propagation_source,
-                        message_id,
-                        ..
-                    },
-                )) => {
-                    swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Ignore,
-                        );
-                }
-                _ => {}
-            }
-        }
-    });
-    Ok(peer)
 }
 
 fn chunk(key: &SigningKey, stream: &StreamId, seq: u64) -> Chunk {
@@ -222,14 +167,19 @@ async fn rogue_peer_is_rejected_scored_down_and_never_relayed() -> Result<()> {
         (v.client.peer_id(), v.addr.clone()),
     ];
     let forged_by = forger(
-        stream.clone(),
+        IdentTopic::new(stream.topic()),
         targets.clone(),
         GossipMessage::Chunk(forged).encode(),
     )
     .await?;
-    let oversized_by = forger(stream.clone(), targets.clone(), vec![1u8; 10 * 1024]).await?;
+    let oversized_by = forger(
+        IdentTopic::new(stream.topic()),
+        targets.clone(),
+        vec![1u8; 10 * 1024],
+    )
+    .await?;
     let bad_sig_by = forger(
-        stream.clone(),
+        IdentTopic::new(stream.topic()),
         targets,
         GossipMessage::Chunk(bad_sig).encode(),
     )

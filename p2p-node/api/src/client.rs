@@ -343,6 +343,16 @@ impl ApiClient {
             .await
     }
 
+    /// `GET /api/v0/vods/heard`: VODs other creators announced (their
+    /// signed records), newest first; not necessarily held here.
+    pub async fn heard_vods(&self) -> Result<Vec<crate::VodInfo>, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/vods/heard")),
+            "listing announced VODs",
+        )
+        .await
+    }
+
     /// URL of a VOD's playlist on this node.
     pub fn vod_url(&self, root: &str) -> String {
         self.url(&format!("/vods/{root}/index.m3u8"))

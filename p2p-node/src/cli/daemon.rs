@@ -55,6 +55,9 @@ pub struct DaemonCmd {
     /// Seconds without a segment after which a published stream ends.
     #[arg(long)]
     pub publish_idle_secs: Option<u64>,
+    /// Seconds between re-announcements of this node's own VODs.
+    #[arg(long)]
+    pub vod_announce_secs: Option<u64>,
     /// Streams followed at once (any reason).
     #[arg(long)]
     pub max_streams: Option<usize>,
@@ -156,6 +159,7 @@ impl DaemonCmd {
         };
         set_secs(&mut c.announce_interval_secs, self.announce_secs);
         set_secs(&mut c.publish_idle_secs, self.publish_idle_secs);
+        set_secs(&mut c.vod_announce_secs, self.vod_announce_secs);
         set_secs(&mut c.relay_silence_secs, self.relay_silence_secs);
         c.validate()?;
         Ok((data_dir, c))

@@ -12,8 +12,12 @@ use super::ApiArg;
 /// What to do with VODs.
 #[derive(Subcommand, Debug)]
 pub enum VodCmd {
-    /// List the VODs this node holds, newest first.
+    /// List the VODs this node holds, newest first (`--heard`: those
+    /// other creators announced, which any node can play or pin).
     Ls {
+        /// VODs other creators announced instead.
+        #[arg(long)]
+        heard: bool,
         /// The daemon's API.
         #[command(flatten)]
         api: ApiArg,
@@ -86,9 +90,15 @@ pub enum VodCmd {
 /// Runs a `vod` subcommand.
 pub async fn run(cmd: VodCmd) -> Result<()> {
     match cmd {
-        VodCmd::Ls { api } => {
-            let vods = api.client().vods().await?;
-            if vods.is_empty() {
+        VodCmd::Ls { api, heard } => {
+            let vods = if heard {
+                api.client().heard_vods().await?
+            } else {
+                api.client().vods().await?
+            };
+            if vods.is_empty() && heard {
+                println!("no VODs announced yet (creators announce theirs every few minutes)");
+            } else if vods.is_empty() {
                 println!("no VODs yet (a stream becomes one when it ends)");
             }
             for v in vods {

@@ -1,4 +1,5 @@
-//! VODs: `GET /api/v0/vods` (the list), `GET /api/v0/vods/{root}/car` (a
+//! VODs: `GET /api/v0/vods` (the list), `GET /api/v0/vods/heard` (VODs
+//! other creators announced), `GET /api/v0/vods/{root}/car` (a
 //! CARv1 for `ipfs dag import`, streamed), `POST|DELETE
 //! /api/v0/vods/{root}/pin` (keep every block here, fetched from peers) and
 //! `POST|DELETE /api/v0/vods/{root}/watch` (pay for a paid VOD from a
@@ -20,6 +21,7 @@ use crate::node::vod::vod_playlist_path;
 pub(super) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v0/vods", get(list))
+        .route("/api/v0/vods/heard", get(heard))
         .route("/api/v0/vods/{root}/car", get(car))
         .route(
             "/api/v0/vods/{root}/pin",
@@ -71,6 +73,11 @@ async fn unwatch(State(api): State<Api>, Path(root): Path<String>) -> HttpResult
 
 async fn list(State(api): State<Api>) -> HttpResult<Json<Vec<VodInfo>>> {
     Ok(Json(api.node.vods()?.into_iter().map(info).collect()))
+}
+
+/// VODs other creators announced (signed records; not necessarily held).
+async fn heard(State(api): State<Api>) -> HttpResult<Json<Vec<VodInfo>>> {
+    Ok(Json(api.node.heard_vods()?.into_iter().map(info).collect()))
 }
 
 /// Fetches every block of the VOD this node lacks from peers and keeps it.

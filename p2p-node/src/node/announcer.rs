@@ -3,7 +3,8 @@
 //! published streams whose encoder went silent for `publish_idle_secs`;
 //! and every `claim_check_secs` claims the held vouchers that are due
 //! (worth `claim_fee_multiple` fees, or their channel near expiry) and,
-//! as a viewer, closes its ended channels that expired unclosed.
+//! as a viewer, closes its ended channels that expired unclosed; and
+//! every `vod_announce_secs` announces this node's newest own VODs again.
 //! Its clock is tokio's, so paused-time tests drive it.
 
 use std::time::Duration;
@@ -29,8 +30,11 @@ pub async fn run(node: NodeHandle, mut stop: watch::Receiver<bool>) {
     settle.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let fee_multiple = config.claim_fee_multiple;
     let idle_close = Duration::from_secs(config.close_idle_secs);
+    let mut vods = tokio::time::interval(Duration::from_secs(config.vod_announce_secs.max(1)));
+    vods.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = vods.tick() => node.announce_own_vods().await,
             _ = settle.tick() => {
                 if let Err(e) = node.inner.payments.claim_due(fee_multiple, idle_close).await {
                     warn!(error = %e, "settlement check failed (retried next time)");

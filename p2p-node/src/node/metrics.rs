@@ -65,6 +65,8 @@ pub struct NodeMetrics {
     pub record_failures: Counter,
     /// VODs built from recordings.
     pub vods_built: Counter,
+    /// VODs other creators announced, new to this node.
+    pub vods_heard: Counter,
     /// Bytes recorded against the quota.
     pub recorded_bytes: Gauge,
 }
@@ -93,6 +95,11 @@ impl NodeMetrics {
             "vods_built",
             "VODs built from recordings",
             m.vods_built.clone(),
+        );
+        r.register(
+            "vods_heard",
+            "VODs other creators announced, new to this node",
+            m.vods_heard.clone(),
         );
         r.register(
             "recorded_bytes",

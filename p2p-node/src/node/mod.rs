@@ -398,6 +398,12 @@ async fn consume(
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
             }
+            Event::VodAnnounced { vod, .. } => {
+                let node = NodeHandle {
+                    inner: inner.clone(),
+                };
+                tokio::spawn(async move { node.on_vod_announced(*vod).await });
+            }
             Event::Announcement { announcement, .. } => {
                 let a = &announcement.announcement;
                 if inner.config.record && a.ended && !inner.publisher.publishes(&a.stream) {

@@ -12,7 +12,9 @@ use crate::protocols::keys::session::{self, KeyClient, KeyService};
 use crate::protocols::keys::wire::{KeyRequest, KeyResponse};
 use crate::protocols::live::actor::LedgerSnapshot;
 use crate::protocols::live::core::{Chunk, CoreStats, JoinError, JoinReason, Part, PeerPrice};
-use crate::protocols::live::wire::{SignedAnnouncement, StreamId, WireError};
+use crate::protocols::live::wire::{
+    SignedAnnouncement, SignedVodAnnouncement, StreamId, WireError,
+};
 
 /// Errors of the swarm and its client.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,11 @@ pub enum Command {
     /// Publish an announcement.
     Announce(
         Box<SignedAnnouncement>,
+        oneshot::Sender<Result<(), SwarmError>>,
+    ),
+    /// Publish a VOD announcement.
+    AnnounceVod(
+        Box<SignedVodAnnouncement>,
         oneshot::Sender<Result<(), SwarmError>>,
     ),
     /// One held chunk.
@@ -302,6 +309,12 @@ impl Client {
     /// Publishes an announcement.
     pub async fn announce(&self, a: SignedAnnouncement) -> Result<(), SwarmError> {
         self.call(|tx| Command::Announce(Box::new(a), tx)).await?
+    }
+
+    /// Publishes a VOD announcement this node signed.
+    pub async fn announce_vod(&self, v: SignedVodAnnouncement) -> Result<(), SwarmError> {
+        self.call(|tx| Command::AnnounceVod(Box::new(v), tx))
+            .await?
     }
 
     /// A chunk held for `stream`, if any.

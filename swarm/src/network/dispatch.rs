@@ -54,6 +54,10 @@ impl EventLoop {
                 let r = self.live.announce(&mut ctx!(self), now(), &a);
                 let _ = reply.send(r);
             }
+            Command::AnnounceVod(v, reply) => {
+                let r = self.live.announce_vod(&mut ctx!(self), now(), &v);
+                let _ = reply.send(r);
+            }
             Command::Chunk(stream, seq, reply) => {
                 let _ = reply.send(self.live.chunk(&stream, seq));
             }

@@ -58,6 +58,14 @@ pub enum Event {
         /// periodic repeat).
         changed: bool,
     },
+    /// A valid VOD announcement passed the announcement policy (new here,
+    /// or a creator's periodic repeat).
+    VodAnnounced {
+        /// The creator's signed record (boxed: it is large).
+        vod: Box<crate::protocols::live::wire::SignedVodAnnouncement>,
+        /// The peer that forwarded it.
+        source: PeerId,
+    },
     /// Something from a peer was refused.
     Rejected {
         /// Who sent it.
@@ -139,6 +147,8 @@ impl Event {
             | Event::Rejected { .. }
             | Event::PeerConnected { .. }
             | Event::Subscribed { .. } => false,
+            // Creators announce their VODs again for late joiners.
+            Event::VodAnnounced { .. } => false,
         }
     }
 
@@ -148,6 +158,7 @@ impl Event {
             Event::PartReady(_) => "part_ready",
             Event::ChunkMissing { .. } => "chunk_missing",
             Event::Announcement { .. } => "announcement",
+            Event::VodAnnounced { .. } => "vod_announced",
             Event::Rejected { .. } => "rejected",
             Event::PeerConnected { .. } => "peer_connected",
             Event::Listening(_) => "listening",

@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::gossipsub::{IdentTopic, MessageAcceptance};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{identity, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Notify};
+use vilokanam_swarm::behaviour::BehaviourEvent;
 use vilokanam_swarm::{Client, Config, Event, RejectReason};
 
 /// Listens on loopback TCP only, no mDNS.
@@ -159,4 +163,58 @@ pub async fn node(config: Config, hook: Option<mpsc::Sender<Event>>) -> Result<H
         events,
         addr,
     })
+}
+
+/// A forger: subscribes to `topic`, forwards nothing, and
+/// publishes one message once both `targets` are subscribed to the topic.
+/// One forger per forged message: each sender gets exactly one P4 penalty,
+/// so no first hop graylists it before deciding on its message.
+pub async fn forger(
+    topic: IdentTopic,
+    targets: Vec<(PeerId, Multiaddr)>,
+    message: Vec<u8>,
+) -> Result<PeerId> {
+    let key = identity::Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id();
+    let mut swarm = vilokanam_swarm::build_swarm(key, &local_config(), &mut Registry::default())?;
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    for (_, a) in &targets {
+        swarm.dial(a.clone())?;
+    }
+    let mut waiting: Vec<PeerId> = targets.iter().map(|(p, _)| *p).collect();
+    let mut message = Some(message);
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Subscribed { peer_id, topic: t },
+                )) if t == topic.hash() => {
+                    waiting.retain(|p| *p != peer_id);
+                    if waiting.is_empty() {
+                        if let Some(m) = message.take() {
+                            let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), m);
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        ..
+                    },
+                )) => {
+                    swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(peer)
 }

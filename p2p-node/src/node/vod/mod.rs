@@ -31,6 +31,7 @@ use vilokanam_swarm::Chunk;
 
 use super::{publisher::now_ms, NodeError, NodeHandle};
 
+pub mod announce;
 pub mod paid;
 pub use paid::{parse_manifest, PaidSegment, PaidVod, PAYWALL_FILE};
 
@@ -378,6 +379,7 @@ impl NodeHandle {
             self.inner.metrics.vods_built.inc();
             info!(stream = %r.stream, root = %r.root, segments = r.segments, "VOD built");
             self.pin_to_ipfs_later(r.root.clone());
+            self.announce_vod(r).await;
         }
         Ok(rec)
     }
@@ -604,6 +606,12 @@ impl NodeHandle {
             })
             .unwrap_or((0, 0));
         let paid = self.paid_vod(&cid).await?;
+        // Heard announced: kept as its creator signed it.
+        if let Some(heard) = self.heard_vod(&cid.to_string()) {
+            self.inner.store.vods.put(&heard)?;
+            info!(root = %heard.root, blocks, bytes, "VOD pinned locally");
+            return Ok(heard);
+        }
         let rec = VodRecord {
             root: cid.to_string(),
             stream: paid

@@ -22,7 +22,8 @@ use super::core::{
     RelayCore, Verdict,
 };
 use super::wire::{
-    ChunkRequest, ChunkResponse, GossipMessage, SignedAnnouncement, StreamId, ANNOUNCE_TOPIC,
+    ChunkRequest, ChunkResponse, GossipMessage, SignedAnnouncement, SignedVodAnnouncement,
+    StreamId, ANNOUNCE_TOPIC,
 };
 use crate::behaviour::Behaviour;
 use crate::metrics::Metrics;
@@ -177,6 +178,7 @@ impl LiveActor {
         if topic == ANNOUNCE_TOPIC {
             match decoded {
                 Ok(GossipMessage::Announce(a)) => self.on_announcement(ctx, now, source, msg_id, a),
+                Ok(GossipMessage::Vod(v)) => self.on_vod(ctx, now, source, msg_id, v),
                 Ok(GossipMessage::Chunk(_) | GossipMessage::Part(_)) => {
                     let r = Rejection::WrongKind {
                         kind: "a chunk or part header",
@@ -204,7 +206,7 @@ impl LiveActor {
                 let out = self.core.on_gossip_part(now, msg_id, source, &stream, h);
                 self.apply(ctx, out);
             }
-            Ok(GossipMessage::Announce(_)) => {
+            Ok(GossipMessage::Announce(_) | GossipMessage::Vod(_)) => {
                 let r = Rejection::WrongKind {
                     kind: "an announcement",
                     topic: topic.to_owned(),
@@ -253,6 +255,32 @@ impl LiveActor {
                 ctx.events.emit(Event::Announcement {
                     announcement: Box::new(a),
                     changed: d.changed,
+                });
+            }
+        }
+    }
+
+    fn on_vod(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Instant,
+        source: PeerId,
+        msg_id: gossipsub::MessageId,
+        v: SignedVodAnnouncement,
+    ) {
+        match self.policy.on_vod(now, unix_ms(), source, &v) {
+            Verdict::Reject(r) => self.reject(ctx, &msg_id, source, "vod", r),
+            Verdict::Ignore(why) => {
+                debug!(peer = %source, reason = why.label(), "ignored VOD announcement");
+                count_verdict(ctx.metrics, "vod", why.label());
+                report(ctx.swarm, &msg_id, &source, MessageAcceptance::Ignore);
+            }
+            Verdict::Accept => {
+                count_verdict(ctx.metrics, "vod", "accept");
+                report(ctx.swarm, &msg_id, &source, MessageAcceptance::Accept);
+                ctx.events.emit(Event::VodAnnounced {
+                    vod: Box::new(v),
+                    source,
                 });
             }
         }
@@ -625,6 +653,27 @@ impl LiveActor {
             .publish(IdentTopic::new(ANNOUNCE_TOPIC), data)
         {
             debug!(error = %e, "announcement not published");
+        }
+        Ok(())
+    }
+
+    /// Publishes a VOD announcement this node signed (its own VOD).
+    pub fn announce_vod(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Instant,
+        v: &SignedVodAnnouncement,
+    ) -> Result<(), SwarmError> {
+        v.verify()?;
+        self.policy.on_local_vod(now, v);
+        let data = GossipMessage::Vod(v.clone()).encode();
+        if let Err(e) = ctx
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(IdentTopic::new(ANNOUNCE_TOPIC), data)
+        {
+            debug!(error = %e, "VOD announcement not published");
         }
         Ok(())
     }

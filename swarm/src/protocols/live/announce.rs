@@ -17,6 +17,16 @@
 //! - how many tracked streams each creator has (at most
 //!   [`AnnounceConfig::max_streams_per_creator`]).
 //!
+//! VOD announcements go through the same per-peer bucket, then:
+//!
+//! - the VODs seen lately, in an LRU of at most
+//!   [`AnnounceConfig::max_tracked`] roots (a VOD re-announced sooner than
+//!   [`AnnounceConfig::vod_min_interval`] is dropped);
+//! - a token bucket per creator for VODs not seen before
+//!   ([`AnnounceConfig::vod_creator_burst`], then
+//!   [`AnnounceConfig::vod_creator_rate`]): a key that announces VOD after
+//!   VOD has the excess dropped, whoever forwards it.
+//!
 //! Dropped announcements are `Ignore`d, not `Reject`ed: an honest relay
 //! may forward a burst it did not cause. Forged or malformed ones are
 //! rejected (gossipsub P4 penalty).
@@ -29,7 +39,7 @@ use libp2p::PeerId;
 use lru::LruCache;
 
 use super::core::{IgnoreReason, Rejection, Verdict};
-use super::wire::{SignedAnnouncement, StreamId};
+use super::wire::{SignedAnnouncement, SignedVodAnnouncement, StreamId};
 
 /// Tunables of the announcement policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +61,15 @@ pub struct AnnounceConfig {
     /// Announcements signed this far ahead of this node's clock are
     /// dropped. Default 5 min.
     pub max_clock_skew: Duration,
+    /// Shortest interval between two forwarded announcements of one VOD
+    /// (creators re-announce theirs for nodes that join later). Default
+    /// 60 s.
+    pub vod_min_interval: Duration,
+    /// New VODs one creator may announce in a burst. Default 20.
+    pub vod_creator_burst: u32,
+    /// New VODs per second one creator may announce on average. Default
+    /// one a minute.
+    pub vod_creator_rate: f64,
 }
 
 impl Default for AnnounceConfig {
@@ -62,6 +81,9 @@ impl Default for AnnounceConfig {
             max_tracked: 4096,
             max_streams_per_creator: 8,
             max_clock_skew: Duration::from_secs(300),
+            vod_min_interval: Duration::from_secs(60),
+            vod_creator_burst: 20,
+            vod_creator_rate: 1.0 / 60.0,
         }
     }
 }
@@ -104,6 +126,10 @@ pub struct AnnouncePolicy {
     sources: HashMap<PeerId, Bucket>,
     streams: LruCache<StreamId, Seen>,
     per_creator: HashMap<[u8; 32], usize>,
+    /// VOD roots forwarded lately, and when.
+    vods: LruCache<String, Instant>,
+    /// New-VOD buckets per creator.
+    vod_creators: LruCache<[u8; 32], Bucket>,
 }
 
 impl AnnouncePolicy {
@@ -115,7 +141,69 @@ impl AnnouncePolicy {
             sources: HashMap::new(),
             streams: LruCache::new(cap),
             per_creator: HashMap::new(),
+            vods: LruCache::new(cap),
+            vod_creators: LruCache::new(cap),
         }
+    }
+
+    /// VODs tracked now.
+    pub fn tracked_vods(&self) -> usize {
+        self.vods.len()
+    }
+
+    /// Decides on a VOD announcement `source` forwarded; `wall_ms` is this
+    /// node's clock (unix ms).
+    pub fn on_vod(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        source: PeerId,
+        v: &SignedVodAnnouncement,
+    ) -> Verdict {
+        if !self.take_token(now, source) {
+            return Verdict::Ignore(IgnoreReason::RateLimited);
+        }
+        if let Err(e) = v.verify() {
+            return Verdict::Reject(Rejection::Invalid(e));
+        }
+        self.record_vod(now, wall_ms, v)
+    }
+
+    /// Records a VOD announcement this node made itself.
+    pub fn on_local_vod(&mut self, now: Instant, v: &SignedVodAnnouncement) {
+        self.vods.put(v.vod.root.clone(), now);
+    }
+
+    fn record_vod(&mut self, now: Instant, wall_ms: u64, v: &SignedVodAnnouncement) -> Verdict {
+        let skew = self.config.max_clock_skew.as_millis() as u64;
+        if v.vod.created_ms > wall_ms.saturating_add(skew) {
+            return Verdict::Ignore(IgnoreReason::FromFuture);
+        }
+        if let Some(at) = self.vods.get(&v.vod.root) {
+            if now.duration_since(*at) < self.config.vod_min_interval {
+                return Verdict::Ignore(IgnoreReason::TooFrequent);
+            }
+        } else {
+            let (burst, rate) = (self.config.vod_creator_burst, self.config.vod_creator_rate);
+            let creator = v.vod.stream.creator;
+            if self.vod_creators.get(&creator).is_none() {
+                self.vod_creators.put(
+                    creator,
+                    Bucket {
+                        tokens: f64::from(burst),
+                        at: now,
+                    },
+                );
+            }
+            let Some(b) = self.vod_creators.get_mut(&creator) else {
+                return Verdict::Ignore(IgnoreReason::CreatorLimit);
+            };
+            if !b.take(now, burst, rate) {
+                return Verdict::Ignore(IgnoreReason::CreatorLimit);
+            }
+        }
+        self.vods.put(v.vod.root.clone(), now);
+        Verdict::Accept
     }
 
     /// Streams tracked now.
@@ -218,16 +306,26 @@ impl AnnouncePolicy {
     }
 
     fn take_token(&mut self, now: Instant, source: PeerId) -> bool {
-        let cfg = &self.config;
-        let b = self.sources.entry(source).or_insert(Bucket {
-            tokens: f64::from(cfg.source_burst),
-            at: now,
-        });
-        let refill = now.duration_since(b.at).as_secs_f64() * cfg.source_rate;
-        b.tokens = (b.tokens + refill).min(f64::from(cfg.source_burst));
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        let (burst, rate) = (self.config.source_burst, self.config.source_rate);
+        self.sources
+            .entry(source)
+            .or_insert(Bucket {
+                tokens: f64::from(burst),
+                at: now,
+            })
+            .take(now, burst, rate)
+    }
+}
+
+impl Bucket {
+    /// Refills at `rate` per second up to `burst`, then takes one token if
+    /// there is one.
+    fn take(&mut self, now: Instant, burst: u32, rate: f64) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(f64::from(burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             true
         } else {
             false
@@ -397,5 +495,100 @@ mod tests {
         let d = p.on_announcement(Instant::now(), WALL, PeerId::random(), &a);
         assert!(matches!(d.verdict, Verdict::Reject(Rejection::Invalid(_))));
         assert_eq!(p.tracked(), 0, "nothing recorded");
+    }
+
+    fn vod(key: &SigningKey, n: u64, created: u64) -> SignedVodAnnouncement {
+        // A distinct canonical root per key and n.
+        let mut digest = [n as u8; 32];
+        digest[31] = key.to_bytes()[0];
+        let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+        crate::protocols::live::wire::VodAnnouncement {
+            stream: StreamId::new(key.verifying_key().to_bytes(), "s").unwrap(),
+            root: cid::Cid::new_v1(0x70, mh).to_string(),
+            title: String::new(),
+            duration_ms: 1_000,
+            segments: 1,
+            bytes: 10,
+            created_ms: created,
+            price_per_sec: 0,
+        }
+        .sign(key)
+        .unwrap()
+    }
+
+    #[test]
+    fn vod_announcements_are_checked_deduplicated_and_rate_limited_per_creator() {
+        let cfg = AnnounceConfig {
+            vod_creator_burst: 3,
+            vod_creator_rate: 1.0,
+            ..AnnounceConfig::default()
+        };
+        let mut p = AnnouncePolicy::new(cfg);
+        let t0 = Instant::now();
+        let key = SigningKey::from_bytes(&[6; 32]);
+        let src = PeerId::random();
+        assert_eq!(p.on_vod(t0, WALL, src, &vod(&key, 0, 100)), Verdict::Accept);
+        // The same VOD again soon: dropped; a minute later: forwarded.
+        assert_eq!(
+            p.on_vod(t0, WALL, src, &vod(&key, 0, 100)),
+            Verdict::Ignore(IgnoreReason::TooFrequent)
+        );
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(
+            p.on_vod(later, WALL, src, &vod(&key, 0, 100)),
+            Verdict::Accept
+        );
+        // One creator's new VODs: a burst of 3 (refilled by now), then one
+        // a second.
+        for n in 1..=3 {
+            assert_eq!(
+                p.on_vod(later, WALL, src, &vod(&key, n, 100)),
+                Verdict::Accept
+            );
+        }
+        assert_eq!(
+            p.on_vod(later, WALL, src, &vod(&key, 4, 100)),
+            Verdict::Ignore(IgnoreReason::CreatorLimit)
+        );
+        // ... whoever forwards them; another creator is not held back.
+        assert_eq!(
+            p.on_vod(later, WALL, PeerId::random(), &vod(&key, 4, 100)),
+            Verdict::Ignore(IgnoreReason::CreatorLimit)
+        );
+        let other = SigningKey::from_bytes(&[7; 32]);
+        assert_eq!(
+            p.on_vod(later, WALL, src, &vod(&other, 4, 100)),
+            Verdict::Accept
+        );
+        let after = later + Duration::from_secs(1);
+        assert_eq!(
+            p.on_vod(after, WALL, src, &vod(&key, 4, 100)),
+            Verdict::Accept
+        );
+        // From the future, forged: dropped, rejected, nothing recorded.
+        let n = p.tracked_vods();
+        assert_eq!(
+            p.on_vod(after, WALL, src, &vod(&other, 9, WALL + 301_000)),
+            Verdict::Ignore(IgnoreReason::FromFuture)
+        );
+        let mut forged = vod(&other, 10, 100);
+        forged.vod.bytes += 1;
+        assert!(matches!(
+            p.on_vod(after, WALL, src, &forged),
+            Verdict::Reject(Rejection::Invalid(_))
+        ));
+        assert_eq!(p.tracked_vods(), n);
+        // The per-peer bucket covers VODs too.
+        let flood = PeerId::random();
+        let mut dropped = 0;
+        for i in 0..300u64 {
+            let k = SigningKey::from_bytes(&[(i % 200) as u8 + 20; 32]);
+            if p.on_vod(after, WALL, flood, &vod(&k, i, 100))
+                == Verdict::Ignore(IgnoreReason::RateLimited)
+            {
+                dropped += 1;
+            }
+        }
+        assert_eq!(dropped, 100, "a burst of 200 from one peer");
     }
 }

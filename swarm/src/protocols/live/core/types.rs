@@ -267,7 +267,8 @@ pub enum IgnoreReason {
     TooFrequent,
     /// An announcement not newer than the one already seen (a replay).
     Outdated,
-    /// The creator already has the most streams this node tracks per creator.
+    /// The creator already has the most streams this node tracks per
+    /// creator, or announces new VODs faster than this node forwards them.
     CreatorLimit,
     /// Signed with a timestamp too far in the future.
     FromFuture,

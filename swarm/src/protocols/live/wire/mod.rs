@@ -21,6 +21,11 @@ use sha2::{Digest, Sha256};
 
 pub use crate::protocols::bandwidth::{BandwidthPayment, BandwidthTerms};
 
+mod vod;
+pub use vod::{
+    SignedVodAnnouncement, VodAnnouncement, MAX_ROOT, MAX_VOD_DURATION_MS, MAX_VOD_SEGMENTS,
+};
+
 /// Version byte that prefixes every encoded message. 2: announcements
 /// carry an optional [`Offer`] (price, payee, chain); 4: LL-HLS parts
 /// ([`PartHeader`], [`ChunkHeader::parts`]). The topic names and
@@ -793,6 +798,9 @@ pub enum GossipMessage {
     /// A new part of the segment in progress exists (on the stream's
     /// topic); pull its payload by CID.
     Part(SignedPartHeader),
+    /// A creator's VOD exists (on the global announce topic): its root CID
+    /// and record, signed.
+    Vod(SignedVodAnnouncement),
 }
 
 /// A request on `/vilokanam/chunk/5`.
@@ -896,6 +904,7 @@ impl GossipMessage {
             GossipMessage::Chunk(h) => h.header.validate()?,
             GossipMessage::Announce(a) => a.announcement.validate()?,
             GossipMessage::Part(p) => p.header.validate()?,
+            GossipMessage::Vod(v) => v.vod.validate()?,
         }
         Ok(msg)
     }
@@ -1077,6 +1086,10 @@ pub fn fuzz_decode_all(data: &[u8]) {
         Ok(GossipMessage::Part(p)) => {
             assert!(p.header.validate().is_ok(), "{p:?} decoded out of range");
             let _ = p.verify();
+        }
+        Ok(GossipMessage::Vod(v)) => {
+            assert!(v.vod.validate().is_ok(), "{v:?} decoded out of range");
+            let _ = v.verify();
         }
         _ => {}
     }

@@ -1,0 +1,187 @@
+//! VOD announcements: a creator's node announces each VOD it builds (its
+//! signed record: creator, stream, title, duration, root, size, price) on
+//! the announce topic, and again every `vod_announce_secs` (its newest
+//! [`REANNOUNCED`]) for nodes that join later. Every node keeps what it
+//! hears, checked by the swarm (signature, fields, rates; see
+//! `vilokanam_swarm::protocols::live::announce`), in a bounded catalog
+//! ([`vilokanam_storage::HeardVods`]): `vilokanam vod ls --heard`,
+//! `GET /api/v0/vods/heard`. The signature is the creator's on its stored
+//! record, so a heard record is kept exactly as signed, and pinning a heard
+//! VOD keeps it with the creator's title and signature.
+
+use tracing::{debug, info, warn};
+use vilokanam_storage::VodRecord;
+use vilokanam_swarm::protocols::live::wire::{SignedVodAnnouncement, VodAnnouncement};
+use vilokanam_swarm::wire::Sig;
+
+use super::{NodeError, NodeHandle};
+
+/// Own VODs announced again each round (newest first).
+pub const REANNOUNCED: usize = 16;
+
+/// The record a VOD announcement carries, as the creator's node stores it.
+pub fn record_of(v: &SignedVodAnnouncement) -> VodRecord {
+    let a = &v.vod;
+    VodRecord {
+        root: a.root.clone(),
+        stream: a.stream.to_string(),
+        creator: hex::encode(a.stream.creator),
+        title: a.title.clone(),
+        duration_ms: a.duration_ms,
+        segments: a.segments,
+        bytes: a.bytes,
+        created_ms: a.created_ms,
+        signature: hex::encode(v.signature.0),
+        ipfs_pinned: None,
+        price_per_sec: a.price_per_sec,
+    }
+}
+
+/// The announcement of a signed VOD record (`None` if it is unsigned or
+/// not well formed).
+pub fn announcement_of(r: &VodRecord) -> Option<SignedVodAnnouncement> {
+    let signature: [u8; 64] = hex::decode(&r.signature).ok()?.try_into().ok()?;
+    let v = SignedVodAnnouncement {
+        vod: VodAnnouncement {
+            stream: r.stream.parse().ok()?,
+            root: r.root.clone(),
+            title: r.title.clone(),
+            duration_ms: r.duration_ms,
+            segments: r.segments,
+            bytes: r.bytes,
+            created_ms: r.created_ms,
+            price_per_sec: r.price_per_sec,
+        },
+        signature: Sig(signature),
+        sent_ms: super::now_ms(),
+    };
+    v.verify().ok()?;
+    Some(v)
+}
+
+impl NodeHandle {
+    /// Announces one of this node's own signed VODs.
+    pub(crate) async fn announce_vod(&self, r: &VodRecord) {
+        let Some(v) = announcement_of(r) else {
+            debug!(root = %r.root, "not announced: not a VOD this node signed");
+            return;
+        };
+        if v.vod.stream.creator
+            != self
+                .inner
+                .publisher
+                .signing_key()
+                .verifying_key()
+                .to_bytes()
+        {
+            return;
+        }
+        if let Err(e) = self.inner.swarm.announce_vod(v).await {
+            warn!(root = %r.root, error = %e, "announcing the VOD failed");
+        }
+    }
+
+    /// Announces this node's newest own VODs again (the announcer's round).
+    pub(crate) async fn announce_own_vods(&self) {
+        let own = hex::encode(
+            self.inner
+                .publisher
+                .signing_key()
+                .verifying_key()
+                .to_bytes(),
+        );
+        let vods = self.inner.store.vods.all().unwrap_or_default();
+        for r in vods
+            .iter()
+            .filter(|r| r.creator == own && !r.signature.is_empty())
+            .take(REANNOUNCED)
+        {
+            self.announce_vod(r).await;
+        }
+    }
+
+    /// A VOD announcement the swarm checked: kept in the catalog (not this
+    /// node's own).
+    pub(crate) async fn on_vod_announced(&self, v: SignedVodAnnouncement) {
+        if v.vod.stream.creator
+            == self
+                .inner
+                .publisher
+                .signing_key()
+                .verifying_key()
+                .to_bytes()
+        {
+            return;
+        }
+        let rec = record_of(&v);
+        let store = self.inner.store.clone();
+        let r = tokio::task::spawn_blocking(move || store.heard_vods.put(&rec)).await;
+        match r {
+            Ok(Ok(true)) => {
+                self.inner.metrics.vods_heard.inc();
+                info!(root = %v.vod.root, stream = %v.vod.stream, title = %v.vod.title, "VOD announced");
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warn!(root = %v.vod.root, error = %e, "keeping a heard VOD failed"),
+            Err(e) => warn!(error = %e, "the heard-VOD task failed"),
+        }
+    }
+
+    /// The VODs other creators announced, newest first.
+    pub fn heard_vods(&self) -> Result<Vec<VodRecord>, NodeError> {
+        Ok(self.inner.store.heard_vods.all()?)
+    }
+
+    /// The creator's record of `root`, if this node heard it announced.
+    pub(super) fn heard_vod(&self, root: &str) -> Option<VodRecord> {
+        self.inner
+            .store
+            .heard_vods
+            .all()
+            .ok()?
+            .into_iter()
+            .find(|r| r.root == root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Signer;
+
+    #[test]
+    fn a_stored_record_and_its_announcement_carry_one_signature() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let creator = hex::encode(key.verifying_key().to_bytes());
+        for price in [0, 7] {
+            let mut r = VodRecord {
+                root: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".into(),
+                stream: format!("{creator}-show"),
+                creator: creator.clone(),
+                title: "a show".into(),
+                duration_ms: 3_000,
+                segments: 3,
+                bytes: 999,
+                created_ms: 12,
+                signature: String::new(),
+                ipfs_pinned: Some("http://x".into()),
+                price_per_sec: price,
+            };
+            assert!(announcement_of(&r).is_none(), "unsigned");
+            r.signature = hex::encode(key.sign(&r.signing_bytes()).to_bytes());
+            let v = announcement_of(&r).expect("the record's signature verifies");
+            assert_eq!(v.vod.signing_bytes(), r.signing_bytes());
+            let back = record_of(&v);
+            assert_eq!(
+                back,
+                VodRecord {
+                    ipfs_pinned: None,
+                    ..r.clone()
+                }
+            );
+            // Tampered: no announcement.
+            r.title = "another".into();
+            assert!(announcement_of(&r).is_none());
+        }
+    }
+}
