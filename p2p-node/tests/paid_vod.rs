@@ -2,7 +2,8 @@
 //! of a paid stream keeps its ciphertext, and plays only for the creator
 //! and for a viewer that pays for it per second, with the same vouchers and
 //! epoch keys as live. The creator's node keeps selling the keys after a
-//! restart (its live stream long gone); a viewer that never saw the stream
+//! restart, for epochs older than any live key window; a viewer that
+//! never saw the stream
 //! fetches the ciphertext over Bitswap, pays, and gets the published bytes
 //! back, which ffprobe decodes from its URL; the creator ends up holding
 //! exactly what the viewer signed.
@@ -22,6 +23,14 @@ use vilokanam_chain::test_utils::{parts_for_test, skip_or_require, DevChain};
 use vilokanam_chain::{Endpoint, Settlement};
 use vilokanam_media::fixtures::SAMPLE_TS;
 use vilokanam_media::ts::Segmenter;
+use vilokanam_swarm::protocols::keys::paywall::epoch_at;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
 
 const PRICE: u128 = 1_000_000; // 1 µTICK/s
 
@@ -62,7 +71,8 @@ async fn a_paid_vod_plays_only_for_its_payer_and_pays_its_creator() {
         price_per_sec: PRICE.to_string(),
         payee: creator_account.to_string(),
         genesis: format!("0x{}", hex::encode(client.genesis())),
-        epoch_secs: 6,
+        // Short epochs: the live window of keys (12 s back) is soon past.
+        epoch_secs: 1,
         key_servers: vec![],
     };
     let start = StartRequest {
@@ -100,6 +110,23 @@ async fn a_paid_vod_plays_only_for_its_payer_and_pays_its_creator() {
 
     // The creator's node restarts: no live stream, the VOD's keys on sale.
     let a = Running::start_in(a.stop().await, config(), access("//Ferdie")).await;
+    // The VOD's epochs are older than any live key window (12 s back):
+    // only an archive serves their keys.
+    let cid = vod.root.parse().unwrap();
+    let paywall = a.node.paid_vod(&cid).await.unwrap().expect("paid");
+    let last = paywall
+        .segments
+        .iter()
+        .filter_map(|s| s.header.header.epoch)
+        .max()
+        .unwrap();
+    vilokanam_testnet::wait_until(
+        "the live key window is past",
+        Duration::from_secs(30),
+        || async move { Ok(epoch_at(now_ms(), 1) > last + 13) },
+    )
+    .await
+    .unwrap();
     let a_addr = a.api.id().await.unwrap().listen[0].clone();
     let b = Running::start_in(
         tempfile::tempdir().unwrap(),
@@ -201,6 +228,28 @@ async fn a_paid_vod_plays_only_for_its_payer_and_pays_its_creator() {
         let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         assert!((d - vod.duration_ms as f64 / 1000.0).abs() < 1.0, "{d} s");
     }
+    // A page from another site may not make B decrypt (and pay); a page
+    // on this machine may.
+    let seg_url = b
+        .api
+        .vod_url(&vod.root)
+        .replace("index.m3u8", "000/000000.ts");
+    let http = vilokanam_api::reqwest::Client::new();
+    let foreign = http
+        .get(&seg_url)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let local = http
+        .get(&seg_url)
+        .header("Origin", "http://127.0.0.1:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200);
+    assert!(local.bytes().await.unwrap() == segs[0].data);
     // B paid for the VOD's time, once.
     let total_us: u128 = segs.iter().map(|s| s.duration.as_micros()).sum();
     let spending = b.api.spending().await.unwrap();

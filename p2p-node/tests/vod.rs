@@ -543,6 +543,7 @@ async fn a_paid_streams_recording_never_becomes_a_public_vod() {
             paid: Some(vilokanam_storage::PaidChunk {
                 epoch: 5,
                 parts: vec![],
+                header: vec![],
             }),
         })
         .unwrap();

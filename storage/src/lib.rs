@@ -104,8 +104,12 @@ impl Store {
             vods: Vods {
                 tree: db.open_tree("vods")?,
             },
-            heard_vods: HeardVods {
-                tree: db.open_tree("heard_vods")?,
+            heard_vods: {
+                let tree = db.open_tree("heard_vods")?;
+                HeardVods {
+                    count: std::sync::Arc::new(tree.len().into()),
+                    tree,
+                }
             },
             db,
         };

@@ -52,7 +52,8 @@ pub struct RecordedChunk {
 
 /// How a recorded chunk of a paid stream was sealed: what a paying viewer
 /// needs, beside the epoch key, to open it (the paywall's nonce and
-/// associated data are the stream, the sequence number and the epoch).
+/// associated data are the stream, the sequence number and the epoch),
+/// and the creator's signed header that vouches for all of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaidChunk {
     /// The paywall epoch whose key sealed it.
@@ -60,6 +61,10 @@ pub struct PaidChunk {
     /// Sizes of its sealed parts in order (LL-HLS parts are sealed one by
     /// one); empty when the whole payload is sealed at once.
     pub parts: Vec<u32>,
+    /// The chunk's header as the creator signed it, in its wire encoding
+    /// (stream, sequence, duration, epoch, parts and the ciphertext's
+    /// CID): a viewer checks it before it pays for the segment.
+    pub header: Vec<u8>,
 }
 
 impl RecordedChunk {

@@ -394,6 +394,7 @@ fn records_of_the_first_version_read_back_after_paid_vods() {
         paid: Some(crate::PaidChunk {
             epoch: 11,
             parts: vec![100, 200],
+            header: vec![1, 2, 3],
         }),
         ..chunk("p", 0, b"sealed")
     };
@@ -419,13 +420,15 @@ fn heard_vods_are_bounded_per_creator_and_in_all() {
         ipfs_pinned: None,
         price_per_sec: 0,
     };
-    assert!(s.heard_vods.put(&rec("aa", 1)).unwrap());
-    assert!(!s.heard_vods.put(&rec("aa", 1)).unwrap(), "a repeat");
+    assert!(s.heard_vods.put(&rec("aa", 1), 1).unwrap());
+    assert!(!s.heard_vods.put(&rec("aa", 1), 2).unwrap(), "a repeat");
     // One creator announcing VOD after VOD keeps only its newest.
     for n in 2..=(MAX_HEARD_PER_CREATOR as u64 + 10) {
-        s.heard_vods.put(&rec("aa", n)).unwrap();
+        s.heard_vods.put(&rec("aa", n), n).unwrap();
     }
-    s.heard_vods.put(&rec("bb", 5)).unwrap();
+    s.heard_vods.put(&rec("bb", 5), 100).unwrap();
+    assert_eq!(s.heard_vods.len(), MAX_HEARD_PER_CREATOR + 1);
+    assert_eq!(s.heard_vods.of_root("bafybb5").unwrap().len(), 1);
     let all = s.heard_vods.all().unwrap();
     assert_eq!(all.len(), MAX_HEARD_PER_CREATOR + 1);
     assert_eq!(

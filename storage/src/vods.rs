@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::atomic::Ordering;
+
 use crate::{decode, encode, StorageError};
 
 /// A VOD held by this node.
@@ -180,56 +182,94 @@ pub const MAX_HEARD_PER_CREATOR: usize = 32;
 /// exists, not of what is held: nothing here keeps a block. Bounded: at
 /// most [`MAX_HEARD_PER_CREATOR`] per creator (a key that announces VOD
 /// after VOD pushes out its own oldest, not others'; a prefix scan of at
-/// most that many) and [`MAX_HEARD`] in all (past it, the oldest tenth
-/// goes at once, so the full scan is rare).
+/// most that many) and [`MAX_HEARD`] in all (past it, the tenth heard
+/// longest ago goes at once, so the full scan is rare). Eviction goes by
+/// when this node heard a record, not by the time a record claims, so a
+/// record dated in the future does not outlive the others.
 #[derive(Clone)]
 pub struct HeardVods {
     pub(crate) tree: sled::Tree,
+    /// Records kept (sled's `len` walks the tree).
+    pub(crate) count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn heard_key(creator: &str, root: &str) -> Vec<u8> {
     format!("{creator}/{root}").into_bytes()
 }
 
+/// A heard record and when this node heard it first.
+#[derive(Serialize, Deserialize)]
+struct Heard {
+    heard_ms: u64,
+    record: VodRecord,
+}
+
 impl HeardVods {
-    /// Keeps a record (signature checked by the caller); returns whether
-    /// it is new here. Older records are evicted past the bounds.
-    pub fn put(&self, rec: &VodRecord) -> Result<bool, StorageError> {
+    /// Keeps a record heard at `now_ms` (signature checked by the
+    /// caller); returns whether it is new here (a repeat changes nothing).
+    /// Records heard longest ago are evicted past the bounds.
+    pub fn put(&self, rec: &VodRecord, now_ms: u64) -> Result<bool, StorageError> {
         let key = heard_key(&rec.creator, &rec.root);
-        let new = self
-            .tree
-            .insert(key, encode(rec, "heard_vods", &rec.root)?)?
-            .is_none();
-        if new {
-            self.evict(&rec.creator)?;
+        if self.tree.contains_key(&key)? {
+            return Ok(false);
         }
-        Ok(new)
+        let h = Heard {
+            heard_ms: now_ms,
+            record: rec.clone(),
+        };
+        if self
+            .tree
+            .insert(key, encode(&h, "heard_vods", &rec.root)?)?
+            .is_none()
+        {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.evict(&rec.creator)?;
+        Ok(true)
     }
 
-    /// Every record, newest first (corrupt ones skipped with a warning).
+    /// Every record, newest (by its date) first; corrupt ones skipped with
+    /// a warning.
     pub fn all(&self) -> Result<Vec<VodRecord>, StorageError> {
-        let mut out = self.scan(b"")?;
+        let mut out: Vec<VodRecord> = self.scan(b"")?.into_iter().map(|h| h.record).collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
         Ok(out)
     }
 
+    /// The records of `root` (one per creator that announced it).
+    pub fn of_root(&self, root: &str) -> Result<Vec<VodRecord>, StorageError> {
+        Ok(self
+            .scan(b"")?
+            .into_iter()
+            .map(|h| h.record)
+            .filter(|r| r.root == root)
+            .collect())
+    }
+
     /// Records kept.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.len() == 0
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<VodRecord>, StorageError> {
+    fn remove(&self, r: &VodRecord) -> Result<(), StorageError> {
+        if self.tree.remove(heard_key(&r.creator, &r.root))?.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<Heard>, StorageError> {
         let mut out = vec![];
         for item in self.tree.scan_prefix(prefix) {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            match decode_record(&v, &key) {
-                Ok(r) => out.push(r),
+            match decode::<Heard>(&v, "heard_vods", &key) {
+                Ok(h) => out.push(h),
                 Err(e) => tracing::warn!(vod = %key, error = %e, "skipping corrupt heard VOD"),
             }
         }
@@ -239,16 +279,18 @@ impl HeardVods {
     fn evict(&self, creator: &str) -> Result<(), StorageError> {
         let mut own = self.scan(format!("{creator}/").as_bytes())?;
         if own.len() > MAX_HEARD_PER_CREATOR {
-            own.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
-            for r in &own[MAX_HEARD_PER_CREATOR..] {
-                self.tree.remove(heard_key(&r.creator, &r.root))?;
+            // Its newest by its own dates: the creator's latest VODs.
+            own.sort_by_key(|h| std::cmp::Reverse(h.record.created_ms));
+            for h in &own[MAX_HEARD_PER_CREATOR..] {
+                self.remove(&h.record)?;
             }
         }
-        if self.tree.len() > MAX_HEARD {
-            let mut all = self.all()?;
+        if self.len() > MAX_HEARD {
+            let mut all = self.scan(b"")?;
+            all.sort_by_key(|h| std::cmp::Reverse(h.heard_ms));
             let keep = MAX_HEARD - MAX_HEARD / 10;
-            for r in all.drain(keep.min(all.len())..) {
-                self.tree.remove(heard_key(&r.creator, &r.root))?;
+            for h in all.drain(keep.min(all.len())..) {
+                self.remove(&h.record)?;
             }
         }
         Ok(())

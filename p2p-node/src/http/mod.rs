@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -175,6 +175,22 @@ fn close_after(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
+}
+
+/// Refuses a page from another site reading a paid stream's or VOD's
+/// media: the node would decrypt it for that page and pay for it from its
+/// user's budget (every response allows any origin, for players on other
+/// local pages). Players (mpv, VLC, ffmpeg) send no `Origin`.
+pub(super) fn refuse_foreign_for_paid(headers: &HeaderMap, what: &str) -> Result<(), HttpError> {
+    match headers.get(header::ORIGIN) {
+        Some(origin) if !local_origin(origin) => Err(HttpError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a page from {origin:?} may not read {what}: it is paid, and this node would decrypt it for that page and pay from its user's budget"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn local_origin(origin: &HeaderValue) -> bool {

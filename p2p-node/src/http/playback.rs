@@ -31,7 +31,11 @@ async fn playlist(
     State(api): State<Api>,
     Path(stream): Path<String>,
     Query(d): Query<Directives>,
+    request: HeaderMap,
 ) -> HttpResult<Response> {
+    if api.node.is_paid_stream(&stream) {
+        super::refuse_foreign_for_paid(&request, "this stream's playlist")?;
+    }
     let body = match (d.msn, d.part) {
         (Some(msn), part) => api.node.playlist_blocking(&stream, msn, part).await?,
         (None, Some(_)) => {
@@ -54,7 +58,11 @@ async fn playlist(
 async fn segment(
     State(api): State<Api>,
     Path((stream, file)): Path<(String, String)>,
+    request: HeaderMap,
 ) -> HttpResult<Response> {
+    if api.node.is_paid_stream(&stream) {
+        super::refuse_foreign_for_paid(&request, "this stream's media")?;
+    }
     let name = file.strip_suffix(".ts").unwrap_or_default();
     let unknown = || {
         HttpError(

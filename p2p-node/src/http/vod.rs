@@ -93,7 +93,11 @@ async fn unpin(State(api): State<Api>, Path(root): Path<String>) -> HttpResult<(
 async fn file(
     State(api): State<Api>,
     Path((root, path)): Path<(String, String)>,
+    request: HeaderMap,
 ) -> HttpResult<Response> {
+    if api.node.is_paid_vod(&root).await? {
+        super::refuse_foreign_for_paid(&request, "this VOD")?;
+    }
     let body = api.node.vod_media(&root, &path).await?;
     let kind = if path.ends_with(".m3u8") {
         "application/vnd.apple.mpegurl"

@@ -102,8 +102,9 @@ pub(crate) struct Inner {
     ipfs_pins: Arc<tokio::sync::Semaphore>,
     /// The paywalls of the last VODs played or asked about (`None`: free).
     paid_vods: Mutex<lru::LruCache<vilokanam_storage::unixfs::Cid, Option<Arc<vod::PaidVod>>>>,
-    /// This node's paid VODs, by stream (their keys stay on sale).
-    own_paid_vods: Mutex<HashMap<StreamId, String>>,
+    /// This node's paid VODs, by stream (their keys stay on sale): the
+    /// root, and its offer once read.
+    own_paid_vods: Mutex<HashMap<StreamId, (String, Option<vilokanam_swarm::Offer>)>>,
 }
 
 /// The node; see the module docs.
@@ -569,6 +570,13 @@ impl NodeHandle {
             peer_id: self.inner.identity.peer_id.to_bytes(),
             addrs,
         }
+    }
+
+    /// Whether `stream` is paid (its last announcement carries an offer).
+    pub fn is_paid_stream(&self, stream: &str) -> bool {
+        parse_stream(stream)
+            .map(|id| self.offer_of(&id).is_some())
+            .unwrap_or(false)
     }
 
     /// The signed offer of a stream, if it is paid (as last announced).

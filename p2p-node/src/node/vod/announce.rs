@@ -115,7 +115,8 @@ impl NodeHandle {
         }
         let rec = record_of(&v);
         let store = self.inner.store.clone();
-        let r = tokio::task::spawn_blocking(move || store.heard_vods.put(&rec)).await;
+        let now = super::now_ms();
+        let r = tokio::task::spawn_blocking(move || store.heard_vods.put(&rec, now)).await;
         match r {
             Ok(Ok(true)) => {
                 self.inner.metrics.vods_heard.inc();
@@ -132,15 +133,35 @@ impl NodeHandle {
         Ok(self.inner.store.heard_vods.all()?)
     }
 
-    /// The creator's record of `root`, if this node heard it announced.
-    pub(super) fn heard_vod(&self, root: &str) -> Option<VodRecord> {
-        self.inner
-            .store
-            .heard_vods
-            .all()
+    /// The creator's record of `root`, if this node heard it announced
+    /// and the record fits the content: for a paid VOD, the record of its
+    /// paywall's stream at its price; for a free one, the record when only
+    /// one creator claims the root (anyone can sign a record naming any
+    /// root, and a free VOD's files do not name their creator).
+    pub(super) async fn heard_vod(
+        &self,
+        root: &str,
+        paid: Option<&super::PaidVod>,
+    ) -> Option<VodRecord> {
+        let store = self.inner.store.clone();
+        let root = root.to_owned();
+        let claims = tokio::task::spawn_blocking(move || store.heard_vods.of_root(&root))
+            .await
             .ok()?
-            .into_iter()
-            .find(|r| r.root == root)
+            .ok()?;
+        match paid {
+            Some(p) => {
+                let stream = p.stream.to_string();
+                claims
+                    .into_iter()
+                    .find(|r| r.stream == stream && r.price_per_sec == p.offer.price_per_sec)
+            }
+            None => {
+                let free: Vec<VodRecord> = claims.into_iter().filter(|r| !r.is_paid()).collect();
+                let one = free.iter().all(|r| r.creator == free[0].creator);
+                (one && !free.is_empty()).then(|| free[0].clone())
+            }
+        }
     }
 }
 

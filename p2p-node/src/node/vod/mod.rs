@@ -138,6 +138,7 @@ fn record_one(
         paid: h.epoch.map(|epoch| vilokanam_storage::PaidChunk {
             epoch,
             parts: h.parts.iter().map(|p| p.size).collect(),
+            header: GossipMessage::Chunk(chunk.header.clone()).encode(),
         }),
     };
     let mut r = store.recordings.record(&rec);
@@ -607,7 +608,7 @@ impl NodeHandle {
             .unwrap_or((0, 0));
         let paid = self.paid_vod(&cid).await?;
         // Heard announced: kept as its creator signed it.
-        if let Some(heard) = self.heard_vod(&cid.to_string()) {
+        if let Some(heard) = self.heard_vod(&cid.to_string(), paid.as_deref()).await {
             self.inner.store.vods.put(&heard)?;
             info!(root = %heard.root, blocks, bytes, "VOD pinned locally");
             return Ok(heard);

@@ -6,15 +6,17 @@
 //! ```text
 //! {"version":1,
 //!  "announcement":"<hex: the creator's signed announcement, with its offer>",
-//!  "segments":[{"seq":0,"epoch":294117,"us":1000000,"parts":[]}, …]}
+//!  "segments":["<hex: the creator's signed header of the segment's chunk>", …]}
 //! ```
 //!
-//! one entry per playlist segment: the sequence number and epoch that seal
-//! it (the paywall's nonce and associated data), its duration (what is
-//! paid) and its sealed parts' sizes. The offer is trusted only through the
-//! creator's signature on the announcement; a forged entry can only make
-//! the segment fail to open (the AEAD binds stream, sequence and epoch),
-//! and a segment is never paid for more than the longest segment lasts.
+//! one signed header per playlist segment, as it travelled the mesh: its
+//! stream, sequence number and epoch (the paywall's nonce and associated
+//! data), its duration (what is paid), its sealed parts and the CID of its
+//! ciphertext. Nothing in the file is trusted but what the creator signed:
+//! the offer through the announcement's signature, each segment through
+//! its header's. Before a viewer's node pays for a segment it checks the
+//! header's signature and that the segment's bytes are the ciphertext the
+//! header names; a forged or repackaged entry is refused and costs nothing.
 //! The playlist and the segments' bytes are public (IPFS peers fetch and
 //! pin ciphertext); a node serves them decrypted only to its own user, on
 //! the creator's node, or after paying for their time.
@@ -30,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use vilokanam_storage::unixfs::{self, Cid};
 use vilokanam_storage::RecordedChunk;
 use vilokanam_swarm::protocols::keys::paywall::{self, StreamSecret};
-use vilokanam_swarm::protocols::live::wire::{GossipMessage, SignedAnnouncement};
+use vilokanam_swarm::protocols::live::wire::{GossipMessage, SignedAnnouncement, SignedHeader};
 use vilokanam_swarm::{Offer, StreamId};
 
 use super::{parse_cid, NodeError, NodeHandle, MAX_VOD_SEGMENTS, SEGMENTS_PER_DIR};
@@ -39,25 +41,16 @@ use super::{parse_cid, NodeError, NodeHandle, MAX_VOD_SEGMENTS, SEGMENTS_PER_DIR
 pub const PAYWALL_FILE: &str = "paywall.json";
 /// The manifest format's version.
 const VERSION: u32 = 1;
-/// Most sealed parts one segment has (LL-HLS parts of ≥ 100 ms in a
-/// segment of at most [`vilokanam_media::limits::MAX_SEGMENT_DURATION`]).
-const MAX_PARTS: usize = 256;
-/// The longest segment (µs): no entry is paid for more.
-const MAX_SEGMENT_US: u32 = vilokanam_media::limits::MAX_SEGMENT_DURATION.as_micros() as u32;
 /// Paid VODs whose manifest a node keeps parsed.
 pub(crate) const MANIFESTS_KEPT: usize = 16;
 
-/// One segment of a paid VOD, as sealed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One segment of a paid VOD: its chunk's header as the creator signed it
+/// (checked before the segment is paid for).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaidSegment {
-    /// The chunk's sequence number in the stream.
-    pub seq: u64,
-    /// The epoch whose key sealed it.
-    pub epoch: u64,
-    /// Its duration (µs): what watching it pays for.
-    pub us: u32,
-    /// Sizes of its sealed parts (empty: sealed whole).
-    pub parts: Vec<u32>,
+    /// The signed header (fields in range, epoch set, this stream's;
+    /// signature not yet checked).
+    pub header: SignedHeader,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,7 +58,7 @@ pub struct PaidSegment {
 struct Manifest {
     version: u32,
     announcement: String,
-    segments: Vec<PaidSegment>,
+    segments: Vec<String>,
 }
 
 /// A paid VOD's terms and seals, checked.
@@ -100,12 +93,7 @@ pub(super) fn manifest(
                 c.seq
             ))
         })?;
-        segments.push(PaidSegment {
-            seq: c.seq,
-            epoch: p.epoch,
-            us: c.duration_us,
-            parts: p.parts.clone(),
-        });
+        segments.push(hex::encode(&p.header));
     }
     let m = Manifest {
         version: VERSION,
@@ -145,24 +133,27 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<PaidVod, NodeError> {
             m.segments.len()
         )));
     }
+    let stream = signed.announcement.stream;
+    let mut segments = Vec::with_capacity(m.segments.len());
     for (i, s) in m.segments.iter().enumerate() {
-        if s.us == 0 || s.us > MAX_SEGMENT_US {
+        let raw = hex::decode(s).map_err(|e| bad(format!("segment {i}: {e}")))?;
+        // Decoding checks every field's range.
+        let header =
+            match GossipMessage::decode(&raw).map_err(|e| bad(format!("segment {i}: {e}")))? {
+                GossipMessage::Chunk(h) => h,
+                _ => return Err(bad(format!("segment {i}: not a chunk header"))),
+            };
+        if header.header.stream != stream || header.header.epoch.is_none() {
             return Err(bad(format!(
-                "segment {i} lasts {} µs (1..={MAX_SEGMENT_US})",
-                s.us
+                "segment {i}: a header of another stream, or of a free chunk"
             )));
         }
-        if s.parts.len() > MAX_PARTS || s.parts.contains(&0) {
-            return Err(bad(format!(
-                "segment {i} has {} parts or an empty one (at most {MAX_PARTS})",
-                s.parts.len()
-            )));
-        }
+        segments.push(PaidSegment { header });
     }
     Ok(PaidVod {
-        stream: signed.announcement.stream,
+        stream,
         offer,
-        segments: m.segments,
+        segments,
     })
 }
 
@@ -189,9 +180,22 @@ impl NodeHandle {
                 Err(e) => Err(e),
             })
             .await?;
-        let paid = bytes.map(|b| parse_manifest(&b)).transpose()?.map(Arc::new);
+        // Up to a few MB of JSON: parsed off the async workers.
+        let paid = match bytes {
+            None => None,
+            Some(b) => Some(Arc::new(
+                tokio::task::spawn_blocking(move || parse_manifest(&b))
+                    .await
+                    .map_err(|e| NodeError::Vod(format!("paywall task failed: {e}")))??,
+            )),
+        };
         super::super::lock(&self.inner.paid_vods).put(*root, paid.clone());
         Ok(paid)
+    }
+
+    /// Whether VOD `root` is paid.
+    pub async fn is_paid_vod(&self, root: &str) -> Result<bool, NodeError> {
+        Ok(self.paid_vod(&parse_cid(root)?).await?.is_some())
     }
 
     /// Whether this node's user may see `vod` in clear: its creator, or a
@@ -294,30 +298,43 @@ impl NodeHandle {
         })?;
         let sealed = self.vod_file(root, path).await?;
         let id = &vod.stream;
+        // Nothing is paid for what the creator did not sign: the header's
+        // signature, then that these bytes are the ciphertext it names.
+        let signed = &seg.header;
+        signed
+            .verify()
+            .and_then(|()| signed.check_payload(&sealed))
+            .map_err(|e| {
+                NodeError::Vod(format!(
+                    "{path}: segment not as its creator signed it ({e}): not paid for"
+                ))
+            })?;
+        let h = &signed.header;
+        let epoch = h.epoch.unwrap_or_default();
         let key = if self.is_own(id) {
-            StreamSecret::derive(self.inner.publisher.signing_key(), id).epoch_key(id, seg.epoch)
+            StreamSecret::derive(self.inner.publisher.signing_key(), id).epoch_key(id, epoch)
         } else {
             self.inner
                 .payments
                 .pay_and_key(
                     &self.inner.swarm,
                     id,
-                    seg.seq,
+                    h.seq,
                     None,
-                    seg.epoch,
-                    u64::from(seg.us),
+                    epoch,
+                    u64::from(h.duration_us),
                 )
                 .await?
         };
-        let opened = if seg.parts.is_empty() {
-            paywall::open_payload(&key, id, seg.seq, seg.epoch, &sealed)
+        let opened = if h.parts.is_empty() {
+            paywall::open_payload(&key, id, h.seq, epoch, &sealed)
         } else {
-            let sizes = seg.parts.iter().map(|p| *p as usize);
-            paywall::open_parts(&key, id, seg.seq, seg.epoch, sizes, &sealed)
+            let sizes = h.parts.iter().map(|p| p.size as usize);
+            paywall::open_parts(&key, id, h.seq, epoch, sizes, &sealed)
         };
         let plain = opened.map_err(|reason| NodeError::Undecryptable {
             stream: id.to_string(),
-            seq: seg.seq,
+            seq: h.seq,
             reason,
         })?;
         self.inner
@@ -329,15 +346,26 @@ impl NodeHandle {
 
     /// The offer of a paid stream this node created and holds a VOD of:
     /// its key server keeps selling that stream's keys.
+    /// (A map lookup for any other stream; the paywall is read once per
+    /// stream, then its offer is kept.)
     pub(crate) async fn own_paid_vod_offer(&self, stream: &StreamId) -> Option<Offer> {
-        let root = super::super::lock(&self.inner.own_paid_vods)
+        let (root, offer) = super::super::lock(&self.inner.own_paid_vods)
             .get(stream)
             .cloned()?;
-        let cid = parse_cid(&root).ok()?;
-        match self.paid_vod(&cid).await {
-            Ok(Some(v)) if &v.stream == stream => Some(v.offer.clone()),
-            _ => None,
+        if offer.is_some() {
+            return offer;
         }
+        let cid = parse_cid(&root).ok()?;
+        let offer = match self.paid_vod(&cid).await {
+            Ok(Some(v)) if &v.stream == stream => v.offer.clone(),
+            _ => return None,
+        };
+        if let Some(e) = super::super::lock(&self.inner.own_paid_vods).get_mut(stream) {
+            if e.0 == root {
+                e.1 = Some(offer.clone());
+            }
+        }
+        Some(offer)
     }
 
     /// Notes (or forgets, `root` = `None`) this node's paid VOD of
@@ -352,7 +380,7 @@ impl NodeHandle {
         let mut own = super::super::lock(&self.inner.own_paid_vods);
         match root {
             Some(r) => {
-                own.insert(id, r.to_owned());
+                own.insert(id, (r.to_owned(), None));
             }
             None => {
                 own.remove(&id);
@@ -414,18 +442,35 @@ mod tests {
             offer,
         };
         let signed = a(Some(offer.clone())).sign(&key).unwrap();
+        let header = |key: &SigningKey, stream: &StreamId, epoch: Option<u64>| {
+            vilokanam_swarm::ChunkHeader {
+                stream: stream.clone(),
+                seq: 7,
+                duration_us: 1_000_000,
+                cid: vilokanam_swarm::ChunkCid::of(b"sealed"),
+                size: 6,
+                published_at_ms: 1,
+                discontinuity: false,
+                epoch,
+                parts: vec![],
+            }
+            .sign(key)
+            .unwrap()
+        };
+        let encoded = |h: SignedHeader| GossipMessage::Chunk(h).encode();
         let chunk = |paid: bool| RecordedChunk {
             seq: 7,
             file_cid: vec![],
             tsize: 0,
             live_digest: [0; 32],
-            size: 10,
+            size: 6,
             duration_us: 1_000_000,
             discontinuity: false,
             published_ms: 1,
             paid: paid.then(|| vilokanam_storage::PaidChunk {
                 epoch: 3,
                 parts: vec![],
+                header: encoded(header(&key, &stream, Some(3))),
             }),
         };
         let good = manifest(&signed, &[chunk(true)]).unwrap();
@@ -434,15 +479,7 @@ mod tests {
             (v.stream.clone(), v.offer.clone()),
             (stream.clone(), offer.clone())
         );
-        assert_eq!(
-            v.segments[0],
-            PaidSegment {
-                seq: 7,
-                epoch: 3,
-                us: 1_000_000,
-                parts: vec![]
-            }
-        );
+        assert_eq!(v.segments[0].header, header(&key, &stream, Some(3)));
 
         // An unsealed chunk, or no offer: nothing is built.
         assert!(manifest(&signed, &[chunk(false)]).is_err());
@@ -475,16 +512,26 @@ mod tests {
         let mut f = m.clone();
         f["version"] = 2.into();
         refuse(&f, "version 2");
+        // Segments: garbage, a free chunk's header, another stream's.
         let mut f = m.clone();
-        f["segments"][0]["us"] = 0.into();
-        refuse(&f, "lasts 0");
-        f["segments"][0]["us"] = (MAX_SEGMENT_US + 1).into();
-        refuse(&f, "lasts");
-        let mut f = m.clone();
-        f["segments"][0]["parts"] = serde_json::json!([0]);
-        refuse(&f, "parts");
-        f["segments"][0]["parts"] = serde_json::json!(vec![1; MAX_PARTS + 1]);
-        refuse(&f, "parts");
+        f["segments"][0] = "zz".into();
+        refuse(&f, "segment 0");
+        f["segments"][0] = hex::encode(encoded(header(&key, &stream, None))).into();
+        refuse(&f, "of a free chunk");
+        let theirs = StreamId::new(other.verifying_key().to_bytes(), "x").unwrap();
+        f["segments"][0] = hex::encode(encoded(header(&other, &theirs, Some(3)))).into();
+        refuse(&f, "another stream");
+        f["segments"][0] = hex::encode(GossipMessage::Announce(signed.clone()).encode()).into();
+        refuse(&f, "not a chunk header");
+        // A header tampered with (a longer duration: a dearer segment)
+        // parses, but its signature fails where the node checks it,
+        // before paying.
+        let mut dearer = header(&key, &stream, Some(3));
+        dearer.header.duration_us = 30_000_000;
+        f["segments"][0] = hex::encode(encoded(dearer)).into();
+        let v = parse_manifest(&serde_json::to_vec(&f).unwrap()).unwrap();
+        assert!(v.segments[0].header.verify().is_err());
+        assert!(header(&key, &stream, Some(3)).verify().is_ok());
         m["extra"] = 1.into();
         refuse(&m, "unknown field");
         refuse(&serde_json::json!("garbage"), "invalid");

@@ -126,8 +126,10 @@ pub struct AnnouncePolicy {
     sources: HashMap<PeerId, Bucket>,
     streams: LruCache<StreamId, Seen>,
     per_creator: HashMap<[u8; 32], usize>,
-    /// VOD roots forwarded lately, and when.
-    vods: LruCache<String, Instant>,
+    /// VODs (creator, root) forwarded lately, and when: by creator too,
+    /// so one key re-announcing another's root cannot hold the real
+    /// creator's announcements back.
+    vods: LruCache<([u8; 32], String), Instant>,
     /// New-VOD buckets per creator.
     vod_creators: LruCache<[u8; 32], Bucket>,
 }
@@ -171,7 +173,7 @@ impl AnnouncePolicy {
 
     /// Records a VOD announcement this node made itself.
     pub fn on_local_vod(&mut self, now: Instant, v: &SignedVodAnnouncement) {
-        self.vods.put(v.vod.root.clone(), now);
+        self.vods.put(vod_key(v), now);
     }
 
     fn record_vod(&mut self, now: Instant, wall_ms: u64, v: &SignedVodAnnouncement) -> Verdict {
@@ -179,7 +181,7 @@ impl AnnouncePolicy {
         if v.vod.created_ms > wall_ms.saturating_add(skew) {
             return Verdict::Ignore(IgnoreReason::FromFuture);
         }
-        if let Some(at) = self.vods.get(&v.vod.root) {
+        if let Some(at) = self.vods.get(&vod_key(v)) {
             if now.duration_since(*at) < self.config.vod_min_interval {
                 return Verdict::Ignore(IgnoreReason::TooFrequent);
             }
@@ -202,7 +204,7 @@ impl AnnouncePolicy {
                 return Verdict::Ignore(IgnoreReason::CreatorLimit);
             }
         }
-        self.vods.put(v.vod.root.clone(), now);
+        self.vods.put(vod_key(v), now);
         Verdict::Accept
     }
 
@@ -315,6 +317,10 @@ impl AnnouncePolicy {
             })
             .take(now, burst, rate)
     }
+}
+
+fn vod_key(v: &SignedVodAnnouncement) -> ([u8; 32], String) {
+    (v.vod.stream.creator, v.vod.root.clone())
 }
 
 impl Bucket {
@@ -565,6 +571,17 @@ mod tests {
             p.on_vod(after, WALL, src, &vod(&key, 4, 100)),
             Verdict::Accept
         );
+        // Another key announcing the same root does not hold the real
+        // creator's next round back.
+        let squatter = SigningKey::from_bytes(&[8; 32]);
+        let mut claim = vod(&key, 5, 100).vod;
+        claim.stream = StreamId::new(squatter.verifying_key().to_bytes(), "s").unwrap();
+        let claim = claim.sign(&squatter).unwrap();
+        assert_eq!(p.on_vod(after, WALL, src, &claim), Verdict::Accept);
+        let real = vod(&key, 5, 100);
+        assert_eq!(real.vod.root, claim.vod.root);
+        let again = after + Duration::from_secs(1); // the creator's next token
+        assert_eq!(p.on_vod(again, WALL, src, &real), Verdict::Accept);
         // From the future, forged: dropped, rejected, nothing recorded.
         let n = p.tracked_vods();
         assert_eq!(
