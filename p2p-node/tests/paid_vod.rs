@@ -23,7 +23,10 @@ use vilokanam_chain::test_utils::{parts_for_test, skip_or_require, DevChain};
 use vilokanam_chain::{Endpoint, Settlement};
 use vilokanam_media::fixtures::SAMPLE_TS;
 use vilokanam_media::ts::Segmenter;
+use vilokanam_storage::unixfs::{self, Cid, CidVersion};
+use vilokanam_storage::Store;
 use vilokanam_swarm::protocols::keys::paywall::epoch_at;
+use vilokanam_swarm::protocols::live::wire::GossipMessage;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -33,6 +36,59 @@ fn now_ms() -> u64 {
 }
 
 const PRICE: u128 = 1_000_000; // 1 µTICK/s
+
+/// Builds a VOD directory as the creator's node lays it out (playlist,
+/// paywall, `000/` segments) into `store`; returns its root.
+fn repackage(store: &Store, playlist: &[u8], paywall: &[u8], segs: &[Vec<u8>]) -> String {
+    let mut blocks = vec![];
+    let mut sink = |c: &Cid, b: &[u8]| {
+        blocks.push((*c, b.to_vec()));
+        Ok(())
+    };
+    let v1 = CidVersion::V1;
+    let pl = unixfs::import_file(playlist, v1, &mut sink).unwrap();
+    let pw = unixfs::import_file(paywall, v1, &mut sink).unwrap();
+    let entries: Vec<(String, unixfs::Entry)> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                format!("{i:06}.ts"),
+                unixfs::import_file(s, v1, &mut sink).unwrap(),
+            )
+        })
+        .collect();
+    let dir = unixfs::import_directory(&entries, v1, &mut sink).unwrap();
+    let root = unixfs::import_directory(
+        &[
+            ("index.m3u8".into(), pl),
+            ("paywall.json".into(), pw),
+            ("000".into(), dir),
+        ],
+        v1,
+        &mut sink,
+    )
+    .unwrap();
+    store.recordings.write_blocks(&blocks, None).unwrap();
+    // Kept as a VOD of this node's (what is not is collected at start).
+    store
+        .vods
+        .put(&vilokanam_storage::VodRecord {
+            root: root.cid.to_string(),
+            stream: String::new(),
+            creator: String::new(),
+            title: String::new(),
+            duration_ms: 0,
+            segments: segs.len() as u64,
+            bytes: root.tsize,
+            created_ms: 0,
+            signature: String::new(),
+            ipfs_pinned: None,
+            price_per_sec: 0,
+        })
+        .unwrap();
+    root.cid.to_string()
+}
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -263,6 +319,74 @@ async fn a_paid_vod_plays_only_for_its_payer_and_pays_its_creator() {
     // What B keeps is ciphertext, as any IPFS peer would get it.
     let held = b.node.vod_file(&vod.root, "000/000000.ts").await.unwrap();
     assert_eq!(held, sealed);
+
+    // The same ciphertext repackaged by someone else, served by a third
+    // node: a paywall whose segment 1 claims to last 30 s (a dearer
+    // segment), and one whose segment 1 is segment 2's bytes. Refused
+    // before anything is paid.
+    let file = |p: String| {
+        let node = a.node.clone();
+        let root = vod.root.clone();
+        async move { node.vod_file(&root, &p).await.unwrap() }
+    };
+    let playlist = file("index.m3u8".into()).await;
+    let paywall = file("paywall.json".into()).await;
+    let mut sealed_segs = vec![];
+    for i in 0..segs.len() {
+        sealed_segs.push(file(format!("000/{i:06}.ts")).await);
+    }
+    let mut dearer: serde_json::Value = serde_json::from_slice(&paywall).unwrap();
+    let raw = hex::decode(dearer["segments"][1].as_str().unwrap()).unwrap();
+    let GossipMessage::Chunk(mut h) = GossipMessage::decode(&raw).unwrap() else {
+        panic!("a chunk header")
+    };
+    h.header.duration_us = 30_000_000;
+    dearer["segments"][1] = hex::encode(GossipMessage::Chunk(h).encode()).into();
+    let mut swapped = sealed_segs.clone();
+    swapped[1] = sealed_segs[2].clone();
+    let f_dir = tempfile::tempdir().unwrap();
+    let forged = {
+        let store = vilokanam_storage::Store::open(f_dir.path()).unwrap();
+        let r = [
+            repackage(
+                &store,
+                &playlist,
+                &serde_json::to_vec(&dearer).unwrap(),
+                &sealed_segs,
+            ),
+            repackage(&store, &playlist, &paywall, &swapped),
+        ];
+        store.flush().unwrap();
+        r
+    };
+    let b_addr = b.api.id().await.unwrap().listen[0].clone();
+    let f = Running::start_in(
+        f_dir,
+        NodeConfig {
+            bootstrap: vec![b_addr],
+            ..config()
+        },
+        None,
+    )
+    .await;
+    vilokanam_testnet::wait_until("F connected to B", Duration::from_secs(10), || {
+        let api = f.api.clone();
+        async move { Ok(!api.peers().await?.is_empty()) }
+    })
+    .await
+    .unwrap();
+    for root in &forged {
+        // Segment 0 is genuine in both: it plays (paid already).
+        assert!(b.api.vod_file(root, "000/000000.ts").await.unwrap() == segs[0].data);
+        let e = b.api.vod_file(root, "000/000001.ts").await.unwrap_err();
+        assert!(
+            e.to_string().contains("not as its creator signed it"),
+            "{root}: {e}"
+        );
+    }
+    let after: u128 = b.api.spending().await.unwrap()[0].spent.parse().unwrap();
+    assert_eq!(after, spent, "nothing paid for a forged segment");
+    f.stop().await;
 
     // Done: the last voucher reaches the creator, who holds exactly it.
     b.api.vod_unwatch(&vod.root).await.unwrap();
