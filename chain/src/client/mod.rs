@@ -354,6 +354,9 @@ pub struct Settlement {
     endpoint: String,
     // Keeps smoldot running while this client (or a clone) lives.
     _light: Option<Arc<subxt::lightclient::LightClient>>,
+    /// Held from signing a transaction until it is in a block: see
+    /// `Settlement::submit`.
+    tx_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Settlement {
@@ -439,6 +442,7 @@ impl Settlement {
             rpc,
             endpoint: name,
             _light: light,
+            tx_lock: Arc::new(tokio::sync::Mutex::new(())),
         };
         let at = this
             .retry(|| async { Ok::<_, subxt::Error>(this.api.at_current_block().await?) })

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::voucher::Voucher;
+use subxt::error::{TransactionFinalizedSuccessError, TransactionProgressError};
 
 impl Settlement {
     /// Opens a channel from `payer` on `terms`, holding its deposit and
@@ -185,6 +186,13 @@ impl Settlement {
         channel: Option<ChannelId>,
     ) -> Result<subxt::extrinsics::ExtrinsicEvents<PolkadotConfig>, SettlementError> {
         let fail = |e: subxt::Error| self.classify(e, channel);
+        // One transaction of this client's at a time, from signing until it
+        // is in a block: two signed at once by one account (a node opening
+        // its content and its bandwidth channel together) would take the
+        // same nonce where the node answers it from state (chopsticks
+        // does), and the second would be invalid. Seen once in the
+        // testnet: the viewer's channel failed to open.
+        let mut nonce_guard = Some(self.tx_lock.clone().lock_owned().await);
         let tx = self
             .retry(|| async {
                 let mut client = self.api.tx().await?;
@@ -207,7 +215,32 @@ impl Settlement {
                 Err(e) => return Err(fail(e)),
             }
         };
-        match tokio::time::timeout(FINALITY_TIMEOUT, progress.wait_for_finalized_success()).await {
+        let finalized = async move {
+            let mut progress = progress;
+            while let Some(status) = progress.next().await {
+                use subxt::error::TransactionStatusError as E;
+                use subxt::transactions::TransactionStatus as S;
+                match status.map_err(TransactionFinalizedSuccessError::from)? {
+                    // In a block: its nonce is spent, the next may sign.
+                    S::InBestBlock(_) => drop(nonce_guard.take()),
+                    S::InFinalizedBlock(b) => return Ok(b.wait_for_success().await?),
+                    S::Error { message } => {
+                        return Err(TransactionProgressError::from(E::Error(message)).into())
+                    }
+                    S::Invalid { message } => {
+                        return Err(TransactionProgressError::from(E::Invalid(message)).into())
+                    }
+                    S::Dropped { message } => {
+                        return Err(TransactionProgressError::from(E::Dropped(message)).into())
+                    }
+                    _ => {}
+                }
+            }
+            Err(TransactionFinalizedSuccessError::from(
+                TransactionProgressError::UnexpectedEndOfTransactionStatusStream,
+            ))
+        };
+        match tokio::time::timeout(FINALITY_TIMEOUT, finalized).await {
             Ok(Ok(events)) => Ok(events),
             Ok(Err(e)) => {
                 let e = subxt::Error::from(e);
