@@ -102,6 +102,12 @@ pub(crate) struct Inner {
     ipfs_pins: Arc<tokio::sync::Semaphore>,
     /// The paywalls of the last VODs played or asked about (`None`: free).
     paid_vods: Mutex<lru::LruCache<vilokanam_storage::unixfs::Cid, Option<Arc<vod::PaidVod>>>>,
+    /// When this node last announced its VODs to a new subscriber (ms).
+    vods_offered_ms: std::sync::atomic::AtomicU64,
+    /// How far players may fetch ahead in the paid VODs they play.
+    vod_paces: Mutex<
+        lru::LruCache<vilokanam_storage::unixfs::Cid, Arc<tokio::sync::Mutex<vod::paid::Pace>>>,
+    >,
     /// This node's paid VODs, by stream (their keys stay on sale): the
     /// root, and its offer once read.
     own_paid_vods: Mutex<HashMap<StreamId, (String, Option<vilokanam_swarm::Offer>)>>,
@@ -255,6 +261,11 @@ impl Node {
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             own_paid_vods: Mutex::new(HashMap::new()),
+            vods_offered_ms: Default::default(),
+            vod_paces: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
             config,
         });
         let node = NodeHandle { inner };
@@ -457,6 +468,14 @@ async fn consume(
                     _ => "other",
                 };
                 NodeMetrics::inc(&inner.metrics.rejected_from_peers, "reason", label);
+            }
+            Event::Subscribed { topic, .. }
+                if topic == vilokanam_swarm::protocols::live::wire::ANNOUNCE_TOPIC =>
+            {
+                NodeHandle {
+                    inner: inner.clone(),
+                }
+                .on_announce_subscriber();
             }
             _ => {}
         }

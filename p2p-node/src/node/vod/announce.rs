@@ -18,6 +18,8 @@ use super::{NodeError, NodeHandle};
 
 /// Own VODs announced again each round (newest first).
 pub const REANNOUNCED: usize = 16;
+/// Own VODs are announced to a newly subscribed peer at most this often.
+pub const OFFER_EVERY_MS: u64 = 10_000;
 
 /// The record a VOD announcement carries, as the creator's node stores it.
 pub fn record_of(v: &SignedVodAnnouncement) -> VodRecord {
@@ -83,21 +85,47 @@ impl NodeHandle {
 
     /// Announces this node's newest own VODs again (the announcer's round).
     pub(crate) async fn announce_own_vods(&self) {
-        let own = hex::encode(
-            self.inner
-                .publisher
-                .signing_key()
-                .verifying_key()
-                .to_bytes(),
-        );
-        let vods = self.inner.store.vods.all().unwrap_or_default();
-        for r in vods
-            .iter()
-            .filter(|r| r.creator == own && !r.signature.is_empty())
-            .take(REANNOUNCED)
-        {
-            self.announce_vod(r).await;
+        for r in self.own_signed_vods() {
+            self.announce_vod(&r).await;
         }
+    }
+
+    /// This node's newest own signed VODs (at most [`REANNOUNCED`]).
+    fn own_signed_vods(&self) -> Vec<VodRecord> {
+        let key = self.inner.publisher.signing_key().verifying_key();
+        let own = hex::encode(key.to_bytes());
+        let mut vods = self.inner.store.vods.all().unwrap_or_default();
+        vods.retain(|r| r.creator == own && !r.signature.is_empty());
+        vods.truncate(REANNOUNCED);
+        vods
+    }
+
+    /// A peer subscribed to the announce topic (a node that joined): it
+    /// hears this node's VODs now rather than at the next round (at most
+    /// once every [`OFFER_EVERY_MS`]).
+    pub(crate) fn on_announce_subscriber(&self) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering;
+            let vods = node.own_signed_vods();
+            if vods.is_empty() {
+                return;
+            }
+            let now = super::now_ms();
+            let last = node.inner.vods_offered_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < OFFER_EVERY_MS
+                || node
+                    .inner
+                    .vods_offered_ms
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                return;
+            }
+            for r in vods {
+                node.announce_vod(&r).await;
+            }
+        });
     }
 
     /// A VOD announcement the swarm checked: kept in the catalog (not this

@@ -43,6 +43,56 @@ pub const PAYWALL_FILE: &str = "paywall.json";
 const VERSION: u32 = 1;
 /// Paid VODs whose manifest a node keeps parsed.
 pub(crate) const MANIFESTS_KEPT: usize = 16;
+/// How far ahead of what it has played a player may fetch a paid VOD
+/// (media µs): hls.js buffers 30 s, and mpv would otherwise read (and
+/// this node pay for) the whole VOD within seconds of starting.
+pub const READ_AHEAD_US: u64 = 30_000_000;
+
+/// Paces a player through a paid VOD, IO-less: it may hold at most
+/// [`READ_AHEAD_US`] of media beyond what it can have played since it
+/// started (or seeked), so the node pays for seconds watched, not for a
+/// player's prefetch. What it "can have played" grows with wall time but
+/// never past what it fetched (a paused player gains nothing). A request
+/// that is not the next segment is a seek: the clock starts again there.
+#[derive(Debug, Default)]
+pub struct Pace {
+    fetched_us: u64,
+    played_us: u64,
+    at: Option<std::time::Instant>,
+    last: Option<usize>,
+}
+
+impl Pace {
+    /// Whether segment `i` (lasting `us`) may be served at `now`: `None`,
+    /// and it is counted; or how long to wait first.
+    pub fn admit(
+        &mut self,
+        now: std::time::Instant,
+        i: usize,
+        us: u32,
+    ) -> Option<std::time::Duration> {
+        if self.last == Some(i) {
+            return None; // fetched again: counted once
+        }
+        let sequential = self.last.is_some_and(|l| l + 1 == i);
+        if !sequential {
+            *self = Pace::default();
+        }
+        let elapsed = self
+            .at
+            .map_or(0, |at| now.saturating_duration_since(at).as_micros() as u64);
+        self.played_us = (self.played_us + elapsed).min(self.fetched_us);
+        self.at = Some(now);
+        let after = self.fetched_us + u64::from(us);
+        let wait = after.saturating_sub(self.played_us + READ_AHEAD_US);
+        if wait > 0 {
+            return Some(std::time::Duration::from_micros(wait));
+        }
+        self.fetched_us = after;
+        self.last = Some(i);
+        None
+    }
+}
 
 /// One segment of a paid VOD: its chunk's header as the creator signed it
 /// (checked before the segment is paid for).
@@ -298,6 +348,9 @@ impl NodeHandle {
         })?;
         let sealed = self.vod_file(root, path).await?;
         let id = &vod.stream;
+        if !self.is_own(id) {
+            self.pace(&cid, i, seg.header.header.duration_us).await;
+        }
         // Nothing is paid for what the creator did not sign: the header's
         // signature, then that these bytes are the ciphertext it names.
         let signed = &seg.header;
@@ -342,6 +395,18 @@ impl NodeHandle {
             .update_metrics(&self.inner.metrics)
             .await;
         Ok(plain)
+    }
+
+    /// Waits until segment `i` of paid VOD `root` is due for the player
+    /// ([`Pace`]): one pace per VOD (the last [`MANIFESTS_KEPT`] played).
+    async fn pace(&self, root: &Cid, i: usize, us: u32) {
+        let pace = super::super::lock(&self.inner.vod_paces)
+            .get_or_insert(*root, Default::default)
+            .clone();
+        let mut pace = pace.lock().await;
+        while let Some(wait) = pace.admit(std::time::Instant::now(), i, us) {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// The offer of a paid stream this node created and holds a VOD of:
@@ -402,6 +467,35 @@ impl NodeHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_player_is_paced_to_what_it_can_have_played_plus_the_read_ahead() {
+        let t0 = std::time::Instant::now();
+        let s = std::time::Duration::from_secs;
+        let mut p = Pace::default();
+        // 1 s segments: the first 30 at once (the read-ahead) ...
+        for i in 0..30 {
+            assert_eq!(p.admit(t0, i, 1_000_000), None, "segment {i}");
+        }
+        // ... the 31st when a second has been played.
+        assert_eq!(p.admit(t0, 30, 1_000_000), Some(s(1)));
+        assert_eq!(p.admit(t0 + s(1), 30, 1_000_000), None);
+        // Fetched again: free, and not counted twice.
+        assert_eq!(p.admit(t0 + s(1), 30, 1_000_000), None);
+        // Paused for a minute (no request): it cannot have played more
+        // than it fetched, so it gains no more than the read-ahead.
+        let later = t0 + s(61);
+        for i in 31..61 {
+            assert_eq!(p.admit(later, i, 1_000_000), None, "segment {i}");
+        }
+        assert!(p.admit(later, 61, 1_000_000).is_some());
+        // A seek starts again: the read-ahead from there.
+        assert_eq!(p.admit(later, 500, 1_000_000), None);
+        for i in 501..530 {
+            assert_eq!(p.admit(later, i, 1_000_000), None, "segment {i}");
+        }
+        assert_eq!(p.admit(later, 530, 1_000_000), Some(s(1)));
+    }
 
     #[test]
     fn segment_paths_map_to_playlist_indices() {
