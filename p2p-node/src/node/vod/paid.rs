@@ -497,6 +497,50 @@ mod tests {
         assert_eq!(p.admit(later, 530, 1_000_000), Some(s(1)));
     }
 
+    proptest::proptest! {
+        /// The paywall parser takes any bytes a peer serves: never a
+        /// panic, garbage refused.
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_a_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
+        ) {
+            let _ = parse_manifest(&bytes);
+            let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+            let stream = StreamId::new(key.verifying_key().to_bytes(), "p").unwrap();
+            let offer = Offer {
+                price_per_sec: 5,
+                payee: [1; 32],
+                genesis: [2; 32],
+                epoch_secs: 6,
+                key_servers: vec![vilokanam_swarm::protocols::live::wire::KeyServerAddr {
+                    peer_id: vec![1; 38],
+                    addrs: vec![],
+                }],
+            };
+            let signed = vilokanam_swarm::protocols::live::wire::Announcement {
+                stream,
+                title: String::new(),
+                tags: vec![],
+                codec: String::new(),
+                started_at_ms: 1,
+                updated_at_ms: 1,
+                last_seq: None,
+                ended: true,
+                offer: Some(offer),
+            }
+            .sign(&key)
+            .unwrap();
+            let mut good = manifest(&signed, &[]).unwrap();
+            proptest::prop_assert!(parse_manifest(&good).is_ok());
+            for (at, b) in flips {
+                let n = good.len();
+                good[at % n] = b;
+            }
+            let _ = parse_manifest(&good);
+        }
+    }
+
     #[test]
     fn segment_paths_map_to_playlist_indices() {
         assert_eq!(segment_index("000/000000.ts"), Some(0));
