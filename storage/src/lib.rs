@@ -28,6 +28,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod blocks;
+pub mod chat;
 mod error;
 pub mod keys;
 pub mod peers;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use blocks::Blocks;
+pub use chat::ChatStore;
 pub use error::StorageError;
 pub use keys::{load_account, load_or_create as load_or_create_keys, store_account, NodeKeys};
 pub use peers::{KnownPeer, Peers};
@@ -73,6 +75,8 @@ pub struct Store {
     pub vods: Vods,
     /// VOD records other creators announced.
     pub heard_vods: HeardVods,
+    /// Chat counters and moderation actions in force.
+    pub chat: ChatStore,
 }
 
 impl Store {
@@ -111,6 +115,7 @@ impl Store {
                     tree,
                 }
             },
+            chat: ChatStore::open(db.open_tree("chat")?),
             db,
         };
         let dropped = store.streams.migrate()?;

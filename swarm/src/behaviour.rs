@@ -37,7 +37,9 @@ pub struct VilokanamTopics;
 impl TopicSubscriptionFilter for VilokanamTopics {
     fn can_subscribe(&mut self, topic_hash: &TopicHash) -> bool {
         let t = topic_hash.as_str();
-        t == ANNOUNCE_TOPIC || StreamId::from_topic(t).is_some()
+        t == ANNOUNCE_TOPIC
+            || StreamId::from_topic(t).is_some()
+            || crate::protocols::chat::wire::stream_of_chat_topic(t).is_some()
     }
 }
 
@@ -97,6 +99,8 @@ mod composed {
         pub gossipsub: Gossipsub,
         /// Chunk payloads by CID / sequence.
         pub chunks: request_response::Behaviour<ChunkCodec>,
+        /// Chat history for late joiners.
+        pub chat_history: request_response::Behaviour<crate::protocols::chat::codec::HistoryCodec>,
         /// Paywall epoch keys for vouchers: long-lived key sessions
         /// (`protocols::keys::session`), served outside the swarm task.
         pub keys: libp2p_stream::Behaviour,
@@ -184,6 +188,16 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(cfg.request_timeout)
                     .with_max_concurrent_streams(cfg.max_chunk_streams),
+            ),
+            chat_history: request_response::Behaviour::with_codec(
+                crate::protocols::chat::codec::HistoryCodec,
+                [(
+                    crate::protocols::chat::codec::HISTORY_PROTOCOL,
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(cfg.request_timeout)
+                    .with_max_concurrent_streams(8),
             ),
             keys: libp2p_stream::Behaviour::new(),
             kad,

@@ -430,6 +430,82 @@ impl ApiClient {
         .map(|_| ())
     }
 
+    /// `POST /api/v0/streams/{stream}/chat/join`.
+    pub async fn chat_join(&self, stream: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/v0/streams/{stream}/chat/join"))),
+            "joining a chat",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DELETE /api/v0/streams/{stream}/chat/join`.
+    pub async fn chat_leave(&self, stream: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/v0/streams/{stream}/chat/join"))),
+            "leaving a chat",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /api/v0/streams/{stream}/chat`.
+    pub async fn chat(&self, stream: &str) -> Result<ChatView, ApiError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v0/streams/{stream}/chat"))),
+            "reading a chat",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/streams/{stream}/chat`.
+    pub async fn chat_send(&self, stream: &str, text: &str) -> Result<ChatMessageInfo, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/streams/{stream}/chat")))
+                .json(&ChatSend { text: text.into() }),
+            "sending a chat message",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/streams/{stream}/chat/moderate`.
+    pub async fn chat_moderate(
+        &self,
+        stream: &str,
+        action: &ChatModerate,
+    ) -> Result<ChatActionInfo, ApiError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v0/streams/{stream}/chat/moderate")))
+                .json(action),
+            "moderating a chat",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/streams/{stream}/chat/events`: the chat's events as
+    /// they happen (server-sent events), until the daemon stops or the
+    /// returned stream is dropped.
+    pub async fn chat_events(
+        &self,
+        stream: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<ChatEvent, ApiError>>, ApiError> {
+        use futures::StreamExt;
+        let resp = self
+            .send(
+                reqwest::Client::new()
+                    .get(self.url(&format!("/api/v0/streams/{stream}/chat/events"))),
+                "following a chat",
+            )
+            .await?;
+        Ok(sse_events(resp.bytes_stream()).boxed())
+    }
+
     /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
     pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
         self.send(
@@ -496,6 +572,68 @@ pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// Longest server-sent event line the client reads.
+const MAX_SSE_LINE: usize = 64 * 1024;
+
+/// Parses `data:` lines of a server-sent event stream as JSON values.
+fn sse_events<T: DeserializeOwned + Send + 'static>(
+    bytes: impl futures::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<T, ApiError>> + Send + 'static {
+    use futures::StreamExt;
+    // (bytes, buffer, ended, inside an event of another type than the
+    // default: its data is skipped, e.g. `lagged`)
+    let state = (Box::pin(bytes), Vec::<u8>::new(), false, false);
+    futures::stream::unfold(state, |(mut bytes, mut buf, done, mut other)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end();
+                if line.is_empty() {
+                    other = false;
+                    continue;
+                }
+                if let Some(name) = line.strip_prefix("event:") {
+                    other = name.trim() != "message";
+                    continue;
+                }
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                if other {
+                    continue;
+                }
+                let ev = serde_json::from_str(data.trim()).map_err(|e| ApiError::Decode {
+                    what: "a chat event".into(),
+                    reason: e.to_string(),
+                });
+                return Some((ev, (bytes, buf, false, other)));
+            }
+            if buf.len() > MAX_SSE_LINE {
+                let e = ApiError::Decode {
+                    what: "a chat event".into(),
+                    reason: format!("a line longer than {MAX_SSE_LINE} bytes"),
+                };
+                return Some((Err(e), (bytes, buf, true, other)));
+            }
+            match bytes.next().await {
+                Some(Ok(b)) => buf.extend_from_slice(&b),
+                Some(Err(e)) => {
+                    let e = ApiError::Decode {
+                        what: "a chat event".into(),
+                        reason: e.to_string(),
+                    };
+                    return Some((Err(e), (bytes, buf, true, other)));
+                }
+                None => return None,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +659,33 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ApiError::Unreachable { .. }));
         assert!(e.to_string().contains("is the daemon running"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn server_sent_events_are_parsed_and_other_event_types_skipped() {
+        use futures::StreamExt;
+        let body = "data: {\"type\":\"message\",\"stream\":\"s\",\"sender\":\"ab\",\"seq\":1,\"sent_ms\":2,\"text\":\"hi\",\"from_history\":false}\n\n\
+                    event: lagged\ndata: 3\n\n: keep-alive\n\n\
+                    data: {\"type\":\"moderation\",\"stream\":\"s\",\"issuer\":\"cd\",\"issued_ms\":5,\"action\":\"slow_mode\",\"secs\":10}\n\n";
+        // Split anywhere: lines cross chunk boundaries.
+        let chunks: Vec<reqwest::Result<Bytes>> = body
+            .as_bytes()
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let evs: Vec<Result<ChatEvent, ApiError>> =
+            sse_events(futures::stream::iter(chunks)).collect().await;
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert!(matches!(&evs[0], Ok(ChatEvent::Message(m)) if m.text == "hi" && m.seq == 1));
+        assert!(matches!(
+            &evs[1],
+            Ok(ChatEvent::Moderation(a)) if a.action == ChatModerate::SlowMode { secs: 10 }
+        ));
+        // A line without an end, longer than the cap: an error, then the end.
+        let long = vec![Ok(Bytes::from(vec![b'x'; MAX_SSE_LINE + 10]))];
+        let evs: Vec<Result<ChatEvent, ApiError>> =
+            sse_events(futures::stream::iter(long)).collect().await;
+        assert_eq!(evs.len(), 1);
+        assert!(evs[0].is_err());
     }
 }

@@ -15,6 +15,12 @@
 //! | GET | `/streams/{stream}/live.m3u8` | → live HLS playlist of a watched stream |
 //! | GET | `/streams/{stream}/{seq}.ts` | → one segment |
 //! | GET | `/streams/{stream}/chunks` | → `[`[`ChunkInfo`]`]` |
+//! | POST | `/api/v0/streams/{stream}/chat/join` | → 204: take part in its chat (watching or publishing a stream joins it too) |
+//! | DELETE | `/api/v0/streams/{stream}/chat/join` | → 204: leave it |
+//! | GET | `/api/v0/streams/{stream}/chat` | → [`ChatView`]: recent messages, moderators, actions in force |
+//! | POST | `/api/v0/streams/{stream}/chat` | [`ChatSend`] → [`ChatMessageInfo`] (refused with the rule it breaks) |
+//! | POST | `/api/v0/streams/{stream}/chat/moderate` | [`ChatModerate`] → [`ChatActionInfo`] |
+//! | GET | `/api/v0/streams/{stream}/chat/events` | → server-sent events, each a [`ChatEvent`] |
 //! | GET | `/metrics` | → Prometheus text |
 
 use serde::{Deserialize, Serialize};
@@ -474,4 +480,110 @@ pub struct NodeStats {
     pub store_bytes: u64,
     /// HTTP requests being served (this one included).
     pub http_in_flight: usize,
+}
+
+/// One chat message as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessageInfo {
+    /// The stream whose chat it is in.
+    pub stream: String,
+    /// The sender's key (hex).
+    pub sender: String,
+    /// The sender's counter (with `sender`, names the message).
+    pub seq: u64,
+    /// When it was sent (unix ms, by the sender's clock).
+    pub sent_ms: u64,
+    /// The text.
+    pub text: String,
+    /// Received in a peer's history answer (sent before this node joined).
+    pub from_history: bool,
+}
+
+/// One moderation action as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatActionInfo {
+    /// The stream whose chat it applies to.
+    pub stream: String,
+    /// Who issued it (hex): the creator or a moderator.
+    pub issuer: String,
+    /// When (unix ms).
+    pub issued_ms: u64,
+    /// What it does, as requested ([`ChatModerate`]).
+    #[serde(flatten)]
+    pub action: ChatModerate,
+}
+
+/// `GET /api/v0/streams/{stream}/chat`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatView {
+    /// Recent messages (up to 200), oldest first.
+    pub messages: Vec<ChatMessageInfo>,
+    /// The moderators the creator named (hex keys).
+    pub moderators: Vec<String>,
+    /// Actions in force.
+    pub actions: Vec<ChatActionInfo>,
+}
+
+/// `POST /api/v0/streams/{stream}/chat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSend {
+    /// At most 500 characters, no control characters.
+    pub text: String,
+}
+
+/// `POST /api/v0/streams/{stream}/chat/moderate`: what to do. Signed with
+/// this node's creator key, which must be the stream's creator or one of
+/// its moderators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ChatModerate {
+    /// The key (hex) may not chat until unbanned.
+    Ban {
+        /// Creator key (hex) of the sender.
+        target: String,
+    },
+    /// Lifts a ban or timeout.
+    Unban {
+        /// Key (hex).
+        target: String,
+    },
+    /// The key may not chat for `secs` (1 s to two weeks).
+    Timeout {
+        /// Key (hex).
+        target: String,
+        /// Seconds.
+        secs: u32,
+    },
+    /// Removes one message (sender and counter) everywhere.
+    Delete {
+        /// Sender key (hex).
+        sender: String,
+        /// Its counter.
+        seq: u64,
+    },
+    /// One message per `secs` per viewer (0 turns it off; at most 120).
+    SlowMode {
+        /// Seconds.
+        secs: u32,
+    },
+    /// Names a moderator (the creator only).
+    AddModerator {
+        /// Key (hex).
+        key: String,
+    },
+    /// Removes a moderator (the creator only).
+    RemoveModerator {
+        /// Key (hex).
+        key: String,
+    },
+}
+
+/// A server-sent event of `GET /api/v0/streams/{stream}/chat/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// A message to show.
+    Message(ChatMessageInfo),
+    /// A moderation action took effect (remove what it removes).
+    Moderation(ChatActionInfo),
 }

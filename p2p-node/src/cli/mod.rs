@@ -3,6 +3,7 @@
 //! (through [`vilokanam_api::ApiClient`]) or of the chain.
 
 pub mod chain;
+pub mod chat;
 pub mod daemon;
 pub mod publish;
 pub mod vod;
@@ -54,6 +55,11 @@ enum Command {
     Watch(watch::WatchCmd),
     /// Stop following a stream.
     Unwatch(watch::UnwatchCmd),
+    /// A stream's chat: follow and type, say one line, moderate.
+    Chat {
+        #[command(subcommand)]
+        action: chat::ChatCmd,
+    },
     /// VODs: list, play, export as CAR.
     Vod {
         #[command(subcommand)]
@@ -276,6 +282,7 @@ pub async fn main() -> Result<()> {
         Command::Watch(cmd) => cmd.run().await,
         Command::Unwatch(cmd) => cmd.run().await,
         Command::Vod { action } => vod::run(action).await,
+        Command::Chat { action } => chat::run(action).await,
         Command::Streams { api } => watch::streams(&api.client()).await,
         Command::Spending { api } => watch::spending(&api.client()).await,
         Command::Earnings { api, claim } => watch::earnings(&api.client(), claim).await,

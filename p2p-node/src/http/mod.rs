@@ -11,6 +11,7 @@
 //! origin are refused (a page must not make your node watch or publish).
 
 mod bandwidth;
+mod chat;
 mod node;
 mod playback;
 mod publish;
@@ -66,7 +67,9 @@ impl From<NodeError> for HttpError {
                 vilokanam_storage::unixfs::UnixfsError::WrongKind(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::BAD_GATEWAY,
             },
-            NodeError::Vod(_) => StatusCode::BAD_REQUEST,
+            NodeError::Vod(_) | NodeError::InvalidChat(_) => StatusCode::BAD_REQUEST,
+            NodeError::ChatRefused(_) => StatusCode::FORBIDDEN,
+            NodeError::NotInChat(_) => StatusCode::NOT_FOUND,
             NodeError::ReloadTooFar { .. } => StatusCode::BAD_REQUEST,
             NodeError::ReloadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,15 +94,24 @@ pub(crate) struct Api {
     pub(crate) node: NodeHandle,
     in_flight: Arc<AtomicUsize>,
     requests: Arc<Semaphore>,
+    /// Turns true when the server starts its graceful shutdown: streaming
+    /// answers (server-sent events) end then, or the shutdown would wait
+    /// for their listeners.
+    pub(crate) closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Builds the router over `node`.
 pub fn router(node: NodeHandle) -> Router {
+    router_closing(node, Arc::new(tokio::sync::watch::channel(false).0))
+}
+
+fn router_closing(node: NodeHandle, closing: Arc<tokio::sync::watch::Sender<bool>>) -> Router {
     let max = node.config().http_max_requests.max(1);
     let api = Api {
         node,
         in_flight: Arc::new(AtomicUsize::new(0)),
         requests: Arc::new(Semaphore::new(max)),
+        closing,
     };
     Router::new()
         .merge(node::routes())
@@ -108,6 +120,7 @@ pub fn router(node: NodeHandle) -> Router {
         .merge(publish::routes())
         .merge(playback::routes())
         .merge(vod::routes())
+        .merge(chat::routes())
         .fallback(|| async {
             HttpError(
                 StatusCode::NOT_FOUND,
@@ -314,8 +327,13 @@ pub async fn serve(
     node: NodeHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(shutdown)
+    let closing = Arc::new(tokio::sync::watch::channel(false).0);
+    let signal = closing.clone();
+    axum::serve(listener, router_closing(node, closing))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signal.send(true);
+        })
         .await
 }
 

@@ -190,6 +190,16 @@ pub enum NodeError {
     /// A VOD operation failed.
     #[error("VOD: {0}")]
     Vod(String),
+    /// A chat message or action is malformed (too long, a bad key, ...).
+    #[error("invalid chat input: {0}")]
+    InvalidChat(String),
+    /// The chat's rules refuse it (banned, rate limit, slow mode, not a
+    /// moderator, ...), as every peer would.
+    #[error("refused by the chat's rules: {0}")]
+    ChatRefused(String),
+    /// This node is not in that stream's chat.
+    #[error("this node is not in the chat of {0} (join it: POST /api/v0/streams/{0}/chat/join)")]
+    NotInChat(String),
     /// No VOD with this root is held here.
     #[error("no VOD {root} is held here")]
     NoVod {

@@ -67,6 +67,8 @@ pub struct NodeMetrics {
     pub vods_built: Counter,
     /// VODs other creators announced, new to this node.
     pub vods_heard: Counter,
+    /// Chat messages shown (own, live and from history).
+    pub chat_messages: Counter,
     /// Bytes recorded against the quota.
     pub recorded_bytes: Gauge,
 }
@@ -100,6 +102,11 @@ impl NodeMetrics {
             "vods_heard",
             "VODs other creators announced, new to this node",
             m.vods_heard.clone(),
+        );
+        r.register(
+            "chat_messages",
+            "Chat messages shown (own, live and from history)",
+            m.chat_messages.clone(),
         );
         r.register(
             "recorded_bytes",

@@ -19,6 +19,7 @@
 pub mod announcer;
 pub mod bandwidth;
 pub mod catalog;
+pub mod chat;
 pub mod error;
 pub mod metrics;
 pub mod offer;
@@ -111,6 +112,8 @@ pub(crate) struct Inner {
     /// This node's paid VODs, by stream (their keys stay on sale): the
     /// root, and its offer once read.
     own_paid_vods: Mutex<HashMap<StreamId, (String, Option<vilokanam_swarm::Offer>)>>,
+    /// Chat: the signing key, its proof of work, the API's event channel.
+    chat: chat::ChatDesk,
 }
 
 /// The node; see the module docs.
@@ -261,6 +264,7 @@ impl Node {
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             own_paid_vods: Mutex::new(HashMap::new()),
+            chat: chat::ChatDesk::new(keys.creator.clone()),
             vods_offered_ms: Default::default(),
             vod_paces: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)
@@ -410,6 +414,17 @@ async fn consume(
             Event::ChunkMissing { stream, seq } => {
                 lock(&inner.playback).on_missing(&stream, seq);
             }
+            Event::ChatMessage {
+                message,
+                from_history,
+            } => NodeHandle {
+                inner: inner.clone(),
+            }
+            .on_chat_message(&message, from_history),
+            Event::ChatModeration { action } => NodeHandle {
+                inner: inner.clone(),
+            }
+            .on_chat_action(*action),
             Event::VodAnnounced { vod, .. } => {
                 let node = NodeHandle {
                     inner: inner.clone(),
@@ -819,6 +834,9 @@ impl NodeHandle {
                 None => caps.remove(&id),
             };
         }
+        if let Err(e) = self.chat_join_id(&id).await {
+            warn!(stream = %id, error = %e, "cannot join the stream's chat");
+        }
         info!(stream = %id, "watching");
         Ok(id)
     }
@@ -908,6 +926,9 @@ impl NodeHandle {
             self.publish_closed(closed).await;
         }
         self.send_announcement(started.announcement).await?;
+        if let Err(e) = self.chat_join_id(&id).await {
+            warn!(stream = %id, error = %e, "cannot join the stream's chat");
+        }
         Ok((id, started.next_seq))
     }
 

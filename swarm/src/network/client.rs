@@ -56,6 +56,9 @@ pub enum SwarmError {
         /// Why.
         reason: String,
     },
+    /// The chat refused a message or action (with the rule it broke).
+    #[error("chat: {0}")]
+    Chat(String),
     /// Subscribing to a topic failed.
     #[error("subscribing to {topic}: {reason}")]
     Subscribe {
@@ -152,6 +155,25 @@ pub enum Command {
     AnnounceVod(
         Box<SignedVodAnnouncement>,
         oneshot::Sender<Result<(), SwarmError>>,
+    ),
+    /// Join a stream's chat (and ask a peer for its history).
+    ChatJoin(StreamId, oneshot::Sender<Result<bool, SwarmError>>),
+    /// Leave a stream's chat.
+    ChatLeave(StreamId, oneshot::Sender<()>),
+    /// Send a chat message this node signed.
+    ChatSend(
+        Box<crate::protocols::chat::wire::SignedChatMessage>,
+        oneshot::Sender<Result<(), SwarmError>>,
+    ),
+    /// Publish a moderation action this node signed.
+    ChatModerate(
+        Box<crate::protocols::chat::wire::SignedModAction>,
+        oneshot::Sender<Result<(), SwarmError>>,
+    ),
+    /// The chat's state for the API: history and moderators.
+    ChatState(
+        StreamId,
+        oneshot::Sender<Option<(crate::protocols::chat::wire::HistoryResponse, Vec<[u8; 32]>)>>,
     ),
     /// One held chunk.
     Chunk(StreamId, u64, oneshot::Sender<Option<Arc<Chunk>>>),
@@ -315,6 +337,47 @@ impl Client {
     pub async fn announce_vod(&self, v: SignedVodAnnouncement) -> Result<(), SwarmError> {
         self.call(|tx| Command::AnnounceVod(Box::new(v), tx))
             .await?
+    }
+
+    /// Joins `stream`'s chat: subscribes, and asks a peer in it for the
+    /// recent history (delivered as [`crate::Event::ChatMessage`]s).
+    /// `Ok(false)`: this node was in it already.
+    pub async fn chat_join(&self, stream: StreamId) -> Result<bool, SwarmError> {
+        self.call(|tx| Command::ChatJoin(stream, tx)).await?
+    }
+
+    /// Leaves `stream`'s chat.
+    pub async fn chat_leave(&self, stream: StreamId) -> Result<(), SwarmError> {
+        self.call(|tx| Command::ChatLeave(stream, tx)).await
+    }
+
+    /// Sends a chat message this node signed, after the checks every peer
+    /// applies (refused with the rule it broke).
+    pub async fn chat_send(
+        &self,
+        m: crate::protocols::chat::wire::SignedChatMessage,
+    ) -> Result<(), SwarmError> {
+        self.call(|tx| Command::ChatSend(Box::new(m), tx)).await?
+    }
+
+    /// Publishes a moderation action this node signed (refused if it would
+    /// not take effect).
+    pub async fn chat_moderate(
+        &self,
+        a: crate::protocols::chat::wire::SignedModAction,
+    ) -> Result<(), SwarmError> {
+        self.call(|tx| Command::ChatModerate(Box::new(a), tx))
+            .await?
+    }
+
+    /// The chat's recent messages, actions in force and moderators
+    /// (`None`: not in that chat).
+    pub async fn chat_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<Option<(crate::protocols::chat::wire::HistoryResponse, Vec<[u8; 32]>)>, SwarmError>
+    {
+        self.call(|tx| Command::ChatState(stream, tx)).await
     }
 
     /// A chunk held for `stream`, if any.

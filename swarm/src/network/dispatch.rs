@@ -58,6 +58,29 @@ impl EventLoop {
                 let r = self.live.announce_vod(&mut ctx!(self), now(), &v);
                 let _ = reply.send(r);
             }
+            Command::ChatJoin(stream, reply) => {
+                let _ = reply.send(self.chat.join(&mut ctx!(self), now(), stream));
+            }
+            Command::ChatLeave(stream, reply) => {
+                self.chat.leave(&mut ctx!(self), &stream);
+                let _ = reply.send(());
+            }
+            Command::ChatSend(m, reply) => {
+                let _ = reply.send(self.chat.send(&mut ctx!(self), now(), *m));
+            }
+            Command::ChatModerate(a, reply) => {
+                let _ = reply.send(self.chat.moderate(&mut ctx!(self), *a));
+            }
+            Command::ChatState(stream, reply) => {
+                let core = self.chat.core();
+                let state = core.joined(&stream).then(|| {
+                    (
+                        core.history(&stream, crate::protocols::chat::wire::MAX_HISTORY),
+                        core.moderators(&stream),
+                    )
+                });
+                let _ = reply.send(state);
+            }
             Command::Chunk(stream, seq, reply) => {
                 let _ = reply.send(self.live.chunk(&stream, seq));
             }
@@ -204,15 +227,34 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                self.live.on_gossip(
-                    &mut ctx!(self),
-                    now(),
-                    propagation_source,
-                    message_id,
-                    message,
-                );
+                if message
+                    .topic
+                    .as_str()
+                    .starts_with(crate::protocols::chat::wire::CHAT_TOPIC_PREFIX)
+                {
+                    self.chat.on_gossip(
+                        &mut ctx!(self),
+                        now(),
+                        propagation_source,
+                        message_id,
+                        message,
+                    );
+                } else {
+                    self.live.on_gossip(
+                        &mut ctx!(self),
+                        now(),
+                        propagation_source,
+                        message_id,
+                        message,
+                    );
+                }
+            }
+            BehaviourEvent::ChatHistory(ev) => {
+                self.chat.on_history_event(&mut ctx!(self), now(), ev);
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic, .. }) => {
+                self.chat
+                    .on_subscribed(&mut ctx!(self), peer_id, topic.as_str());
                 self.live
                     .on_subscribed(&mut ctx!(self), now(), peer_id, topic.as_str());
             }

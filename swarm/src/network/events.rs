@@ -118,6 +118,27 @@ pub enum Event {
         /// The voucher.
         payment: BandwidthPayment,
     },
+    /// A chat message to show (checked, in its sender's order, once).
+    ChatMessage {
+        /// The message as its sender signed it.
+        message: Box<crate::protocols::chat::wire::SignedChatMessage>,
+        /// From a peer's history answer (sent before this node joined).
+        from_history: bool,
+    },
+    /// A well-signed chat message or action was not relayed, and why
+    /// (banned, rate limit, not a moderator, ...; for diagnostics and
+    /// tests, dropped when the node lags).
+    ChatDropped {
+        /// The peer it came from.
+        peer: PeerId,
+        /// Why.
+        reason: crate::protocols::chat::Drop,
+    },
+    /// A moderation action took effect in a chat.
+    ChatModeration {
+        /// The action as its issuer signed it.
+        action: Box<crate::protocols::chat::wire::SignedModAction>,
+    },
     /// A remote peer subscribed to a Vilokanam topic (for tests and
     /// diagnostics; dropped when the node lags).
     Subscribed {
@@ -149,6 +170,9 @@ impl Event {
             | Event::Subscribed { .. } => false,
             // Creators announce their VODs again for late joiners.
             Event::VodAnnounced { .. } => false,
+            // A lost one is a message not shown or a ban not applied.
+            Event::ChatMessage { .. } | Event::ChatModeration { .. } => true,
+            Event::ChatDropped { .. } => false,
         }
     }
 
@@ -167,6 +191,9 @@ impl Event {
             Event::Verified { .. } => "verified",
             Event::PaymentDemanded { .. } => "payment_demanded",
             Event::PaymentReceived { .. } => "payment_received",
+            Event::ChatMessage { .. } => "chat_message",
+            Event::ChatDropped { .. } => "chat_dropped",
+            Event::ChatModeration { .. } => "chat_moderation",
         }
     }
 }

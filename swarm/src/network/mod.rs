@@ -42,6 +42,7 @@ use crate::behaviour::{Behaviour, BehaviourConfig};
 use crate::build::build_swarm;
 use crate::metrics::Metrics;
 use crate::protocols::bandwidth::LedgerConfig;
+use crate::protocols::chat::actor::ChatActor;
 use crate::protocols::keys::session::{KeyClient, KeySessionConfig};
 use crate::protocols::live::actor::LiveActor;
 use crate::protocols::live::announce::AnnounceConfig;
@@ -83,6 +84,8 @@ pub struct Config {
     /// What this node charges for serving payloads, and the credit
     /// ledger's bounds (default: free).
     pub bandwidth: LedgerConfig,
+    /// Chat: rates and bounds.
+    pub chat: crate::protocols::chat::ChatConfig,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             keys: KeySessionConfig::default(),
             bandwidth: LedgerConfig::default(),
             bitswap: crate::protocols::bitswap::BitswapConfig::default(),
+            chat: crate::protocols::chat::ChatConfig::default(),
         }
     }
 }
@@ -149,6 +153,7 @@ pub fn new(
         },
         ev_rx,
         EventLoop {
+            chat: ChatActor::new(config.chat.clone()),
             swarm,
             config,
             live,
@@ -168,6 +173,7 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: Config,
     live: LiveActor,
+    chat: ChatActor,
     commands: mpsc::Receiver<Command>,
     events: Emitter,
     metrics: Metrics,
@@ -214,6 +220,7 @@ impl EventLoop {
                 _ = tick.tick() => {
                     Metrics::inc(&self.metrics.loop_branch, "branch", "tick");
                     self.live.tick(&mut ctx!(self), now());
+                    self.chat.tick(&mut ctx!(self), now());
                 }
                 _ = discovery.tick(), if self.config.discovery => {
                     Metrics::inc(&self.metrics.loop_branch, "branch", "discovery");

@@ -4,9 +4,11 @@
 //! - [`live`]: live streams (announce, then pull);
 //! - [`keys`]: the paywall of paid streams (epoch keys for vouchers);
 //! - [`bandwidth`]: fees for serving payloads, paid per verified byte;
+//! - [`chat`]: live chat with moderation every node enforces;
 //! - [`bitswap`]: IPFS block exchange (VOD blocks, with Kubo and Helia).
 
 pub mod bandwidth;
 pub mod bitswap;
+pub mod chat;
 pub mod keys;
 pub mod live;

@@ -114,7 +114,7 @@ pub enum WireError {
     BadCreatorKey,
 }
 
-fn field(field: &'static str, reason: impl Into<String>) -> WireError {
+pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> WireError {
     WireError::Field {
         field,
         reason: reason.into(),
@@ -421,14 +421,14 @@ impl ChunkHeader {
     }
 }
 
-fn signing_bytes<T: Serialize>(domain: &[u8], value: &T) -> Vec<u8> {
+pub(crate) fn signing_bytes<T: Serialize>(domain: &[u8], value: &T) -> Vec<u8> {
     let mut out = domain.to_vec();
     // postcard cannot fail on our plain structs except on OOM.
     out.extend(postcard::to_stdvec(value).unwrap_or_default());
     out
 }
 
-fn verify(creator: &[u8; 32], msg: &[u8], sig: &Sig) -> Result<(), WireError> {
+pub(crate) fn verify(creator: &[u8; 32], msg: &[u8], sig: &Sig) -> Result<(), WireError> {
     let key = VerifyingKey::from_bytes(creator).map_err(|_| WireError::BadCreatorKey)?;
     key.verify_strict(msg, &Signature::from_bytes(&sig.0))
         .map_err(|_| WireError::BadSignature)
@@ -864,14 +864,17 @@ pub enum ChunkResponse {
 }
 
 /// Encodes a postcard body with the version prefix.
-fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![WIRE_VERSION];
     out.extend(postcard::to_stdvec(value).unwrap_or_default());
     out
 }
 
 /// Decodes a versioned postcard body, checking `limit` first.
-fn decode_versioned<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: usize) -> Result<T, WireError> {
+pub(crate) fn decode_versioned<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: usize,
+) -> Result<T, WireError> {
     if bytes.len() > limit {
         return Err(WireError::TooLarge {
             len: bytes.len(),
@@ -1094,6 +1097,26 @@ pub fn fuzz_decode_all(data: &[u8]) {
         _ => {}
     }
     let _ = ChunkRequest::decode(data);
+    {
+        use crate::protocols::chat::wire::{ChatGossip, HistoryRequest, HistoryResponse};
+        match ChatGossip::decode(data) {
+            Ok(ChatGossip::Message(m)) => {
+                assert!(m.message.validate().is_ok(), "{m:?} decoded out of range");
+                let _ = m.verify();
+            }
+            Ok(ChatGossip::Mod(a)) => {
+                assert!(a.action.validate().is_ok(), "{a:?} decoded out of range");
+                let _ = a.verify();
+            }
+            Err(_) => {}
+        }
+        let _ = HistoryRequest::decode(data);
+        if let Ok(h) = HistoryResponse::decode(data) {
+            for m in &h.messages {
+                let _ = m.verify();
+            }
+        }
+    }
     match ChunkResponse::decode(Bytes::copy_from_slice(data)) {
         Ok(ChunkResponse::Found { header, payload }) => {
             let _ = header.check_payload(&payload);

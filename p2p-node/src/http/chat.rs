@@ -1,0 +1,98 @@
+//! Chat: `POST|DELETE /api/v0/streams/{stream}/chat/join`, `GET|POST
+//! /api/v0/streams/{stream}/chat` (the recent messages; send one),
+//! `POST /api/v0/streams/{stream}/chat/moderate` and `GET
+//! /api/v0/streams/{stream}/chat/events` (server-sent events, one JSON
+//! [`ChatEvent`] each).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use vilokanam_api::{ChatActionInfo, ChatEvent, ChatMessageInfo, ChatModerate, ChatSend, ChatView};
+
+use super::{Api, HttpResult};
+
+pub(super) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v0/streams/{stream}/chat", get(view).post(send))
+        .route(
+            "/api/v0/streams/{stream}/chat/join",
+            post(join).delete(leave),
+        )
+        .route("/api/v0/streams/{stream}/chat/moderate", post(moderate))
+        .route("/api/v0/streams/{stream}/chat/events", get(events))
+}
+
+async fn join(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<StatusCode> {
+    api.node.chat_join(&stream).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn leave(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<StatusCode> {
+    api.node.chat_leave(&stream).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn view(State(api): State<Api>, Path(stream): Path<String>) -> HttpResult<Json<ChatView>> {
+    Ok(Json(api.node.chat_view(&stream).await?))
+}
+
+async fn send(
+    State(api): State<Api>,
+    Path(stream): Path<String>,
+    Json(body): Json<ChatSend>,
+) -> HttpResult<Json<ChatMessageInfo>> {
+    Ok(Json(api.node.chat_send(&stream, &body.text).await?))
+}
+
+async fn moderate(
+    State(api): State<Api>,
+    Path(stream): Path<String>,
+    Json(body): Json<ChatModerate>,
+) -> HttpResult<Json<ChatActionInfo>> {
+    Ok(Json(api.node.chat_moderate(&stream, &body).await?))
+}
+
+/// The chat's events as server-sent events. A listener that falls more
+/// than the buffer behind gets a `lagged` event (with how many it missed)
+/// and goes on; the stream ends when the node stops.
+async fn events(
+    State(api): State<Api>,
+    Path(stream): Path<String>,
+) -> HttpResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id = api.node.chat_join(&stream).await?;
+    let (rx, stop) = api.node.chat_events();
+    let closing = api.closing.subscribe();
+    let state = (rx, stop, closing, id);
+    let s = futures::stream::unfold(state, |(mut rx, mut stop, mut closing, id)| async move {
+        loop {
+            if *stop.borrow() || *closing.borrow() {
+                return None;
+            }
+            let ev = tokio::select! {
+                r = rx.recv() => r,
+                _ = stop.changed() => return None,
+                _ = closing.changed() => return None,
+            };
+            match ev {
+                Ok((s, ev)) if s == id => {
+                    let data = serde_json::to_string::<ChatEvent>(&ev).unwrap_or_default();
+                    return Some((Ok(Event::default().data(data)), (rx, stop, closing, id)));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    let ev = Event::default().event("lagged").data(n.to_string());
+                    return Some((Ok(ev), (rx, stop, closing, id)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
