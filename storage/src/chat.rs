@@ -29,6 +29,9 @@ pub const MAX_ACTIONS: usize = 50_000;
 pub struct ChatStore {
     pub(crate) tree: sled::Tree,
     pub(crate) actions: Arc<AtomicUsize>,
+    /// One action write at a time: a ban and the unban right after it are
+    /// compared and written in order, never interleaved.
+    writing: Arc<std::sync::Mutex<()>>,
 }
 
 fn seq_key(stream: &str) -> Vec<u8> {
@@ -45,6 +48,7 @@ impl ChatStore {
         ChatStore {
             tree,
             actions: Arc::new(AtomicUsize::new(n)),
+            writing: Arc::default(),
         }
     }
 
@@ -88,7 +92,9 @@ impl ChatStore {
     }
 
     /// Keeps the newest action on `subject` in `stream`'s chat (an older
-    /// one than held is ignored). Returns whether it was kept.
+    /// one than held is ignored; of two issued in the same millisecond the
+    /// one whose last 64 bytes, its signature, are greater, as the chat's
+    /// core decides). Returns whether it was kept.
     pub fn keep_action(
         &self,
         stream: &str,
@@ -96,6 +102,7 @@ impl ChatStore {
         issued_ms: u64,
         bytes: &[u8],
     ) -> Result<bool, StorageError> {
+        let _one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let prefix = act_prefix(stream);
         let key = [prefix.as_slice(), subject].concat();
         let held = self.tree.get(&key)?;
@@ -104,7 +111,8 @@ impl ChatStore {
                 .get(..8)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map_or(0, u64::from_be_bytes);
-            if at > issued_ms {
+            let sig = |b: &[u8]| b[b.len().saturating_sub(64)..].to_vec();
+            if at > issued_ms || (at == issued_ms && sig(&h[8..]) >= sig(bytes)) {
                 return Ok(false);
             }
         } else if self.actions.load(Ordering::Relaxed) >= MAX_ACTIONS {
@@ -199,10 +207,15 @@ mod tests {
         assert!(s.chat.keep_action("a", b"ban/1", 10, b"ten").unwrap());
         assert!(!s.chat.keep_action("a", b"ban/1", 5, b"five").unwrap());
         assert!(s.chat.keep_action("a", b"ban/1", 12, b"twelve").unwrap());
+        // The same millisecond: the greater signature (last bytes) wins,
+        // whatever the order they come in.
+        assert!(s.chat.keep_action("a", b"ban/1", 12, b"twelvf").unwrap());
+        assert!(!s.chat.keep_action("a", b"ban/1", 12, b"twelve").unwrap());
+        assert!(!s.chat.keep_action("a", b"ban/1", 12, b"twelvf").unwrap());
         assert!(s.chat.keep_action("a", b"slow", 11, b"slow").unwrap());
         assert_eq!(
             s.chat.actions("a").unwrap(),
-            vec![b"slow".to_vec(), b"twelve".to_vec()]
+            vec![b"slow".to_vec(), b"twelvf".to_vec()]
         );
         assert!(s.chat.actions("ab").unwrap().is_empty());
         assert_eq!(s.chat.action_count(), 2);

@@ -246,6 +246,23 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
             !has(&n.events, troll.id(), banned.message.seq),
             "node {i} showed a banned message"
         );
+        // It stopped at D: the other nodes never had it to drop (they know
+        // the ban too, so showing nothing alone would not tell).
+        if i != 3 {
+            let got_it = n.events.snapshot().iter().any(|e| {
+                matches!(
+                    e,
+                    Event::ChatDropped {
+                        reason: Drop::Banned,
+                        ..
+                    }
+                )
+            });
+            assert!(
+                !got_it,
+                "node {i} received the banned message: D relayed it"
+            );
+        }
         assert!(
             !actions(&n.events).contains(&fake_ban),
             "node {i} applied a stranger's ban"

@@ -952,6 +952,21 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     println!("  mpv {url}");
     println!("  vlc {url}");
     println!("  ffplay {url}");
+    // Chat: the creator greets and the viewer answers, across the relays
+    // (each node carries the chat of the streams it follows).
+    let host = t.api(0)?;
+    for (who, text) in [
+        (&host, "welcome to the Vilokanam testnet"),
+        (&api, "hello from the viewer"),
+    ] {
+        if let Err(e) = who.chat_send(&stream, text).await {
+            println!("(chat: {e})");
+        }
+    }
+    println!(
+        "Chat in it: vilokanam chat open {stream} --api {}",
+        t.node(viewer)?.api_addr
+    );
     println!("(Ctrl-C stops the testnet)");
     // The viewer's node pays for what its player fetches: a built-in
     // player keeps it paying while no real player is open (a real one
@@ -988,6 +1003,10 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                 if let Ok(info) = api.stream(&stream).await {
                     println!("  {}", info.latency_summary());
                 }
+                if let Ok(chat) = api.chat(&stream).await {
+                    let last = chat.messages.last().map(|m| m.text.as_str()).unwrap_or("");
+                    println!("  chat: {} messages at the viewer, last: {last:?}", chat.messages.len());
+                }
                 if let Some(p) = &paid {
                     println!("  {}", payment_line(&api, &creator, &stream).await);
                     if !p.relays.is_empty() {
@@ -1006,6 +1025,20 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
                 println!("publisher exited: {r:?}");
                 break;
             }
+        }
+    }
+    // The creator's greeting crossed the relays to the viewer's chat (a
+    // timed run, as the tests run it, fails otherwise).
+    if outcome.is_ok() && opts.duration.is_some() {
+        let greeted = api.chat(&stream).await.is_ok_and(|c| {
+            c.messages
+                .iter()
+                .any(|m| m.text == "welcome to the Vilokanam testnet")
+        });
+        if !greeted {
+            outcome = Err(anyhow!(
+                "the creator's chat message never reached the viewer's chat"
+            ));
         }
     }
     println!("stopping the testnet");

@@ -129,6 +129,7 @@ fn describe(a: &ChatActionInfo) -> String {
 }
 
 async fn open(client: &ApiClient, stream: &str) -> Result<()> {
+    client.chat_join(stream).await?;
     let mut events = client.chat_events(stream).await?;
     let view = client.chat(stream).await?;
     for m in &view.messages {

@@ -59,14 +59,17 @@ async fn moderate(
     Ok(Json(api.node.chat_moderate(&stream, &body).await?))
 }
 
-/// The chat's events as server-sent events. A listener that falls more
-/// than the buffer behind gets a `lagged` event (with how many it missed)
-/// and goes on; the stream ends when the node stops.
+/// The chat's events as server-sent events (404 unless this node is in
+/// the chat). A listener that falls more than the buffer behind gets a
+/// `lagged` event (with how many it missed) and goes on; the stream ends
+/// when the node or the API stops.
 async fn events(
     State(api): State<Api>,
     Path(stream): Path<String>,
 ) -> HttpResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let id = api.node.chat_join(&stream).await?;
+    // Reading changes nothing: join first (POST …/chat/join, refused to
+    // pages of other origins), then follow.
+    let id = api.node.chat_joined(&stream).await?;
     let (rx, stop) = api.node.chat_events();
     let closing = api.closing.subscribe();
     let state = (rx, stop, closing, id);

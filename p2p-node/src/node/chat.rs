@@ -32,7 +32,13 @@ pub(crate) struct ChatDesk {
     /// One send at a time: a counter taken for a refused message is given
     /// back before the next is taken.
     sending: tokio::sync::Mutex<()>,
+    /// Chats whose kept actions this node re-applied since it joined them
+    /// (at most [`MAX_REPLAYED`]; cleared when full).
+    pub(crate) replayed: std::sync::Mutex<std::collections::HashSet<StreamId>>,
 }
+
+/// Chats remembered as re-applied.
+const MAX_REPLAYED: usize = 1024;
 
 impl ChatDesk {
     pub(crate) fn new(key: SigningKey) -> Self {
@@ -41,6 +47,7 @@ impl ChatDesk {
             pow: OnceCell::new(),
             events: broadcast::channel(EVENT_BUFFER).0,
             sending: tokio::sync::Mutex::new(()),
+            replayed: Default::default(),
         }
     }
 
@@ -55,6 +62,26 @@ fn hex_key(s: &str, what: &str) -> Result<[u8; 32], NodeError> {
         NodeError::InvalidChat(format!("{what} {s:?} is not a 64-digit hex key: {e}"))
     })?;
     Ok(k)
+}
+
+/// A swarm refusal as the API reports it: 429 when waiting helps, 403
+/// otherwise, 400 for malformed input.
+fn chat_error(e: vilokanam_swarm::SwarmError) -> NodeError {
+    use vilokanam_swarm::protocols::chat::Drop;
+    match e {
+        vilokanam_swarm::SwarmError::ChatRefused(d) => NodeError::ChatRefused {
+            retry: matches!(
+                d,
+                Drop::RateLimited { .. }
+                    | Drop::SlowMode(_)
+                    | Drop::TimedOut { .. }
+                    | Drop::NewKeyBudget
+            ),
+            reason: d.to_string(),
+        },
+        vilokanam_swarm::SwarmError::Chat(why) => NodeError::InvalidChat(why),
+        other => other.into(),
+    }
 }
 
 /// The API's view of a signed message.
@@ -150,8 +177,26 @@ impl NodeHandle {
     }
 
     pub(crate) async fn chat_join_id(&self, id: &StreamId) -> Result<(), NodeError> {
-        if !self.inner.swarm.chat_join(id.clone()).await? {
-            return Ok(());
+        // The swarm joins the chat of every stream it follows on its own;
+        // the actions this node kept are re-applied once per join.
+        let new = self
+            .inner
+            .swarm
+            .chat_join(id.clone())
+            .await
+            .map_err(|e| match e {
+                vilokanam_swarm::SwarmError::Chat(why) => NodeError::ChatCapacity(why),
+                other => other.into(),
+            })?;
+        {
+            let mut done = super::lock(&self.inner.chat.replayed);
+            if !new && done.contains(id) {
+                return Ok(());
+            }
+            if done.len() >= MAX_REPLAYED {
+                done.clear();
+            }
+            done.insert(id.clone());
         }
         let store = self.inner.store.chat.clone();
         let key = id.to_string();
@@ -176,6 +221,7 @@ impl NodeHandle {
     /// Leaves `stream`'s chat.
     pub async fn chat_leave(&self, stream: &str) -> Result<(), NodeError> {
         let id = parse_stream(stream)?;
+        super::lock(&self.inner.chat.replayed).remove(&id);
         Ok(self.inner.swarm.chat_leave(id).await?)
     }
 
@@ -220,10 +266,7 @@ impl NodeHandle {
             let store = self.inner.store.chat.clone();
             let key = id.to_string();
             let _ = tokio::task::spawn_blocking(move || store.release_seq(&key, seq)).await;
-            return Err(match e {
-                vilokanam_swarm::SwarmError::Chat(why) => NodeError::ChatRefused(why),
-                other => other.into(),
-            });
+            return Err(chat_error(e));
         }
         Ok(info)
     }
@@ -251,11 +294,17 @@ impl NodeHandle {
             .swarm
             .chat_moderate(signed)
             .await
-            .map_err(|e| match e {
-                vilokanam_swarm::SwarmError::Chat(why) => NodeError::ChatRefused(why),
-                other => other.into(),
-            })?;
+            .map_err(chat_error)?;
         Ok(info)
+    }
+
+    /// Fails unless this node is in `stream`'s chat.
+    pub async fn chat_joined(&self, stream: &str) -> Result<StreamId, NodeError> {
+        let id = parse_stream(stream)?;
+        match self.inner.swarm.chat_state(id.clone()).await? {
+            Some(_) => Ok(id),
+            None => Err(NodeError::NotInChat(id.to_string())),
+        }
     }
 
     /// The chat as this node holds it: recent messages, moderators, actions.

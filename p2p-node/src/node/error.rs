@@ -194,9 +194,18 @@ pub enum NodeError {
     #[error("invalid chat input: {0}")]
     InvalidChat(String),
     /// The chat's rules refuse it (banned, rate limit, slow mode, not a
-    /// moderator, ...), as every peer would.
-    #[error("refused by the chat's rules: {0}")]
-    ChatRefused(String),
+    /// moderator, ...), as every peer would. `retry`: it would pass later
+    /// (a rate, slow mode, a timeout).
+    #[error("refused by the chat's rules: {reason}")]
+    ChatRefused {
+        /// The rule.
+        reason: String,
+        /// Whether waiting helps.
+        retry: bool,
+    },
+    /// This node is in its maximum of chats.
+    #[error("{0}")]
+    ChatCapacity(String),
     /// This node is not in that stream's chat.
     #[error("this node is not in the chat of {0} (join it: POST /api/v0/streams/{0}/chat/join)")]
     NotInChat(String),

@@ -886,6 +886,12 @@ impl NodeHandle {
                 .await?;
             lock(&self.inner.playback).close(&id, Local::Watch);
             lock(&self.inner.price_caps).remove(&id);
+            // The chat goes with the stream (it stays while this node
+            // still relays or publishes the stream).
+            if !lock(&self.inner.playback).publishing(&id) {
+                let _ = self.inner.swarm.chat_leave(id.clone()).await;
+                lock(&self.inner.chat.replayed).remove(&id);
+            }
         }
         if !lock(&self.inner.playback).publishing(&id) {
             lock(&self.inner.catalog).unpin(&id);

@@ -56,9 +56,13 @@ pub enum SwarmError {
         /// Why.
         reason: String,
     },
-    /// The chat refused a message or action (with the rule it broke).
+    /// The chat could not take a message or action: malformed or badly
+    /// signed, or this node is in its maximum of chats.
     #[error("chat: {0}")]
     Chat(String),
+    /// The chat's rules refuse a message or action, as every peer would.
+    #[error("chat: {0}")]
+    ChatRefused(crate::protocols::chat::Drop),
     /// Subscribing to a topic failed.
     #[error("subscribing to {topic}: {reason}")]
     Subscribe {

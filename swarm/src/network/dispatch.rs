@@ -62,6 +62,7 @@ impl EventLoop {
                 let _ = reply.send(self.chat.join(&mut ctx!(self), now(), stream));
             }
             Command::ChatLeave(stream, reply) => {
+                self.followed_chats.remove(&stream);
                 self.chat.leave(&mut ctx!(self), &stream);
                 let _ = reply.send(());
             }

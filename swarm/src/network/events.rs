@@ -170,9 +170,12 @@ impl Event {
             | Event::Subscribed { .. } => false,
             // Creators announce their VODs again for late joiners.
             Event::VodAnnounced { .. } => false,
-            // A lost one is a message not shown or a ban not applied.
-            Event::ChatMessage { .. } | Event::ChatModeration { .. } => true,
-            Event::ChatDropped { .. } => false,
+            // A lost action is a ban not kept in the store (actions are
+            // rate-limited per issuer). A lost message is only not shown
+            // live: the chat's history still holds it, and a chat flood
+            // must not hold up the video.
+            Event::ChatModeration { .. } => true,
+            Event::ChatMessage { .. } | Event::ChatDropped { .. } => false,
         }
     }
 

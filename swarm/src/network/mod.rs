@@ -154,6 +154,7 @@ pub fn new(
         ev_rx,
         EventLoop {
             chat: ChatActor::new(config.chat.clone()),
+            followed_chats: Default::default(),
             swarm,
             config,
             live,
@@ -174,6 +175,10 @@ pub struct EventLoop {
     config: Config,
     live: LiveActor,
     chat: ChatActor,
+    /// Chats joined because the live core follows their stream (watching,
+    /// publishing or relaying it): a stream's chat travels where its chunks
+    /// do, so that relays in between carry it.
+    followed_chats: std::collections::HashSet<crate::protocols::live::wire::StreamId>,
     commands: mpsc::Receiver<Command>,
     events: Emitter,
     metrics: Metrics,
@@ -182,10 +187,52 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
+    /// Joins the chat of every stream the live core follows, and leaves
+    /// the ones it joined that way when the stream is no longer followed
+    /// (a chat joined on its own is left alone).
+    fn sync_chats(&mut self) {
+        use std::collections::HashSet;
+        let followed: HashSet<_> = self
+            .live
+            .core()
+            .joined()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let new: Vec<_> = followed
+            .iter()
+            .filter(|s| !self.followed_chats.contains(*s))
+            .cloned()
+            .collect();
+        for s in new {
+            match self.chat.join(&mut ctx!(self), now(), s.clone()) {
+                Ok(true) => {
+                    self.followed_chats.insert(s);
+                }
+                // Joined on its own already: not ours to leave.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(stream = %s, error = %e, "cannot join a followed stream's chat")
+                }
+            }
+        }
+        let gone: Vec<_> = self
+            .followed_chats
+            .iter()
+            .filter(|s| !followed.contains(*s))
+            .cloned()
+            .collect();
+        for s in gone {
+            self.followed_chats.remove(&s);
+            self.chat.leave(&mut ctx!(self), &s);
+        }
+    }
+
     /// Runs until [`Client::shutdown`] or until every client is dropped.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u32 = 0;
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -221,6 +268,10 @@ impl EventLoop {
                     Metrics::inc(&self.metrics.loop_branch, "branch", "tick");
                     self.live.tick(&mut ctx!(self), now());
                     self.chat.tick(&mut ctx!(self), now());
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(10) {
+                        self.sync_chats();
+                    }
                 }
                 _ = discovery.tick(), if self.config.discovery => {
                     Metrics::inc(&self.metrics.loop_branch, "branch", "discovery");

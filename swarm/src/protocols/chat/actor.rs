@@ -24,7 +24,7 @@ use crate::protocols::live::core::Rejection;
 use crate::protocols::live::wire::StreamId;
 use crate::scoring::topic_score_params;
 
-/// How often one peer may ask this node for a chat's history.
+/// How often one peer may ask this node for one chat's history.
 const HISTORY_ASK_INTERVAL: Duration = Duration::from_secs(5);
 /// Peers whose last ask is remembered.
 const HISTORY_ASKERS: usize = 1024;
@@ -36,8 +36,8 @@ pub struct ChatActor {
     want_history: HashSet<StreamId>,
     /// History asks in flight.
     asks: HashMap<OutboundRequestId, (StreamId, PeerId)>,
-    /// When each peer last asked us.
-    askers: LruCache<PeerId, Instant>,
+    /// When each peer last asked us about each chat.
+    askers: LruCache<(PeerId, StreamId), Instant>,
 }
 
 fn count(ctx: &Ctx<'_>, kind: &'static str, verdict: &'static str) {
@@ -164,7 +164,7 @@ impl ChatActor {
         let out = self
             .core
             .on_message(now, unix_ms(), m.clone())
-            .map_err(|d| SwarmError::Chat(d.to_string()))?;
+            .map_err(SwarmError::ChatRefused)?;
         self.publish(ctx, &m.message.stream, ChatGossip::Message(m.clone()));
         self.emit(ctx, out);
         Ok(())
@@ -176,8 +176,8 @@ impl ChatActor {
         a.verify().map_err(|e| SwarmError::Chat(e.to_string()))?;
         let out = self
             .core
-            .on_action(unix_ms(), a.clone())
-            .map_err(|d| SwarmError::Chat(d.to_string()))?;
+            .on_own_action(unix_ms(), a.clone())
+            .map_err(SwarmError::ChatRefused)?;
         self.publish(ctx, &a.action.stream, ChatGossip::Mod(a.clone()));
         self.emit(ctx, out);
         Ok(())
@@ -251,7 +251,10 @@ impl ChatActor {
             return self.reject(ctx, &msg_id, source, r);
         }
         let (kind, result) = match g {
-            ChatGossip::Message(m) => ("chat", self.core.on_message(now, unix_ms(), m)),
+            ChatGossip::Message(m) => (
+                "chat",
+                self.core.on_gossip_message(now, unix_ms(), source, m),
+            ),
             ChatGossip::Mod(a) => ("chat_mod", self.core.on_action(unix_ms(), a)),
         };
         match result {
@@ -321,8 +324,21 @@ impl ChatActor {
                 if let Some((stream, peer)) = self.asks.remove(&request_id) {
                     debug!(%stream, %peer, %error, "chat history ask failed");
                     if self.core.joined(&stream) {
-                        // Another peer that subscribes may answer.
-                        self.want_history.insert(stream);
+                        // Another peer in the chat, or the next to join it.
+                        let hash = IdentTopic::new(chat_topic(&stream)).hash();
+                        let other = ctx
+                            .swarm
+                            .behaviour()
+                            .gossipsub
+                            .all_peers()
+                            .find(|(p, ts)| **p != peer && ts.contains(&&hash))
+                            .map(|(p, _)| *p);
+                        match other {
+                            Some(p) => self.ask_history(ctx, stream, p),
+                            None => {
+                                self.want_history.insert(stream);
+                            }
+                        }
                     }
                 }
             }
@@ -338,18 +354,30 @@ impl ChatActor {
         req: HistoryRequest,
         channel: ResponseChannel<HistoryResponse>,
     ) {
+        let key = (peer, req.stream.clone());
         let too_soon = self
             .askers
-            .get(&peer)
+            .get(&key)
             .is_some_and(|at| now.saturating_duration_since(*at) < HISTORY_ASK_INTERVAL);
-        let resp = if too_soon {
-            count(ctx, "chat_history_in", "too_frequent");
-            HistoryResponse::default()
-        } else {
-            self.askers.put(peer, now);
-            count(ctx, "chat_history_in", "answered");
-            self.core.history(&req.stream, usize::from(req.limit))
-        };
+        // Asked too often, or about a chat this node is not in: no answer
+        // (the channel is dropped), so the asker tries another peer rather
+        // than taking an empty history for the whole one.
+        if too_soon || !self.core.joined(&req.stream) {
+            count(
+                ctx,
+                "chat_history_in",
+                if too_soon {
+                    "too_frequent"
+                } else {
+                    "not_joined"
+                },
+            );
+            drop(channel);
+            return;
+        }
+        self.askers.put(key, now);
+        count(ctx, "chat_history_in", "answered");
+        let resp = self.core.history(&req.stream, usize::from(req.limit));
         let _ = ctx
             .swarm
             .behaviour_mut()
@@ -386,7 +414,7 @@ impl ChatActor {
 
     /// Releases messages that waited too long for an earlier one.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
-        let out = self.core.tick(now);
+        let out = self.core.tick(now, unix_ms());
         self.emit(ctx, out);
     }
 }

@@ -30,6 +30,7 @@ use super::wire::{
     MAX_HISTORY_ACTIONS,
 };
 use crate::protocols::live::wire::StreamId;
+use libp2p::PeerId;
 
 /// Bounds and rates of the chat core.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,13 +50,20 @@ pub struct ChatConfig {
     pub rate_window: Duration,
     /// How long a key counts as new. Default 5 min.
     pub new_key_age: Duration,
-    /// Keys never seen before accepted per chat per minute (burst and
-    /// refill). Default 30.
+    /// Keys never seen before accepted per minute from one peer (burst and
+    /// refill), so that one peer spraying fresh keys cannot use up what
+    /// honest newcomers arriving through others need. Default 30.
     pub new_keys_per_minute: u32,
+    /// The same over the whole chat, from all peers together. Default 300.
+    pub new_keys_per_minute_total: u32,
+    /// Moderation actions one issuer may take per minute (creator and
+    /// moderators). Default 60.
+    pub actions_per_minute: u32,
     /// Senders tracked per chat (least recently heard forgotten). Default
     /// 10,000.
     pub max_senders: usize,
-    /// Moderation actions kept per chat. Default 4,096.
+    /// Moderation actions kept per chat. Default 1,024 (what one history
+    /// answer carries: a late joiner learns every one).
     pub max_actions: usize,
     /// Messages held for an earlier one per chat. Default 256.
     pub max_pending: usize,
@@ -63,7 +71,9 @@ pub struct ChatConfig {
     pub reorder_wait: Duration,
     /// How far in the future a timestamp may be. Default 30 s.
     pub clock_skew: Duration,
-    /// The oldest message relayed live. Default 2 min.
+    /// The oldest message or action relayed live (older ones come only
+    /// from history answers, so a lifted ban cannot be replayed). Default
+    /// 2 min.
     pub max_age: Duration,
     /// The oldest message taken from a history answer. Default 24 h.
     pub max_history_age: Duration,
@@ -80,8 +90,10 @@ impl Default for ChatConfig {
             rate_window: Duration::from_secs(30),
             new_key_age: Duration::from_secs(300),
             new_keys_per_minute: 30,
+            new_keys_per_minute_total: 300,
+            actions_per_minute: 60,
             max_senders: 10_000,
-            max_actions: 4096,
+            max_actions: MAX_HISTORY_ACTIONS,
             max_pending: 256,
             reorder_wait: Duration::from_secs(2),
             clock_skew: Duration::from_secs(30),
@@ -189,7 +201,9 @@ impl Bucket {
 
 struct Sender {
     first_seen: Instant,
-    bucket: Bucket,
+    /// When its last accepted messages arrived (at most the highest rate):
+    /// a sliding window, so no 30 s ever holds more than the rate.
+    recent: VecDeque<Instant>,
     /// The next counter to show (None before the first message).
     next: Option<u64>,
     /// Counters seen recently (duplicates), bounded.
@@ -220,8 +234,53 @@ struct Chat {
     /// Actions in force, by subject.
     actions: HashMap<Subject, SignedModAction>,
     history: VecDeque<SignedChatMessage>,
-    new_keys: Bucket,
+    /// New-key budgets: per peer they came from, and for the chat.
+    new_keys: LruCache<PeerId, Bucket>,
+    new_keys_total: Bucket,
+    /// Recent actions per issuer (ms), for the action rate.
+    issuers: LruCache<[u8; 32], VecDeque<u64>>,
+    /// Actions refused because their issuer was not (yet) a moderator
+    /// here: retried when the creator names it (gossip does not order the
+    /// creator's naming before the moderator's first action).
+    unauthorized: VecDeque<SignedModAction>,
     pending: usize,
+}
+
+/// Actions waiting for their issuer to be named, per chat.
+const MAX_UNAUTHORIZED: usize = 32;
+
+/// Why `sender` may not chat now, given the actions in force.
+fn standing_in(
+    actions: &HashMap<Subject, SignedModAction>,
+    sender: &[u8; 32],
+    now_ms: u64,
+) -> Result<(), Drop> {
+    match actions.get(&Subject::Sender(*sender)).map(|a| &a.action) {
+        Some(a) => match a.kind {
+            ModKind::Ban { .. } => Err(Drop::Banned),
+            ModKind::Timeout { secs, .. } => {
+                let until_ms = a.issued_ms.saturating_add(u64::from(secs) * 1000);
+                if now_ms < until_ms {
+                    Err(Drop::TimedOut { until_ms })
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
+
+/// Whether a held message may still be shown: its sender in good
+/// standing, the message not deleted.
+fn showable(
+    actions: &HashMap<Subject, SignedModAction>,
+    m: &SignedChatMessage,
+    now_ms: u64,
+) -> bool {
+    !actions.contains_key(&Subject::Message(m.id()))
+        && standing_in(actions, &m.message.sender, now_ms).is_ok()
 }
 
 impl Chat {
@@ -245,24 +304,21 @@ impl Chat {
 
     /// Why `sender` may not chat now, if it may not.
     fn standing(&self, sender: &[u8; 32], now_ms: u64) -> Result<(), Drop> {
-        match self
-            .actions
-            .get(&Subject::Sender(*sender))
-            .map(|a| &a.action)
-        {
-            Some(a) => match a.kind {
-                ModKind::Ban { .. } => Err(Drop::Banned),
-                ModKind::Timeout { secs, .. } => {
-                    let until_ms = a.issued_ms.saturating_add(u64::from(secs) * 1000);
-                    if now_ms < until_ms {
-                        Err(Drop::TimedOut { until_ms })
-                    } else {
-                        Ok(())
-                    }
+        standing_in(&self.actions, sender, now_ms)
+    }
+
+    /// Drops what `sender` has held (banned or timed out), or one held
+    /// message (deleted).
+    fn purge_pending(&mut self, sender: &[u8; 32], seq: Option<u64>) {
+        if let Some(s) = self.senders.peek_mut(sender) {
+            let before = s.pending.len();
+            match seq {
+                Some(q) => {
+                    s.pending.remove(&q);
                 }
-                _ => Ok(()),
-            },
-            None => Ok(()),
+                None => s.pending.clear(),
+            }
+            self.pending -= (before - s.pending.len()).min(self.pending);
         }
     }
 
@@ -316,6 +372,8 @@ impl ChatCore {
         let senders = LruCache::new(
             NonZeroUsize::new(self.config.max_senders.max(1)).unwrap_or(NonZeroUsize::MIN),
         );
+        let peers = NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN);
+        let issuers = NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN);
         self.chats.insert(
             stream.clone(),
             Chat {
@@ -323,7 +381,10 @@ impl ChatCore {
                 senders,
                 actions: HashMap::new(),
                 history: VecDeque::new(),
-                new_keys: Bucket::full(self.config.new_keys_per_minute, now),
+                new_keys: LruCache::new(peers),
+                new_keys_total: Bucket::full(self.config.new_keys_per_minute_total, now),
+                issuers: LruCache::new(issuers),
+                unauthorized: VecDeque::new(),
                 pending: 0,
             },
         );
@@ -358,21 +419,35 @@ impl ChatCore {
         chat.standing(sender, now_ms)
     }
 
-    /// A chat message whose signature and proof of work the caller checked.
-    /// `Ok` means relay it; the outputs are what to show now.
+    /// This node's own message (its user's): the same rules as a peer's,
+    /// but not the new-key budget (that guards against other peers).
     pub fn on_message(
         &mut self,
         now: Instant,
         now_ms: u64,
         m: SignedChatMessage,
     ) -> Result<Vec<ChatOutput>, Drop> {
-        self.admit(now, now_ms, m, false)
+        self.admit(now, now_ms, None, m, false)
+    }
+
+    /// A chat message from peer `source` whose signature and proof of work
+    /// the caller checked. `Ok` means relay it; the outputs are what to
+    /// show now.
+    pub fn on_gossip_message(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        source: PeerId,
+        m: SignedChatMessage,
+    ) -> Result<Vec<ChatOutput>, Drop> {
+        self.admit(now, now_ms, Some(source), m, false)
     }
 
     fn admit(
         &mut self,
         now: Instant,
         now_ms: u64,
+        source: Option<PeerId>,
         m: SignedChatMessage,
         from_history: bool,
     ) -> Result<Vec<ChatOutput>, Drop> {
@@ -410,14 +485,18 @@ impl ChatCore {
                 ));
             }
         }
-        if !known
-            && !is_mod
-            && !from_history
-            && !chat
+        if let (false, false, false, Some(peer)) = (known, is_mod, from_history, source) {
+            let minute = Duration::from_secs(60);
+            let per_peer = chat
                 .new_keys
-                .take(now, cfg.new_keys_per_minute, Duration::from_secs(60))
-        {
-            return Err(Drop::NewKeyBudget);
+                .get_or_insert_mut(peer, || Bucket::full(cfg.new_keys_per_minute, now));
+            if !per_peer.take(now, cfg.new_keys_per_minute, minute)
+                || !chat
+                    .new_keys_total
+                    .take(now, cfg.new_keys_per_minute_total, minute)
+            {
+                return Err(Drop::NewKeyBudget);
+            }
         }
         if !known {
             // The least recently heard sender goes; its held messages too.
@@ -425,14 +504,7 @@ impl ChatCore {
                 msg.sender,
                 Sender {
                     first_seen: now,
-                    bucket: Bucket::full(
-                        if is_mod {
-                            cfg.moderator_rate
-                        } else {
-                            cfg.new_key_rate
-                        },
-                        now,
-                    ),
+                    recent: VecDeque::new(),
                     next: None,
                     seen: VecDeque::new(),
                     pending: BTreeMap::new(),
@@ -455,27 +527,38 @@ impl ChatCore {
             } else {
                 cfg.viewer_rate
             };
+            // A backdated message counts as sent no earlier than the
+            // clock skew allows: slow mode cannot be dodged by more than
+            // the skew window.
+            let sent = msg.sent_ms.max(now_ms.saturating_sub(skew));
             if !is_mod
                 && slow > 0
                 && s.last_sent_ms > 0
-                && msg.sent_ms < s.last_sent_ms.saturating_add(u64::from(slow) * 1000)
+                && sent < s.last_sent_ms.saturating_add(u64::from(slow) * 1000)
             {
                 return Err(Drop::SlowMode(slow));
             }
-            if !s.bucket.take(now, limit, cfg.rate_window) {
+            while s
+                .recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= cfg.rate_window)
+            {
+                s.recent.pop_front();
+            }
+            if s.recent.len() >= limit as usize {
                 return Err(Drop::RateLimited {
                     limit,
                     window_secs: cfg.rate_window.as_secs(),
                 });
             }
-            s.last_sent_ms = s.last_sent_ms.max(msg.sent_ms);
+            s.recent.push_back(now);
+            s.last_sent_ms = s.last_sent_ms.max(sent);
         }
         let mut out = Vec::new();
         if from_history {
             s.remember(msg.seq);
-            if s.next.is_none() {
-                s.next = Some(msg.seq.saturating_add(1));
-            }
+            let after = msg.seq.saturating_add(1);
+            s.next = Some(s.next.map_or(after, |n| n.max(after)));
             chat.push_history(m.clone(), cfg.history);
             out.push(ChatOutput::Deliver {
                 message: m,
@@ -505,7 +588,9 @@ impl ChatCore {
             chat.pending -= 1;
             s.remember(seq);
             s.next = Some(seq.saturating_add(1));
-            shown.push(m);
+            if showable(&chat.actions, &m, now_ms) {
+                shown.push(m);
+            }
         }
         for m in shown {
             chat.push_history(m.clone(), cfg.history);
@@ -517,9 +602,63 @@ impl ChatCore {
         Ok(out)
     }
 
-    /// A moderation action whose signature the caller checked. `Ok` means
-    /// relay it (it took effect).
+    /// A moderation action from a peer's gossip whose signature the caller
+    /// checked (it must be recent: older ones come with the history). `Ok`
+    /// means relay it (it took effect).
     pub fn on_action(&mut self, now_ms: u64, a: SignedModAction) -> Result<Vec<ChatOutput>, Drop> {
+        self.take_action(now_ms, a, true)
+    }
+
+    /// An action of this node's own user, or re-applied from this node's
+    /// store: the same rules but the age (it is not replayed by a peer).
+    pub fn on_own_action(
+        &mut self,
+        now_ms: u64,
+        a: SignedModAction,
+    ) -> Result<Vec<ChatOutput>, Drop> {
+        self.take_action(now_ms, a, false)
+    }
+
+    fn take_action(
+        &mut self,
+        now_ms: u64,
+        a: SignedModAction,
+        live: bool,
+    ) -> Result<Vec<ChatOutput>, Drop> {
+        let stream = a.action.stream.clone();
+        let named = match &a.action.kind {
+            ModKind::AddModerator { key } if a.action.issuer == stream.creator => Some(*key),
+            _ => None,
+        };
+        let mut out = self.apply_action(now_ms, a, live)?;
+        // The creator named a moderator: its actions that came first are
+        // taken now.
+        if let Some(key) = named {
+            let waiting: Vec<SignedModAction> = match self.chats.get_mut(&stream) {
+                Some(chat) => {
+                    let (mine, rest) = std::mem::take(&mut chat.unauthorized)
+                        .into_iter()
+                        .partition(|w| w.action.issuer == key);
+                    chat.unauthorized = rest;
+                    mine.into()
+                }
+                None => vec![],
+            };
+            for w in waiting {
+                if let Ok(o) = self.apply_action(now_ms, w, false) {
+                    out.extend(o);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply_action(
+        &mut self,
+        now_ms: u64,
+        a: SignedModAction,
+        live: bool,
+    ) -> Result<Vec<ChatOutput>, Drop> {
         let cfg = &self.config;
         let chat = self
             .chats
@@ -530,13 +669,27 @@ impl ChatCore {
         if act.issued_ms > now_ms.saturating_add(skew) {
             return Err(Drop::Future(act.issued_ms - now_ms));
         }
+        if live && act.issued_ms.saturating_add(cfg.max_age.as_millis() as u64) < now_ms {
+            return Err(Drop::Stale(
+                "an action issued too long ago (old ones come with the history)",
+            ));
+        }
         let creator = chat.stream.creator;
         let by_creator = act.issuer == creator;
         if !by_creator {
             if !chat.is_moderator(&act.issuer) {
+                if live && !chat.unauthorized.contains(&a) {
+                    if chat.unauthorized.len() >= MAX_UNAUTHORIZED {
+                        chat.unauthorized.pop_front();
+                    }
+                    chat.unauthorized.push_back(a.clone());
+                }
                 return Err(Drop::NotAllowed(
                     "the issuer is neither the creator nor a moderator",
                 ));
+            }
+            if chat.standing(&act.issuer, now_ms).is_err() {
+                return Err(Drop::NotAllowed("the issuer is banned or timed out"));
             }
             match &act.kind {
                 ModKind::AddModerator { .. } | ModKind::RemoveModerator { .. } => {
@@ -566,9 +719,30 @@ impl ChatCore {
                     Drop::Superseded
                 });
             }
-        } else if chat.actions.len() >= cfg.max_actions {
+        }
+        if live {
+            // An issuer's actions per minute (a flood of deletions would
+            // cost every node in the chat).
+            let limit = cfg.actions_per_minute as usize;
+            let recent = chat.issuers.get_or_insert_mut(act.issuer, VecDeque::new);
+            while recent
+                .front()
+                .is_some_and(|t| t.saturating_add(60_000) <= now_ms)
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= limit {
+                return Err(Drop::RateLimited {
+                    limit: cfg.actions_per_minute,
+                    window_secs: 60,
+                });
+            }
+            recent.push_back(now_ms);
+        }
+        if !chat.actions.contains_key(&subject) && chat.actions.len() >= cfg.max_actions {
             // Make room: an expired timeout, a lifted ban, or the oldest
-            // deletion goes first; the creator's moderator list never.
+            // deletion goes first; bans, slow mode and the creator's
+            // moderator list never.
             let victim = chat
                 .actions
                 .iter()
@@ -588,14 +762,22 @@ impl ChatCore {
                 None => return Err(Drop::Full),
             }
         }
-        // Whatever the action removes from view goes from the history too.
+        // Whatever the action removes from view goes from the history
+        // and from the messages held for order too.
         match &act.kind {
-            ModKind::Delete(r) => chat.history.retain(|m| m.id() != *r),
-            ModKind::Ban { target } => chat.history.retain(|m| m.message.sender != *target),
+            ModKind::Delete(r) => {
+                chat.history.retain(|m| m.id() != *r);
+                chat.purge_pending(&r.sender, Some(r.seq));
+            }
+            ModKind::Ban { target } => {
+                chat.history.retain(|m| m.message.sender != *target);
+                chat.purge_pending(target, None);
+            }
             ModKind::Timeout { target, secs }
                 if act.issued_ms.saturating_add(u64::from(*secs) * 1000) > now_ms =>
             {
-                chat.history.retain(|m| m.message.sender != *target)
+                chat.history.retain(|m| m.message.sender != *target);
+                chat.purge_pending(target, None);
             }
             _ => {}
         }
@@ -605,7 +787,7 @@ impl ChatCore {
 
     /// Releases messages that waited too long for an earlier one of their
     /// sender (the earlier one is taken as lost).
-    pub fn tick(&mut self, now: Instant) -> Vec<ChatOutput> {
+    pub fn tick(&mut self, now: Instant, now_ms: u64) -> Vec<ChatOutput> {
         let wait = self.config.reorder_wait;
         let cap = self.config.history;
         let mut out = Vec::new();
@@ -630,6 +812,7 @@ impl ChatCore {
                 }
             }
             chat.pending -= shown.len().min(chat.pending);
+            shown.retain(|m| showable(&chat.actions, m, now_ms));
             for m in shown {
                 chat.push_history(m.clone(), cap);
                 out.push(ChatOutput::Deliver {
@@ -651,16 +834,16 @@ impl ChatCore {
         let skip = chat.history.len().saturating_sub(n);
         let messages = chat.history.iter().skip(skip).cloned().collect();
         let mut actions: Vec<_> = chat.actions.values().cloned().collect();
-        // The creator's moderator list first (the others' authority rests
-        // on it), then the newest.
+        // What restricts first (the creator's moderator list, on which the
+        // others' authority rests; then bans, timeouts, unbans and slow
+        // mode), deletions last; the newest first within each.
         actions.sort_by_key(|a| {
-            (
-                !matches!(
-                    a.action.kind,
-                    ModKind::AddModerator { .. } | ModKind::RemoveModerator { .. }
-                ),
-                std::cmp::Reverse(a.action.issued_ms),
-            )
+            let rank = match a.action.kind {
+                ModKind::AddModerator { .. } | ModKind::RemoveModerator { .. } => 0,
+                ModKind::Delete(_) => 2,
+                _ => 1,
+            };
+            (rank, std::cmp::Reverse(a.action.issued_ms))
         });
         actions.truncate(MAX_HISTORY_ACTIONS);
         HistoryResponse { messages, actions }
@@ -691,7 +874,7 @@ impl ChatCore {
             )
         });
         for a in resp.actions {
-            if let Ok(o) = self.on_action(now_ms, a) {
+            if let Ok(o) = self.take_action(now_ms, a, false) {
                 out.extend(o);
             }
         }
@@ -699,7 +882,7 @@ impl ChatCore {
             if m.message.stream != *stream {
                 continue;
             }
-            if let Ok(o) = self.admit(now, now_ms, m, true) {
+            if let Ok(o) = self.admit(now, now_ms, None, m, true) {
                 out.extend(o);
             }
         }

@@ -5,8 +5,10 @@
 //! action (ban, unban, timeout, delete, slow mode, naming moderators) is
 //! signed by the stream's creator or a moderator the creator named. Every
 //! node checks both with the same rules ([`core`]) *before* it relays, so a
-//! banned key's messages stop at the first honest hop and a flood costs
-//! the flooder its peers' scores, not the chat.
+//! banned key's messages stop at the first honest hop and a flood stops at
+//! its rate limit there (gossipsub `Ignore`: not forwarded; forged and
+//! malformed messages are `Reject`ed, which costs their forwarder its
+//! score).
 //!
 //! A node joining a chat asks a peer in it for the recent messages and the
 //! actions in force over `/vilokanam/chat-history/1` ([`codec`]), checks

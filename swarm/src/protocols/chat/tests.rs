@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use libp2p::PeerId;
 
 use super::*;
 use crate::protocols::chat::wire::{
@@ -177,9 +178,9 @@ fn messages_are_shown_once_and_in_each_senders_order() {
     let _lost = a.say(&stream, T0 + 3, "four");
     let m5 = a.say(&stream, T0 + 4, "five");
     assert_eq!(shown(&core.on_message(now, T0, m5).unwrap()), []);
-    assert_eq!(shown(&core.tick(now + Duration::from_millis(500))), []);
+    assert_eq!(shown(&core.tick(now + Duration::from_millis(500), T0)), []);
     assert_eq!(
-        shown(&core.tick(now + Duration::from_secs(2))),
+        shown(&core.tick(now + Duration::from_secs(2), T0)),
         [(a.id(), 5)]
     );
     // The lost one arriving after that is too late for the order.
@@ -257,30 +258,185 @@ fn a_flooding_key_is_limited_and_the_others_are_not() {
 #[test]
 fn a_swarm_of_fresh_keys_is_held_off() {
     let (mut core, now, stream, _) = setup();
+    let spammer = PeerId::random();
+    let honest = PeerId::random();
     let mut accepted = 0;
     for seed in 100..160u8 {
         let mut u = User::new(seed);
         if core
-            .on_message(now, T0, u.say(&stream, T0, "buy followers"))
+            .on_gossip_message(now, T0, spammer, u.say(&stream, T0, "buy followers"))
             .is_ok()
         {
             accepted += 1;
         }
     }
-    // 30 new keys a minute, then the budget refills.
+    // 30 new keys a minute from one peer, then its budget refills.
     assert_eq!(accepted, 30);
     let mut late = User::new(200);
     assert_eq!(
-        core.on_message(now, T0, late.say(&stream, T0, "hello")),
+        core.on_gossip_message(now, T0, spammer, late.say(&stream, T0, "hello")),
         Err(Drop::NewKeyBudget)
     );
+    // A newcomer arriving through another peer is not held off.
+    let mut newcomer = User::new(201);
+    assert!(core
+        .on_gossip_message(
+            now,
+            T0,
+            honest,
+            newcomer.say(&stream, T0, "first time here")
+        )
+        .is_ok());
+    // Nor is this node's own user.
+    let mut own = User::new(202);
+    assert!(core.on_message(now, T0, own.say(&stream, T0, "hi")).is_ok());
     let next = now + Duration::from_secs(4);
     assert!(core
-        .on_message(next, T0 + 4000, late.say(&stream, T0 + 4000, "hello"))
+        .on_gossip_message(
+            next,
+            T0 + 4000,
+            spammer,
+            late.say(&stream, T0 + 4000, "hello")
+        )
         .is_ok());
-    // Known keys are not affected by the budget.
     let (_, senders, _, _) = core.sizes();
-    assert_eq!(senders, 31);
+    assert_eq!(senders, 33);
+    // Over the whole chat (300 a minute by default; 40 here), from any
+    // number of peers.
+    let mut core = ChatCore::new(ChatConfig {
+        new_keys_per_minute_total: 40,
+        ..ChatConfig::default()
+    });
+    core.join(now, stream.clone()).unwrap();
+    let mut total = 0;
+    for seed in 0..50u8 {
+        let mut u = User::new(seed.wrapping_add(60));
+        if core
+            .on_gossip_message(now, T0, PeerId::random(), u.say(&stream, T0, "x"))
+            .is_ok()
+        {
+            total += 1;
+        }
+    }
+    assert_eq!(total, 40);
+}
+
+#[test]
+fn the_rate_is_a_sliding_window_and_slow_mode_cannot_be_backdated() {
+    let (mut core, now, stream, creator) = setup();
+    let mut u = User::new(40);
+    let s = Duration::from_secs;
+    // 10 at once (a new key), none more until 30 s after the first.
+    for i in 0..10 {
+        core.on_message(now, T0, u.say(&stream, T0 + i, "a"))
+            .unwrap();
+    }
+    for at in [1, 15, 29] {
+        let t = T0 + at * 1000;
+        assert!(matches!(
+            core.on_message(now + s(at), t, u.say(&stream, t, "b")),
+            Err(Drop::RateLimited { .. })
+        ));
+    }
+    let t = T0 + 30_000;
+    assert!(core
+        .on_message(now + s(30), t, u.say(&stream, t, "c"))
+        .is_ok());
+    // Slow mode at 10 s: messages dated in the past count as sent no
+    // earlier than the clock skew (30 s) allows.
+    let slow = creator.act(&stream, t, ModKind::SlowMode { secs: 10 });
+    core.on_action(t, slow).unwrap();
+    let mut v = User::new(41);
+    let t = T0 + 100_000;
+    let later = now + s(100);
+    assert!(core
+        .on_message(later, t, v.say(&stream, t - 29_000, "1"))
+        .is_ok());
+    for dated in [t - 25_000, t - 40_000, t - 120_000] {
+        assert_eq!(
+            core.on_message(later, t, v.say(&stream, dated, "too soon")),
+            Err(Drop::SlowMode(10)),
+            "dated {dated}"
+        );
+    }
+    assert!(core
+        .on_message(later, t, v.say(&stream, t - 19_000, "2"))
+        .is_ok());
+    assert!(core
+        .on_message(later, t, v.say(&stream, t - 9_000, "3"))
+        .is_ok());
+    // Three within 30 s of real time: the skew window bounds the burst.
+    assert_eq!(
+        core.on_message(later, t, v.say(&stream, t - 1_000, "4")),
+        Err(Drop::SlowMode(10))
+    );
+}
+
+#[test]
+fn held_messages_of_a_banned_sender_are_not_shown_and_history_sets_the_next_counter() {
+    let (mut core, now, stream, creator) = setup();
+    let mut troll = User::new(45);
+    core.on_message(now, T0, troll.say(&stream, T0, "1"))
+        .unwrap();
+    troll.seq += 1; // 2 is lost
+    for _ in 0..3 {
+        core.on_message(now, T0, troll.say(&stream, T0, "held"))
+            .unwrap();
+    }
+    assert_eq!(core.sizes().3, 3);
+    let ban = creator.act(&stream, T0 + 1, ModKind::Ban { target: troll.id() });
+    core.on_action(T0 + 1, ban).unwrap();
+    assert_eq!(core.sizes().3, 0, "held messages dropped with the ban");
+    assert!(shown(&core.tick(now + Duration::from_secs(3), T0 + 3000)).is_empty());
+
+    // A late joiner whose history holds 5..=9 of a sender shows 10 at once.
+    let mut s = User::new(46);
+    s.seq = 4;
+    let history = HistoryResponse {
+        messages: (0..5).map(|_| s.say(&stream, T0, "old")).collect(),
+        actions: vec![],
+    };
+    let mut late = ChatCore::new(ChatConfig::default());
+    late.join(now, stream.clone()).unwrap();
+    assert_eq!(shown(&late.on_history(now, T0, &stream, history)).len(), 5);
+    let next = s.say(&stream, T0, "new");
+    assert_eq!(
+        shown(&late.on_message(now, T0, next).unwrap()),
+        [(s.id(), 10)]
+    );
+}
+
+#[test]
+fn a_lifted_ban_cannot_be_replayed_and_actions_are_rate_limited() {
+    let (mut core, _, stream, creator) = setup();
+    let x = User::new(47);
+    let ban = creator.act(&stream, T0, ModKind::Ban { target: x.id() });
+    core.on_action(T0, ban.clone()).unwrap();
+    core.on_action(
+        T0 + 1,
+        creator.act(&stream, T0 + 1, ModKind::Unban { target: x.id() }),
+    )
+    .unwrap();
+    // Someone kept the signed ban and gossips it ten minutes later.
+    let later = T0 + 600_000;
+    assert!(matches!(core.on_action(later, ban), Err(Drop::Stale(_))));
+    assert_eq!(core.may_send(&stream, &x.id(), later), Ok(()));
+    // 60 actions a minute per issuer from gossip.
+    let mut ok = 0;
+    for i in 0..100u64 {
+        let d = creator.act(
+            &stream,
+            later,
+            ModKind::Delete(MessageRef {
+                sender: [9; 32],
+                seq: i,
+            }),
+        );
+        if core.on_action(later, d).is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 60);
 }
 
 #[test]
@@ -382,19 +538,27 @@ fn only_the_creator_and_its_moderators_moderate() {
         core.on_action(T0 + 1, ban.clone()),
         Err(Drop::NotAllowed(_))
     ));
-    core.on_action(
-        T0,
-        creator.act(
-            &stream,
+    // Gossip does not order the creator's naming before the moderator's
+    // first action: the ban waited, and takes effect with the naming.
+    let out = core
+        .on_action(
             T0,
-            ModKind::AddModerator {
-                key: moderator.id(),
-            },
-        ),
-    )
-    .unwrap();
+            creator.act(
+                &stream,
+                T0,
+                ModKind::AddModerator {
+                    key: moderator.id(),
+                },
+            ),
+        )
+        .unwrap();
+    assert!(out.contains(&ChatOutput::Applied(ban.clone())), "{out:?}");
     assert_eq!(core.moderators(&stream), vec![moderator.id()]);
-    core.on_action(T0 + 1, ban).unwrap();
+    assert_eq!(core.on_action(T0 + 1, ban), Err(Drop::Duplicate));
+    assert_eq!(
+        core.may_send(&stream, &viewer.id(), T0 + 2),
+        Err(Drop::Banned)
+    );
     // A moderator names no moderators and cannot ban the creator or a
     // moderator.
     let e = core

@@ -38,8 +38,9 @@ pub const POW_BITS: u32 = 16;
 pub const MAX_CHAT_GOSSIP: usize = 4 * 1024;
 /// Most messages in one history answer.
 pub const MAX_HISTORY: usize = 200;
-/// Most moderation actions in one history answer.
-pub const MAX_HISTORY_ACTIONS: usize = 256;
+/// Most moderation actions in one history answer (every action a chat
+/// keeps: a late joiner learns all the bans in force).
+pub const MAX_HISTORY_ACTIONS: usize = 1024;
 /// Cap of a history request.
 pub const MAX_HISTORY_REQUEST: usize = 256;
 /// Cap of a history response.
