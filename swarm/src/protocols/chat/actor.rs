@@ -26,6 +26,8 @@ use crate::scoring::topic_score_params;
 
 /// How often one peer may ask this node for one chat's history.
 const HISTORY_ASK_INTERVAL: Duration = Duration::from_secs(5);
+/// Peers asked for a chat's history when joining it.
+const HISTORY_PEERS: usize = 2;
 /// Peers whose last ask is remembered.
 const HISTORY_ASKERS: usize = 1024;
 
@@ -111,19 +113,25 @@ impl ChatActor {
             )));
         }
         info!(%stream, "joined chat");
+        // Two peers, when there are: one that leaves an action out of its
+        // answer (a ban, say) is made up for by the other (the rules merge
+        // both; what both send is taken once).
         let hash = topic.hash();
-        let peer = ctx
+        let peers: Vec<PeerId> = ctx
             .swarm
             .behaviour()
             .gossipsub
             .all_peers()
-            .find(|(_, ts)| ts.contains(&&hash))
-            .map(|(p, _)| *p);
-        match peer {
-            Some(p) => self.ask_history(ctx, stream, p),
-            None => {
-                self.want_history.insert(stream);
-            }
+            .filter(|(_, ts)| ts.contains(&&hash))
+            .map(|(p, _)| *p)
+            .take(HISTORY_PEERS)
+            .collect();
+        if peers.is_empty() {
+            self.want_history.insert(stream);
+            return Ok(true);
+        }
+        for p in peers {
+            self.ask_history(ctx, stream.clone(), p);
         }
         Ok(true)
     }

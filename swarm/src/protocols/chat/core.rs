@@ -10,8 +10,9 @@
 //!   wins ([`ModKind::subject`]), so nodes converge whatever the order;
 //! - per-key rate limits (Twitch's 20 messages per 30 s for viewers, 100
 //!   for moderators and the creator), 10 for a key this node first saw
-//!   less than 5 minutes ago, a chat-wide budget of keys never seen before (a swarm of
-//!   fresh keys is held off), and the chat's slow mode;
+//!   less than 5 minutes ago, a budget of keys never seen before per peer
+//!   and per chat (a swarm of fresh keys is held off), and the chat's slow
+//!   mode;
 //! - each sender's messages are shown in its counter's order, exactly
 //!   once: a message that overtook an earlier one waits for it (at most
 //!   [`ChatConfig::reorder_wait`]).
@@ -211,6 +212,9 @@ struct Sender {
     /// Messages that arrived before an earlier one, by counter.
     pending: BTreeMap<u64, (Instant, SignedChatMessage)>,
     last_sent_ms: u64,
+    /// The counters taken from history answers (lowest, highest): a second
+    /// answer repeats them.
+    hist: Option<(u64, u64)>,
 }
 
 const SEEN_PER_SENDER: usize = 64;
@@ -476,7 +480,11 @@ impl ChatCore {
         let is_mod = chat.is_moderator(&msg.sender);
         let known = chat.senders.contains(&msg.sender);
         if let Some(s) = chat.senders.peek(&msg.sender) {
-            if s.saw(msg.seq) {
+            if s.saw(msg.seq)
+                || (from_history
+                    && s.hist
+                        .is_some_and(|(lo, hi)| lo <= msg.seq && msg.seq <= hi))
+            {
                 return Err(Drop::Duplicate);
             }
             if !from_history && s.next.is_some_and(|n| msg.seq < n) {
@@ -509,6 +517,7 @@ impl ChatCore {
                     seen: VecDeque::new(),
                     pending: BTreeMap::new(),
                     last_sent_ms: 0,
+                    hist: None,
                 },
             );
             if let Some((_, gone)) = evicted {
@@ -557,6 +566,8 @@ impl ChatCore {
         let mut out = Vec::new();
         if from_history {
             s.remember(msg.seq);
+            let q = msg.seq;
+            s.hist = Some(s.hist.map_or((q, q), |(lo, hi)| (lo.min(q), hi.max(q))));
             let after = msg.seq.saturating_add(1);
             s.next = Some(s.next.map_or(after, |n| n.max(after)));
             chat.push_history(m.clone(), cfg.history);

@@ -675,6 +675,30 @@ fn a_late_joiner_takes_the_history_with_its_actions_and_skips_forged_rules() {
 }
 
 #[test]
+fn two_history_answers_show_each_message_once() {
+    let (_, now, stream, _) = setup();
+    // More messages of one sender than the live duplicate window holds.
+    let mut u = User::new(55);
+    let answer = HistoryResponse {
+        messages: (0..150).map(|_| u.say(&stream, T0, "m")).collect(),
+        actions: vec![],
+    };
+    let mut late = ChatCore::new(ChatConfig::default());
+    late.join(now, stream.clone()).unwrap();
+    assert_eq!(
+        shown(&late.on_history(now, T0, &stream, answer.clone())).len(),
+        150
+    );
+    assert!(shown(&late.on_history(now, T0, &stream, answer)).is_empty());
+    // The next live message follows at once.
+    let next = u.say(&stream, T0, "live");
+    assert_eq!(
+        shown(&late.on_message(now, T0, next).unwrap()),
+        [(u.id(), 151)]
+    );
+}
+
+#[test]
 fn state_stays_bounded() {
     let creator = User::new(1);
     let stream = StreamId::new(creator.id(), "show").unwrap();
