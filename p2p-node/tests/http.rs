@@ -610,3 +610,131 @@ async fn a_paid_stream_reaches_non_payers_only_as_ciphertext() {
     viewer.stop().await;
     creator.stop().await;
 }
+
+/// The chat's endpoints, and each refusal with its status code and reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_endpoints_refuse_with_precise_status_codes() {
+    use futures::StreamExt;
+    use vilokanam_api::{ChatEvent, ChatModerate, ChatSend};
+    let n = Running::start(config()).await;
+    let api = &n.api;
+    let me = api.id().await.unwrap().creator_key;
+    let mine = format!("{me}-show");
+    let theirs = format!("{}-show", "11".repeat(32));
+    // Not in the chat yet: reading and following it are 404.
+    let (code, body) = api
+        .raw(Method::GET, &format!("/api/v0/streams/{mine}/chat"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("chat/join"), "{body}");
+    let e = api.chat_events(&mine).await.err().expect("404").to_string();
+    assert!(e.contains("404"), "{e}");
+    // A malformed stream id: 400.
+    let (code, _) = api
+        .raw(Method::POST, "/api/v0/streams/nothex-x/chat/join", vec![])
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+
+    // Join, send, read back; the server-sent events carry the message.
+    api.chat_join(&mine).await.unwrap();
+    let mut events = api.chat_events(&mine).await.unwrap();
+    let m = api.chat_send(&mine, "hello").await.unwrap();
+    assert_eq!((m.seq, m.sender.as_str()), (1, me.as_str()));
+    let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is open")
+        .unwrap();
+    assert!(
+        matches!(&ev, ChatEvent::Message(x) if x.text == "hello"),
+        "{ev:?}"
+    );
+    assert_eq!(api.chat(&mine).await.unwrap().messages.len(), 1);
+    // 400: too long, a control character, nothing but spaces.
+    for bad in ["x".repeat(501), "a\u{7}b".into(), "   ".into()] {
+        let e = api.chat_send(&mine, &bad).await.unwrap_err().to_string();
+        assert!(e.contains("400") && e.contains("chat.text"), "{e}");
+    }
+
+    // In another creator's chat this node's key is a viewer's, new here:
+    // 10 messages per 30 s, then 429 with the rule; refused messages
+    // spend no counter.
+    let mut last = 0;
+    let mut limited = None;
+    for i in 0..12 {
+        match api.chat_send(&theirs, &format!("m{i}")).await {
+            Ok(m) => last = m.seq,
+            Err(e) => {
+                limited = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let limited = limited.expect("rate limited");
+    assert!(
+        limited.contains("429") && limited.contains("rate limit"),
+        "{limited}"
+    );
+    assert_eq!(last, 10);
+    // 403: moderating a chat whose creator named it no moderator.
+    let e = api
+        .chat_moderate(&theirs, &ChatModerate::SlowMode { secs: 5 })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("403") && e.contains("neither the creator nor a moderator"),
+        "{e}"
+    );
+    // 400: a key that is not one, a timeout over two weeks.
+    let e = api
+        .chat_moderate(
+            &mine,
+            &ChatModerate::Ban {
+                target: "zz".into(),
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("400") && e.contains("hex"), "{e}");
+    let e = api
+        .chat_moderate(
+            &mine,
+            &ChatModerate::Timeout {
+                target: "22".repeat(32),
+                secs: 2_000_000,
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("400") && e.contains("mod.timeout"), "{e}");
+    // The creator bans a key in its own chat: in force, listed.
+    let a = api
+        .chat_moderate(
+            &mine,
+            &ChatModerate::Ban {
+                target: "22".repeat(32),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(api.chat(&mine).await.unwrap().actions, vec![a]);
+    // A page of another origin can neither send nor join.
+    let client = vilokanam_api::reqwest::Client::new();
+    for path in ["chat", "chat/join"] {
+        let r = client
+            .post(api.url(&format!("/api/v0/streams/{mine}/{path}")))
+            .header(header::ORIGIN, "https://evil.example")
+            .json(&ChatSend { text: "x".into() })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+    }
+    drop(events);
+    n.stop().await;
+}
