@@ -28,8 +28,9 @@ pub struct VodRecord {
     pub bytes: u64,
     /// When it was made (unix ms).
     pub created_ms: u64,
-    /// The creator's ed25519 signature over [`VodRecord::signing_bytes`]
-    /// (hex; empty when recorded by a node other than the creator's).
+    /// The creator's ed25519 signature over the bytes of its VOD
+    /// announcement (`vilokanam_swarm`'s `VodAnnouncement::signing_bytes`;
+    /// hex; empty when recorded by a node other than the creator's).
     pub signature: String,
     /// The IPFS daemon (Kubo RPC URL) it is pinned on, once it is.
     pub ipfs_pinned: Option<String>,
@@ -85,25 +86,6 @@ fn decode_record(bytes: &[u8], root: &str) -> Result<VodRecord, StorageError> {
 }
 
 impl VodRecord {
-    /// What the creator signs: a domain tag and every field but the
-    /// signature and the pin note (the price only when there is one, so
-    /// a free VOD's bytes are what the first version signed).
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut b = b"vilokanam/vod/1\0".to_vec();
-        for s in [&self.root, &self.stream, &self.creator, &self.title] {
-            b.extend_from_slice(&(s.len() as u64).to_be_bytes());
-            b.extend_from_slice(s.as_bytes());
-        }
-        for n in [self.duration_ms, self.segments, self.bytes, self.created_ms] {
-            b.extend_from_slice(&n.to_be_bytes());
-        }
-        if self.price_per_sec > 0 {
-            b.extend_from_slice(b"price");
-            b.extend_from_slice(&self.price_per_sec.to_be_bytes());
-        }
-        b
-    }
-
     /// Whether watching it is paid.
     pub fn is_paid(&self) -> bool {
         self.price_per_sec > 0

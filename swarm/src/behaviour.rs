@@ -183,14 +183,14 @@ impl Behaviour {
             ),
             gossipsub: gossipsub(key, cfg.max_peer_topics)?,
             chunks: request_response::Behaviour::with_codec(
-                ChunkCodec,
+                ChunkCodec::default(),
                 [(CHUNK_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(cfg.request_timeout)
                     .with_max_concurrent_streams(cfg.max_chunk_streams),
             ),
             chat_history: request_response::Behaviour::with_codec(
-                crate::protocols::chat::codec::HistoryCodec,
+                crate::protocols::chat::codec::HistoryCodec::default(),
                 [(
                     crate::protocols::chat::codec::HISTORY_PROTOCOL,
                     request_response::ProtocolSupport::Full,
@@ -209,6 +209,15 @@ impl Behaviour {
             mdns: mdns.into(),
         })
     }
+}
+
+/// The remote peers subscribed to `topic`, as gossipsub recorded them.
+pub fn topic_peers(g: &Gossipsub, topic: &str) -> Vec<libp2p::PeerId> {
+    let hash = TopicHash::from_raw(topic);
+    g.all_peers()
+        .filter(|(_, ts)| ts.contains(&&hash))
+        .map(|(p, _)| *p)
+        .collect()
 }
 
 /// Topics a remote peer is subscribed to, as gossipsub recorded them.

@@ -80,3 +80,65 @@ pub fn signed_parts(
     .expect("the key is the stream's creator and the fields are in range");
     (parts, Chunk { header, payload })
 }
+
+/// A chat user for tests: a key (from a seed byte), its proof of work, and
+/// its message counter.
+pub struct ChatUser {
+    /// Its key.
+    pub key: SigningKey,
+    /// The key's proof of work.
+    pub pow: u64,
+    /// The last counter it used.
+    pub seq: u64,
+}
+
+impl ChatUser {
+    /// A user whose key is 32 times `seed`.
+    pub fn new(seed: u8) -> Self {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let pow = crate::protocols::chat::wire::find_pow(&key.verifying_key().to_bytes());
+        ChatUser { key, pow, seq: 0 }
+    }
+
+    /// Its public key.
+    pub fn id(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Its next message in `stream`'s chat, sent at `at_ms`.
+    pub fn say(
+        &mut self,
+        stream: &StreamId,
+        at_ms: u64,
+        text: &str,
+    ) -> crate::protocols::chat::SignedChatMessage {
+        self.seq += 1;
+        crate::protocols::chat::ChatMessage {
+            stream: stream.clone(),
+            sender: self.id(),
+            seq: self.seq,
+            sent_ms: at_ms,
+            text: text.into(),
+            pow: self.pow,
+        }
+        .sign(&self.key)
+        .expect("a valid test message")
+    }
+
+    /// A moderation action by it in `stream`'s chat, issued at `at_ms`.
+    pub fn act(
+        &self,
+        stream: &StreamId,
+        at_ms: u64,
+        kind: crate::protocols::chat::ModKind,
+    ) -> crate::protocols::chat::SignedModAction {
+        crate::protocols::chat::ModAction {
+            stream: stream.clone(),
+            issuer: self.id(),
+            issued_ms: at_ms,
+            kind,
+        }
+        .sign(&self.key)
+        .expect("a valid test action")
+    }
+}

@@ -8,58 +8,15 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::IdentTopic;
-use vilokanam_swarm::protocols::chat::wire::{
-    chat_topic, find_pow, ChatGossip, ChatMessage, ModAction, ModKind, SignedChatMessage,
-    SignedModAction,
-};
+use vilokanam_swarm::protocols::chat::wire::{chat_topic, ChatGossip, ModKind, SignedModAction};
 use vilokanam_swarm::protocols::chat::Drop;
 use vilokanam_swarm::protocols::live::actor::unix_ms;
+use vilokanam_swarm::test_utils::ChatUser as User;
 use vilokanam_swarm::{Event, StreamId};
 
 mod common;
 use common::{forger, honest, Events, Honest};
-
-struct User {
-    key: SigningKey,
-    pow: u64,
-    seq: u64,
-}
-
-impl User {
-    fn new(seed: u8) -> Self {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let pow = find_pow(&key.verifying_key().to_bytes());
-        User { key, pow, seq: 0 }
-    }
-    fn id(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
-    }
-    fn say(&mut self, stream: &StreamId, text: &str) -> SignedChatMessage {
-        self.seq += 1;
-        ChatMessage {
-            stream: stream.clone(),
-            sender: self.id(),
-            seq: self.seq,
-            sent_ms: unix_ms(),
-            text: text.into(),
-            pow: self.pow,
-        }
-        .sign(&self.key)
-        .unwrap()
-    }
-    fn act(&self, stream: &StreamId, kind: ModKind) -> SignedModAction {
-        ModAction {
-            stream: stream.clone(),
-            issuer: self.id(),
-            issued_ms: unix_ms(),
-            kind,
-        }
-        .sign(&self.key)
-        .unwrap()
-    }
-}
 
 /// (sender's first byte, seq, from history) of every message shown.
 fn shown(events: &Events) -> Vec<([u8; 32], u64, bool)> {
@@ -124,7 +81,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     let mut users: Vec<User> = (10..13).map(User::new).collect();
     for round in 0..10 {
         for (u, at) in users.iter_mut().zip([0usize, 2, 4]) {
-            let m = u.say(&stream, &format!("message {round}"));
+            let m = u.say(&stream, unix_ms(), &format!("message {round}"));
             nodes[at].client.chat_send(m).await?;
         }
     }
@@ -152,13 +109,13 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
         }
     }
     // The eleventh within 30 s is over a new key's rate: refused at once.
-    let m = users[0].say(&stream, "one more");
+    let m = users[0].say(&stream, unix_ms(), "one more");
     let e = nodes[0].client.chat_send(m).await.unwrap_err();
     assert!(e.to_string().contains("rate limit"), "{e}");
 
     // The creator bans a troll, from A: every node applies it.
     let mut troll = User::new(20);
-    let ban = creator.act(&stream, ModKind::Ban { target: troll.id() });
+    let ban = creator.act(&stream, unix_ms(), ModKind::Ban { target: troll.id() });
     nodes[0].client.chat_moderate(ban.clone()).await?;
     for (i, n) in nodes.iter().enumerate() {
         n.events
@@ -170,7 +127,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     // Its own node refuses to send for it...
     let e = nodes[4]
         .client
-        .chat_send(troll.say(&stream, "let me in"))
+        .chat_send(troll.say(&stream, unix_ms(), "let me in"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("banned"), "{e}");
@@ -178,7 +135,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     // a stranger and a message whose signature was tampered with.
     let d = (nodes[3].client.peer_id(), nodes[3].addr.clone());
     let chat = IdentTopic::new(topic.clone());
-    let banned = troll.say(&stream, "evading the ban");
+    let banned = troll.say(&stream, unix_ms(), "evading the ban");
     forger(
         chat.clone(),
         vec![d.clone()],
@@ -189,6 +146,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     let stranger = User::new(22);
     let fake_ban = stranger.act(
         &stream,
+        unix_ms(),
         ModKind::Ban {
             target: victim.id(),
         },
@@ -200,7 +158,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     )
     .await?;
     let mut victim = victim;
-    let mut tampered = victim.say(&stream, "original");
+    let mut tampered = victim.say(&stream, unix_ms(), "original");
     tampered.message.text = "tampered".into();
     forger(
         chat.clone(),
@@ -229,7 +187,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     // The victim (not banned, whatever the stranger signed) then speaks
     // through another forger at D: its message reaches A, after the others.
     victim.seq = 5;
-    let control = victim.say(&stream, "still here");
+    let control = victim.say(&stream, unix_ms(), "still here");
     forger(
         chat.clone(),
         vec![d],
@@ -292,7 +250,7 @@ async fn chat_reaches_everyone_once_in_order_and_moderation_holds_at_every_hop()
     );
     let e = f
         .client
-        .chat_send(troll.say(&stream, "new node, same troll"))
+        .chat_send(troll.say(&stream, unix_ms(), "new node, same troll"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("banned"), "{e}");

@@ -7,7 +7,6 @@
 //! Watching or publishing a stream joins its chat; `chat/join` joins one
 //! without the video.
 
-use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, OnceCell};
 use tracing::{debug, warn};
 use vilokanam_api::{ChatActionInfo, ChatEvent, ChatMessageInfo, ChatModerate, ChatView};
@@ -23,9 +22,9 @@ use super::{parse_stream, NodeError, NodeHandle};
 /// Chat events buffered per API subscriber before the slowest misses some.
 const EVENT_BUFFER: usize = 1024;
 
-/// The node's chat desk (in `Inner`).
+/// The node's chat desk (in `Inner`). Messages and actions are signed
+/// with the creator key (the publisher's).
 pub(crate) struct ChatDesk {
-    key: SigningKey,
     /// The creator key's proof of work, found once (off the async workers).
     pow: OnceCell<u64>,
     events: broadcast::Sender<(StreamId, ChatEvent)>,
@@ -41,18 +40,13 @@ pub(crate) struct ChatDesk {
 const MAX_REPLAYED: usize = 1024;
 
 impl ChatDesk {
-    pub(crate) fn new(key: SigningKey) -> Self {
+    pub(crate) fn new() -> Self {
         ChatDesk {
-            key,
             pow: OnceCell::new(),
             events: broadcast::channel(EVENT_BUFFER).0,
             sending: tokio::sync::Mutex::new(()),
             replayed: Default::default(),
         }
-    }
-
-    fn me(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
     }
 }
 
@@ -232,7 +226,7 @@ impl NodeHandle {
         let id = parse_stream(stream)?;
         self.chat_join_id(&id).await?;
         let desk = &self.inner.chat;
-        let me = desk.me();
+        let me = self.inner.identity.creator;
         let pow = *desk
             .pow
             .get_or_try_init(
@@ -259,7 +253,7 @@ impl NodeHandle {
             .await
             .map_err(|e| NodeError::InvalidChat(e.to_string()))??;
         let signed = ChatMessage { seq, ..draft }
-            .sign(&desk.key)
+            .sign(self.inner.publisher.signing_key())
             .map_err(|e| NodeError::InvalidChat(e.to_string()))?;
         let info = message_info(&signed, false);
         if let Err(e) = self.inner.swarm.chat_send(signed).await {
@@ -283,11 +277,11 @@ impl NodeHandle {
         let kind = kind_of(req)?;
         let signed = ModAction {
             stream: id,
-            issuer: self.inner.chat.me(),
+            issuer: self.inner.identity.creator,
             issued_ms: now_ms(),
             kind,
         }
-        .sign(&self.inner.chat.key)
+        .sign(self.inner.publisher.signing_key())
         .map_err(|e| NodeError::InvalidChat(e.to_string()))?;
         let info = action_info(&signed);
         self.inner

@@ -64,6 +64,8 @@ pub struct Identity {
     pub peer_id: PeerId,
     /// Creator key (hex).
     pub creator_key: String,
+    /// Creator key (bytes): names this node's streams, signs its chat.
+    pub creator: [u8; 32],
     /// Voucher key (hex).
     pub voucher_key: String,
 }
@@ -232,6 +234,7 @@ impl Node {
         let identity = Identity {
             peer_id,
             creator_key: hex::encode(keys.creator.verifying_key().to_bytes()),
+            creator: keys.creator.verifying_key().to_bytes(),
             voucher_key: hex::encode(keys.voucher.verifying_key().to_bytes()),
         };
         let recorded = watch::channel(0).0;
@@ -264,7 +267,7 @@ impl Node {
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             own_paid_vods: Mutex::new(HashMap::new()),
-            chat: chat::ChatDesk::new(keys.creator.clone()),
+            chat: chat::ChatDesk::new(),
             vods_offered_ms: Default::default(),
             vod_paces: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)

@@ -9,6 +9,7 @@
 
 pub mod bandwidth;
 pub mod bitswap;
+mod bucket;
 pub mod chat;
 pub mod keys;
 pub mod live;

@@ -39,21 +39,39 @@ pub fn record_of(v: &SignedVodAnnouncement) -> VodRecord {
     }
 }
 
+/// What a stored VOD record says, as the wire's (and the signature's)
+/// form: the one definition of the bytes a creator signs for its VOD.
+pub fn vod_of(r: &VodRecord) -> Option<VodAnnouncement> {
+    Some(VodAnnouncement {
+        stream: r.stream.parse().ok()?,
+        root: r.root.clone(),
+        title: r.title.clone(),
+        duration_ms: r.duration_ms,
+        segments: r.segments,
+        bytes: r.bytes,
+        created_ms: r.created_ms,
+        price_per_sec: r.price_per_sec,
+    })
+}
+
+/// Signs `r` with the creator's key (its signature field); a record that
+/// is not well formed stays unsigned.
+pub fn sign_record(r: &mut VodRecord, key: &ed25519_dalek::SigningKey) -> Result<(), NodeError> {
+    let vod =
+        vod_of(r).ok_or_else(|| NodeError::Vod(format!("VOD {} names no valid stream", r.root)))?;
+    let signed = vod
+        .sign(key)
+        .map_err(|e| NodeError::Vod(format!("VOD {} cannot be signed: {e}", r.root)))?;
+    r.signature = hex::encode(signed.signature.0);
+    Ok(())
+}
+
 /// The announcement of a signed VOD record (`None` if it is unsigned or
 /// not well formed).
 pub fn announcement_of(r: &VodRecord) -> Option<SignedVodAnnouncement> {
     let signature: [u8; 64] = hex::decode(&r.signature).ok()?.try_into().ok()?;
     let v = SignedVodAnnouncement {
-        vod: VodAnnouncement {
-            stream: r.stream.parse().ok()?,
-            root: r.root.clone(),
-            title: r.title.clone(),
-            duration_ms: r.duration_ms,
-            segments: r.segments,
-            bytes: r.bytes,
-            created_ms: r.created_ms,
-            price_per_sec: r.price_per_sec,
-        },
+        vod: vod_of(r)?,
         signature: Sig(signature),
         sent_ms: super::now_ms(),
     };
@@ -68,14 +86,7 @@ impl NodeHandle {
             debug!(root = %r.root, "not announced: not a VOD this node signed");
             return;
         };
-        if v.vod.stream.creator
-            != self
-                .inner
-                .publisher
-                .signing_key()
-                .verifying_key()
-                .to_bytes()
-        {
+        if v.vod.stream.creator != self.inner.identity.creator {
             return;
         }
         if let Err(e) = self.inner.swarm.announce_vod(v).await {
@@ -92,10 +103,9 @@ impl NodeHandle {
 
     /// This node's newest own signed VODs (at most [`REANNOUNCED`]).
     fn own_signed_vods(&self) -> Vec<VodRecord> {
-        let key = self.inner.publisher.signing_key().verifying_key();
-        let own = hex::encode(key.to_bytes());
+        let own = &self.inner.identity.creator_key;
         let mut vods = self.inner.store.vods.all().unwrap_or_default();
-        vods.retain(|r| r.creator == own && !r.signature.is_empty());
+        vods.retain(|r| r.creator == *own && !r.signature.is_empty());
         vods.truncate(REANNOUNCED);
         vods
     }
@@ -131,14 +141,7 @@ impl NodeHandle {
     /// A VOD announcement the swarm checked: kept in the catalog (not this
     /// node's own).
     pub(crate) async fn on_vod_announced(&self, v: SignedVodAnnouncement) {
-        if v.vod.stream.creator
-            == self
-                .inner
-                .publisher
-                .signing_key()
-                .verifying_key()
-                .to_bytes()
-        {
+        if v.vod.stream.creator == self.inner.identity.creator {
             return;
         }
         let rec = record_of(&v);
@@ -196,7 +199,6 @@ impl NodeHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::Signer;
 
     #[test]
     fn a_stored_record_and_its_announcement_carry_one_signature() {
@@ -217,9 +219,8 @@ mod tests {
                 price_per_sec: price,
             };
             assert!(announcement_of(&r).is_none(), "unsigned");
-            r.signature = hex::encode(key.sign(&r.signing_bytes()).to_bytes());
+            sign_record(&mut r, &key).unwrap();
             let v = announcement_of(&r).expect("the record's signature verifies");
-            assert_eq!(v.vod.signing_bytes(), r.signing_bytes());
             let back = record_of(&v);
             assert_eq!(
                 back,

@@ -21,7 +21,6 @@
 
 use std::fmt::Write as _;
 
-use ed25519_dalek::Signer;
 use tracing::{info, warn};
 use vilokanam_storage::recordings::{ChunkToRecord, Recorded};
 use vilokanam_storage::unixfs::{self, Cid, CidVersion, Entry};
@@ -361,7 +360,7 @@ impl NodeHandle {
                 price_per_sec: a.offer.as_ref().map_or(0, |o| o.price_per_sec),
             };
             if let Some(key) = key {
-                rec.signature = hex::encode(key.sign(&rec.signing_bytes()).to_bytes());
+                announce::sign_record(&mut rec, &key)?;
             }
             store.vods.put(&rec)?;
             // Exactly the chunks built from: one recorded meanwhile stays
@@ -391,12 +390,7 @@ impl NodeHandle {
         let Ok(streams) = self.inner.store.recordings.streams() else {
             return;
         };
-        let me = self
-            .inner
-            .publisher
-            .signing_key()
-            .verifying_key()
-            .to_bytes();
+        let me = self.inner.identity.creator;
         for s in streams {
             let Ok(id) = s.parse::<vilokanam_swarm::StreamId>() else {
                 continue;

@@ -255,13 +255,7 @@ impl NodeHandle {
     }
 
     fn is_own(&self, stream: &StreamId) -> bool {
-        stream.creator
-            == self
-                .inner
-                .publisher
-                .signing_key()
-                .verifying_key()
-                .to_bytes()
+        stream.creator == self.inner.identity.creator
     }
 
     /// Starts paying for paid VOD `root` from a budget (one channel on the

@@ -18,6 +18,7 @@ use super::wire::{
     chat_topic, stream_of_chat_topic, ChatGossip, HistoryRequest, HistoryResponse,
     SignedChatMessage, SignedModAction, MAX_HISTORY,
 };
+use crate::behaviour::topic_peers;
 use crate::network::{Event, RejectReason, SwarmError};
 use crate::protocols::live::actor::{unix_ms, Ctx};
 use crate::protocols::live::core::Rejection;
@@ -116,16 +117,8 @@ impl ChatActor {
         // Two peers, when there are: one that leaves an action out of its
         // answer (a ban, say) is made up for by the other (the rules merge
         // both; what both send is taken once).
-        let hash = topic.hash();
-        let peers: Vec<PeerId> = ctx
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .filter(|(_, ts)| ts.contains(&&hash))
-            .map(|(p, _)| *p)
-            .take(HISTORY_PEERS)
-            .collect();
+        let mut peers = topic_peers(&ctx.swarm.behaviour().gossipsub, &chat_topic(&stream));
+        peers.truncate(HISTORY_PEERS);
         if peers.is_empty() {
             self.want_history.insert(stream);
             return Ok(true);
@@ -333,14 +326,10 @@ impl ChatActor {
                     debug!(%stream, %peer, %error, "chat history ask failed");
                     if self.core.joined(&stream) {
                         // Another peer in the chat, or the next to join it.
-                        let hash = IdentTopic::new(chat_topic(&stream)).hash();
-                        let other = ctx
-                            .swarm
-                            .behaviour()
-                            .gossipsub
-                            .all_peers()
-                            .find(|(p, ts)| **p != peer && ts.contains(&&hash))
-                            .map(|(p, _)| *p);
+                        let other =
+                            topic_peers(&ctx.swarm.behaviour().gossipsub, &chat_topic(&stream))
+                                .into_iter()
+                                .find(|p| *p != peer);
                         match other {
                             Some(p) => self.ask_history(ctx, stream, p),
                             None => {

@@ -1,78 +1,35 @@
-//! The `/vilokanam/chat-history/1` request-response codec: one request and
-//! one response per substream, each read up to its cap plus one byte (an
-//! oversized message is refused without buffering more).
+//! The `/vilokanam/chat-history/1` request-response codec: the shared
+//! [`LimitedCodec`] (one request and one response per substream, each read
+//! up to its cap plus one byte) over the history messages.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
 use super::wire::{HistoryRequest, HistoryResponse, MAX_HISTORY_REQUEST, MAX_HISTORY_RESPONSE};
-use crate::protocols::live::codec::read_limited;
+use crate::protocols::live::codec::{LimitedCodec, WireMessage};
+use crate::protocols::live::wire::WireError;
 
 /// Protocol name.
 pub const HISTORY_PROTOCOL: StreamProtocol = StreamProtocol::new("/vilokanam/chat-history/1");
 
 /// The codec.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HistoryCodec;
+pub type HistoryCodec = LimitedCodec<HistoryRequest, HistoryResponse>;
 
-fn invalid(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+impl WireMessage for HistoryRequest {
+    const LIMIT: usize = MAX_HISTORY_REQUEST;
+    fn to_wire(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_wire(buf: Vec<u8>) -> Result<Self, WireError> {
+        Self::decode(&buf)
+    }
 }
 
-impl libp2p::request_response::Codec for HistoryCodec {
-    type Protocol = StreamProtocol;
-    type Request = HistoryRequest;
-    type Response = HistoryResponse;
-
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<HistoryRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_limited(io, MAX_HISTORY_REQUEST).await?;
-        HistoryRequest::decode(&buf).map_err(invalid)
+impl WireMessage for HistoryResponse {
+    const LIMIT: usize = MAX_HISTORY_RESPONSE;
+    fn to_wire(&self) -> Vec<u8> {
+        self.encode()
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<HistoryResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_limited(io, MAX_HISTORY_RESPONSE).await?;
-        HistoryResponse::decode(&buf).map_err(invalid)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: HistoryRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req.encode()).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: HistoryResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&res.encode()).await?;
-        io.close().await
+    fn from_wire(buf: Vec<u8>) -> Result<Self, WireError> {
+        Self::decode(&buf)
     }
 }

@@ -30,6 +30,7 @@ use super::wire::{
     HistoryResponse, ModKind, SignedChatMessage, SignedModAction, Subject, MAX_HISTORY,
     MAX_HISTORY_ACTIONS,
 };
+use crate::protocols::bucket::Bucket;
 use crate::protocols::live::wire::StreamId;
 use libp2p::PeerId;
 
@@ -169,35 +170,6 @@ pub enum ChatOutput {
     },
     /// A moderation action took effect.
     Applied(SignedModAction),
-}
-
-/// A token bucket of `cap` tokens refilled over `window`.
-#[derive(Clone, Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn full(cap: u32, now: Instant) -> Self {
-        Bucket {
-            tokens: f64::from(cap),
-            at: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant, cap: u32, window: Duration) -> bool {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        let rate = f64::from(cap) / window.as_secs_f64().max(1e-3);
-        self.tokens = (self.tokens + dt * rate).min(f64::from(cap));
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 struct Sender {
@@ -494,14 +466,12 @@ impl ChatCore {
             }
         }
         if let (false, false, false, Some(peer)) = (known, is_mod, from_history, source) {
-            let minute = Duration::from_secs(60);
+            let (one, all) = (cfg.new_keys_per_minute, cfg.new_keys_per_minute_total);
             let per_peer = chat
                 .new_keys
-                .get_or_insert_mut(peer, || Bucket::full(cfg.new_keys_per_minute, now));
-            if !per_peer.take(now, cfg.new_keys_per_minute, minute)
-                || !chat
-                    .new_keys_total
-                    .take(now, cfg.new_keys_per_minute_total, minute)
+                .get_or_insert_mut(peer, || Bucket::full(one, now));
+            if !per_peer.take(now, one, f64::from(one) / 60.0)
+                || !chat.new_keys_total.take(now, all, f64::from(all) / 60.0)
             {
                 return Err(Drop::NewKeyBudget);
             }

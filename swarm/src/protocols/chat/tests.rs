@@ -2,60 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use libp2p::PeerId;
 
 use super::*;
 use crate::protocols::chat::wire::{
     find_pow, ChatGossip, ChatMessage, HistoryRequest, HistoryResponse, MessageRef, ModAction,
-    ModKind, SignedChatMessage, SignedModAction, MAX_CHAT_CHARS, MAX_TIMEOUT_SECS,
+    ModKind, SignedChatMessage, MAX_CHAT_CHARS, MAX_TIMEOUT_SECS,
 };
 use crate::protocols::live::wire::{Sig, WireError};
+use crate::test_utils::ChatUser as User;
 
 const T0: u64 = 1_700_000_000_000;
-
-struct User {
-    key: SigningKey,
-    pow: u64,
-    seq: u64,
-}
-
-impl User {
-    fn new(seed: u8) -> Self {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let pow = find_pow(&key.verifying_key().to_bytes());
-        User { key, pow, seq: 0 }
-    }
-
-    fn id(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
-    }
-
-    fn say(&mut self, stream: &StreamId, at_ms: u64, text: &str) -> SignedChatMessage {
-        self.seq += 1;
-        ChatMessage {
-            stream: stream.clone(),
-            sender: self.id(),
-            seq: self.seq,
-            sent_ms: at_ms,
-            text: text.into(),
-            pow: self.pow,
-        }
-        .sign(&self.key)
-        .unwrap()
-    }
-
-    fn act(&self, stream: &StreamId, at_ms: u64, kind: ModKind) -> SignedModAction {
-        ModAction {
-            stream: stream.clone(),
-            issuer: self.id(),
-            issued_ms: at_ms,
-            kind,
-        }
-        .sign(&self.key)
-        .unwrap()
-    }
-}
 
 fn setup() -> (ChatCore, Instant, StreamId, User) {
     let creator = User::new(1);

@@ -563,15 +563,8 @@ impl LiveActor {
         reason: JoinReason,
         start: Option<u64>,
     ) -> Result<(), SwarmError> {
-        let hash = IdentTopic::new(stream.topic()).hash();
-        let topic_peers: Vec<PeerId> = ctx
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .filter(|(_, ts)| ts.contains(&&hash))
-            .map(|(p, _)| *p)
-            .collect();
+        let topic_peers =
+            crate::behaviour::topic_peers(&ctx.swarm.behaviour().gossipsub, &stream.topic());
         let out = self.core.join(now, stream, reason, start, topic_peers)?;
         self.apply(ctx, out);
         Ok(())

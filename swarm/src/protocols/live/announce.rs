@@ -40,6 +40,7 @@ use lru::LruCache;
 
 use super::core::{IgnoreReason, Rejection, Verdict};
 use super::wire::{SignedAnnouncement, SignedVodAnnouncement, StreamId};
+use crate::protocols::bucket::Bucket;
 
 /// Tunables of the announcement policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,11 +106,6 @@ impl AnnounceDecision {
             changed: false,
         }
     }
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 #[derive(Clone, Copy)]
@@ -189,13 +185,7 @@ impl AnnouncePolicy {
             let (burst, rate) = (self.config.vod_creator_burst, self.config.vod_creator_rate);
             let creator = v.vod.stream.creator;
             if self.vod_creators.get(&creator).is_none() {
-                self.vod_creators.put(
-                    creator,
-                    Bucket {
-                        tokens: f64::from(burst),
-                        at: now,
-                    },
-                );
+                self.vod_creators.put(creator, Bucket::full(burst, now));
             }
             let Some(b) = self.vod_creators.get_mut(&creator) else {
                 return Verdict::Ignore(IgnoreReason::CreatorLimit);
@@ -311,32 +301,13 @@ impl AnnouncePolicy {
         let (burst, rate) = (self.config.source_burst, self.config.source_rate);
         self.sources
             .entry(source)
-            .or_insert(Bucket {
-                tokens: f64::from(burst),
-                at: now,
-            })
+            .or_insert_with(|| Bucket::full(burst, now))
             .take(now, burst, rate)
     }
 }
 
 fn vod_key(v: &SignedVodAnnouncement) -> ([u8; 32], String) {
     (v.vod.stream.creator, v.vod.root.clone())
-}
-
-impl Bucket {
-    /// Refills at `rate` per second up to `burst`, then takes one token if
-    /// there is one.
-    fn take(&mut self, now: Instant, burst: u32, rate: f64) -> bool {
-        let refill = now.duration_since(self.at).as_secs_f64() * rate;
-        self.tokens = (self.tokens + refill).min(f64::from(burst));
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 #[cfg(test)]

@@ -210,6 +210,16 @@ mod tests {
             let e = GossipMessage::decode(&GossipMessage::Vod(unsigned).encode()).unwrap_err();
             assert!(e.to_string().contains(what), "{e} (wanted {what})");
         };
+        // A free VOD signs what the first version of the record signed; a
+        // paid one signs its price too.
+        let free = vod(&key).signing_bytes();
+        let paid = VodAnnouncement {
+            price_per_sec: 9,
+            ..vod(&key)
+        }
+        .signing_bytes();
+        assert!(paid.starts_with(&free) && paid != free);
+
         bad(|v| v.title = "x".repeat(MAX_TITLE + 1), "vod.title");
         bad(|v| v.root = "not a cid".into(), "vod.root");
         bad(|v| v.root = "x".repeat(MAX_ROOT + 1), "vod.root");
