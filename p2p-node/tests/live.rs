@@ -267,6 +267,12 @@ async fn testnet_command_without_ffmpeg_keeps_playing_and_pays() -> Result<()> {
     )
     .await?;
     ensure!(stdout.contains("shipped 6 s fixture"), "{stdout}");
+    // The viewer's user follows the creator: its feed told of the go-live,
+    // with the creator's profile name.
+    ensure!(
+        stdout.contains("feed: the viewer was told \"Testnet creator\" went live"),
+        "{stdout}"
+    );
     ensure!(
         stdout.contains("paid stream: 200µTICK/s to the creator //Alice"),
         "{stdout}"
@@ -359,6 +365,10 @@ async fn testnet_command_free_with_ffmpeg_plays_without_a_chain() -> Result<()> 
     )
     .await?;
     ensure!(stdout.contains("source: ffmpeg test signal"), "{stdout}");
+    ensure!(
+        stdout.contains("feed: the viewer was told \"Testnet creator\" went live"),
+        "{stdout}"
+    );
     ensure!(!stdout.contains("dev chain"), "{stdout}");
     ensure!(!stdout.contains("paid"), "{stdout}");
     let chunks = status_chunks(&stdout);

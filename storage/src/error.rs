@@ -69,6 +69,9 @@ pub enum StorageError {
     /// A UnixFS block or DAG is invalid.
     #[error(transparent)]
     Unixfs(#[from] crate::unixfs::UnixfsError),
+    /// A bounded tree is full.
+    #[error("store full: {0}")]
+    Full(String),
     /// A block's bytes do not hash to its CID digest.
     #[error("block does not match its sha2-256 digest {0}")]
     DigestMismatch(String),

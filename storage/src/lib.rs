@@ -34,6 +34,7 @@ pub mod keys;
 pub mod peers;
 pub mod recordings;
 pub mod sessions;
+pub mod social;
 pub mod streams;
 pub mod unixfs;
 pub mod vods;
@@ -51,6 +52,7 @@ pub use keys::{load_account, load_or_create as load_or_create_keys, store_accoun
 pub use peers::{KnownPeer, Peers};
 pub use recordings::{ChunkToRecord, PaidChunk, RecordedChunk, Recordings};
 pub use sessions::{SessionRecord, Sessions};
+pub use social::SocialStore;
 pub use streams::{StreamRecord, StreamRole, Streams};
 pub use vods::{HeardVods, VodRecord, Vods};
 pub use vouchers::{VoucherRecord, Vouchers};
@@ -77,6 +79,8 @@ pub struct Store {
     pub heard_vods: HeardVods,
     /// Chat counters and moderation actions in force.
     pub chat: ChatStore,
+    /// The records this node's user publishes (profile, follows).
+    pub social: SocialStore,
 }
 
 impl Store {
@@ -116,6 +120,9 @@ impl Store {
                 }
             },
             chat: ChatStore::open(db.open_tree("chat")?),
+            social: SocialStore {
+                tree: db.open_tree("social")?,
+            },
             db,
         };
         let dropped = store.streams.migrate()?;

@@ -38,6 +38,7 @@ impl TopicSubscriptionFilter for VilokanamTopics {
     fn can_subscribe(&mut self, topic_hash: &TopicHash) -> bool {
         let t = topic_hash.as_str();
         t == ANNOUNCE_TOPIC
+            || t == crate::protocols::social::SOCIAL_TOPIC
             || StreamId::from_topic(t).is_some()
             || crate::protocols::chat::wire::stream_of_chat_topic(t).is_some()
     }
@@ -136,6 +137,9 @@ pub struct BehaviourConfig {
     /// Let Kademlia dial peers it learns of (periodic bootstrap). Off keeps
     /// the topology to explicit dials.
     pub discovery: bool,
+    /// Social records the DHT store holds (each at most
+    /// [`crate::protocols::social::wire::MAX_RECORD`] bytes). Default 2048.
+    pub max_records: usize,
 }
 
 impl Default for BehaviourConfig {
@@ -148,6 +152,7 @@ impl Default for BehaviourConfig {
             request_timeout: Duration::from_secs(10),
             max_peer_topics: 128,
             discovery: true,
+            max_records: 2048,
         }
     }
 }
@@ -163,8 +168,20 @@ impl Behaviour {
             kad_config.set_periodic_bootstrap_interval(None);
             kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
         }
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Every inbound record is checked by the social rules before it is
+        // stored (`protocols::social::actor`); lookups end within 10 s.
+        kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+        kad_config.set_query_timeout(Duration::from_secs(10));
+        kad_config.set_max_packet_size(crate::protocols::social::wire::MAX_RECORD + 4096);
+        let store = kad::store::MemoryStore::with_config(
+            peer_id,
+            kad::store::MemoryStoreConfig {
+                max_records: cfg.max_records,
+                max_value_bytes: crate::protocols::social::wire::MAX_RECORD,
+                ..Default::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         kad.set_mode(Some(kad::Mode::Server));
         let mdns = if cfg.mdns {
             Some(

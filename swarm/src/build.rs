@@ -55,6 +55,17 @@ pub fn build_swarm(
             topic: ANNOUNCE_TOPIC.into(),
             reason: e.to_string(),
         })?;
+    let social = IdentTopic::new(crate::protocols::social::SOCIAL_TOPIC);
+    let g = &mut swarm.behaviour_mut().gossipsub;
+    g.set_topic_params(social.clone(), crate::scoring::topic_score_params())
+        .map_err(|e| SwarmError::Subscribe {
+            topic: social.to_string(),
+            reason: e.to_string(),
+        })?;
+    g.subscribe(&social).map_err(|e| SwarmError::Subscribe {
+        topic: social.to_string(),
+        reason: e.to_string(),
+    })?;
     for addr in &config.bootstrap {
         if let (true, Some(Protocol::P2p(peer))) = (config.discovery, addr.iter().last()) {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

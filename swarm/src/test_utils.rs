@@ -142,3 +142,67 @@ impl ChatUser {
         .expect("a valid test action")
     }
 }
+
+/// A social user for tests: a key from a seed byte, and signed records.
+pub struct SocialUser {
+    /// Its key.
+    pub key: SigningKey,
+}
+
+impl SocialUser {
+    /// A user whose key is 32 times `seed`.
+    pub fn new(seed: u8) -> Self {
+        SocialUser {
+            key: SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+
+    /// Its public key.
+    pub fn id(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Its profile record, version `version` (unix ms), valid for a day.
+    pub fn profile(&self, version: u64, name: &str) -> crate::protocols::social::SocialRecord {
+        crate::protocols::social::SocialRecord::Profile(
+            crate::protocols::social::Profile {
+                creator: self.id(),
+                version,
+                expires_ms: version + 24 * 3600 * 1000,
+                name: name.into(),
+                bio: String::new(),
+                avatar: None,
+            }
+            .sign(&self.key)
+            .expect("a valid test profile"),
+        )
+    }
+
+    /// Its signed follow (or unfollow) of `creator` at `at_ms`.
+    pub fn op(
+        &self,
+        creator: [u8; 32],
+        follow: bool,
+        at_ms: u64,
+    ) -> crate::protocols::social::SignedFollowOp {
+        crate::protocols::social::FollowOp {
+            follower: self.id(),
+            creator,
+            follow,
+            at_ms,
+        }
+        .sign(&self.key)
+        .expect("a valid test operation")
+    }
+
+    /// Its follows record holding `ops`.
+    pub fn follows(
+        &self,
+        ops: Vec<crate::protocols::social::SignedFollowOp>,
+    ) -> crate::protocols::social::SocialRecord {
+        crate::protocols::social::SocialRecord::Follows {
+            subject: self.id(),
+            ops,
+        }
+    }
+}

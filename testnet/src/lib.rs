@@ -878,6 +878,21 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     }
     t.wait_connected().await?;
 
+    // Community: the creator signs a profile, the viewer's user follows the
+    // creator, and the viewer's feed says when the creator goes live.
+    let creator_key = t.api(0)?.id().await?.creator_key;
+    t.api(0)?
+        .set_profile(&vilokanam_api::ProfileSet {
+            name: "Testnet creator".into(),
+            bio: "streams the test signal".into(),
+            avatar: None,
+        })
+        .await?;
+    t.api(viewer)?.follow(&creator_key, true).await?;
+    let mut feed = t.api(viewer)?.feed_events().await?;
+    println!("the viewer follows the creator ({creator_key}); its feed waits for the go-live");
+    let went_live = Instant::now();
+
     let use_ffmpeg = opts.use_ffmpeg && ffmpeg_available();
     let mut publish = if use_ffmpeg {
         println!("source: ffmpeg test signal (testsrc2 640x360 30 fps, 1 s GOP, 1.5 Mbit/s), live");
@@ -896,6 +911,25 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     };
     let stream = stream_id_of(&mut publish).await?;
     let api = t.api(viewer)?;
+    {
+        use futures::StreamExt;
+        match tokio::time::timeout(Duration::from_secs(30), feed.next()).await {
+            Ok(Some(Ok(vilokanam_api::FeedEvent::Live(item)))) => println!(
+                "feed: the viewer was told {:?} went live with {:?}, {} ms after the publisher started",
+                item.name.unwrap_or_default(),
+                item.title,
+                went_live.elapsed().as_millis()
+            ),
+            other => {
+                let why = format!("the viewer's feed did not announce the go-live: {other:?}");
+                if opts.duration.is_some() {
+                    bail!(why);
+                }
+                println!("({why})");
+            }
+        }
+        drop(feed);
+    }
     let watch_started = Instant::now();
     let url = if paid.is_some() {
         // The viewer must know the offer (price, payee, chain) to pay.

@@ -506,6 +506,115 @@ impl ApiClient {
         Ok(sse_events(resp.bytes_stream()).boxed())
     }
 
+    /// `GET /api/v0/profile`: this node's user's profile.
+    pub async fn profile(&self) -> Result<ProfileInfo, ApiError> {
+        self.json(
+            self.http.get(self.url("/api/v0/profile")),
+            "reading the profile",
+        )
+        .await
+    }
+
+    /// `PUT /api/v0/profile`.
+    pub async fn set_profile(&self, set: &ProfileSet) -> Result<ProfileInfo, ApiError> {
+        self.json(
+            self.http.put(self.url("/api/v0/profile")).json(set),
+            "setting the profile",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/profiles/{key}`: a creator's profile (held, or found
+    /// on the DHT).
+    pub async fn profile_of(&self, key: &str) -> Result<ProfileInfo, ApiError> {
+        self.json(
+            self.http.get(self.url(&format!("/api/v0/profiles/{key}"))),
+            "resolving a profile",
+        )
+        .await
+    }
+
+    /// `POST /api/v0/avatar`: stores an image, returns its CID.
+    pub async fn add_avatar(&self, image: Vec<u8>) -> Result<AvatarInfo, ApiError> {
+        self.json(
+            self.http.post(self.url("/api/v0/avatar")).body(image),
+            "storing an avatar",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/avatars/{cid}`: an avatar's bytes (fetched from peers
+    /// and checked against the CID).
+    pub async fn avatar(&self, cid: &str) -> Result<Vec<u8>, ApiError> {
+        let resp = self
+            .send(
+                self.http.get(self.url(&format!("/api/v0/avatars/{cid}"))),
+                "fetching an avatar",
+            )
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ApiError::Decode {
+                what: "an avatar".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// `POST /api/v0/follows/{key}` (follow) or `DELETE` (unfollow).
+    pub async fn follow(&self, key: &str, follow: bool) -> Result<FollowInfo, ApiError> {
+        let url = self.url(&format!("/api/v0/follows/{key}"));
+        let req = if follow {
+            self.http.post(url)
+        } else {
+            self.http.delete(url)
+        };
+        self.json(req, if follow { "following" } else { "unfollowing" })
+            .await
+    }
+
+    /// `GET /api/v0/follows` (this node's user) or `GET
+    /// /api/v0/users/{key}/follows`.
+    pub async fn follows(&self, user: Option<&str>) -> Result<FollowsView, ApiError> {
+        let path = match user {
+            Some(u) => format!("/api/v0/users/{u}/follows"),
+            None => "/api/v0/follows".into(),
+        };
+        self.json(self.http.get(self.url(&path)), "reading follows")
+            .await
+    }
+
+    /// `GET /api/v0/users/{key}/followers`.
+    pub async fn followers(&self, key: &str) -> Result<FollowersView, ApiError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v0/users/{key}/followers"))),
+            "reading followers",
+        )
+        .await
+    }
+
+    /// `GET /api/v0/feed`.
+    pub async fn feed(&self) -> Result<FeedView, ApiError> {
+        self.json(self.http.get(self.url("/api/v0/feed")), "reading the feed")
+            .await
+    }
+
+    /// `GET /api/v0/feed/events`: notifications as they happen, until the
+    /// daemon stops or the returned stream is dropped.
+    pub async fn feed_events(
+        &self,
+    ) -> Result<futures::stream::BoxStream<'static, Result<FeedEvent, ApiError>>, ApiError> {
+        use futures::StreamExt;
+        let resp = self
+            .send(
+                reqwest::Client::new().get(self.url("/api/v0/feed/events")),
+                "following the feed",
+            )
+            .await?;
+        Ok(sse_events(resp.bytes_stream()).boxed())
+    }
+
     /// `GET /api/v0/vods/{root}/car`: the VOD as a CARv1, streamed.
     pub async fn vod_car(&self, root: &str) -> Result<reqwest::Response, ApiError> {
         self.send(

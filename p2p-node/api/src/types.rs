@@ -587,3 +587,119 @@ pub enum ChatEvent {
     /// A moderation action took effect (remove what it removes).
     Moderation(ChatActionInfo),
 }
+
+/// A creator's profile (`GET /api/v0/profile`, `GET
+/// /api/v0/profiles/{key}`), as its creator signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// The creator key (hex).
+    pub creator: String,
+    /// Display name.
+    pub name: String,
+    /// Bio.
+    pub bio: String,
+    /// The avatar's CID (`GET /api/v0/avatars/{cid}`).
+    pub avatar: Option<String>,
+    /// Version (unix ms of the edit).
+    pub version: u64,
+    /// Expiry (unix ms); the creator's node signs it again before.
+    pub expires_ms: u64,
+}
+
+/// `PUT /api/v0/profile`: this node's user's profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSet {
+    /// Display name (1 to 50 characters).
+    pub name: String,
+    /// Bio (at most 300 characters).
+    #[serde(default)]
+    pub bio: String,
+    /// The avatar's CID, from `POST /api/v0/avatar`.
+    #[serde(default)]
+    pub avatar: Option<String>,
+}
+
+/// `POST /api/v0/avatar`: the CID of the image just stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarInfo {
+    /// CIDv1 of the image (a UnixFS file).
+    pub cid: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its type (`image/png`, `image/jpeg`, `image/gif`, `image/webp`).
+    pub content_type: String,
+}
+
+/// One follow or unfollow, as its follower signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowInfo {
+    /// The follower (hex key).
+    pub follower: String,
+    /// The creator (hex key).
+    pub creator: String,
+    /// Follow (`true`) or unfollow.
+    pub follow: bool,
+    /// When (unix ms).
+    pub at_ms: u64,
+}
+
+/// `GET /api/v0/follows` and `GET /api/v0/users/{key}/follows`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowsView {
+    /// The user (hex key).
+    pub user: String,
+    /// The creators followed (hex keys), with when.
+    pub following: Vec<FollowInfo>,
+    /// Operations known in all (follows and unfollows).
+    pub operations: usize,
+}
+
+/// `GET /api/v0/users/{key}/followers`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowersView {
+    /// The creator (hex key).
+    pub creator: String,
+    /// Followers counted from signed operations this node checked (a lower
+    /// bound: an index record keeps at most 400).
+    pub count: usize,
+    /// The followers (hex keys), newest first.
+    pub followers: Vec<String>,
+}
+
+/// A followed creator's stream in the feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// Stream id.
+    pub stream: String,
+    /// Creator (hex key).
+    pub creator: String,
+    /// The creator's display name, when its profile is known here.
+    pub name: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Live now.
+    pub live: bool,
+    /// The announcement's time (unix ms).
+    pub at_ms: u64,
+}
+
+/// A server-sent event of `GET /api/v0/feed/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedEvent {
+    /// A followed creator went live (or started again).
+    Live(FeedItem),
+    /// A followed creator's stream ended.
+    Ended(FeedItem),
+}
+
+/// `GET /api/v0/feed`: followed creators' streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedView {
+    /// Live streams of followed creators, newest first.
+    pub live: Vec<FeedItem>,
+    /// The latest notifications (at most 100), newest first.
+    pub recent: Vec<FeedEvent>,
+}

@@ -6,6 +6,7 @@ pub mod chain;
 pub mod chat;
 pub mod daemon;
 pub mod publish;
+pub mod social;
 pub mod vod;
 pub mod watch;
 
@@ -60,6 +61,22 @@ enum Command {
         #[command(subcommand)]
         action: chat::ChatCmd,
     },
+    /// This node's user's profile, or a creator's (resolved on the DHT).
+    Profile {
+        #[command(subcommand)]
+        action: social::ProfileCmd,
+    },
+    /// Follow a creator (a signed operation that merges across devices).
+    Follow(social::FollowCmd),
+    /// Unfollow a creator.
+    Unfollow(social::FollowCmd),
+    /// The creators a user follows (this node's user without a key).
+    Following(social::ListCmd),
+    /// A creator's followers, counted from signed operations.
+    Followers(social::ListCmd),
+    /// Followed creators live now; `--follow` prints notifications as they
+    /// come.
+    Feed(social::FeedCmd),
     /// VODs: list, play, export as CAR.
     Vod {
         #[command(subcommand)]
@@ -283,6 +300,12 @@ pub async fn main() -> Result<()> {
         Command::Unwatch(cmd) => cmd.run().await,
         Command::Vod { action } => vod::run(action).await,
         Command::Chat { action } => chat::run(action).await,
+        Command::Profile { action } => social::profile(action).await,
+        Command::Follow(c) => social::follow(c, true).await,
+        Command::Unfollow(c) => social::follow(c, false).await,
+        Command::Following(c) => social::following(c).await,
+        Command::Followers(c) => social::followers(c).await,
+        Command::Feed(c) => social::feed(c).await,
         Command::Streams { api } => watch::streams(&api.client()).await,
         Command::Spending { api } => watch::spending(&api.client()).await,
         Command::Earnings { api, claim } => watch::earnings(&api.client(), claim).await,

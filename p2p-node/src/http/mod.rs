@@ -15,6 +15,7 @@ mod chat;
 mod node;
 mod playback;
 mod publish;
+mod social;
 mod streams;
 mod vod;
 
@@ -71,7 +72,10 @@ impl From<NodeError> for HttpError {
             NodeError::ChatRefused { retry: true, .. } => StatusCode::TOO_MANY_REQUESTS,
             NodeError::ChatRefused { .. } => StatusCode::FORBIDDEN,
             NodeError::ChatCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
-            NodeError::NotInChat(_) => StatusCode::NOT_FOUND,
+            NodeError::NotInChat(_) | NodeError::NoRecord(_) => StatusCode::NOT_FOUND,
+            NodeError::InvalidSocial(_) => StatusCode::BAD_REQUEST,
+            NodeError::SocialRefused(_) => StatusCode::CONFLICT,
+            NodeError::SocialFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::ReloadTooFar { .. } => StatusCode::BAD_REQUEST,
             NodeError::ReloadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BadSegment(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -123,6 +127,7 @@ fn router_closing(node: NodeHandle, closing: Arc<tokio::sync::watch::Sender<bool
         .merge(playback::routes())
         .merge(vod::routes())
         .merge(chat::routes())
+        .merge(social::routes())
         .fallback(|| async {
             HttpError(
                 StatusCode::NOT_FOUND,

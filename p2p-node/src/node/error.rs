@@ -206,6 +206,18 @@ pub enum NodeError {
     /// This node is in its maximum of chats.
     #[error("{0}")]
     ChatCapacity(String),
+    /// A profile, follow or avatar input is malformed.
+    #[error("invalid input: {0}")]
+    InvalidSocial(String),
+    /// The record rules refuse a social record (as every peer would).
+    #[error("refused by the record rules: {0}")]
+    SocialRefused(String),
+    /// The social record store is full.
+    #[error("{0}")]
+    SocialFull(String),
+    /// No such record here or on the DHT.
+    #[error("{0}")]
+    NoRecord(String),
     /// This node is not in that stream's chat.
     #[error("this node is not in the chat of {0} (join it: POST /api/v0/streams/{0}/chat/join)")]
     NotInChat(String),

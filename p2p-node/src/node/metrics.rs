@@ -69,6 +69,8 @@ pub struct NodeMetrics {
     pub vods_heard: Counter,
     /// Chat messages shown (own, live and from history).
     pub chat_messages: Counter,
+    /// Feed notifications (a followed creator live or ended).
+    pub feed_notifications: Counter,
     /// Bytes recorded against the quota.
     pub recorded_bytes: Gauge,
 }
@@ -102,6 +104,11 @@ impl NodeMetrics {
             "vods_heard",
             "VODs other creators announced, new to this node",
             m.vods_heard.clone(),
+        );
+        r.register(
+            "feed_notifications",
+            "Feed notifications: a followed creator went live or ended",
+            m.feed_notifications.clone(),
         );
         r.register(
             "chat_messages",

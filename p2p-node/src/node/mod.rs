@@ -26,6 +26,7 @@ pub mod offer;
 pub mod payments;
 pub mod playback;
 pub mod publisher;
+pub mod social;
 #[cfg(test)]
 mod tests;
 pub mod vod;
@@ -116,6 +117,8 @@ pub(crate) struct Inner {
     own_paid_vods: Mutex<HashMap<StreamId, (String, Option<vilokanam_swarm::Offer>)>>,
     /// Chat: the signing key, its proof of work, the API's event channel.
     chat: chat::ChatDesk,
+    /// Profiles, follows and the feed.
+    social: social::SocialDesk,
 }
 
 /// The node; see the module docs.
@@ -268,6 +271,7 @@ impl Node {
             )),
             own_paid_vods: Mutex::new(HashMap::new()),
             chat: chat::ChatDesk::new(),
+            social: social::SocialDesk::new(),
             vods_offered_ms: Default::default(),
             vod_paces: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)
@@ -285,6 +289,7 @@ impl Node {
         {
             let n = node.clone();
             let task = tokio::spawn(async move {
+                n.restore_social().await;
                 n.build_left_vods().await;
                 n.collect_garbage().await;
                 n.resume_ipfs_pins();
@@ -424,6 +429,10 @@ async fn consume(
                 inner: inner.clone(),
             }
             .on_chat_message(&message, from_history),
+            Event::SocialRecord { record, .. } => NodeHandle {
+                inner: inner.clone(),
+            }
+            .on_social_record(&record),
             Event::ChatModeration { action } => NodeHandle {
                 inner: inner.clone(),
             }
@@ -450,6 +459,7 @@ async fn consume(
                         }
                     });
                 }
+                social::on_announcement(&inner, &announcement);
                 NodeHandle::on_announcement(&inner, *announcement);
             }
             Event::PeerConnected { peer, addr } => {

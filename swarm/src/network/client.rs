@@ -63,6 +63,13 @@ pub enum SwarmError {
     /// The chat's rules refuse a message or action, as every peer would.
     #[error("chat: {0}")]
     ChatRefused(crate::protocols::chat::Drop),
+    /// A social record was refused by the rules every node applies.
+    #[error("social record refused: {0}")]
+    Social(crate::protocols::social::RecordError),
+    /// The record store is full (its bound is
+    /// [`crate::protocols::social::SocialConfig::max_records`]).
+    #[error("social record store: {0}")]
+    SocialStore(String),
     /// Subscribing to a topic failed.
     #[error("subscribing to {topic}: {reason}")]
     Subscribe {
@@ -178,6 +185,32 @@ pub enum Command {
     ChatState(
         StreamId,
         oneshot::Sender<Option<(crate::protocols::chat::wire::HistoryResponse, Vec<[u8; 32]>)>>,
+    ),
+    /// Publish a social record (signed here); `own`: about this node's
+    /// user (pushed again periodically).
+    SocialPut {
+        /// The record.
+        record: Box<crate::protocols::social::SocialRecord>,
+        /// About this node's user.
+        own: bool,
+        /// The record as now held, or why it was refused.
+        reply: oneshot::Sender<Result<crate::protocols::social::SocialRecord, SwarmError>>,
+    },
+    /// Look a social record up (local store, then the DHT).
+    SocialGet(
+        crate::protocols::social::RecordKey,
+        crate::protocols::social::actor::GetReply,
+    ),
+    /// The social record held here under a key (no lookup).
+    SocialLocal(
+        crate::protocols::social::RecordKey,
+        oneshot::Sender<Option<crate::protocols::social::SocialRecord>>,
+    ),
+    /// The social records held here of one kind (at most `limit`).
+    SocialHeld(
+        crate::protocols::social::RecordKind,
+        usize,
+        oneshot::Sender<Vec<crate::protocols::social::SocialRecord>>,
     ),
     /// One held chunk.
     Chunk(StreamId, u64, oneshot::Sender<Option<Arc<Chunk>>>),
@@ -353,6 +386,53 @@ impl Client {
     /// Leaves `stream`'s chat.
     pub async fn chat_leave(&self, stream: StreamId) -> Result<(), SwarmError> {
         self.call(|tx| Command::ChatLeave(stream, tx)).await
+    }
+
+    /// Publishes a social record this node signed (checked and merged like
+    /// any other; refused with the rule it broke). `own`: about this node's
+    /// user. Returns the record as now held.
+    pub async fn social_put(
+        &self,
+        record: crate::protocols::social::SocialRecord,
+        own: bool,
+    ) -> Result<crate::protocols::social::SocialRecord, SwarmError> {
+        self.call(|reply| Command::SocialPut {
+            record: Box::new(record),
+            own,
+            reply,
+        })
+        .await?
+    }
+
+    /// Looks a social record up: what this node holds, then the DHT (every
+    /// record found is checked; the newest profile or the merge of every
+    /// follow set is returned).
+    pub async fn social_get(
+        &self,
+        key: crate::protocols::social::RecordKey,
+    ) -> Result<Option<crate::protocols::social::SocialRecord>, SwarmError> {
+        self.call(|tx| Command::SocialGet(key, tx)).await?
+    }
+
+    /// The social record this node holds under `key` (no DHT lookup;
+    /// `None` when there is none or the loop stopped).
+    pub async fn social_held_one(
+        &self,
+        key: crate::protocols::social::RecordKey,
+    ) -> Option<crate::protocols::social::SocialRecord> {
+        self.call(|tx| Command::SocialLocal(key, tx))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The social records of `kind` this node holds (at most `limit`).
+    pub async fn social_held(
+        &self,
+        kind: crate::protocols::social::RecordKind,
+        limit: usize,
+    ) -> Result<Vec<crate::protocols::social::SocialRecord>, SwarmError> {
+        self.call(|tx| Command::SocialHeld(kind, limit, tx)).await
     }
 
     /// Sends a chat message this node signed, after the checks every peer

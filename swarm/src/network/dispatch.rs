@@ -82,6 +82,16 @@ impl EventLoop {
                 });
                 let _ = reply.send(state);
             }
+            Command::SocialPut { record, own, reply } => {
+                let _ = reply.send(self.social.put(&mut ctx!(self), *record, own));
+            }
+            Command::SocialGet(key, reply) => self.social.get(&mut ctx!(self), key, reply),
+            Command::SocialLocal(key, reply) => {
+                let _ = reply.send(self.social.held_one(&mut ctx!(self), &key));
+            }
+            Command::SocialHeld(kind, limit, reply) => {
+                let _ = reply.send(self.social.held_records(&mut ctx!(self), kind, limit));
+            }
             Command::Chunk(stream, seq, reply) => {
                 let _ = reply.send(self.live.chunk(&stream, seq));
             }
@@ -213,6 +223,7 @@ impl EventLoop {
                 if num_established == 0 {
                     // Per-peer state lives only while the peer is connected.
                     self.scores.remove(&peer_id);
+                    self.social.on_disconnected(&peer_id);
                     self.live.on_disconnected(&mut ctx!(self), now(), peer_id);
                 }
             }
@@ -240,6 +251,14 @@ impl EventLoop {
                         message_id,
                         message,
                     );
+                } else if message.topic.as_str() == crate::protocols::social::SOCIAL_TOPIC {
+                    self.social.on_gossip(
+                        &mut ctx!(self),
+                        now(),
+                        propagation_source,
+                        message_id,
+                        message,
+                    );
                 } else {
                     self.live.on_gossip(
                         &mut ctx!(self),
@@ -255,6 +274,8 @@ impl EventLoop {
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic, .. }) => {
                 self.chat
+                    .on_subscribed(&mut ctx!(self), peer_id, topic.as_str());
+                self.social
                     .on_subscribed(&mut ctx!(self), peer_id, topic.as_str());
                 self.live
                     .on_subscribed(&mut ctx!(self), now(), peer_id, topic.as_str());
@@ -327,9 +348,25 @@ impl EventLoop {
                     }
                 }
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { result, .. }) => {
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
                 debug!(?result, "kad query progressed");
+                self.social.on_query(&mut ctx!(self), id, result, step.last);
             }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                self.events.emit(Event::DhtPeer(peer));
+            }
+            BehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            }) => self
+                .social
+                .on_kad_put(&mut ctx!(self), now(), source, record),
             _ => {}
         }
     }

@@ -134,6 +134,32 @@ pub enum Event {
         /// Why.
         reason: crate::protocols::chat::Drop,
     },
+    /// A social record changed what this node holds (from the topic, a DHT
+    /// put or a lookup; dropped when the node lags: the store has it).
+    SocialRecord {
+        /// The record as now held (merged).
+        record: Box<crate::protocols::social::SocialRecord>,
+        /// The peer it came from (`None`: this node).
+        from: Option<PeerId>,
+    },
+    /// A social record was refused, and why (for diagnostics and tests).
+    SocialRefused {
+        /// The peer it came from.
+        from: Option<PeerId>,
+        /// Its key, when it decoded.
+        key: Option<crate::protocols::social::RecordKey>,
+        /// Why.
+        reason: crate::protocols::social::RecordError,
+    },
+    /// A peer entered the DHT routing table (discovery on).
+    DhtPeer(PeerId),
+    /// A social record was held back by a rate limit (not forwarded).
+    SocialRateLimited {
+        /// The forwarding peer.
+        from: PeerId,
+        /// The record's key.
+        key: crate::protocols::social::RecordKey,
+    },
     /// A moderation action took effect in a chat.
     ChatModeration {
         /// The action as its issuer signed it.
@@ -176,6 +202,10 @@ impl Event {
             // must not hold up the video.
             Event::ChatModeration { .. } => true,
             Event::ChatMessage { .. } | Event::ChatDropped { .. } => false,
+            Event::SocialRecord { .. }
+            | Event::SocialRefused { .. }
+            | Event::SocialRateLimited { .. }
+            | Event::DhtPeer(_) => false,
         }
     }
 
@@ -197,6 +227,10 @@ impl Event {
             Event::ChatMessage { .. } => "chat_message",
             Event::ChatDropped { .. } => "chat_dropped",
             Event::ChatModeration { .. } => "chat_moderation",
+            Event::SocialRecord { .. } => "social_record",
+            Event::DhtPeer(_) => "dht_peer",
+            Event::SocialRefused { .. } => "social_refused",
+            Event::SocialRateLimited { .. } => "social_rate_limited",
         }
     }
 }

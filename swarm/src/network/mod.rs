@@ -47,6 +47,7 @@ use crate::protocols::keys::session::{KeyClient, KeySessionConfig};
 use crate::protocols::live::actor::LiveActor;
 use crate::protocols::live::announce::AnnounceConfig;
 use crate::protocols::live::core::RelayConfig;
+use crate::protocols::social::actor::SocialActor;
 use crate::scoring::AppScores;
 
 /// Network configuration of a node.
@@ -86,6 +87,8 @@ pub struct Config {
     pub bandwidth: LedgerConfig,
     /// Chat: rates and bounds.
     pub chat: crate::protocols::chat::ChatConfig,
+    /// Social records: rates, republishing and the store's bound.
+    pub social: crate::protocols::social::SocialConfig,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             bandwidth: LedgerConfig::default(),
             bitswap: crate::protocols::bitswap::BitswapConfig::default(),
             chat: crate::protocols::chat::ChatConfig::default(),
+            social: crate::protocols::social::SocialConfig::default(),
         }
     }
 }
@@ -154,6 +158,7 @@ pub fn new(
         ev_rx,
         EventLoop {
             chat: ChatActor::new(config.chat.clone()),
+            social: SocialActor::new(config.social.clone()),
             followed_chats: Default::default(),
             swarm,
             config,
@@ -175,6 +180,7 @@ pub struct EventLoop {
     config: Config,
     live: LiveActor,
     chat: ChatActor,
+    social: SocialActor,
     /// Chats joined because the live core follows their stream (watching,
     /// publishing or relaying it): a stream's chat travels where its chunks
     /// do, so that relays in between carry it.
@@ -268,6 +274,7 @@ impl EventLoop {
                     Metrics::inc(&self.metrics.loop_branch, "branch", "tick");
                     self.live.tick(&mut ctx!(self), now());
                     self.chat.tick(&mut ctx!(self), now());
+                    self.social.tick(&mut ctx!(self), now());
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(10) {
                         self.sync_chats();

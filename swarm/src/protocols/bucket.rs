@@ -19,6 +19,13 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket would be full again at `now` (so forgetting it
+    /// changes nothing).
+    pub(crate) fn would_be_full(&self, now: Instant, burst: u32, rate: f64) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * rate;
+        self.tokens + refill >= f64::from(burst)
+    }
+
     /// Refills at `rate` per second up to `burst`, then takes one token if
     /// there is one.
     pub(crate) fn take(&mut self, now: Instant, burst: u32, rate: f64) -> bool {

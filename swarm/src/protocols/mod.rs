@@ -5,7 +5,8 @@
 //! - [`keys`]: the paywall of paid streams (epoch keys for vouchers);
 //! - [`bandwidth`]: fees for serving payloads, paid per verified byte;
 //! - [`chat`]: live chat with moderation every node enforces;
-//! - [`bitswap`]: IPFS block exchange (VOD blocks, with Kubo and Helia).
+//! - [`bitswap`]: IPFS block exchange (VOD blocks, with Kubo and Helia);
+//! - [`social`]: profiles and follows as signed DHT records.
 
 pub mod bandwidth;
 pub mod bitswap;
@@ -13,3 +14,4 @@ mod bucket;
 pub mod chat;
 pub mod keys;
 pub mod live;
+pub mod social;

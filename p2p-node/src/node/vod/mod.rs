@@ -58,7 +58,7 @@ fn links_of(cid: &Cid, block: &[u8]) -> Vec<Cid> {
         .unwrap_or_default()
 }
 
-fn parse_cid(s: &str) -> Result<Cid, NodeError> {
+pub(crate) fn parse_cid(s: &str) -> Result<Cid, NodeError> {
     let cid: Cid = s
         .parse()
         .map_err(|e| NodeError::Vod(format!("invalid CID {s:?}: {e}")))?;
@@ -144,7 +144,8 @@ fn record_one(
     if let Err(vilokanam_storage::StorageError::QuotaExceeded { .. }) = r {
         // Blocks of VODs since removed, or fetched only to be watched,
         // may be what fills it: collect them, then try once more.
-        let keep = store.vods.roots().unwrap_or_default();
+        let mut keep = store.vods.roots().unwrap_or_default();
+        keep.extend(store.social.avatar().ok().flatten());
         if let Ok(freed) = store.recordings.collect_garbage(&keep) {
             info!(
                 freed,
@@ -536,7 +537,7 @@ impl NodeHandle {
     /// Runs `op` over the local blocks; each block it misses is fetched
     /// from peers (with its links, when it is a node), then `op` runs
     /// again. Bounded by [`MAX_FETCH_ROUNDS`].
-    async fn with_blocks<T: Send + 'static>(
+    pub(crate) async fn with_blocks<T: Send + 'static>(
         &self,
         op: impl Fn(&mut unixfs::Source) -> Result<T, unixfs::UnixfsError> + Send + Sync + 'static,
     ) -> Result<T, NodeError> {
@@ -655,7 +656,8 @@ impl NodeHandle {
     pub(super) async fn collect_garbage(&self) {
         let store = self.inner.store.clone();
         let r = tokio::task::spawn_blocking(move || {
-            let keep = store.vods.roots()?;
+            let mut keep = store.vods.roots()?;
+            keep.extend(store.social.avatar()?);
             let freed = store.recordings.collect_garbage(&keep)?;
             store.flush()?;
             Ok::<_, vilokanam_storage::StorageError>((freed, store.recordings.used()?))
