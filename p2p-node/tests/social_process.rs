@@ -239,6 +239,10 @@ async fn profiles_follows_and_the_feed_cross_real_daemons() -> Result<()> {
         &[
             "--name",
             "chess",
+            "--title",
+            "Sicilian defence, move by move",
+            "--tags",
+            "chess,openings",
             "--input",
             &clip.to_string_lossy(),
             "--realtime",
@@ -258,6 +262,48 @@ async fn profiles_follows_and_the_feed_cross_real_daemons() -> Result<()> {
     ensure!(item.name.as_deref() == Some("Alice"), "{item:?}");
     let out = cli(&["feed", "--api", &addrs[4]]).await?;
     ensure!(out.contains("LIVE Alice"), "{out}");
+
+    // Search at node 4: by a word of the title, by the creator's name, by
+    // tag; the live stream of a followed creator first.
+    let a4 = apis[4].clone();
+    wait_until(
+        "the stream in node 4's index",
+        Duration::from_secs(10),
+        move || {
+            let a4 = a4.clone();
+            async move { Ok(!a4.search(Some("sicilian"), None, 10).await?.hits.is_empty()) }
+        },
+    )
+    .await?;
+    for (text, tag) in [
+        (Some("sicilian"), None),
+        (Some("alice"), None),
+        (None, Some("Chess")),
+    ] {
+        let r = apis[4].search(text, tag, 10).await?;
+        let top = r.hits.first().context("no hit")?;
+        ensure!(
+            top.id == item.stream && top.live && top.followed,
+            "{text:?} {tag:?}: {r:?}"
+        );
+    }
+    let out = cli(&[
+        "streams",
+        "--search",
+        "sicilian defence",
+        "--api",
+        &addrs[4],
+    ])
+    .await?;
+    ensure!(out.contains("LIVE  *Alice: Sicilian defence"), "{out}");
+    ensure!(
+        apis[4]
+            .search(Some("checkers"), None, 10)
+            .await?
+            .hits
+            .is_empty(),
+        "a word in no title matched"
+    );
     t.shutdown().await?;
     Ok(())
 }

@@ -33,6 +33,7 @@ mod error;
 pub mod keys;
 pub mod peers;
 pub mod recordings;
+pub mod search;
 pub mod sessions;
 pub mod social;
 pub mod streams;

@@ -594,6 +594,27 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /api/v0/search?q=…&tag=…&limit=…`.
+    pub async fn search(
+        &self,
+        text: Option<&str>,
+        tag: Option<&str>,
+        limit: usize,
+    ) -> Result<SearchResults, ApiError> {
+        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if let Some(t) = text {
+            query.push(("q", t.to_owned()));
+        }
+        if let Some(t) = tag {
+            query.push(("tag", t.to_owned()));
+        }
+        self.json(
+            self.http.get(self.url("/api/v0/search")).query(&query),
+            "searching",
+        )
+        .await
+    }
+
     /// `GET /api/v0/feed`.
     pub async fn feed(&self) -> Result<FeedView, ApiError> {
         self.json(self.http.get(self.url("/api/v0/feed")), "reading the feed")

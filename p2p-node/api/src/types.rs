@@ -703,3 +703,40 @@ pub struct FeedView {
     /// The latest notifications (at most 100), newest first.
     pub recent: Vec<FeedEvent>,
 }
+
+/// One search hit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHitInfo {
+    /// `stream` or `vod`.
+    pub kind: String,
+    /// Stream id or VOD root CID.
+    pub id: String,
+    /// Creator (hex key).
+    pub creator: String,
+    /// The creator's display name, when its profile is known here.
+    pub name: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// A stream live now.
+    pub live: bool,
+    /// By a creator this node's user follows.
+    pub followed: bool,
+    /// Relevance (BM25).
+    pub score: f32,
+}
+
+/// `GET /api/v0/search?q=TEXT&tag=TAG&limit=N`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Live first, then followed creators, then by relevance.
+    pub hits: Vec<SearchHitInfo>,
+    /// Documents indexed here.
+    pub indexed: usize,
+    /// Time the node took (µs).
+    pub took_us: u64,
+    /// The creator's profile, when the text was a creator key (resolved
+    /// on the DHT).
+    pub creator: Option<ProfileInfo>,
+}

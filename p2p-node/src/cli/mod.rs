@@ -84,6 +84,16 @@ enum Command {
     },
     /// List streams the daemon knows.
     Streams {
+        /// Search titles, tags and creator names (live streams first, then
+        /// followed creators, then relevance); VODs are found too.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only streams and VODs with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Most results of a search.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
         #[command(flatten)]
         api: ApiArg,
     },
@@ -306,7 +316,18 @@ pub async fn main() -> Result<()> {
         Command::Following(c) => social::following(c).await,
         Command::Followers(c) => social::followers(c).await,
         Command::Feed(c) => social::feed(c).await,
-        Command::Streams { api } => watch::streams(&api.client()).await,
+        Command::Streams {
+            search: None,
+            tag: None,
+            api,
+            ..
+        } => watch::streams(&api.client()).await,
+        Command::Streams {
+            search,
+            tag,
+            limit,
+            api,
+        } => social::search(&api.client(), search.as_deref(), tag.as_deref(), limit).await,
         Command::Spending { api } => watch::spending(&api.client()).await,
         Command::Earnings { api, claim } => watch::earnings(&api.client(), claim).await,
         Command::Peers { api } => watch::peers(&api.client()).await,

@@ -222,3 +222,38 @@ pub async fn feed(cmd: FeedCmd) -> Result<()> {
         }
     }
 }
+
+/// Runs `streams --search/--tag`.
+pub async fn search(
+    client: &vilokanam_api::ApiClient,
+    text: Option<&str>,
+    tag: Option<&str>,
+    limit: usize,
+) -> Result<()> {
+    let r = client.search(text, tag, limit).await?;
+    if let Some(p) = &r.creator {
+        println!("creator {} ({})", p.name, p.creator);
+    }
+    for h in &r.hits {
+        let state = match (h.kind.as_str(), h.live) {
+            ("stream", true) => "LIVE ",
+            ("stream", false) => "ended",
+            _ => "VOD  ",
+        };
+        let who = h.name.clone().unwrap_or_else(|| h.creator[..8].to_owned());
+        let star = if h.followed { "*" } else { " " };
+        let tags = if h.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", h.tags.join(", "))
+        };
+        println!("{state} {star}{who}: {}{tags}  {}", h.title, h.id);
+    }
+    eprintln!(
+        "{} hits of {} indexed, in {} µs (* followed)",
+        r.hits.len(),
+        r.indexed,
+        r.took_us
+    );
+    Ok(())
+}

@@ -19,7 +19,7 @@ use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use vilokanam_api::{
     AvatarInfo, FeedEvent, FeedView, FollowInfo, FollowersView, FollowsView, ProfileInfo,
-    ProfileSet,
+    ProfileSet, SearchResults,
 };
 
 use super::{Api, HttpResult};
@@ -40,6 +40,24 @@ pub(super) fn routes() -> Router<Api> {
         .route("/api/v0/users/{key}/followers", get(followers_of))
         .route("/api/v0/feed", get(feed))
         .route("/api/v0/feed/events", get(feed_events))
+        .route("/api/v0/search", get(search))
+}
+
+/// `GET /api/v0/search` parameters.
+#[derive(serde::Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    tag: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn search(
+    State(api): State<Api>,
+    axum::extract::Query(p): axum::extract::Query<SearchParams>,
+) -> HttpResult<Json<SearchResults>> {
+    Ok(Json(
+        api.node.search(p.q, p.tag, p.limit.unwrap_or(20)).await?,
+    ))
 }
 
 async fn own_profile(State(api): State<Api>) -> HttpResult<Json<ProfileInfo>> {

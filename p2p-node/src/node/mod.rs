@@ -26,6 +26,7 @@ pub mod offer;
 pub mod payments;
 pub mod playback;
 pub mod publisher;
+pub mod search;
 pub mod social;
 #[cfg(test)]
 mod tests;
@@ -119,6 +120,8 @@ pub(crate) struct Inner {
     chat: chat::ChatDesk,
     /// Profiles, follows and the feed.
     social: social::SocialDesk,
+    /// The search index (streams and VODs heard of, creator names).
+    search: Arc<vilokanam_storage::search::SearchIndex>,
 }
 
 /// The node; see the module docs.
@@ -272,6 +275,10 @@ impl Node {
             own_paid_vods: Mutex::new(HashMap::new()),
             chat: chat::ChatDesk::new(),
             social: social::SocialDesk::new(),
+            search: Arc::new(
+                vilokanam_storage::search::SearchIndex::new()
+                    .map_err(|e| NodeError::InvalidSocial(e.to_string()))?,
+            ),
             vods_offered_ms: Default::default(),
             vod_paces: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(vod::paid::MANIFESTS_KEPT)
@@ -282,6 +289,10 @@ impl Node {
         let node = NodeHandle { inner };
         node.restore()?;
         node.load_own_paid_vods();
+        {
+            let task = search::spawn_committer(&node.inner);
+            lock(&node.inner.tasks).push(task);
+        }
         node.inner
             .store
             .recordings
@@ -528,6 +539,7 @@ impl NodeHandle {
     }
 
     fn on_announcement(inner: &Inner, a: SignedAnnouncement) {
+        search::index(inner, search::stream_doc(&a));
         let id = a.announcement.stream.clone();
         let (ended, last) = (a.announcement.ended, a.announcement.last_seq);
         let change = {

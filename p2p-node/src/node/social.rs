@@ -148,6 +148,11 @@ impl NodeHandle {
         }
     }
 
+    /// The creators this node's user follows.
+    pub(crate) fn followed_creators(&self) -> HashSet<[u8; 32]> {
+        lock(&self.inner.social.followed).clone()
+    }
+
     fn set_followed(&self, record: &SocialRecord) {
         *lock(&self.inner.social.followed) = followed(record.ops()).map(|o| o.op.creator).collect();
     }
@@ -197,6 +202,15 @@ impl NodeHandle {
     /// go into its followers index.
     pub(crate) fn on_social_record(&self, record: &SocialRecord) {
         let key = record.key();
+        if let SocialRecord::Profile(p) = record {
+            let r = self
+                .inner
+                .search
+                .set_name(&hex::encode(p.profile.creator), &p.profile.name);
+            if let Err(e) = r {
+                warn!(error = %e, "indexing a profile name failed");
+            }
+        }
         let me = self.me();
         if key.subject == me {
             self.keep_record(record);

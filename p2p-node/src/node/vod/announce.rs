@@ -151,6 +151,10 @@ impl NodeHandle {
         match r {
             Ok(Ok(true)) => {
                 self.inner.metrics.vods_heard.inc();
+                super::super::search::index(
+                    &self.inner,
+                    super::super::search::vod_doc(&record_of(&v)),
+                );
                 info!(root = %v.vod.root, stream = %v.vod.stream, title = %v.vod.title, "VOD announced");
             }
             Ok(Ok(false)) => {}

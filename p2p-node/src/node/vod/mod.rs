@@ -378,6 +378,7 @@ impl NodeHandle {
                 self.note_own_paid_vod(&r.stream, Some(&r.root));
             }
             self.inner.metrics.vods_built.inc();
+            super::search::index(&self.inner, super::search::vod_doc(r));
             info!(stream = %r.stream, root = %r.root, segments = r.segments, "VOD built");
             self.pin_to_ipfs_later(r.root.clone());
             self.announce_vod(r).await;
