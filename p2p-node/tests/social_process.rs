@@ -11,7 +11,10 @@
 //!   same time and both end with the same set, nothing lost; node 5 keeps
 //!   it across a restart;
 //! - node 4's user follows node 0's creator; node 0 goes live; node 4's
-//!   feed (server-sent events) says so, and the time it took is printed.
+//!   feed (server-sent events) says so, and the time it took is printed;
+//!   search at node 4 finds the stream by title, creator name and tag;
+//! - the creator makes its chat followers-only: node 2's user, who does
+//!   not follow it, is refused with the reason; node 4's user chats.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -303,6 +306,97 @@ async fn profiles_follows_and_the_feed_cross_real_daemons() -> Result<()> {
             .hits
             .is_empty(),
         "a word in no title matched"
+    );
+
+    // Followers-only chat: the creator turns it on with the CLI; node 2's
+    // user (who does not follow the creator) is refused with the reason,
+    // node 4's (who does) chats, and its message reaches the creator.
+    let stream = item.stream.clone();
+    let topic = format!("/vilokanam/chat/1/{stream}");
+    for a in &apis[..5] {
+        a.chat_join(&stream).await?;
+    }
+    for (i, api) in apis.iter().take(5).enumerate() {
+        let want = if i == 0 || i == 4 { 1 } else { 2 };
+        let (api, topic) = (api.clone(), topic.clone());
+        wait_until(
+            &format!("node {i}'s neighbours in the chat"),
+            Duration::from_secs(30),
+            move || {
+                let (api, topic) = (api.clone(), topic.clone());
+                async move {
+                    let peers = api.peers().await?;
+                    Ok(peers.iter().filter(|p| p.topics.contains(&topic)).count() >= want)
+                }
+            },
+        )
+        .await?;
+    }
+    cli(&["chat", "mod", &stream, "--api", &addrs[0], "followers", "0"]).await?;
+    for i in [2, 4] {
+        let (api, stream) = (apis[i].clone(), stream.clone());
+        wait_until(
+            &format!("node {i} applies followers-only"),
+            Duration::from_secs(20),
+            move || {
+                let (api, stream) = (api.clone(), stream.clone());
+                async move {
+                    Ok(api.chat(&stream).await?.actions.iter().any(|a| {
+                        matches!(
+                            a.action,
+                            vilokanam_api::ChatModerate::FollowersOnly {
+                                min_follow_secs: Some(0)
+                            }
+                        )
+                    }))
+                }
+            },
+        )
+        .await?;
+    }
+    let refused = tokio::process::Command::new(BIN)
+        .args(["chat", "say", &stream, "not a follower", "--api", &addrs[2]])
+        .output()
+        .await?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success() && err.contains("followers-only"),
+        "{err}"
+    );
+    cli(&[
+        "chat",
+        "say",
+        &stream,
+        "hello from a follower",
+        "--api",
+        &addrs[4],
+    ])
+    .await?;
+    let (a0, s0) = (apis[0].clone(), stream.clone());
+    wait_until(
+        "the follower's message at the creator",
+        Duration::from_secs(20),
+        move || {
+            let (a0, s0) = (a0.clone(), s0.clone());
+            async move {
+                Ok(a0
+                    .chat(&s0)
+                    .await?
+                    .messages
+                    .iter()
+                    .any(|m| m.text == "hello from a follower"))
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        !apis[0]
+            .chat(&stream)
+            .await?
+            .messages
+            .iter()
+            .any(|m| m.text == "not a follower"),
+        "the refused message travelled"
     );
     t.shutdown().await?;
     Ok(())

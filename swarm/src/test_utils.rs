@@ -112,6 +112,33 @@ impl ChatUser {
         at_ms: u64,
         text: &str,
     ) -> crate::protocols::chat::SignedChatMessage {
+        self.say_with(stream, at_ms, text, None)
+    }
+
+    /// Its follow of `creator` made at `at_ms`.
+    pub fn follow_op(
+        &self,
+        creator: [u8; 32],
+        at_ms: u64,
+    ) -> crate::protocols::social::SignedFollowOp {
+        crate::protocols::social::FollowOp {
+            follower: self.id(),
+            creator,
+            follow: true,
+            at_ms,
+        }
+        .sign(&self.key)
+        .expect("a valid test follow")
+    }
+
+    /// Its next message, carrying `follow` (its follow of the creator).
+    pub fn say_with(
+        &mut self,
+        stream: &StreamId,
+        at_ms: u64,
+        text: &str,
+        follow: Option<crate::protocols::social::SignedFollowOp>,
+    ) -> crate::protocols::chat::SignedChatMessage {
         self.seq += 1;
         crate::protocols::chat::ChatMessage {
             stream: stream.clone(),
@@ -120,6 +147,7 @@ impl ChatUser {
             sent_ms: at_ms,
             text: text.into(),
             pow: self.pow,
+            follow,
         }
         .sign(&self.key)
         .expect("a valid test message")

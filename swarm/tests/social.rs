@@ -504,3 +504,44 @@ async fn a_record_put_on_the_dht_resolves_from_every_node() -> Result<()> {
     assert!(refused >= 1, "no node saw the forged put");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_record_store_stays_bounded_and_still_takes_the_users_own_records() -> Result<()> {
+    let mut config = local_config();
+    config.behaviour.max_records = 2;
+    let a = node(config, None).await?;
+    let b = honest().await?;
+    b.client.dial(a.addr.clone()).await?;
+    let bp = b.client.peer_id();
+    a.events
+        .wait("B on the social topic", |_| {
+            a.events.subscribed(bp, SOCIAL_TOPIC)
+        })
+        .await?;
+    let now = unix_ms();
+    // Three strangers' profiles reach A: two fit.
+    for i in 0..3u8 {
+        let u = User::new(20 + i);
+        b.client
+            .social_put(u.profile(now - 1000, &format!("stranger {i}")), false)
+            .await?;
+    }
+    a.events
+        .wait("two strangers stored", |ev| {
+            ev.iter()
+                .filter(|e| matches!(e, Event::SocialRecord { .. }))
+                .count()
+                >= 2
+        })
+        .await?;
+    // The third is refused for room (B's own view: all three held).
+    let held_b = b.client.social_held(RecordKind::Profile, 10).await?;
+    assert_eq!(held_b.len(), 3);
+    // A's user publishes its profile: a heard record makes room.
+    let me = User::new(1);
+    a.client.social_put(me.profile(now, "me"), true).await?;
+    let held = a.client.social_held(RecordKind::Profile, 10).await?;
+    assert!(held.len() <= 2, "{} records held", held.len());
+    assert!(held.iter().any(|r| r.key().subject == me.id()));
+    Ok(())
+}

@@ -566,6 +566,12 @@ pub enum ChatModerate {
         /// Seconds.
         secs: u32,
     },
+    /// Followers-only: viewers chat only with a follow of the creator at
+    /// least `min_follow_secs` old (`null` turns it off; at most 90 days).
+    FollowersOnly {
+        /// Follow age asked for, seconds.
+        min_follow_secs: Option<u32>,
+    },
     /// Names a moderator (the creator only).
     AddModerator {
         /// Key (hex).

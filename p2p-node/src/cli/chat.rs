@@ -88,6 +88,15 @@ pub enum ModCmd {
         /// Seconds.
         secs: u32,
     },
+    /// Followers-only: viewers chat only if they have followed the creator
+    /// for at least MIN_SECS (0: any follow; at most 90 days).
+    Followers {
+        /// Follow age, seconds.
+        #[arg(default_value_t = 0)]
+        min_secs: u32,
+    },
+    /// Turns followers-only mode off.
+    FollowersOff,
     /// Names a moderator (the stream's creator only).
     Add {
         /// Key (hex).
@@ -120,6 +129,12 @@ fn describe(a: &ChatActionInfo) -> String {
         }
         ChatModerate::SlowMode { secs: 0 } => "turned slow mode off".into(),
         ChatModerate::SlowMode { secs } => format!("set slow mode to {secs} s"),
+        ChatModerate::FollowersOnly {
+            min_follow_secs: None,
+        } => "turned followers-only mode off".into(),
+        ChatModerate::FollowersOnly {
+            min_follow_secs: Some(s),
+        } => format!("set followers-only mode (follows of at least {s} s)"),
         ChatModerate::AddModerator { key } => format!("named {} a moderator", short(key)),
         ChatModerate::RemoveModerator { key } => {
             format!("removed moderator {}", short(key))
@@ -201,6 +216,12 @@ pub async fn run(cmd: ChatCmd) -> Result<()> {
                 ModCmd::Timeout { key, secs } => ChatModerate::Timeout { target: key, secs },
                 ModCmd::Delete { sender, seq } => ChatModerate::Delete { sender, seq },
                 ModCmd::Slow { secs } => ChatModerate::SlowMode { secs },
+                ModCmd::Followers { min_secs } => ChatModerate::FollowersOnly {
+                    min_follow_secs: Some(min_secs),
+                },
+                ModCmd::FollowersOff => ChatModerate::FollowersOnly {
+                    min_follow_secs: None,
+                },
                 ModCmd::Add { key } => ChatModerate::AddModerator { key },
                 ModCmd::Remove { key } => ChatModerate::RemoveModerator { key },
             };

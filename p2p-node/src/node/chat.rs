@@ -110,6 +110,9 @@ pub fn action_info(a: &SignedModAction) -> ChatActionInfo {
             seq: r.seq,
         },
         ModKind::SlowMode { secs } => ChatModerate::SlowMode { secs: *secs },
+        ModKind::FollowersOnly { min_follow_secs } => ChatModerate::FollowersOnly {
+            min_follow_secs: *min_follow_secs,
+        },
         ModKind::AddModerator { key } => ChatModerate::AddModerator {
             key: hex::encode(key),
         },
@@ -142,6 +145,9 @@ fn kind_of(req: &ChatModerate) -> Result<ModKind, NodeError> {
             seq: *seq,
         }),
         ChatModerate::SlowMode { secs } => ModKind::SlowMode { secs: *secs },
+        ChatModerate::FollowersOnly { min_follow_secs } => ModKind::FollowersOnly {
+            min_follow_secs: *min_follow_secs,
+        },
         ChatModerate::AddModerator { key } => ModKind::AddModerator {
             key: hex_key(key, "key")?,
         },
@@ -157,6 +163,7 @@ fn subject_key(s: &Subject) -> Vec<u8> {
         Subject::Sender(k) => format!("sender/{}", hex::encode(k)).into_bytes(),
         Subject::Message(r) => format!("message/{}/{}", hex::encode(r.sender), r.seq).into_bytes(),
         Subject::SlowMode => b"slow".to_vec(),
+        Subject::FollowersOnly => b"followers-only".to_vec(),
         Subject::Moderator(k) => format!("moderator/{}", hex::encode(k)).into_bytes(),
     }
 }
@@ -234,6 +241,9 @@ impl NodeHandle {
             )
             .await
             .map_err(|e| NodeError::InvalidChat(e.to_string()))?;
+        // The user's follow of the creator goes with every message (a
+        // followers-only chat asks for it).
+        let follow = self.follow_of(id.creator).await;
         let draft = ChatMessage {
             stream: id.clone(),
             sender: me,
@@ -241,6 +251,7 @@ impl NodeHandle {
             sent_ms: now_ms(),
             text: text.to_owned(),
             pow,
+            follow,
         };
         // Checked before a counter is spent on it.
         draft

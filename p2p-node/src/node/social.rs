@@ -148,6 +148,22 @@ impl NodeHandle {
         }
     }
 
+    /// The user's signed follow of `creator`, if it follows it now.
+    pub(crate) async fn follow_of(&self, creator: [u8; 32]) -> Option<SignedFollowOp> {
+        if !lock(&self.inner.social.followed).contains(&creator) {
+            return None;
+        }
+        let held = self
+            .inner
+            .swarm
+            .social_held_one(key_of(RecordKind::Follows, self.me()))
+            .await?;
+        held.ops()
+            .iter()
+            .find(|o| o.op.creator == creator && o.op.follow)
+            .copied()
+    }
+
     /// The creators this node's user follows.
     pub(crate) fn followed_creators(&self) -> HashSet<[u8; 32]> {
         lock(&self.inner.social.followed).clone()

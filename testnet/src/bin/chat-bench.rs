@@ -178,6 +178,7 @@ async fn main() -> Result<()> {
                     sent_ms: unix_ms(),
                     text: format!("message {seq}"),
                     pow,
+                    follow: None,
                 }
                 .sign(&key)?;
                 sent.lock().expect("lock").insert((me, seq), Instant::now());

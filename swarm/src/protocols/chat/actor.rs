@@ -64,6 +64,7 @@ fn drop_label(d: &Drop) -> &'static str {
         Drop::Deleted => "deleted",
         Drop::RateLimited { .. } => "rate_limited",
         Drop::SlowMode(_) => "slow_mode",
+        Drop::FollowersOnly(_) => "followers_only",
         Drop::NewKeyBudget => "new_key_budget",
         Drop::NotAllowed(_) => "not_allowed",
         Drop::Superseded => "superseded",

@@ -144,6 +144,9 @@ pub enum Drop {
     /// Slow mode: too soon after the sender's previous message.
     #[error("slow mode: one message per {0} s")]
     SlowMode(u32),
+    /// Followers-only mode: no follow of the creator, or a too recent one.
+    #[error("followers-only chat: follow the creator (for at least {0} s) to chat")]
+    FollowersOnly(u32),
     /// Too many keys never seen before in the last minute.
     #[error("too many new keys in this chat: try again later")]
     NewKeyBudget,
@@ -295,6 +298,17 @@ impl Chat {
                 None => s.pending.clear(),
             }
             self.pending -= (before - s.pending.len()).min(self.pending);
+        }
+    }
+
+    fn followers_only(&self) -> Option<u32> {
+        match self
+            .actions
+            .get(&Subject::FollowersOnly)
+            .map(|a| &a.action.kind)
+        {
+            Some(ModKind::FollowersOnly { min_follow_secs }) => *min_follow_secs,
+            _ => None,
         }
     }
 
@@ -495,6 +509,18 @@ impl ChatCore {
             }
         }
         let slow = chat.slow_secs();
+        if let (false, false, Some(min)) = (is_mod, from_history, chat.followers_only()) {
+            // The follow travels with the message (signed by the sender,
+            // checked with it); it must be old enough when the message was
+            // sent, and not from the future.
+            let old_enough = msg.follow.as_ref().is_some_and(|f| {
+                f.op.at_ms <= now_ms.saturating_add(skew)
+                    && f.op.at_ms.saturating_add(u64::from(min) * 1000) <= msg.sent_ms
+            });
+            if !old_enough {
+                return Err(Drop::FollowersOnly(min));
+            }
+        }
         let Some(s) = chat.senders.get_mut(&msg.sender) else {
             return Err(Drop::Full);
         };

@@ -746,3 +746,84 @@ proptest::proptest! {
         let _ = HistoryResponse::decode(&bytes);
     }
 }
+
+#[test]
+fn followers_only_asks_for_a_follow_old_enough_carried_with_the_message() {
+    let (mut core, now, stream, creator) = setup();
+    let t = T0 + 1_000_000;
+    let on = creator.act(
+        &stream,
+        t,
+        ModKind::FollowersOnly {
+            min_follow_secs: Some(600),
+        },
+    );
+    core.on_action(t, on).unwrap();
+    let mut u = User::new(60);
+    // No follow.
+    assert_eq!(
+        core.on_message(now, t, u.say(&stream, t, "hi")),
+        Err(Drop::FollowersOnly(600))
+    );
+    // A follow of five minutes: too recent.
+    let recent = u.follow_op(stream.creator, t - 300_000);
+    assert_eq!(
+        core.on_message(now, t, u.say_with(&stream, t, "hi", Some(recent))),
+        Err(Drop::FollowersOnly(600))
+    );
+    // A follow of an hour: in.
+    let old = u.follow_op(stream.creator, t - 3_600_000);
+    assert!(core
+        .on_message(now, t, u.say_with(&stream, t, "hi", Some(old)))
+        .is_ok());
+    // Someone else's follow, or a follow of another creator, does not
+    // sign: refused at the wire.
+    let other = User::new(61);
+    let theirs = other.follow_op(stream.creator, t - 3_600_000);
+    let msg = ChatMessage {
+        follow: Some(theirs),
+        ..u.say(&stream, t, "borrowed").message
+    };
+    assert!(msg
+        .sign(&u.key)
+        .unwrap_err()
+        .to_string()
+        .contains("chat.follow"));
+    let mut forged = u.say_with(
+        &stream,
+        t,
+        "x",
+        Some(u.follow_op(stream.creator, t - 3_600_000)),
+    );
+    if let Some(f) = &mut forged.message.follow {
+        f.op.at_ms -= 1_000_000;
+    }
+    assert!(forged.verify().is_err());
+    // The creator and moderators are not held to it; off lifts it.
+    let mut c = User::new(1);
+    assert!(core
+        .on_message(now, t, c.say(&stream, t, "creator"))
+        .is_ok());
+    let off = creator.act(
+        &stream,
+        t + 1,
+        ModKind::FollowersOnly {
+            min_follow_secs: None,
+        },
+    );
+    core.on_action(t + 1, off).unwrap();
+    let mut w = User::new(62);
+    assert!(core
+        .on_message(now, t + 2, w.say(&stream, t + 2, "free"))
+        .is_ok());
+    // Out of range: more than 90 days.
+    let too_long = ModAction {
+        stream: stream.clone(),
+        issuer: creator.id(),
+        issued_ms: t,
+        kind: ModKind::FollowersOnly {
+            min_follow_secs: Some(crate::protocols::chat::wire::MAX_FOLLOW_AGE_SECS + 1),
+        },
+    };
+    assert!(too_long.sign(&creator.key).is_err());
+}

@@ -32,6 +32,9 @@ pub const MAX_CHAT_BYTES: usize = MAX_CHAT_CHARS * 4;
 pub const MAX_TIMEOUT_SECS: u32 = 14 * 24 * 3600;
 /// Longest slow mode: 2 minutes (Twitch's limit).
 pub const MAX_SLOW_SECS: u32 = 120;
+/// Longest follow age followers-only mode may ask for: three months
+/// (Twitch's limit).
+pub const MAX_FOLLOW_AGE_SECS: u32 = 90 * 24 * 3600;
 /// Leading zero bits of a sender key's proof of work.
 pub const POW_BITS: u32 = 16;
 /// Cap of one chat gossip message.
@@ -110,6 +113,10 @@ pub struct ChatMessage {
     pub text: String,
     /// The sender key's proof of work ([`pow_ok`]).
     pub pow: u64,
+    /// The sender's signed follow of the stream's creator, when it follows
+    /// it: what a followers-only chat asks for (every node checks it
+    /// without looking anything up).
+    pub follow: Option<crate::protocols::social::SignedFollowOp>,
 }
 
 impl ChatMessage {
@@ -128,6 +135,14 @@ impl ChatMessage {
         }
         if self.text.chars().any(char::is_control) {
             return Err(field("chat.text", "contains control characters"));
+        }
+        if let Some(f) = &self.follow {
+            if f.op.follower != self.sender || f.op.creator != self.stream.creator || !f.op.follow {
+                return Err(field(
+                    "chat.follow",
+                    "not the sender's follow of the stream's creator",
+                ));
+            }
         }
         Ok(())
     }
@@ -164,6 +179,9 @@ impl SignedChatMessage {
                 "chat.pow",
                 format!("not a {POW_BITS}-bit proof of work for the sender key"),
             ));
+        }
+        if let Some(f) = &self.message.follow {
+            f.verify()?;
         }
         verify(
             &self.message.sender,
@@ -218,6 +236,12 @@ pub enum ModKind {
         /// Seconds between one sender's messages (0..=[`MAX_SLOW_SECS`]).
         secs: u32,
     },
+    /// Followers-only mode: a viewer may chat only with a follow of the
+    /// creator at least `min_follow_secs` old (`None`: off).
+    FollowersOnly {
+        /// Follow age asked for (0..=[`MAX_FOLLOW_AGE_SECS`]).
+        min_follow_secs: Option<u32>,
+    },
     /// Names a moderator (the creator only).
     AddModerator {
         /// The moderator's key.
@@ -241,6 +265,7 @@ impl ModKind {
             | ModKind::Timeout { target, .. } => Subject::Sender(*target),
             ModKind::Delete(r) => Subject::Message(*r),
             ModKind::SlowMode { .. } => Subject::SlowMode,
+            ModKind::FollowersOnly { .. } => Subject::FollowersOnly,
             ModKind::AddModerator { key } | ModKind::RemoveModerator { key } => {
                 Subject::Moderator(*key)
             }
@@ -255,6 +280,7 @@ impl ModKind {
             ModKind::Timeout { .. } => "timeout",
             ModKind::Delete(_) => "delete",
             ModKind::SlowMode { .. } => "slow_mode",
+            ModKind::FollowersOnly { .. } => "followers_only",
             ModKind::AddModerator { .. } => "add_moderator",
             ModKind::RemoveModerator { .. } => "remove_moderator",
         }
@@ -270,6 +296,8 @@ pub enum Subject {
     Message(MessageRef),
     /// The chat's slow mode.
     SlowMode,
+    /// The chat's followers-only mode.
+    FollowersOnly,
     /// A key's moderator role.
     Moderator([u8; 32]),
 }
@@ -300,6 +328,12 @@ impl ModAction {
             ModKind::SlowMode { secs } if *secs > MAX_SLOW_SECS => Err(field(
                 "mod.slow_mode",
                 format!("{secs} s above {MAX_SLOW_SECS}"),
+            )),
+            ModKind::FollowersOnly {
+                min_follow_secs: Some(s),
+            } if *s > MAX_FOLLOW_AGE_SECS => Err(field(
+                "mod.followers_only",
+                format!("{s} s above {MAX_FOLLOW_AGE_SECS}"),
             )),
             _ => Ok(()),
         }

@@ -208,7 +208,12 @@ impl SocialActor {
         let held_record = held(ctx, &key).and_then(|h| SocialRecord::decode(&h).ok());
         let kept = match accept_checked(record, held_record.as_ref()) {
             Ok(a) => {
-                Self::store(ctx, &key, a.bytes.clone())?;
+                if Self::store(ctx, &key, a.bytes.clone()).is_err() {
+                    // Full: what this node publishes comes before what it
+                    // heard; one heard record makes room.
+                    self.evict_heard(ctx);
+                    Self::store(ctx, &key, a.bytes.clone())?;
+                }
                 self.changed(ctx, &a.record, Via::Dht, None);
                 a.record
             }
@@ -225,6 +230,20 @@ impl SocialActor {
         }
         self.push(ctx, &kept);
         Ok(kept)
+    }
+
+    /// Drops one record this node does not publish (the store is full).
+    fn evict_heard(&self, ctx: &mut Ctx<'_>) {
+        let store = ctx.swarm.behaviour_mut().kad.store_mut();
+        let victim = store
+            .records()
+            .find(|r| {
+                RecordKey::from_bytes(r.key.as_ref()).is_none_or(|k| !self.own.contains_key(&k))
+            })
+            .map(|r| r.key.clone());
+        if let Some(k) = victim {
+            store.remove(&k);
+        }
     }
 
     fn push(&mut self, ctx: &mut Ctx<'_>, record: &SocialRecord) {

@@ -259,7 +259,7 @@ impl FollowOp {
 }
 
 /// A follow operation with its follower's signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SignedFollowOp {
     /// The signed operation.
     pub op: FollowOp,
