@@ -5,15 +5,13 @@
 //! [`ChatEvent`] each).
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use vilokanam_api::{ChatActionInfo, ChatEvent, ChatMessageInfo, ChatModerate, ChatSend, ChatView};
 
 use super::{Api, HttpResult};
@@ -71,31 +69,14 @@ async fn events(
     // pages of other origins), then follow.
     let id = api.node.chat_joined(&stream).await?;
     let (rx, stop) = api.node.chat_events();
-    let closing = api.closing.subscribe();
-    let state = (rx, stop, closing, id);
-    let s = futures::stream::unfold(state, |(mut rx, mut stop, mut closing, id)| async move {
-        loop {
-            if *stop.borrow() || *closing.borrow() {
-                return None;
-            }
-            let ev = tokio::select! {
-                r = rx.recv() => r,
-                _ = stop.changed() => return None,
-                _ = closing.changed() => return None,
-            };
-            match ev {
-                Ok((s, ev)) if s == id => {
-                    let data = serde_json::to_string::<ChatEvent>(&ev).unwrap_or_default();
-                    return Some((Ok(Event::default().data(data)), (rx, stop, closing, id)));
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => {
-                    let ev = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(ev), (rx, stop, closing, id)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
-    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(super::sse_from(
+        rx,
+        stop,
+        api.closing.subscribe(),
+        move |(s, ev)| {
+            (s == id).then(|| {
+                Event::default().data(serde_json::to_string::<ChatEvent>(&ev).unwrap_or_default())
+            })
+        },
+    ))
 }

@@ -344,6 +344,55 @@ pub async fn serve(
         .await
 }
 
+/// Server-sent events from a node broadcast: each item `to_event` maps to
+/// an event is sent (others are skipped); a listener that falls more than
+/// the buffer behind gets a `lagged` event (with how many it missed) and
+/// goes on; the stream ends when the node (`stop`) or the API (`closing`)
+/// stops. Keep-alives every 15 s.
+pub(crate) fn sse_from<T, F>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    closing: tokio::sync::watch::Receiver<bool>,
+    to_event: F,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+>
+where
+    T: Clone + Send + 'static,
+    F: Fn(T) -> Option<axum::response::sse::Event> + Send + Sync + 'static,
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let to_event = Arc::new(to_event);
+    let s = futures::stream::unfold(
+        (rx, stop, closing, to_event),
+        |(mut rx, mut stop, mut closing, to_event)| async move {
+            loop {
+                if *stop.borrow() || *closing.borrow() {
+                    return None;
+                }
+                let ev = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.changed() => return None,
+                    _ = closing.changed() => return None,
+                };
+                let out = match ev {
+                    Ok(item) => match to_event(item) {
+                        Some(e) => e,
+                        None => continue,
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        Event::default().event("lagged").data(n.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(out), (rx, stop, closing, to_event)));
+            }
+        },
+    );
+    Sse::new(s).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

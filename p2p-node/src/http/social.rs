@@ -6,17 +6,15 @@
 //! /api/v0/feed/events` (server-sent events, one JSON [`FeedEvent`] each).
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use vilokanam_api::{
     AvatarInfo, FeedEvent, FeedView, FollowInfo, FollowersView, FollowsView, ProfileInfo,
     ProfileSet, SearchResults,
@@ -119,26 +117,7 @@ async fn feed(State(api): State<Api>) -> Json<FeedView> {
 /// ends when the node or the API stops.
 async fn feed_events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (rx, stop) = api.node.feed_events();
-    let closing = api.closing.subscribe();
-    let s = futures::stream::unfold(
-        (rx, stop, closing),
-        |(mut rx, mut stop, mut closing)| async move {
-            if *stop.borrow() || *closing.borrow() {
-                return None;
-            }
-            let ev = tokio::select! {
-                r = rx.recv() => r,
-                _ = stop.changed() => return None,
-                _ = closing.changed() => return None,
-            };
-            let out = match ev {
-                Ok(ev) => Event::default()
-                    .data(serde_json::to_string::<FeedEvent>(&ev).unwrap_or_default()),
-                Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-                Err(RecvError::Closed) => return None,
-            };
-            Some((Ok(out), (rx, stop, closing)))
-        },
-    );
-    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    super::sse_from(rx, stop, api.closing.subscribe(), |ev: FeedEvent| {
+        Some(Event::default().data(serde_json::to_string(&ev).unwrap_or_default()))
+    })
 }

@@ -470,8 +470,8 @@ async fn consume(
                         }
                     });
                 }
-                social::on_announcement(&inner, &announcement);
-                NodeHandle::on_announcement(&inner, *announcement);
+                let change = NodeHandle::on_announcement(&inner, (*announcement).clone());
+                social::on_announcement(&inner, &announcement, change);
             }
             Event::PeerConnected { peer, addr } => {
                 let full = addr.with_p2p(peer).unwrap_or_else(|a| a);
@@ -538,7 +538,7 @@ impl NodeHandle {
         Ok(())
     }
 
-    fn on_announcement(inner: &Inner, a: SignedAnnouncement) {
+    fn on_announcement(inner: &Inner, a: SignedAnnouncement) -> Change {
         search::index(inner, search::stream_doc(&a));
         let id = a.announcement.stream.clone();
         let (ended, last) = (a.announcement.ended, a.announcement.last_seq);
@@ -572,13 +572,14 @@ impl NodeHandle {
                 warn!(stream = %id, error = %e, "cannot store the announcement");
             }
         }
+        change
     }
 
     /// Sends an announcement this node signed, and records it locally.
     async fn send_announcement(&self, a: SignedAnnouncement) -> Result<(), NodeError> {
         self.inner.swarm.announce(a.clone()).await?;
         self.inner.metrics.announcements_sent.inc();
-        Self::on_announcement(&self.inner, a);
+        let _ = Self::on_announcement(&self.inner, a);
         Ok(())
     }
 

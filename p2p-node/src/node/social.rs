@@ -30,7 +30,7 @@ use vilokanam_swarm::protocols::social::wire::{MAX_FOLLOW_OPS, MAX_PROFILE_TTL_M
 use vilokanam_swarm::protocols::social::{
     FollowOp, Profile, RecordKey, RecordKind, SignedFollowOp, SocialRecord,
 };
-use vilokanam_swarm::{SignedAnnouncement, StreamId, SwarmError};
+use vilokanam_swarm::{SignedAnnouncement, SwarmError};
 
 use super::publisher::now_ms;
 use super::{lock, Inner, NodeError, NodeHandle};
@@ -41,8 +41,6 @@ pub const MAX_AVATAR_BYTES: usize = 1 << 20;
 const RECENT: usize = 100;
 /// Feed events buffered per API subscriber.
 const EVENT_BUFFER: usize = 256;
-/// Streams remembered as notified live.
-const MAX_NOTIFIED: usize = 4096;
 /// A profile is signed again when it expires within this.
 const RESIGN_BEFORE_MS: u64 = MAX_PROFILE_TTL_MS / 2;
 
@@ -52,8 +50,6 @@ pub(crate) struct SocialDesk {
     recent: Mutex<VecDeque<FeedEvent>>,
     /// The creators the user follows (from its follows record).
     followed: Mutex<HashSet<[u8; 32]>>,
-    /// Streams notified live and not ended since.
-    notified: Mutex<HashSet<StreamId>>,
     /// One change of the user's records at a time (a follow's time is
     /// after the last one's).
     writing: tokio::sync::Mutex<()>,
@@ -65,7 +61,6 @@ impl SocialDesk {
             events: broadcast::channel(EVENT_BUFFER).0,
             recent: Mutex::new(VecDeque::new()),
             followed: Mutex::new(HashSet::new()),
-            notified: Mutex::new(HashSet::new()),
             writing: tokio::sync::Mutex::new(()),
         }
     }
@@ -565,9 +560,20 @@ impl NodeHandle {
     }
 }
 
-/// An announcement was heard: a followed creator's stream going live (or
-/// live again) or ending becomes a notification.
-pub(crate) fn on_announcement(inner: &std::sync::Arc<Inner>, a: &SignedAnnouncement) {
+/// How recent a stream's start must be for its first announcement heard
+/// here to be a "went live" notification (older: it is in the feed's live
+/// list, but this node only now heard of it).
+const FRESH_START_MS: u64 = 5 * 60 * 1000;
+
+/// An announcement was heard and the catalog said what it changed: a
+/// followed creator's stream that started (first heard and started
+/// recently, or started again) or ended becomes a notification.
+pub(crate) fn on_announcement(
+    inner: &std::sync::Arc<Inner>,
+    a: &SignedAnnouncement,
+    change: super::catalog::Change,
+) {
+    use super::catalog::Change;
     let an = &a.announcement;
     if !lock(&inner.social.followed).contains(&an.stream.creator) {
         return;
@@ -575,30 +581,21 @@ pub(crate) fn on_announcement(inner: &std::sync::Arc<Inner>, a: &SignedAnnouncem
     let node = NodeHandle {
         inner: inner.clone(),
     };
-    let id = an.stream.clone();
-    let mut notified = lock(&inner.social.notified);
-    if an.ended {
-        if notified.remove(&id) {
-            drop(notified);
-            let item = node.feed_item(a, false, None);
-            node.notify(FeedEvent::Ended(item));
-        }
+    let live = match change {
+        Change::Ended => false,
+        Change::Restarted if !an.ended => true,
+        Change::New if !an.ended && an.started_at_ms + FRESH_START_MS >= now_ms() => true,
+        _ => return,
+    };
+    if !live {
+        let item = node.feed_item(a, false, None);
+        node.notify(FeedEvent::Ended(item));
         return;
     }
-    if notified.contains(&id) {
-        return;
-    }
-    if notified.len() >= MAX_NOTIFIED {
-        notified.clear();
-    }
-    notified.insert(id);
-    drop(notified);
     // The profile's name when it is held here already (no lookup on the
     // event path).
-    let inner2 = inner.clone();
     let a = a.clone();
     tokio::spawn(async move {
-        let node = NodeHandle { inner: inner2 };
         let name = node
             .held_name(&hex::encode(a.announcement.stream.creator))
             .await;

@@ -11,7 +11,8 @@
 //! - `feed`: real `vilokanam` daemons in a line of `--hops` + 1 (no
 //!   discovery); the last node's user follows the first node's creator;
 //!   the first node goes live `--rounds` times (a `vilokanam publish` of
-//!   the shipped fixture, each a new stream, each ended before the next):
+//!   the shipped fixture, four stream names in turn, each ended before the
+//!   next starts):
 //!   the time from starting the publisher to the follower's `live`
 //!   notification (server-sent event).
 //!
@@ -318,9 +319,17 @@ async fn dht(nodes: usize, records: usize) -> Result<()> {
     });
     report(&format!("DHT put (quorum 1, {nodes} nodes)"), put_times);
     // Resolved by a node that joined after the puts and holds nothing.
-    let (late, _, rx) = swarm_node(true).await?;
-    drain(rx);
+    let (late, _, mut rx) = swarm_node(true).await?;
     late.dial(boot_addr.clone()).await?;
+    // Its routing table has the bootstrap node (identify, then Kademlia).
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(Event::DhtPeer(p))) if p == boot_peer => break,
+            Ok(Some(_)) => {}
+            _ => bail!("the late node never had the bootstrap node in its routing table"),
+        }
+    }
+    drain(rx);
     let mut times = Vec::new();
     let mut found = 0;
     for k in &keys {
@@ -361,7 +370,10 @@ async fn feed(bin: &str, hops: usize, rounds: usize) -> Result<()> {
     let mut times = Vec::new();
     for r in 0..rounds {
         let mut events = follower.feed_events().await?;
-        let name = format!("round{r}");
+        // Four stream names, each started again after its end: a relay
+        // tracks at most 8 streams per creator (`max_streams_per_creator`),
+        // ended ones included, so a 9th new name would not travel.
+        let name = format!("round{}", r % 4);
         let t0 = Instant::now();
         let mut publish = t.publish(
             0,

@@ -20,7 +20,7 @@ use super::wire::{
 };
 use crate::behaviour::topic_peers;
 use crate::network::{Event, RejectReason, SwarmError};
-use crate::protocols::live::actor::{unix_ms, Ctx};
+use crate::protocols::live::actor::{count_verdict, report_to, unix_ms, Ctx};
 use crate::protocols::live::core::Rejection;
 use crate::protocols::live::wire::StreamId;
 use crate::scoring::topic_score_params;
@@ -41,16 +41,6 @@ pub struct ChatActor {
     asks: HashMap<OutboundRequestId, (StreamId, PeerId)>,
     /// When each peer last asked us about each chat.
     askers: LruCache<(PeerId, StreamId), Instant>,
-}
-
-fn count(ctx: &Ctx<'_>, kind: &'static str, verdict: &'static str) {
-    ctx.metrics
-        .gossip
-        .get_or_create(&vec![
-            ("kind", kind.to_string()),
-            ("verdict", verdict.to_string()),
-        ])
-        .inc();
 }
 
 fn drop_label(d: &Drop) -> &'static str {
@@ -193,15 +183,15 @@ impl ChatActor {
             .gossipsub
             .publish(topic, g.encode())
         {
-            Ok(_) => count(ctx, "chat_out", "published"),
+            Ok(_) => count_verdict(ctx.metrics, "chat_out", "published"),
             // Alone in the chat: it is held here and reaches late joiners
             // through the history.
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                count(ctx, "chat_out", "no_peers")
+                count_verdict(ctx.metrics, "chat_out", "no_peers")
             }
             Err(e) => {
                 warn!(%stream, error = %e, "cannot publish to the chat");
-                count(ctx, "chat_out", "failed")
+                count_verdict(ctx.metrics, "chat_out", "failed")
             }
         }
     }
@@ -261,14 +251,14 @@ impl ChatActor {
         };
         match result {
             Ok(out) => {
-                count(ctx, kind, "accept");
-                report(ctx, &msg_id, &source, MessageAcceptance::Accept);
+                count_verdict(ctx.metrics, kind, "accept");
+                report_to(ctx, &msg_id, &source, MessageAcceptance::Accept);
                 self.emit(ctx, out);
             }
             Err(d) => {
                 debug!(peer = %source, reason = %d, "chat gossip not relayed");
-                count(ctx, kind, drop_label(&d));
-                report(ctx, &msg_id, &source, MessageAcceptance::Ignore);
+                count_verdict(ctx.metrics, kind, drop_label(&d));
+                report_to(ctx, &msg_id, &source, MessageAcceptance::Ignore);
                 ctx.events.emit(Event::ChatDropped {
                     peer: source,
                     reason: d,
@@ -285,8 +275,8 @@ impl ChatActor {
         reason: Rejection,
     ) {
         warn!(peer = %source, %reason, "rejected chat gossip");
-        count(ctx, "chat", "reject");
-        report(ctx, msg_id, &source, MessageAcceptance::Reject);
+        count_verdict(ctx.metrics, "chat", "reject");
+        report_to(ctx, msg_id, &source, MessageAcceptance::Reject);
         ctx.events.emit(Event::Rejected {
             peer: source,
             reason: RejectReason::Gossip(reason),
@@ -361,8 +351,8 @@ impl ChatActor {
         // (the channel is dropped), so the asker tries another peer rather
         // than taking an empty history for the whole one.
         if too_soon || !self.core.joined(&req.stream) {
-            count(
-                ctx,
+            count_verdict(
+                ctx.metrics,
                 "chat_history_in",
                 if too_soon {
                     "too_frequent"
@@ -374,7 +364,7 @@ impl ChatActor {
             return;
         }
         self.askers.put(key, now);
-        count(ctx, "chat_history_in", "answered");
+        count_verdict(ctx.metrics, "chat_history_in", "answered");
         let resp = self.core.history(&req.stream, usize::from(req.limit));
         let _ = ctx
             .swarm
@@ -402,11 +392,11 @@ impl ChatActor {
         if forged > 0 {
             warn!(%stream, %peer, forged, "chat history held forged entries; dropped them");
             for _ in 0..forged {
-                count(ctx, "chat_history_out", "forged");
+                count_verdict(ctx.metrics, "chat_history_out", "forged");
             }
         }
         let out = self.core.on_history(now, unix_ms(), &stream, resp);
-        count(ctx, "chat_history_out", "received");
+        count_verdict(ctx.metrics, "chat_history_out", "received");
         self.emit(ctx, out);
     }
 
@@ -415,11 +405,4 @@ impl ChatActor {
         let out = self.core.tick(now, unix_ms());
         self.emit(ctx, out);
     }
-}
-
-fn report(ctx: &mut Ctx<'_>, msg_id: &gossipsub::MessageId, source: &PeerId, a: MessageAcceptance) {
-    ctx.swarm
-        .behaviour_mut()
-        .gossipsub
-        .report_message_validation_result(msg_id, source, a);
 }

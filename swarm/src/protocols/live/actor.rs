@@ -826,7 +826,19 @@ fn report(
         .report_message_validation_result(msg_id, source, acceptance)
 }
 
-fn count_verdict(metrics: &Metrics, kind: &'static str, verdict: &'static str) {
+/// Gives gossipsub an actor's verdict on a message (shared by the
+/// protocol actors).
+pub(crate) fn report_to(
+    ctx: &mut Ctx<'_>,
+    msg_id: &gossipsub::MessageId,
+    source: &PeerId,
+    acceptance: MessageAcceptance,
+) {
+    report(ctx.swarm, msg_id, source, acceptance);
+}
+
+/// Counts a gossip verdict by kind (shared by the protocol actors).
+pub(crate) fn count_verdict(metrics: &Metrics, kind: &'static str, verdict: &'static str) {
     metrics
         .gossip
         .get_or_create(&vec![

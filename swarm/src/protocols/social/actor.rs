@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 use super::core::{accept, accept_checked, check, RecordError, SocialConfig, SocialPolicy};
 use super::wire::{RecordKey, RecordKind, SocialRecord, SOCIAL_TOPIC};
 use crate::network::{Event, SwarmError};
-use crate::protocols::live::actor::{unix_ms, Ctx};
+use crate::protocols::live::actor::{count_verdict, report_to, unix_ms, Ctx};
 
 /// Records pushed to a peer that subscribes, besides this node's own.
 const SYNC_RECENT: usize = 64;
@@ -80,16 +80,6 @@ pub struct SocialActor {
     /// The keys most recently changed here (pushed to new subscribers).
     recent: VecDeque<RecordKey>,
     last_push: Option<Instant>,
-}
-
-fn count(ctx: &Ctx<'_>, kind: &'static str, verdict: &'static str) {
-    ctx.metrics
-        .gossip
-        .get_or_create(&vec![
-            ("kind", kind.to_string()),
-            ("verdict", verdict.to_string()),
-        ])
-        .inc();
 }
 
 fn error_label(e: &RecordError) -> &'static str {
@@ -169,7 +159,7 @@ impl SocialActor {
         if self.own_subjects.contains(&key.subject) && key.kind != RecordKind::Followers {
             self.own.insert(key, record.clone());
         }
-        count(ctx, via.label(), "stored");
+        count_verdict(ctx.metrics, via.label(), "stored");
         ctx.events.emit(Event::SocialRecord {
             record: Box::new(record.clone()),
             from,
@@ -183,7 +173,7 @@ impl SocialActor {
         key: Option<RecordKey>,
         e: RecordError,
     ) {
-        count(ctx, via.label(), error_label(&e));
+        count_verdict(ctx.metrics, via.label(), error_label(&e));
         debug!(?from, ?key, error = %e, "social record refused");
         ctx.events.emit(Event::SocialRefused {
             from,
@@ -263,12 +253,14 @@ impl SocialActor {
             .gossipsub
             .publish(IdentTopic::new(SOCIAL_TOPIC), bytes)
         {
-            Ok(_) => count(ctx, "social_out", "published"),
+            Ok(_) => count_verdict(ctx.metrics, "social_out", "published"),
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
-            | Err(gossipsub::PublishError::Duplicate) => count(ctx, "social_out", "no_peers"),
+            | Err(gossipsub::PublishError::Duplicate) => {
+                count_verdict(ctx.metrics, "social_out", "no_peers")
+            }
             Err(e) => {
                 warn!(error = %e, "cannot publish a social record");
-                count(ctx, "social_out", "failed");
+                count_verdict(ctx.metrics, "social_out", "failed");
             }
         }
     }
@@ -344,7 +336,7 @@ impl SocialActor {
                     unix_ms(),
                 ) {
                     Ok(a) => {
-                        count(ctx, "social_lookup", "newer");
+                        count_verdict(ctx.metrics, "social_lookup", "newer");
                         g.best = Some(a.record);
                     }
                     Err(RecordError::Unchanged) | Err(RecordError::NotNewer { .. }) => {}
@@ -396,7 +388,7 @@ impl SocialActor {
             self.dht_policy
                 .admit(now, source, key.map(|k| k.subject).unwrap_or_default())
         {
-            count(ctx, "social_dht", "rate_limited");
+            count_verdict(ctx.metrics, "social_dht", "rate_limited");
             debug!(peer = %source, error = %e, "DHT put over the peer's budget");
             return;
         }
@@ -411,7 +403,7 @@ impl SocialActor {
                 let k = a.record.key();
                 if let Err(e) = Self::store(ctx, &k, a.bytes) {
                     debug!(error = %e, "record not stored");
-                    count(ctx, "social_dht", "store_full");
+                    count_verdict(ctx.metrics, "social_dht", "store_full");
                     return;
                 }
                 self.changed(ctx, &a.record, Via::Dht, Some(source));
@@ -435,11 +427,11 @@ impl SocialActor {
             Ok(r) => {
                 let key = r.key();
                 if let Err(e) = self.policy.admit(now, source, key.subject) {
-                    count(ctx, "social_gossip", "rate_limited");
+                    count_verdict(ctx.metrics, "social_gossip", "rate_limited");
                     debug!(peer = %source, %key, error = %e, "social record over a budget");
                     ctx.events
                         .emit(Event::SocialRateLimited { from: source, key });
-                    return report(ctx, &msg_id, &source, MessageAcceptance::Ignore);
+                    return report_to(ctx, &msg_id, &source, MessageAcceptance::Ignore);
                 }
                 let held = held(ctx, &key);
                 accept(&key.to_bytes(), &message.data, held.as_deref(), unix_ms())
@@ -449,11 +441,11 @@ impl SocialActor {
             Ok(a) => {
                 let key = a.record.key();
                 if Self::store(ctx, &key, a.bytes).is_err() {
-                    count(ctx, "social_gossip", "store_full");
-                    return report(ctx, &msg_id, &source, MessageAcceptance::Ignore);
+                    count_verdict(ctx.metrics, "social_gossip", "store_full");
+                    return report_to(ctx, &msg_id, &source, MessageAcceptance::Ignore);
                 }
                 self.changed(ctx, &a.record, Via::Gossip, Some(source));
-                report(ctx, &msg_id, &source, MessageAcceptance::Accept);
+                report_to(ctx, &msg_id, &source, MessageAcceptance::Accept);
             }
             Err(e) => {
                 let invalid = e.is_invalid();
@@ -464,7 +456,7 @@ impl SocialActor {
                 } else {
                     MessageAcceptance::Ignore
                 };
-                report(ctx, &msg_id, &source, a);
+                report_to(ctx, &msg_id, &source, a);
             }
         }
     }
@@ -511,11 +503,4 @@ impl SocialActor {
             self.push(ctx, &r);
         }
     }
-}
-
-fn report(ctx: &mut Ctx<'_>, msg_id: &gossipsub::MessageId, source: &PeerId, a: MessageAcceptance) {
-    ctx.swarm
-        .behaviour_mut()
-        .gossipsub
-        .report_message_validation_result(msg_id, source, a);
 }
