@@ -738,3 +738,135 @@ async fn chat_endpoints_refuse_with_precise_status_codes() {
     drop(events);
     n.stop().await;
 }
+
+/// Every profile, follow, avatar, feed and search endpoint with its
+/// refusals: 400 for malformed keys and fields, for garbage as an avatar
+/// and for an avatar not held here, 413 for an oversized one, 404 for a
+/// profile nobody published, 400 for following oneself; what is accepted
+/// reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn social_endpoints_refuse_with_precise_status_codes() {
+    use vilokanam_api::ProfileSet;
+    let n = Running::start(config()).await;
+    let api = &n.api;
+    let me = api.id().await.unwrap().creator_key;
+    let other = "22".repeat(32);
+    // No profile yet: 404, for this node's user and for a stranger.
+    for path in [
+        "/api/v0/profile".to_string(),
+        format!("/api/v0/profiles/{other}"),
+    ] {
+        let (code, body) = api.raw(Method::GET, &path, vec![]).await.unwrap();
+        assert_eq!(code, 404, "{path}: {body}");
+    }
+    // Malformed keys: 400.
+    for path in [
+        "/api/v0/profiles/nothex",
+        "/api/v0/users/abc/follows",
+        "/api/v0/users/abc/followers",
+    ] {
+        let (code, body) = api.raw(Method::GET, path, vec![]).await.unwrap();
+        assert_eq!(code, 400, "{path}: {body}");
+    }
+    let (code, _) = api
+        .raw(Method::POST, "/api/v0/follows/xyz", vec![])
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    // Bad profile fields: 400 with the field.
+    for (set, what) in [
+        (
+            ProfileSet {
+                name: " ".into(),
+                ..ProfileSet::default()
+            },
+            "profile.name",
+        ),
+        (
+            ProfileSet {
+                name: "x".repeat(51),
+                ..ProfileSet::default()
+            },
+            "profile.name",
+        ),
+        (
+            ProfileSet {
+                name: "ok".into(),
+                bio: "b\u{7}".into(),
+                ..ProfileSet::default()
+            },
+            "profile.bio",
+        ),
+        (
+            ProfileSet {
+                name: "ok".into(),
+                avatar: Some("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".into()),
+                ..ProfileSet::default()
+            },
+            "not held",
+        ),
+    ] {
+        let e = api.set_profile(&set).await.unwrap_err().to_string();
+        assert!(e.contains("400") && e.contains(what), "{what}: {e}");
+    }
+    // Avatars: garbage 400, oversized 413, a PNG accepted and read back.
+    let (code, body) = api
+        .raw(Method::POST, "/api/v0/avatar", b"GIF00 not really".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    let mut big = b"\x89PNG\r\n\x1a\n".to_vec();
+    big.resize(2 << 20, 0);
+    let (code, _) = api.raw(Method::POST, "/api/v0/avatar", big).await.unwrap();
+    assert_eq!(code, 413);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&[1; 300 * 1024]);
+    let a = api.add_avatar(png.clone()).await.unwrap();
+    assert_eq!(
+        (a.bytes, a.content_type.as_str()),
+        (png.len() as u64, "image/png")
+    );
+    assert_eq!(api.avatar(&a.cid).await.unwrap(), png);
+    let p = api
+        .set_profile(&ProfileSet {
+            name: "Me".into(),
+            bio: "two\nlines".into(),
+            avatar: Some(a.cid.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!((p.creator.as_str(), p.name.as_str()), (me.as_str(), "Me"));
+    let again = api
+        .set_profile(&ProfileSet {
+            name: "Me again".into(),
+            ..ProfileSet::default()
+        })
+        .await
+        .unwrap();
+    assert!(again.version > p.version, "versions must grow");
+    assert_eq!(api.profile_of(&me).await.unwrap().name, "Me again");
+    // Follows: self refused, others counted; unfollow removes.
+    let e = api.follow(&me, true).await.unwrap_err().to_string();
+    assert!(e.contains("400") && e.contains("itself"), "{e}");
+    let f = api.follow(&other, true).await.unwrap();
+    assert!(f.follow);
+    assert_eq!(api.follows(None).await.unwrap().following.len(), 1);
+    assert_eq!(api.followers(&other).await.unwrap().count, 1);
+    api.follow(&other, false).await.unwrap();
+    let v = api.follows(None).await.unwrap();
+    assert_eq!((v.following.len(), v.operations), (0, 1));
+    assert_eq!(api.followers(&other).await.unwrap().count, 0);
+    // Feed and search answer on an empty node.
+    assert!(api.feed().await.unwrap().live.is_empty());
+    let r = api.search(Some("anything"), None, 5).await.unwrap();
+    assert!(r.hits.is_empty());
+    let (code, _) = api
+        .raw(
+            Method::GET,
+            &format!("/api/v0/search?q={}", "x".repeat(300)),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+}
