@@ -120,11 +120,13 @@ fn run(viewers: usize, seconds: u64, per_second: bool) -> (Duration, u64, usize,
                             cumulative: voucher.cumulative,
                             signature: Sig(voucher.signature),
                         }),
+                        holder: Some([7; 32]),
                     };
                     req_bytes = encode_request(&r).expect("encodes").len();
                     resp_bytes = encode_response(&KeyResponse::Granted {
                         epoch,
                         key: g.key.into(),
+                        pass: None,
                     })
                     .expect("encodes")
                     .len();

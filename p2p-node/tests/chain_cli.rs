@@ -530,6 +530,51 @@ async fn two_viewers_pay_for_the_seconds_they_watched_and_the_chain_settles_exac
         );
         spent.push(x);
     }
+    // Paid-viewers-only chat: A, who pays, chats (its messages carry the
+    // pass the creator's key server signed with its keys); the relay, which
+    // pays nothing, is refused with the reason.
+    let creator_api = t.api(0).unwrap();
+    creator_api
+        .chat_moderate(&stream, &vilokanam_api::ChatModerate::PaidOnly { on: true })
+        .await
+        .unwrap();
+    let relay_api = t.api(1).unwrap();
+    for v in [&relay_api, &a] {
+        vilokanam_testnet::wait_until(
+            "paid-only mode applied",
+            std::time::Duration::from_secs(20),
+            || async {
+                Ok(v.chat(&stream).await?.actions.iter().any(|x| {
+                    matches!(x.action, vilokanam_api::ChatModerate::PaidOnly { on: true })
+                }))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let e = relay_api
+        .chat_send(&stream, "free rider")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("paid-viewers-only"), "{e}");
+    a.chat_send(&stream, "a paying viewer says hi")
+        .await
+        .unwrap();
+    vilokanam_testnet::wait_until(
+        "the payer's message at the creator",
+        std::time::Duration::from_secs(20),
+        || async {
+            Ok(creator_api
+                .chat(&stream)
+                .await?
+                .messages
+                .iter()
+                .any(|m| m.text == "a paying viewer says hi"))
+        },
+    )
+    .await
+    .unwrap();
     for api in [&api_a, &api_b] {
         ok(&tokio::process::Command::new(bin)
             .args(["unwatch", &stream, "--api", api])

@@ -277,6 +277,9 @@ async fn testnet_command_without_ffmpeg_keeps_playing_and_pays() -> Result<()> {
         stdout.contains("paid stream: 200µTICK/s to the creator //Alice"),
         "{stdout}"
     );
+    // Its chat is paid-viewers-only, and the paying viewer's answer reached
+    // the creator (the timed run fails otherwise).
+    ensure!(stdout.contains("chat: paid-viewers-only"), "{stdout}");
     ensure!(
         stdout.contains("watch to first decrypted segment: "),
         "{stdout}"

@@ -158,6 +158,7 @@ async fn bad_payments(key_listen: Option<Vec<String>>) {
         epoch,
         channel,
         payment,
+        holder: None,
     };
     let request = |r: KeyRequest| {
         let rogue = rogue.clone();

@@ -147,7 +147,8 @@ impl ChatUser {
             sent_ms: at_ms,
             text: text.into(),
             pow: self.pow,
-            follow,
+            follow: follow.map(Box::new),
+            pass: None,
         }
         .sign(&self.key)
         .expect("a valid test message")

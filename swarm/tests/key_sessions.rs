@@ -58,6 +58,7 @@ impl KeyService for Desk {
                 Ok(g) => KeyResponse::Granted {
                     epoch: g.epoch,
                     key: g.key.into(),
+                    pass: None,
                 },
                 Err(r) => KeyResponse::Refused(r),
             };
@@ -156,6 +157,7 @@ fn ask(stream: &StreamId, epoch: u64) -> KeyRequest {
         epoch,
         channel: 3,
         payment: None,
+        holder: None,
     }
 }
 
@@ -176,7 +178,7 @@ async fn one_session_carries_every_request_and_only_the_payer_opens_the_key() ->
     let r = v
         .request_key(s.id, vec![s.addr.clone()], ask(&s.stream, 5))
         .await?;
-    let KeyResponse::Granted { epoch, key } = r else {
+    let KeyResponse::Granted { epoch, key, .. } = r else {
         bail!("refused: {r:?}")
     };
     assert_eq!(epoch, 5);

@@ -989,6 +989,19 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
     // Chat: the creator greets and the viewer answers, across the relays
     // (each node carries the chat of the streams it follows).
     let host = t.api(0)?;
+    if paid.is_some() {
+        // Only paying viewers may chat: the viewer's messages carry the
+        // pass the creator's key server signed with its keys.
+        match host
+            .chat_moderate(&stream, &vilokanam_api::ChatModerate::PaidOnly { on: true })
+            .await
+        {
+            Ok(_) => {
+                println!("chat: paid-viewers-only (the viewer's messages carry the creator's pass)")
+            }
+            Err(e) => println!("(chat: {e})"),
+        }
+    }
     for (who, text) in [
         (&host, "welcome to the Vilokanam testnet"),
         (&api, "hello from the viewer"),
@@ -1072,6 +1085,17 @@ pub async fn run_interactive(opts: InteractiveOptions) -> Result<()> {
         if !greeted {
             outcome = Err(anyhow!(
                 "the creator's chat message never reached the viewer's chat"
+            ));
+        }
+        // A paid testnet's chat is paid-viewers-only: the paying viewer's
+        // answer reached the creator all the same.
+        let answered = host
+            .chat(&stream)
+            .await
+            .is_ok_and(|c| c.messages.iter().any(|m| m.text == "hello from the viewer"));
+        if outcome.is_ok() && !answered {
+            outcome = Err(anyhow!(
+                "the viewer's chat answer never reached the creator's chat"
             ));
         }
     }

@@ -572,6 +572,13 @@ pub enum ChatModerate {
         /// Follow age asked for, seconds.
         min_follow_secs: Option<u32>,
     },
+    /// Paid-viewers-only: viewers chat only while they pay for the stream
+    /// (their messages carry the pass the creator's key server signs with
+    /// each epoch key).
+    PaidOnly {
+        /// On or off.
+        on: bool,
+    },
     /// Names a moderator (the creator only).
     AddModerator {
         /// Key (hex).

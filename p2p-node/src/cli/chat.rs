@@ -97,6 +97,10 @@ pub enum ModCmd {
     },
     /// Turns followers-only mode off.
     FollowersOff,
+    /// Paid-viewers-only: viewers chat only while they pay for the stream.
+    PaidOnly,
+    /// Turns paid-viewers-only mode off.
+    PaidOff,
     /// Names a moderator (the stream's creator only).
     Add {
         /// Key (hex).
@@ -132,6 +136,8 @@ fn describe(a: &ChatActionInfo) -> String {
         ChatModerate::FollowersOnly {
             min_follow_secs: None,
         } => "turned followers-only mode off".into(),
+        ChatModerate::PaidOnly { on: true } => "set paid-viewers-only mode".into(),
+        ChatModerate::PaidOnly { on: false } => "turned paid-viewers-only mode off".into(),
         ChatModerate::FollowersOnly {
             min_follow_secs: Some(s),
         } => format!("set followers-only mode (follows of at least {s} s)"),
@@ -222,6 +228,8 @@ pub async fn run(cmd: ChatCmd) -> Result<()> {
                 ModCmd::FollowersOff => ChatModerate::FollowersOnly {
                     min_follow_secs: None,
                 },
+                ModCmd::PaidOnly => ChatModerate::PaidOnly { on: true },
+                ModCmd::PaidOff => ChatModerate::PaidOnly { on: false },
                 ModCmd::Add { key } => ChatModerate::AddModerator { key },
                 ModCmd::Remove { key } => ChatModerate::RemoveModerator { key },
             };

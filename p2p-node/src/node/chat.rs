@@ -113,6 +113,7 @@ pub fn action_info(a: &SignedModAction) -> ChatActionInfo {
         ModKind::FollowersOnly { min_follow_secs } => ChatModerate::FollowersOnly {
             min_follow_secs: *min_follow_secs,
         },
+        ModKind::PaidOnly { on } => ChatModerate::PaidOnly { on: *on },
         ModKind::AddModerator { key } => ChatModerate::AddModerator {
             key: hex::encode(key),
         },
@@ -148,6 +149,7 @@ fn kind_of(req: &ChatModerate) -> Result<ModKind, NodeError> {
         ChatModerate::FollowersOnly { min_follow_secs } => ModKind::FollowersOnly {
             min_follow_secs: *min_follow_secs,
         },
+        ChatModerate::PaidOnly { on } => ModKind::PaidOnly { on: *on },
         ChatModerate::AddModerator { key } => ModKind::AddModerator {
             key: hex_key(key, "key")?,
         },
@@ -164,6 +166,7 @@ fn subject_key(s: &Subject) -> Vec<u8> {
         Subject::Message(r) => format!("message/{}/{}", hex::encode(r.sender), r.seq).into_bytes(),
         Subject::SlowMode => b"slow".to_vec(),
         Subject::FollowersOnly => b"followers-only".to_vec(),
+        Subject::PaidOnly => b"paid-only".to_vec(),
         Subject::Moderator(k) => format!("moderator/{}", hex::encode(k)).into_bytes(),
     }
 }
@@ -244,6 +247,9 @@ impl NodeHandle {
         // The user's follow of the creator goes with every message (a
         // followers-only chat asks for it).
         let follow = self.follow_of(id.creator).await;
+        // And, for a paid stream it pays for, the creator's pass (a
+        // paid-viewers-only chat asks for it).
+        let pass = self.inner.payments.pass_for(&id);
         let draft = ChatMessage {
             stream: id.clone(),
             sender: me,
@@ -251,7 +257,8 @@ impl NodeHandle {
             sent_ms: now_ms(),
             text: text.to_owned(),
             pow,
-            follow,
+            follow: follow.map(Box::new),
+            pass: pass.map(Box::new),
         };
         // Checked before a counter is spent on it.
         draft

@@ -198,6 +198,7 @@ impl Node {
             store.vouchers.clone(),
             store.sessions.clone(),
             config.channel_grace_blocks,
+            keys.creator.verifying_key().to_bytes(),
         );
         let settings = config
             .bandwidth_settings()
@@ -301,6 +302,8 @@ impl Node {
             let n = node.clone();
             let task = tokio::spawn(async move {
                 n.restore_social().await;
+                let resigner = n.spawn_resigner();
+                lock(&n.inner.tasks).push(resigner);
                 n.build_left_vods().await;
                 n.collect_garbage().await;
                 n.resume_ipfs_pins();
@@ -377,10 +380,27 @@ impl vilokanam_swarm::protocols::keys::session::KeyService for KeyDesk {
                     (o, secret)
                 });
             }
-            let response = inner
+            let epoch_secs = paid.as_ref().map(|(o, _)| o.epoch_secs);
+            let mut response = inner
                 .payments
                 .answer(peer, &request, paid, vod_offer.is_some())
                 .await;
+            // With the key, a pass for the viewer's chat key: it pays until
+            // two epochs from now (a viewer buys a key every epoch), and a
+            // paid-viewers-only chat lets it in.
+            if let (KeyResponse::Granted { pass, .. }, Some(holder), Some(epoch_secs)) =
+                (&mut response, request.holder, epoch_secs)
+            {
+                let until_ms =
+                    publisher::now_ms() + u64::from(epoch_secs).saturating_mul(2).max(60) * 1000;
+                *pass = vilokanam_swarm::protocols::chat::wire::ViewerPass {
+                    stream: request.stream.clone(),
+                    holder,
+                    until_ms,
+                }
+                .sign(inner.publisher.signing_key())
+                .ok();
+            }
             match &response {
                 KeyResponse::Refused(r) => {
                     tracing::debug!(%peer, stream = %request.stream, epoch = request.epoch, refusal = %r, "key refused");

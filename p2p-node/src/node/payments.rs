@@ -162,6 +162,12 @@ pub(crate) struct Payments {
     /// When this service started (ms since the epoch): the idle clock of
     /// channels it has not heard from since.
     started_ms: u64,
+    /// This node's user's key (its chat key): named in key requests, for a
+    /// viewer pass.
+    holder: [u8; 32],
+    /// The latest viewer pass per paid stream watched (from the key
+    /// servers; one per session at most).
+    passes: Mutex<HashMap<StreamId, vilokanam_swarm::protocols::chat::wire::SignedViewerPass>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -175,6 +181,7 @@ impl Payments {
         vouchers: Vouchers,
         history: Sessions,
         grace_blocks: u32,
+        holder: [u8; 32],
     ) -> Self {
         Payments {
             access,
@@ -188,6 +195,8 @@ impl Payments {
             sessions: Mutex::new(HashMap::new()),
             history,
             grace_blocks,
+            holder,
+            passes: Mutex::new(HashMap::new()),
             started_ms: now_ms(),
         }
     }
@@ -227,6 +236,18 @@ impl Payments {
 
     /// Answers a key request for a stream this node publishes with `offer`
     /// and `secret` (`None`: not published here, or free).
+    /// The latest pass for `stream` from its creator's key server, while
+    /// it holds (a paid-viewers-only chat asks for one).
+    pub(crate) fn pass_for(
+        &self,
+        stream: &StreamId,
+    ) -> Option<vilokanam_swarm::protocols::chat::wire::SignedViewerPass> {
+        lock(&self.passes)
+            .get(stream)
+            .filter(|p| p.pass.until_ms > now_ms())
+            .cloned()
+    }
+
     pub(crate) async fn answer(
         &self,
         peer: vilokanam_swarm::libp2p::PeerId,
@@ -371,6 +392,8 @@ impl Payments {
         Ok(KeyResponse::Granted {
             epoch: g.epoch,
             key: g.key.into(),
+            // Signed by the node (the creator's key), which knows it.
+            pass: None,
         })
     }
 
@@ -811,6 +834,7 @@ impl Payments {
     /// latest voucher to the key server, so the creator holds everything
     /// this node signed (the answer does not matter).
     pub(crate) async fn end_session(&self, swarm: &Client, stream: &StreamId) {
+        lock(&self.passes).remove(stream);
         let Some(session) = lock(&self.sessions).remove(stream) else {
             return;
         };
@@ -832,6 +856,7 @@ impl Payments {
                 cumulative: last.cumulative,
                 signature: Sig(last.signature),
             }),
+            holder: None,
         };
         let addrs = server.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         let _ = tokio::time::timeout(
@@ -1025,6 +1050,7 @@ impl Payments {
                     cumulative: v.cumulative,
                     signature: Sig(v.signature),
                 }),
+                holder: Some(self.holder),
             };
             let response = swarm
                 .request_key(peer, addrs.clone(), request)
@@ -1034,13 +1060,26 @@ impl Payments {
                     reason: e.to_string(),
                 })?;
             match response {
-                KeyResponse::Granted { epoch: e, key } if e == epoch => {
+                KeyResponse::Granted {
+                    epoch: e,
+                    key,
+                    pass,
+                } if e == epoch => {
+                    // The creator's pass for this node's user, when it
+                    // checks (signed by the stream's creator, for us).
+                    if let Some(p) = pass.filter(|p| {
+                        p.verify().is_ok()
+                            && p.pass.holder == self.holder
+                            && p.pass.stream == *stream
+                    }) {
+                        lock(&self.passes).insert(stream.clone(), p);
+                    }
                     return open_key(&key.into(), &self.voucher_key, stream, epoch).map_err(|e| {
                         NodeError::Payment {
                             stream: stream.to_string(),
                             reason: e.to_string(),
                         }
-                    })
+                    });
                 }
                 KeyResponse::Refused(KeyRefusal::Unpaid { required, paid })
                     if attempt == 0

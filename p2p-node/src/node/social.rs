@@ -43,6 +43,8 @@ const RECENT: usize = 100;
 const EVENT_BUFFER: usize = 256;
 /// A profile is signed again when it expires within this.
 const RESIGN_BEFORE_MS: u64 = MAX_PROFILE_TTL_MS / 2;
+/// How often a running node checks its profile's expiry.
+const RESIGN_CHECK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// The node's social desk (in `Inner`).
 pub(crate) struct SocialDesk {
@@ -206,6 +208,38 @@ impl NodeHandle {
                 Err(e) => warn!(%key, error = %e, "cannot publish a kept social record"),
             }
         }
+    }
+
+    /// Signs the user's profile again when it expires within
+    /// [`RESIGN_BEFORE_MS`] (checked every [`RESIGN_CHECK`] while the node
+    /// runs; at start, [`NodeHandle::restore_social`] does it).
+    pub(crate) fn spawn_resigner(&self) -> tokio::task::JoinHandle<()> {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        let mut stop = self.inner.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(RESIGN_CHECK) => {}
+                    _ = stop.changed() => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let node = NodeHandle { inner };
+                let key = key_of(RecordKind::Profile, node.me());
+                if let Some(SocialRecord::Profile(p)) = node.inner.swarm.social_held_one(key).await
+                {
+                    if p.profile.expires_ms < now_ms() + RESIGN_BEFORE_MS {
+                        let set = ProfileSet {
+                            name: p.profile.name.clone(),
+                            bio: p.profile.bio.clone(),
+                            avatar: p.profile.avatar.clone(),
+                        };
+                        if let Err(e) = node.set_profile(&set).await {
+                            warn!(error = %e, "cannot sign the profile again");
+                        }
+                    }
+                }
+            }
+        })
     }
 
     /// A social record changed what the swarm holds: the user's own

@@ -179,6 +179,7 @@ async fn main() -> Result<()> {
                     text: format!("message {seq}"),
                     pow,
                     follow: None,
+                    pass: None,
                 }
                 .sign(&key)?;
                 sent.lock().expect("lock").insert((me, seq), Instant::now());

@@ -150,6 +150,7 @@ async fn run_viewer(
                 cumulative,
                 signature: Sig(voucher.signature),
             }),
+            holder: None,
         };
         let started = Instant::now();
         let r = v.client.request_key(server, addrs.clone(), request).await;

@@ -55,6 +55,7 @@ fn drop_label(d: &Drop) -> &'static str {
         Drop::RateLimited { .. } => "rate_limited",
         Drop::SlowMode(_) => "slow_mode",
         Drop::FollowersOnly(_) => "followers_only",
+        Drop::PaidOnly => "paid_only",
         Drop::NewKeyBudget => "new_key_budget",
         Drop::NotAllowed(_) => "not_allowed",
         Drop::Superseded => "superseded",

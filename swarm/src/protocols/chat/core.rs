@@ -144,6 +144,9 @@ pub enum Drop {
     /// Slow mode: too soon after the sender's previous message.
     #[error("slow mode: one message per {0} s")]
     SlowMode(u32),
+    /// Paid-viewers-only mode: no valid pass from the creator.
+    #[error("paid-viewers-only chat: watch the stream (paying) to chat")]
+    PaidOnly,
     /// Followers-only mode: no follow of the creator, or a too recent one.
     #[error("followers-only chat: follow the creator (for at least {0} s) to chat")]
     FollowersOnly(u32),
@@ -299,6 +302,13 @@ impl Chat {
             }
             self.pending -= (before - s.pending.len()).min(self.pending);
         }
+    }
+
+    fn paid_only(&self) -> bool {
+        matches!(
+            self.actions.get(&Subject::PaidOnly).map(|a| &a.action.kind),
+            Some(ModKind::PaidOnly { on: true })
+        )
     }
 
     fn followers_only(&self) -> Option<u32> {
@@ -519,6 +529,17 @@ impl ChatCore {
             });
             if !old_enough {
                 return Err(Drop::FollowersOnly(min));
+            }
+        }
+        if !is_mod && !from_history && chat.paid_only() {
+            // The pass travels with the message (signed by the creator,
+            // checked with it); it must cover the time the message was
+            // sent, which must itself be near this node's clock.
+            let paid = msg.pass.as_ref().is_some_and(|p| {
+                p.pass.until_ms >= msg.sent_ms && msg.sent_ms <= now_ms.saturating_add(skew)
+            });
+            if !paid {
+                return Err(Drop::PaidOnly);
             }
         }
         let Some(s) = chat.senders.get_mut(&msg.sender) else {

@@ -781,7 +781,7 @@ fn followers_only_asks_for_a_follow_old_enough_carried_with_the_message() {
     let other = User::new(61);
     let theirs = other.follow_op(stream.creator, t - 3_600_000);
     let msg = ChatMessage {
-        follow: Some(theirs),
+        follow: Some(Box::new(theirs)),
         ..u.say(&stream, t, "borrowed").message
     };
     assert!(msg
@@ -826,4 +826,73 @@ fn followers_only_asks_for_a_follow_old_enough_carried_with_the_message() {
         },
     };
     assert!(too_long.sign(&creator.key).is_err());
+}
+
+#[test]
+fn paid_only_asks_for_the_creators_pass_carried_with_the_message() {
+    use crate::protocols::chat::wire::ViewerPass;
+    let (mut core, now, stream, creator) = setup();
+    let t = T0 + 2_000_000;
+    let on = creator.act(&stream, t, ModKind::PaidOnly { on: true });
+    core.on_action(t, on).unwrap();
+    let mut u = User::new(70);
+    // No pass.
+    assert_eq!(
+        core.on_message(now, t, u.say(&stream, t, "hi")),
+        Err(Drop::PaidOnly)
+    );
+    let pass = |holder: [u8; 32], until_ms: u64, by: &User| {
+        ViewerPass {
+            stream: stream.clone(),
+            holder,
+            until_ms,
+        }
+        .sign(&by.key)
+    };
+    let with = |u: &mut User, p| {
+        u.seq += 1;
+        ChatMessage {
+            stream: stream.clone(),
+            sender: u.id(),
+            seq: u.seq,
+            sent_ms: t,
+            text: "paid".into(),
+            pow: u.pow,
+            follow: None,
+            pass: Some(Box::new(p)),
+        }
+        .sign(&u.key)
+    };
+    // An expired pass: dropped; a current one: in.
+    let old = pass(u.id(), t - 1, &creator).unwrap();
+    assert_eq!(
+        core.on_message(now, t, with(&mut u, old).unwrap()),
+        Err(Drop::PaidOnly)
+    );
+    let good = pass(u.id(), t + 60_000, &creator).unwrap();
+    assert!(core
+        .on_message(now, t, with(&mut u, good.clone()).unwrap())
+        .is_ok());
+    // Someone else's pass does not sign; a pass signed by another key
+    // than the creator's cannot be made, and a forged one fails the check.
+    let mut v = User::new(71);
+    assert!(with(&mut v, good.clone())
+        .unwrap_err()
+        .to_string()
+        .contains("chat.pass"));
+    assert!(pass(v.id(), t + 60_000, &v).is_err());
+    let mut forged = pass(v.id(), t + 60_000, &creator).unwrap();
+    forged.pass.until_ms += 1;
+    assert!(with(&mut v, forged).unwrap().verify().is_err());
+    // Moderators are exempt; off lifts it.
+    let mut c = User::new(1);
+    assert!(core
+        .on_message(now, t, c.say(&stream, t, "creator"))
+        .is_ok());
+    let off = creator.act(&stream, t + 1, ModKind::PaidOnly { on: false });
+    core.on_action(t + 1, off).unwrap();
+    let mut w = User::new(72);
+    assert!(core
+        .on_message(now, t + 2, w.say(&stream, t + 2, "free"))
+        .is_ok());
 }

@@ -53,6 +53,56 @@ pub const MAX_HISTORY_RESPONSE: usize =
 const DOMAIN_CHAT: &[u8] = b"vilokanam/chat-message/v1\0";
 const DOMAIN_MOD: &[u8] = b"vilokanam/chat-moderation/v1\0";
 const DOMAIN_POW: &[u8] = b"vilokanam/chat-pow/v1\0";
+const DOMAIN_PASS: &[u8] = b"vilokanam/viewer-pass/v1\0";
+
+/// A creator's statement that `holder` (a viewer's creator key) pays for
+/// `stream` until `until_ms`: its key server signs one with every epoch key
+/// it sells, and the viewer's messages carry the latest, so that a
+/// paid-viewers-only chat is checked by every relay without a lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ViewerPass {
+    /// The paid stream.
+    pub stream: StreamId,
+    /// The paying viewer's key (the one that signs its chat messages).
+    pub holder: [u8; 32],
+    /// Until when (unix ms) it counts as paid.
+    pub until_ms: u64,
+}
+
+impl ViewerPass {
+    /// Signs with the stream's creator key.
+    pub fn sign(self, key: &SigningKey) -> Result<SignedViewerPass, WireError> {
+        if key.verifying_key().to_bytes() != self.stream.creator {
+            return Err(field("pass.stream", "not signed by the stream's creator"));
+        }
+        let signature = Sig(key.sign(&signing_bytes(DOMAIN_PASS, &self)).to_bytes());
+        Ok(SignedViewerPass {
+            pass: self,
+            signature,
+        })
+    }
+}
+
+/// A viewer pass with the creator's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SignedViewerPass {
+    /// The signed pass.
+    pub pass: ViewerPass,
+    /// ed25519 by `pass.stream.creator`.
+    pub signature: Sig,
+}
+
+impl SignedViewerPass {
+    /// Checks the creator's signature.
+    pub fn verify(&self) -> Result<(), WireError> {
+        self.pass.stream.validate()?;
+        verify(
+            &self.pass.stream.creator,
+            &signing_bytes(DOMAIN_PASS, &self.pass),
+            &self.signature,
+        )
+    }
+}
 
 /// The chat topic of `stream`.
 pub fn chat_topic(stream: &StreamId) -> String {
@@ -116,7 +166,10 @@ pub struct ChatMessage {
     /// The sender's signed follow of the stream's creator, when it follows
     /// it: what a followers-only chat asks for (every node checks it
     /// without looking anything up).
-    pub follow: Option<crate::protocols::social::SignedFollowOp>,
+    pub follow: Option<Box<crate::protocols::social::SignedFollowOp>>,
+    /// The creator's pass saying the sender pays for the stream, when it
+    /// does: what a paid-viewers-only chat asks for.
+    pub pass: Option<Box<SignedViewerPass>>,
 }
 
 impl ChatMessage {
@@ -135,6 +188,14 @@ impl ChatMessage {
         }
         if self.text.chars().any(char::is_control) {
             return Err(field("chat.text", "contains control characters"));
+        }
+        if let Some(p) = &self.pass {
+            if p.pass.holder != self.sender || p.pass.stream != self.stream {
+                return Err(field(
+                    "chat.pass",
+                    "not a pass of the sender for this stream",
+                ));
+            }
         }
         if let Some(f) = &self.follow {
             if f.op.follower != self.sender || f.op.creator != self.stream.creator || !f.op.follow {
@@ -182,6 +243,9 @@ impl SignedChatMessage {
         }
         if let Some(f) = &self.message.follow {
             f.verify()?;
+        }
+        if let Some(p) = &self.message.pass {
+            p.verify()?;
         }
         verify(
             &self.message.sender,
@@ -242,6 +306,12 @@ pub enum ModKind {
         /// Follow age asked for (0..=[`MAX_FOLLOW_AGE_SECS`]).
         min_follow_secs: Option<u32>,
     },
+    /// Paid-viewers-only mode: a viewer may chat only with a pass from the
+    /// creator's key server valid when the message was sent.
+    PaidOnly {
+        /// On or off.
+        on: bool,
+    },
     /// Names a moderator (the creator only).
     AddModerator {
         /// The moderator's key.
@@ -266,6 +336,7 @@ impl ModKind {
             ModKind::Delete(r) => Subject::Message(*r),
             ModKind::SlowMode { .. } => Subject::SlowMode,
             ModKind::FollowersOnly { .. } => Subject::FollowersOnly,
+            ModKind::PaidOnly { .. } => Subject::PaidOnly,
             ModKind::AddModerator { key } | ModKind::RemoveModerator { key } => {
                 Subject::Moderator(*key)
             }
@@ -281,6 +352,7 @@ impl ModKind {
             ModKind::Delete(_) => "delete",
             ModKind::SlowMode { .. } => "slow_mode",
             ModKind::FollowersOnly { .. } => "followers_only",
+            ModKind::PaidOnly { .. } => "paid_only",
             ModKind::AddModerator { .. } => "add_moderator",
             ModKind::RemoveModerator { .. } => "remove_moderator",
         }
@@ -298,6 +370,8 @@ pub enum Subject {
     SlowMode,
     /// The chat's followers-only mode.
     FollowersOnly,
+    /// The chat's paid-viewers-only mode.
+    PaidOnly,
     /// A key's moderator role.
     Moderator([u8; 32]),
 }

@@ -17,6 +17,7 @@ fn request(payment: bool) -> KeyRequest {
             cumulative: 12_000_000,
             signature: Sig([5; 64]),
         }),
+        holder: payment.then_some([9; 32]),
     }
 }
 
@@ -27,6 +28,22 @@ fn granted() -> KeyResponse {
     KeyResponse::Granted {
         epoch: 42,
         key: seal_key(&key, &viewer, &s, 42, [4; 32]).into(),
+        // The largest pass: a stream name of the longest length.
+        pass: {
+            let creator = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+            let stream = StreamId::new(
+                creator.verifying_key().to_bytes(),
+                "n".repeat(crate::protocols::live::wire::MAX_STREAM_NAME),
+            )
+            .unwrap();
+            crate::protocols::chat::wire::ViewerPass {
+                stream,
+                holder: [9; 32],
+                until_ms: u64::MAX,
+            }
+            .sign(&creator)
+            .ok()
+        },
     }
 }
 

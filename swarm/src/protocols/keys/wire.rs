@@ -35,6 +35,9 @@ pub struct KeyRequest {
     pub channel: u64,
     /// The latest voucher, if the viewer has paid anything yet.
     pub payment: Option<Payment>,
+    /// The viewer's chat key, for a pass with the key (paid-viewers-only
+    /// chats ask for one).
+    pub holder: Option<[u8; 32]>,
 }
 
 /// Why a key was not given. Each reason is distinct, so the viewer's node
@@ -137,6 +140,9 @@ pub enum KeyResponse {
         epoch: u64,
         /// The sealed key.
         key: WireSealedKey,
+        /// The creator's pass for the request's `holder` (when it named
+        /// one): it pays for the stream until the pass's time.
+        pass: Option<crate::protocols::chat::wire::SignedViewerPass>,
     },
     /// No key, and why.
     Refused(KeyRefusal),
