@@ -32,15 +32,6 @@ async fn cli(args: &[&str]) -> Result<std::process::Output> {
         .context("running vilokanam")
 }
 
-async fn neighbours_in_chat(api: &Api, topic: &str, want: usize) -> Result<bool> {
-    let peers = api.peers().await?;
-    Ok(peers
-        .iter()
-        .filter(|p| p.topics.iter().any(|t| t == topic))
-        .count()
-        >= want)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_crosses_real_daemons_and_a_ban_holds_everywhere() -> Result<()> {
     let mut t = Testnet::new(BIN, None)?;
@@ -62,7 +53,7 @@ async fn chat_crosses_real_daemons_and_a_ban_holds_everywhere() -> Result<()> {
             Duration::from_secs(30),
             move || {
                 let (api, topic) = (api.clone(), topic.clone());
-                async move { neighbours_in_chat(&api, &topic, want).await }
+                async move { vilokanam_testnet::peers_on(&api, &topic, want).await }
             },
         )
         .await?;

@@ -324,10 +324,7 @@ async fn profiles_follows_and_the_feed_cross_real_daemons() -> Result<()> {
             Duration::from_secs(30),
             move || {
                 let (api, topic) = (api.clone(), topic.clone());
-                async move {
-                    let peers = api.peers().await?;
-                    Ok(peers.iter().filter(|p| p.topics.contains(&topic)).count() >= want)
-                }
+                async move { vilokanam_testnet::peers_on(&api, &topic, want).await }
             },
         )
         .await?;

@@ -510,6 +510,17 @@ impl Drop for Testnet {
     }
 }
 
+/// Whether `api`'s node sees at least `want` peers subscribed to `topic`
+/// (a chat's neighbours, say).
+pub async fn peers_on(api: &Api, topic: &str, want: usize) -> Result<bool> {
+    let peers = api.peers().await?;
+    Ok(peers
+        .iter()
+        .filter(|p| p.topics.contains(&topic.to_string()))
+        .count()
+        >= want)
+}
+
 /// Polls `cond` every 50 ms until it is true or `timeout` passes.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Result<()>
 where

@@ -184,15 +184,7 @@ impl NodeHandle {
                 continue;
             };
             if let SocialRecord::Profile(p) = &record {
-                if p.profile.expires_ms < now_ms() + RESIGN_BEFORE_MS {
-                    let set = ProfileSet {
-                        name: p.profile.name.clone(),
-                        bio: p.profile.bio.clone(),
-                        avatar: p.profile.avatar.clone(),
-                    };
-                    if let Err(e) = self.set_profile(&set).await {
-                        warn!(error = %e, "cannot sign the profile again");
-                    }
+                if self.resign_if_expiring(&p.profile).await {
                     continue;
                 }
             }
@@ -208,6 +200,23 @@ impl NodeHandle {
                 Err(e) => warn!(%key, error = %e, "cannot publish a kept social record"),
             }
         }
+    }
+
+    /// Signs `p` (the user's profile) again, as a new version, when it
+    /// expires within [`RESIGN_BEFORE_MS`]; whether it did.
+    async fn resign_if_expiring(&self, p: &Profile) -> bool {
+        if p.expires_ms >= now_ms() + RESIGN_BEFORE_MS {
+            return false;
+        }
+        let set = ProfileSet {
+            name: p.name.clone(),
+            bio: p.bio.clone(),
+            avatar: p.avatar.clone(),
+        };
+        if let Err(e) = self.set_profile(&set).await {
+            warn!(error = %e, "cannot sign the profile again");
+        }
+        true
     }
 
     /// Signs the user's profile again when it expires within
@@ -227,16 +236,7 @@ impl NodeHandle {
                 let key = key_of(RecordKind::Profile, node.me());
                 if let Some(SocialRecord::Profile(p)) = node.inner.swarm.social_held_one(key).await
                 {
-                    if p.profile.expires_ms < now_ms() + RESIGN_BEFORE_MS {
-                        let set = ProfileSet {
-                            name: p.profile.name.clone(),
-                            bio: p.profile.bio.clone(),
-                            avatar: p.profile.avatar.clone(),
-                        };
-                        if let Err(e) = node.set_profile(&set).await {
-                            warn!(error = %e, "cannot sign the profile again");
-                        }
-                    }
+                    node.resign_if_expiring(&p.profile).await;
                 }
             }
         })
