@@ -41,23 +41,7 @@ async fn chat_crosses_real_daemons_and_a_ban_holds_everywhere() -> Result<()> {
     let apis: Vec<Api> = (0..5).map(|i| t.api(i)).collect::<Result<_>>()?;
     let creator = apis[0].id().await?.creator_key;
     let stream = format!("{creator}-show");
-    let topic = format!("/vilokanam/chat/1/{stream}");
-    for api in &apis {
-        api.chat_join(&stream).await?;
-    }
-    for (i, api) in apis.iter().enumerate() {
-        let want = if i == 0 || i == 4 { 1 } else { 2 };
-        let (api, topic) = (api.clone(), topic.clone());
-        wait_until(
-            &format!("node {i}'s neighbours in the chat"),
-            Duration::from_secs(30),
-            move || {
-                let (api, topic) = (api.clone(), topic.clone());
-                async move { vilokanam_testnet::peers_on(&api, &topic, want).await }
-            },
-        )
-        .await?;
-    }
+    vilokanam_testnet::join_chat_line(&apis, &stream).await?;
     let mut events = apis[4].chat_events(&stream).await?;
 
     // A message from node 2, sent with the CLI.

@@ -312,23 +312,7 @@ async fn profiles_follows_and_the_feed_cross_real_daemons() -> Result<()> {
     // user (who does not follow the creator) is refused with the reason,
     // node 4's (who does) chats, and its message reaches the creator.
     let stream = item.stream.clone();
-    let topic = format!("/vilokanam/chat/1/{stream}");
-    for a in &apis[..5] {
-        a.chat_join(&stream).await?;
-    }
-    for (i, api) in apis.iter().take(5).enumerate() {
-        let want = if i == 0 || i == 4 { 1 } else { 2 };
-        let (api, topic) = (api.clone(), topic.clone());
-        wait_until(
-            &format!("node {i}'s neighbours in the chat"),
-            Duration::from_secs(30),
-            move || {
-                let (api, topic) = (api.clone(), topic.clone());
-                async move { vilokanam_testnet::peers_on(&api, &topic, want).await }
-            },
-        )
-        .await?;
-    }
+    vilokanam_testnet::join_chat_line(&apis[..5], &stream).await?;
     cli(&["chat", "mod", &stream, "--api", &addrs[0], "followers", "0"]).await?;
     for i in [2, 4] {
         let (api, stream) = (apis[i].clone(), stream.clone());

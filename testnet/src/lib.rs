@@ -521,6 +521,31 @@ pub async fn peers_on(api: &Api, topic: &str, want: usize) -> Result<bool> {
         >= want)
 }
 
+/// Joins every node of a line (`apis` in line order) to `stream`'s chat
+/// and waits until each sees its neighbours in it (one at the ends, two
+/// in between).
+pub async fn join_chat_line(apis: &[Api], stream: &str) -> Result<()> {
+    let topic = format!("/vilokanam/chat/1/{stream}");
+    for api in apis {
+        api.chat_join(stream).await?;
+    }
+    let last = apis.len().saturating_sub(1);
+    for (i, api) in apis.iter().enumerate() {
+        let want = if i == 0 || i == last { 1 } else { 2 };
+        let (api, topic) = (api.clone(), topic.clone());
+        wait_until(
+            &format!("node {i}'s neighbours in the chat"),
+            Duration::from_secs(30),
+            move || {
+                let (api, topic) = (api.clone(), topic.clone());
+                async move { peers_on(&api, &topic, want).await }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Polls `cond` every 50 ms until it is true or `timeout` passes.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Result<()>
 where

@@ -51,11 +51,7 @@ impl ChatDesk {
 }
 
 fn hex_key(s: &str, what: &str) -> Result<[u8; 32], NodeError> {
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(s, &mut k).map_err(|e| {
-        NodeError::InvalidChat(format!("{what} {s:?} is not a 64-digit hex key: {e}"))
-    })?;
-    Ok(k)
+    super::parse_hex_key(s, what).map_err(NodeError::InvalidChat)
 }
 
 /// A swarm refusal as the API reports it: 429 when waiting helps, 403

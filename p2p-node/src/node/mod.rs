@@ -139,6 +139,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A 32-byte key from 64 hex digits; the error says what was given and
+/// why it is not one (each service wraps it in its own error).
+fn parse_hex_key(s: &str, what: &str) -> Result<[u8; 32], String> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(s, &mut k)
+        .map_err(|e| format!("{what} {s:?} is not a 64-digit hex key: {e}"))?;
+    Ok(k)
+}
+
 fn parse_stream(s: &str) -> Result<StreamId, NodeError> {
     s.parse().map_err(|reason| NodeError::InvalidStreamId {
         input: s.to_owned(),

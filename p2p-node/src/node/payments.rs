@@ -1072,7 +1072,11 @@ impl Payments {
                             && p.pass.holder == self.holder
                             && p.pass.stream == *stream
                     }) {
-                        lock(&self.passes).insert(stream.clone(), p);
+                        let mut passes = lock(&self.passes);
+                        // Expired passes go (paid VODs add streams that
+                        // no unwatch removes).
+                        passes.retain(|_, p| p.pass.until_ms > now_ms());
+                        passes.insert(stream.clone(), p);
                     }
                     return open_key(&key.into(), &self.voucher_key, stream, epoch).map_err(|e| {
                         NodeError::Payment {

@@ -69,16 +69,7 @@ impl SocialDesk {
 }
 
 fn parse_key(s: &str, what: &str) -> Result<[u8; 32], NodeError> {
-    let mut k = [0u8; 32];
-    if s.len() != 64 {
-        return Err(NodeError::InvalidSocial(format!(
-            "{what} {s:?} is not a 64-digit hex key"
-        )));
-    }
-    hex::decode_to_slice(s, &mut k).map_err(|e| {
-        NodeError::InvalidSocial(format!("{what} {s:?} is not a 64-digit hex key: {e}"))
-    })?;
-    Ok(k)
+    super::parse_hex_key(s, what).map_err(NodeError::InvalidSocial)
 }
 
 fn social_error(e: SwarmError) -> NodeError {

@@ -17,7 +17,7 @@
 //!   changed ones it holds, straight to it (`put_record_to`), so that a node
 //!   on a fixed topology (no discovery, so no DHT walks) learns them too.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -72,11 +72,11 @@ pub struct SocialActor {
     /// Budgets of DHT puts per peer (a subscription push is a burst).
     dht_policy: SocialPolicy,
     gets: HashMap<kad::QueryId, Get>,
-    /// The records this node publishes (pushed again periodically).
-    own: BTreeMap<RecordKey, SocialRecord>,
-    /// Subjects this node publishes for (a record about them from
-    /// elsewhere, e.g. the user's second node, updates `own`).
-    own_subjects: HashSet<[u8; 32]>,
+    /// The keys of the records this node publishes (pushed again
+    /// periodically, never evicted; the records are in the store). A record
+    /// about one of their subjects from elsewhere (the user's second node)
+    /// joins them.
+    own: BTreeSet<RecordKey>,
     /// The keys most recently changed here (pushed to new subscribers).
     recent: VecDeque<RecordKey>,
     last_push: Option<Instant>,
@@ -122,8 +122,7 @@ impl SocialActor {
             dht_policy: SocialPolicy::new(dht),
             config,
             gets: HashMap::new(),
-            own: BTreeMap::new(),
-            own_subjects: HashSet::new(),
+            own: BTreeSet::new(),
             recent: VecDeque::new(),
             last_push: None,
         }
@@ -156,8 +155,8 @@ impl SocialActor {
             self.recent.push_front(key);
             self.recent.truncate(SYNC_RECENT);
         }
-        if self.own_subjects.contains(&key.subject) && key.kind != RecordKind::Followers {
-            self.own.insert(key, record.clone());
+        if self.own.iter().any(|k| k.subject == key.subject) {
+            self.own.insert(key);
         }
         count_verdict(ctx.metrics, via.label(), "stored");
         ctx.events.emit(Event::SocialRecord {
@@ -215,8 +214,7 @@ impl SocialActor {
             Err(e) => return Err(SwarmError::Social(e)),
         };
         if own {
-            self.own_subjects.insert(key.subject);
-            self.own.insert(key, kept.clone());
+            self.own.insert(key);
         }
         self.push(ctx, &kept);
         Ok(kept)
@@ -227,9 +225,7 @@ impl SocialActor {
         let store = ctx.swarm.behaviour_mut().kad.store_mut();
         let victim = store
             .records()
-            .find(|r| {
-                RecordKey::from_bytes(r.key.as_ref()).is_none_or(|k| !self.own.contains_key(&k))
-            })
+            .find(|r| RecordKey::from_bytes(r.key.as_ref()).is_none_or(|k| !self.own.contains(&k)))
             .map(|r| r.key.clone());
         if let Some(k) = victim {
             store.remove(&k);
@@ -467,8 +463,8 @@ impl SocialActor {
         if topic != SOCIAL_TOPIC {
             return;
         }
-        let mut keys: Vec<RecordKey> = self.own.keys().copied().collect();
-        keys.extend(self.recent.iter().filter(|k| !self.own.contains_key(k)));
+        let mut keys: Vec<RecordKey> = self.own.iter().copied().collect();
+        keys.extend(self.recent.iter().filter(|k| !self.own.contains(k)));
         for key in keys {
             let Some(bytes) = held(ctx, &key) else {
                 continue;
@@ -498,9 +494,11 @@ impl SocialActor {
             return;
         }
         self.last_push = Some(now);
-        let own: Vec<SocialRecord> = self.own.values().cloned().collect();
-        for r in own {
-            self.push(ctx, &r);
+        let own: Vec<RecordKey> = self.own.iter().copied().collect();
+        for key in own {
+            if let Some(r) = self.held_one(ctx, &key) {
+                self.push(ctx, &r);
+            }
         }
     }
 }
